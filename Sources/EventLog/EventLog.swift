@@ -1,0 +1,237 @@
+import Foundation
+import GRDB
+import Logging
+
+/// One node's SQLite event log: `<data>/<node>/log.sqlite` in WAL mode. The
+/// node is the only writer of its own log (origin = node id); reads may run
+/// concurrently from any task.
+public final class EventLog: Sendable {
+    public let origin: String
+    public let path: String
+    /// Random id of this log file, fixed at creation. It is part of every
+    /// event id, so a node whose data folder was wiped never reuses an id.
+    public let logID: String
+    /// The newest own offset when the log was opened.
+    public let lastOffsetAtOpen: Int64
+    let reader: any DatabaseReader
+    private let writer: GroupCommitWriter?
+
+    /// How many of the newest own events `open` verifies: a torn tail is found
+    /// at start-up, at a cost that does not grow with the log.
+    static let tailEventsVerifiedAtOpen = 64
+
+    public static func path(data: String, node: String) -> String {
+        (data as NSString).appendingPathComponent(node) + "/log.sqlite"
+    }
+
+    public var isReadOnly: Bool { writer == nil }
+
+    private init(origin: String, path: String, logID: String, lastOffset: Int64, reader: any DatabaseReader, writer: GroupCommitWriter?) {
+        self.origin = origin
+        self.path = path
+        self.logID = logID
+        self.lastOffsetAtOpen = lastOffset
+        self.reader = reader
+        self.writer = writer
+    }
+
+    /// Opens (creating if needed) the node's log for writing: applies the
+    /// migrations, checks ownership and the tail, starts the writer.
+    public static func open(data: String, node: String, options: EventLogOptions = .init(), logger: Logger = Logger(label: "orderly.log")) throws -> EventLog {
+        let file = path(data: data, node: node)
+        try FileManager.default.createDirectory(
+            atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        return try open(path: file, node: node, options: options, logger: logger)
+    }
+
+    public static func open(path file: String, node: String, options: EventLogOptions = .init(), logger: Logger = Logger(label: "orderly.log")) throws -> EventLog {
+        var configuration = Configuration()
+        configuration.label = "orderly-\(node)"
+        configuration.busyMode = .timeout(5)
+        let pool = try DatabasePool(path: file, configuration: configuration)
+        let synchronous = options.durability == .fsync ? "FULL" : "NORMAL"
+        var logID = ""
+        var lastOffset: Int64 = 0
+        try pool.writeWithoutTransaction { db in
+            // GRDB sets NORMAL when it turns WAL on; the writer connection is
+            // the only one that commits, so this setting governs every commit.
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            try db.inTransaction(.immediate) {
+                try Migrations.apply(db, nowMs: options.clock())
+                let owner = try String.fetchOne(db, sql: "SELECT value FROM log_meta WHERE key = 'node'")
+                if let owner, owner != node {
+                    throw EventLogError.wrongOwner(expected: node, found: owner)
+                }
+                if let existing = try String.fetchOne(db, sql: "SELECT value FROM log_meta WHERE key = 'log_id'") {
+                    logID = existing
+                } else {
+                    logID = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+                    try db.execute(
+                        sql: "INSERT INTO log_meta (key, value) VALUES ('node', ?), ('log_id', ?)",
+                        arguments: [node, logID])
+                }
+                lastOffset = try Int64.fetchOne(
+                    db, sql: "SELECT MAX(\"offset\") FROM events WHERE origin = ?", arguments: [node]) ?? 0
+                let tail = try Row.fetchAll(
+                    db, sql: "SELECT \(EventRecord.columns) FROM events WHERE origin = ? ORDER BY \"offset\" DESC LIMIT ?",
+                    arguments: [node, tailEventsVerifiedAtOpen])
+                for row in tail { _ = try EventRecord(row: row).verified() }
+                return .commit
+            }
+        }
+        let writer = GroupCommitWriter(pool: pool, origin: node, logID: logID, lastOffset: lastOffset, options: options, logger: logger)
+        writer.start()
+        logger.info("event log open", metadata: ["node": "\(node)", "path": "\(file)", "last_offset": "\(lastOffset)"])
+        return EventLog(origin: node, path: file, logID: logID, lastOffset: lastOffset, reader: pool, writer: writer)
+    }
+
+    /// Opens a log file read-only, for inspection while its node may run.
+    public static func openReadOnly(path file: String) throws -> EventLog {
+        guard FileManager.default.fileExists(atPath: file) else {
+            throw EventLogError.invalidAppend("no log file at \(file)")
+        }
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(5)
+        let queue = try DatabaseQueue(path: file, configuration: configuration)
+        let (node, logID, last) = try queue.read { db -> (String, String, Int64) in
+            let node = try String.fetchOne(db, sql: "SELECT value FROM log_meta WHERE key = 'node'") ?? ""
+            let logID = try String.fetchOne(db, sql: "SELECT value FROM log_meta WHERE key = 'log_id'") ?? ""
+            let last = try Int64.fetchOne(db, sql: "SELECT MAX(\"offset\") FROM events WHERE origin = ?", arguments: [node]) ?? 0
+            return (node, logID, last)
+        }
+        return EventLog(origin: node, path: file, logID: logID, lastOffset: last, reader: queue, writer: nil)
+    }
+
+    static func eventID(origin: String, logID: String, offset: Int64) -> String {
+        "\(origin)-\(logID)-\(offset)"
+    }
+
+    // MARK: Writing
+
+    /// Appends atomically; returns the stored records once they are durable
+    /// per the durability setting. MUST NOT be called on a read-only log.
+    public func append(_ request: AppendRequest) async throws -> [EventRecord] {
+        guard let writer else { throw EventLogError.closed }
+        for event in request.events where event.orderID.isEmpty || event.version < 1 || event.type.isEmpty {
+            throw EventLogError.invalidAppend("event needs an order id, a type and a version from 1 (got \(event))")
+        }
+        return try await writer.append(request)
+    }
+
+    /// Lets queued appends finish, then stops the writer. Reads keep working.
+    public func close() {
+        writer?.stop()
+    }
+
+    static func upsert(_ checkpoint: Checkpoint, writtenAt: Int64, in db: Database) throws {
+        // A late checkpoint from an old activation never replaces a newer one.
+        try db.execute(
+            sql: """
+                INSERT INTO checkpoints (order_id, version, state, written_at, checksum) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(order_id) DO UPDATE SET version = excluded.version, state = excluded.state,
+                    written_at = excluded.written_at, checksum = excluded.checksum
+                WHERE excluded.version > checkpoints.version
+                """,
+            arguments: [checkpoint.orderID, checkpoint.version, checkpoint.state, writtenAt, Int64(checkpoint.checksum)])
+    }
+
+    // MARK: Reading
+
+    /// The order's newest checkpoint, verified.
+    public func checkpoint(orderID: String) async throws -> Checkpoint? {
+        try await reader.read { db in try Self.checkpoint(orderID: orderID, db) }
+    }
+
+    /// The order's events after `afterVersion`, in version order, verified.
+    public func events(orderID: String, afterVersion: Int64 = 0) async throws -> [EventRecord] {
+        try await reader.read { db in try Self.events(orderID: orderID, afterVersion: afterVersion, db) }
+    }
+
+    /// The checkpoint and the events after it, read in one snapshot.
+    public func load(orderID: String) async throws -> (checkpoint: Checkpoint?, events: [EventRecord]) {
+        try await reader.read { db in
+            let checkpoint = try Self.checkpoint(orderID: orderID, db)
+            let events = try Self.events(orderID: orderID, afterVersion: checkpoint?.version ?? 0, db)
+            return (checkpoint, events)
+        }
+    }
+
+    /// Events of one origin from `fromOffset` on, verified; a corrupt row
+    /// stops the scan with its position.
+    public func scan(origin: String? = nil, fromOffset: Int64 = 1, limit: Int = 1000) async throws -> [EventRecord] {
+        try await scanUnverified(origin: origin, fromOffset: fromOffset, limit: limit).map { try $0.verified() }
+    }
+
+    /// Newest offset of an origin in this file (0 when none).
+    public func lastOffset(origin: String? = nil) async throws -> Int64 {
+        let origin = origin ?? self.origin
+        return try await reader.read { db in
+            try Int64.fetchOne(db, sql: "SELECT MAX(\"offset\") FROM events WHERE origin = ?", arguments: [origin]) ?? 0
+        }
+    }
+
+    /// Origins present in this file with their newest offsets.
+    public func origins() async throws -> [(origin: String, lastOffset: Int64)] {
+        try await reader.read { db in
+            try Row.fetchAll(db, sql: "SELECT origin, MAX(\"offset\") FROM events GROUP BY origin ORDER BY origin").map {
+                (origin: $0[0], lastOffset: $0[1])
+            }
+        }
+    }
+
+    /// Pending timers, soonest first.
+    public func deadlines(limit: Int = 100_000) async throws -> [(orderID: String, dueAt: Int64)] {
+        try await reader.read { db in
+            try Row.fetchAll(db, sql: "SELECT order_id, due_at FROM deadlines ORDER BY due_at LIMIT ?", arguments: [limit]).map {
+                (orderID: $0[0], dueAt: $0[1])
+            }
+        }
+    }
+
+    private static func checkpoint(orderID: String, _ db: Database) throws -> Checkpoint? {
+        guard let row = try Row.fetchOne(
+            db, sql: "SELECT order_id, version, state, written_at, checksum FROM checkpoints WHERE order_id = ?",
+            arguments: [orderID])
+        else { return nil }
+        let checkpoint = Checkpoint(orderID: row[0], version: row[1], state: row[2], writtenAt: row[3])
+        let stored: Int64 = row[4]
+        guard UInt32(truncatingIfNeeded: stored) == checkpoint.checksum else {
+            throw EventLogError.corruptCheckpoint(orderID: orderID)
+        }
+        return checkpoint
+    }
+
+    private static func events(orderID: String, afterVersion: Int64, _ db: Database) throws -> [EventRecord] {
+        try Row.fetchAll(
+            db, sql: "SELECT \(EventRecord.columns) FROM events WHERE order_id = ? AND version > ? ORDER BY version, origin, \"offset\"",
+            arguments: [orderID, afterVersion]
+        ).map { try EventRecord(row: $0).verified() }
+    }
+}
+
+// MARK: Inspection
+
+extension EventLog {
+    /// Like `scan`, but returns corrupt rows too (check `isIntact`), so a
+    /// tool can show them at their position instead of stopping.
+    public func scanUnverified(origin: String? = nil, fromOffset: Int64 = 1, limit: Int = 1000) async throws -> [EventRecord] {
+        let origin = origin ?? self.origin
+        return try await reader.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT \(EventRecord.columns) FROM events WHERE origin = ? AND \"offset\" >= ? ORDER BY \"offset\" LIMIT ?",
+                arguments: [origin, fromOffset, limit]
+            ).map(EventRecord.init(row:))
+        }
+    }
+
+    /// Every event of an order, corrupt ones included (check `isIntact`).
+    public func eventsUnverified(orderID: String) async throws -> [EventRecord] {
+        try await reader.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT \(EventRecord.columns) FROM events WHERE order_id = ? ORDER BY version, origin, \"offset\"",
+                arguments: [orderID]
+            ).map(EventRecord.init(row:))
+        }
+    }
+}

@@ -1,0 +1,46 @@
+/// How hard a commit tries to reach the disk.
+public enum Durability: String, Sendable, CaseIterable {
+    /// fsync the WAL on every commit (SQLite `synchronous=FULL`): a reply
+    /// sent after the commit survives a power cut.
+    case fsync
+    /// Leave syncing to SQLite's WAL checkpoints (`synchronous=NORMAL`): a
+    /// process crash loses nothing, a power cut may lose the last commits.
+    case relaxed
+}
+
+public struct EventLogOptions: Sendable {
+    public var durability: Durability = .fsync
+    /// Most events one group commit writes in a single transaction.
+    public var batchEventsMax: Int = 4096
+    /// Most append requests one transaction takes; 1 makes the naive writer
+    /// (one transaction per request) that the benchmark compares against.
+    public var batchRequestsMax: Int = 4096
+    /// Most append requests waiting for the writer; past it appends fail fast
+    /// with `overloaded` instead of growing memory without bound.
+    public var pendingRequestsMax: Int = 65_536
+    /// Wall clock in ms since the epoch, an input so tests can fix it.
+    public var clock: @Sendable () -> Int64 = { WallClock.nowMs() }
+
+    public init() {}
+}
+
+public enum WallClock {
+    public static func nowMs() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+    }
+
+    /// Monotonic nanoseconds, for measuring durations.
+    public static func monotonicNs() -> UInt64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

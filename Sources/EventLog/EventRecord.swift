@@ -1,0 +1,137 @@
+import GRDB
+
+/// An event to append: the log assigns origin, offset, id, time and checksum.
+public struct NewEvent: Sendable, Equatable {
+    public var orderID: String
+    public var version: Int64
+    public var type: String
+    public var payload: String
+
+    public init(orderID: String, version: Int64, type: String, payload: String) {
+        self.orderID = orderID
+        self.version = version
+        self.type = type
+        self.payload = payload
+    }
+}
+
+/// One row of the `events` table.
+public struct EventRecord: Sendable, Equatable {
+    public var origin: String
+    public var offset: Int64
+    public var orderID: String
+    public var version: Int64
+    public var type: String
+    public var payload: String
+    public var eventID: String
+    public var recordedAt: Int64
+    public var term: Int64
+    public var checksum: UInt32
+
+    public init(
+        origin: String, offset: Int64, orderID: String, version: Int64, type: String,
+        payload: String, eventID: String, recordedAt: Int64, term: Int64 = 0, checksum: UInt32? = nil
+    ) {
+        self.origin = origin
+        self.offset = offset
+        self.orderID = orderID
+        self.version = version
+        self.type = type
+        self.payload = payload
+        self.eventID = eventID
+        self.recordedAt = recordedAt
+        self.term = term
+        self.checksum = 0
+        self.checksum = checksum ?? computedChecksum
+    }
+
+    /// CRC-32C over every other column, each length-prefixed so that moving
+    /// bytes from one column to the next changes the sum.
+    public var computedChecksum: UInt32 {
+        var crc = CRC32C.Accumulator()
+        for text in [origin, orderID, type, payload, eventID] {
+            crc.update(Int64(text.utf8.count))
+            crc.update(text)
+        }
+        crc.update(offset)
+        crc.update(version)
+        crc.update(recordedAt)
+        crc.update(term)
+        return crc.value
+    }
+
+    public var isIntact: Bool { checksum == computedChecksum }
+
+    static let columns = "origin, \"offset\", order_id, version, type, payload, event_id, recorded_at, term, checksum"
+
+    init(row: Row) {
+        self.origin = row[0]
+        self.offset = row[1]
+        self.orderID = row[2]
+        self.version = row[3]
+        self.type = row[4]
+        self.payload = row[5]
+        self.eventID = row[6]
+        self.recordedAt = row[7]
+        self.term = row[8]
+        let stored: Int64 = row[9]
+        self.checksum = UInt32(truncatingIfNeeded: stored)
+    }
+
+    /// Throws `corruptEvent` with the row's position when the checksum fails.
+    func verified() throws -> EventRecord {
+        guard isIntact else {
+            throw EventLogError.corruptEvent(origin: origin, offset: offset, orderID: orderID)
+        }
+        return self
+    }
+}
+
+/// A per-order snapshot: the folded state after `version` events.
+public struct Checkpoint: Sendable, Equatable {
+    public var orderID: String
+    public var version: Int64
+    public var state: String
+    public var writtenAt: Int64
+
+    public init(orderID: String, version: Int64, state: String, writtenAt: Int64 = 0) {
+        self.orderID = orderID
+        self.version = version
+        self.state = state
+        self.writtenAt = writtenAt
+    }
+
+    var checksum: UInt32 {
+        var crc = CRC32C.Accumulator()
+        crc.update(Int64(orderID.utf8.count))
+        crc.update(orderID)
+        crc.update(version)
+        crc.update(state)
+        return crc.value
+    }
+}
+
+/// What an append does to the order's timer row, in the same transaction.
+public enum DeadlineChange: Sendable, Equatable {
+    case set(Int64)
+    case clear
+}
+
+/// One atomic unit for the writer: events of one order, plus the checkpoint
+/// and timer changes that must commit with them.
+public struct AppendRequest: Sendable, Equatable {
+    public var events: [NewEvent]
+    public var checkpoint: Checkpoint?
+    public var deadline: (orderID: String, change: DeadlineChange)?
+
+    public init(events: [NewEvent], checkpoint: Checkpoint? = nil, deadline: (orderID: String, change: DeadlineChange)? = nil) {
+        self.events = events
+        self.checkpoint = checkpoint
+        self.deadline = deadline
+    }
+
+    public static func == (lhs: AppendRequest, rhs: AppendRequest) -> Bool {
+        lhs.events == rhs.events && lhs.checkpoint == rhs.checkpoint
+            && lhs.deadline?.orderID == rhs.deadline?.orderID && lhs.deadline?.change == rhs.deadline?.change
+    }
+}

@@ -1,0 +1,30 @@
+import Foundation
+import Hummingbird
+import Logging
+import Node
+import Prometheus
+
+/// Builds the api node's HTTP application: order routes, health, metrics.
+public enum APIServer {
+    public static func router(engine: OrderEngine, registry: PrometheusCollectorRegistry) -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: MetricsMiddleware())
+        OrderRoutes(engine: engine).register(on: router)
+        addHealthAndMetrics(to: router, registry: registry)
+        return router
+    }
+
+    /// `/health/live`, `/health/ready` and `/metrics` (Prometheus text).
+    public static func addHealthAndMetrics(to router: Router<BasicRequestContext>, registry: PrometheusCollectorRegistry) {
+        router.get("health/live") { _, _ in JSONResponse.make(status: .ok, ["status": "live"]) }
+        router.get("health/ready") { _, _ in JSONResponse.make(status: .ok, ["status": "ready"]) }
+        router.get("metrics") { _, _ in
+            var buffer: [UInt8] = []
+            registry.emit(into: &buffer)
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: buffer)))
+        }
+    }
+}

@@ -1,0 +1,90 @@
+import OrderDomain
+
+/// The JSON shapes of DESIGN §9. Field names are an interface.
+struct OrderView: Encodable {
+    struct Line: Encodable {
+        let sku: String
+        let qty: Int
+        let unit_price_cents: Int64
+        let line_total_cents: Int64
+    }
+
+    let id: String
+    let status: String
+    let customer: String?
+    let lines: [Line]
+    let total_cents: Int64
+    let paid_cents: Int64
+    let refunded_cents: Int64
+    let payments: [PaymentView]
+    let shipment_id: String?
+    let cancel_reason: String?
+    let version: Int64
+
+    init(_ state: OrderState) {
+        id = state.orderID.rawValue
+        status = state.status?.rawValue ?? "none"
+        customer = state.customer
+        lines = state.lines.map { Line(sku: $0.sku, qty: $0.qty, unit_price_cents: $0.unitPriceCents, line_total_cents: $0.lineTotalCents) }
+        total_cents = state.totalCents
+        paid_cents = state.paidCents
+        refunded_cents = state.payments.reduce(0) { $0 + $1.refundedCents }
+        payments = state.payments.map(PaymentView.init)
+        shipment_id = state.shipmentID?.rawValue
+        cancel_reason = state.cancelReason
+        version = state.version
+    }
+}
+
+struct PaymentView: Encodable {
+    let id: String
+    let amount_cents: Int64
+    let applied_cents: Int64
+    let refunded_cents: Int64
+    let status: String
+    let held_until_ms: Int64?
+
+    init(_ payment: PaymentRecord) {
+        id = payment.id.rawValue
+        amount_cents = payment.amountCents
+        applied_cents = payment.appliedCents
+        refunded_cents = payment.refundedCents
+        status = payment.status.rawValue
+        held_until_ms = payment.heldUntilMs
+    }
+}
+
+/// Answer to a payment: the payment as recorded, and the order when placed.
+struct PaymentReply: Encodable {
+    let order_id: String
+    let payment: PaymentView
+    let order: OrderView?
+}
+
+struct ProductView: Encodable {
+    let sku: String
+    let name: String
+    let price_cents: Int64
+    let stock: Int
+
+    init(_ product: Product) {
+        sku = product.sku
+        name = product.name
+        price_cents = product.priceCents
+        stock = product.stock
+    }
+}
+
+struct ProductPage: Encodable {
+    let products: [ProductView]
+    let next: String?
+
+    // `next` is always present (null on the last page), so clients can loop on it.
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(products, forKey: .products)
+        try container.encode(next, forKey: .next)
+    }
+
+    enum CodingKeys: String, CodingKey { case products, next }
+}

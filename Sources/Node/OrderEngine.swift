@@ -1,0 +1,136 @@
+import EventLog
+import Logging
+import Metrics
+import OrderDomain
+import ServiceLifecycle
+
+/// Why a command could not be answered with a decision.
+public enum EngineError: Error, Sendable, CustomStringConvertible {
+    /// The log refused or failed the write; nothing was acknowledged.
+    case storage(String)
+
+    public var description: String {
+        switch self {
+        case .storage(let message): return message
+        }
+    }
+}
+
+/// One node's order engine: transactors over the node's event log, the
+/// passivation sweep and the timer for held payments.
+public final class OrderEngine: Service, Sendable {
+    public let config: EngineConfig
+    public let catalog: Catalog
+    public let log: EventLog
+    private let directory: TransactorDirectory
+    private let clock: @Sendable () -> Int64
+    private let logger: Logger
+    private let commandTimer = Metrics.Timer(label: "orderly_command_seconds")
+
+    public init(log: EventLog, catalog: Catalog, config: EngineConfig, clock: @escaping @Sendable () -> Int64 = { WallClock.nowMs() }, logger: Logger = Logger(label: "orderly.engine")) {
+        var logger = logger
+        logger[metadataKey: "node"] = "\(config.nodeID)"
+        self.log = log
+        self.catalog = catalog
+        self.config = config
+        self.clock = clock
+        self.logger = logger
+        let transactorLogger = logger
+        self.directory = TransactorDirectory { orderID in
+            Transactor(orderID: orderID, log: log, catalog: catalog, config: config, clock: clock, logger: transactorLogger)
+        }
+    }
+
+    /// Decides and persists one command. Returns after its events are durable.
+    public func execute(_ orderID: ClientID, _ command: OrderCommand) async throws -> Result<CommandResult, DomainError> {
+        let start = ContinuousClock.now
+        let result = try await withTransactor(orderID) { try await $0.handle(command) }
+        commandTimer.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
+        return result
+    }
+
+    /// The order's state after every command acknowledged before this call.
+    public func state(of orderID: ClientID) async throws -> OrderState {
+        try await withTransactor(orderID) { try await $0.current() }
+    }
+
+    private func withTransactor<T: Sendable>(_ orderID: ClientID, _ body: (Transactor) async throws -> T) async throws -> T {
+        let transactor = await directory.checkOut(orderID)
+        do {
+            let value = try await body(transactor)
+            await directory.checkIn(orderID)
+            return value
+        } catch {
+            await directory.checkIn(orderID)
+            logger.error("order unavailable", metadata: ["order": "\(orderID)", "error": "\(error)"])
+            switch error {
+            case let error as EventLogError: throw EngineError.storage(error.description)
+            case let error as EventDecodingError: throw EngineError.storage("order \(orderID) cannot be read: \(error)")
+            default: throw EngineError.storage("\(error)")
+            }
+        }
+    }
+
+    public var activeTransactors: Int {
+        get async { await directory.activeCount }
+    }
+
+    /// Passivates idle transactors now (the sweep calls this periodically).
+    public func passivateIdle(olderThan idleTimeout: Duration) async {
+        for transactor in await directory.takeIdle(idleTimeout: idleTimeout) {
+            await transactor.passivate()
+        }
+    }
+
+    /// Runs the timers of held payments that are due.
+    public func fireDueDeadlines() async {
+        let now = clock()
+        do {
+            let due = try await log.deadlines(limit: config.deadlinesPerScanMax).filter { $0.dueAt <= now }
+            for deadline in due {
+                guard let orderID = ClientID(deadline.orderID) else { continue }
+                _ = try await execute(orderID, .expireHeldPayments)
+            }
+        } catch {
+            logger.warning("timer scan failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The sweep and the timers, until graceful shutdown; then every
+    /// transactor is passivated (checkpointed) and the log closed.
+    public func run() async throws {
+        await withDiscardingTaskGroup { group in
+            group.addTask { [self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: config.sweepInterval)
+                    await passivateIdle(olderThan: config.idleTimeout)
+                }
+            }
+            group.addTask { [self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: config.deadlineScanInterval)
+                    await fireDueDeadlines()
+                }
+            }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+        await shutdown()
+    }
+
+    /// Checkpoints every idle transactor and closes the log.
+    public func shutdown() async {
+        for transactor in await directory.takeAllIdle() {
+            await transactor.passivate()
+        }
+        log.close()
+        logger.info("engine stopped")
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

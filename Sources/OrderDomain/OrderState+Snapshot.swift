@@ -1,0 +1,63 @@
+/// Checkpoint encoding: the whole state as JSON, round-tripping exactly.
+extension OrderState {
+    public static let snapshotVersion: Int64 = 1
+
+    public func snapshotJSON() -> String {
+        var fields: [(String, JSONValue)] = [
+            ("snapshot_v", .integer(Self.snapshotVersion)),
+            ("order_id", .string(orderID.rawValue)),
+            ("version", .integer(version)),
+            ("lines", .array(lines.map(OrderEvent.json(line:)))),
+            ("total_cents", .integer(totalCents)),
+            ("payments", .array(payments.map(Self.json(payment:)))),
+        ]
+        if let status { fields.append(("status", .string(status.rawValue))) }
+        if let customer { fields.append(("customer", .string(customer))) }
+        if let shipmentID { fields.append(("shipment_id", .string(shipmentID.rawValue))) }
+        if let cancelReason { fields.append(("cancel_reason", .string(cancelReason))) }
+        return JSONValue.object(fields).serialized()
+    }
+
+    private static func json(payment: PaymentRecord) -> JSONValue {
+        var fields: [(String, JSONValue)] = [
+            ("id", .string(payment.id.rawValue)), ("amount_cents", .integer(payment.amountCents)),
+            ("applied_cents", .integer(payment.appliedCents)), ("refunded_cents", .integer(payment.refundedCents)),
+            ("status", .string(payment.status.rawValue)),
+        ]
+        if let held = payment.heldUntilMs { fields.append(("held_until_ms", .integer(held))) }
+        return .object(fields)
+    }
+
+    public static func fromSnapshot(_ text: String) throws(EventDecodingError) -> OrderState {
+        let json = try JSONValue.parse(text)
+        let fields = PayloadFields(json: json, typeName: "snapshot")
+        guard try fields.integer("snapshot_v") == snapshotVersion else { throw EventDecodingError("unknown snapshot version") }
+        var state = OrderState(orderID: try fields.id("order_id"))
+        state.version = try fields.integer("version")
+        state.totalCents = try fields.integer("total_cents")
+        if let status = try fields.optionalString("status") {
+            guard let parsed = OrderStatus(rawValue: status) else { throw fields.missing("status") }
+            state.status = parsed
+        }
+        state.customer = try fields.optionalString("customer")
+        state.shipmentID = try fields.optionalString("shipment_id").flatMap(ClientID.init)
+        state.cancelReason = try fields.optionalString("cancel_reason")
+        guard case .array(let lines)? = json["lines"], case .array(let payments)? = json["payments"] else {
+            throw fields.missing("lines/payments")
+        }
+        for item in lines {
+            let line = PayloadFields(json: item, typeName: "snapshot line")
+            guard let qty = Int(exactly: try line.integer("qty")) else { throw line.missing("qty") }
+            state.lines.append(OrderLine(sku: try line.string("sku"), qty: qty, unitPriceCents: try line.integer("unit_price_cents")))
+        }
+        for item in payments {
+            let payment = PayloadFields(json: item, typeName: "snapshot payment")
+            guard let status = PaymentStatus(rawValue: try payment.string("status")) else { throw payment.missing("status") }
+            state.payments.append(PaymentRecord(
+                id: try payment.id("id"), amountCents: try payment.integer("amount_cents"),
+                appliedCents: try payment.integer("applied_cents"), refundedCents: try payment.integer("refunded_cents"),
+                heldUntilMs: try payment.optionalInteger("held_until_ms"), status: status))
+        }
+        return state
+    }
+}

@@ -1,0 +1,111 @@
+import ArgumentParser
+import EventLog
+import Foundation
+
+struct BenchAppend: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "append",
+        abstract: "Durable appends/s of the group-commit writer against a naive one-transaction-per-event writer.",
+        discussion: """
+            W concurrent writers each append one event at a time and wait until it is
+            durable. The group-commit writer batches whatever is waiting into one
+            transaction; the naive writer commits each event on its own. Both run in
+            this process, one after the other, on fresh files in a temp folder.
+            """)
+
+    @Option(help: "Events appended through the group-commit writer.")
+    var events: Int = 200_000
+
+    @Option(help: "Concurrent writers.")
+    var writers: Int = 64
+
+    @Option(help: "Events appended through the naive writer (it is slow; default events/20, at least 2000).")
+    var naiveEvents: Int?
+
+    @Option(help: "fsync or relaxed.")
+    var durability: Durability = .fsync
+
+    @Option(help: "Folder for the log files (default: a temp folder, removed at the end).")
+    var dir: String?
+
+    func validate() throws {
+        guard events >= writers, writers >= 1 else { throw ValidationError("--events must be at least --writers, and --writers at least 1") }
+    }
+
+    struct Measurement {
+        let events: Int
+        let seconds: Double
+        let latenciesMs: [Double]
+        var eventsPerSecond: Double { Double(events) / seconds }
+    }
+
+    func run() async throws {
+        let folder = try dir ?? BenchSupport.temporaryFolder("append")
+        defer { if dir == nil { try? FileManager.default.removeItem(atPath: folder) } }
+        let naiveCount = max(writers, naiveEvents ?? max(2000, events / 20))
+
+        print("bench append: \(writers) writers, durability \(durability.rawValue), files in \(folder)")
+        let grouped = try await measure(folder: folder, name: "group", events: events, batchRequestsMax: 4096)
+        let naive = try await measure(folder: folder, name: "naive", events: naiveCount, batchRequestsMax: 1)
+        let ratio = grouped.eventsPerSecond / naive.eventsPerSecond
+
+        print("")
+        print("writer        events   seconds   events/s   append p50 ms   append p99 ms")
+        for (name, m) in [("group-commit", grouped), ("naive", naive)] {
+            print(
+                name.padding(toLength: 12, withPad: " ", startingAt: 0)
+                    + String(m.events).leftPad(8) + BenchSupport.format(m.seconds, 2).leftPad(10)
+                    + BenchSupport.format(m.eventsPerSecond, 0).leftPad(11)
+                    + BenchSupport.format(BenchSupport.quantile(m.latenciesMs, 0.5), 3).leftPad(16)
+                    + BenchSupport.format(BenchSupport.quantile(m.latenciesMs, 0.99), 3).leftPad(16))
+        }
+        print("ratio group/naive: \(BenchSupport.format(ratio, 1))x")
+        print(BenchSupport.json([
+            "bench": "append", "writers": writers, "durability": durability.rawValue,
+            "events": events, "naive_events": naiveCount,
+            "events_per_s": grouped.eventsPerSecond.rounded(), "naive_events_per_s": naive.eventsPerSecond.rounded(),
+            "ratio": (ratio * 100).rounded() / 100,
+            "p50_ms": BenchSupport.quantile(grouped.latenciesMs, 0.5), "p99_ms": BenchSupport.quantile(grouped.latenciesMs, 0.99),
+        ]))
+    }
+
+    private func measure(folder: String, name: String, events: Int, batchRequestsMax: Int) async throws -> Measurement {
+        var options = EventLogOptions()
+        options.durability = durability
+        options.batchRequestsMax = batchRequestsMax
+        let log = try EventLog.open(path: (folder as NSString).appendingPathComponent("\(name).sqlite"), node: "bench", options: options)
+        defer { log.close() }
+        let perWriter = events / writers
+        let start = ContinuousClock.now
+        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+            for writer in 0..<writers {
+                group.addTask {
+                    var latencies: [Double] = []
+                    latencies.reserveCapacity(perWriter)
+                    for index in 0..<perWriter {
+                        let event = NewEvent(
+                            orderID: "o-\(writer)-\(index)", version: 1, type: "OrderPlaced",
+                            payload: #"{"v":1,"customer":"c-\#(writer)","lines":[{"sku":"SKU-00042","qty":2,"unit_price_cents":1999}],"total_cents":3998}"#)
+                        let sent = ContinuousClock.now
+                        _ = try await log.append(AppendRequest(events: [event]))
+                        latencies.append(BenchSupport.seconds(since: sent) * 1000)
+                    }
+                    return latencies
+                }
+            }
+            var all: [Double] = []
+            for try await part in group { all += part }
+            return all
+        }
+        let seconds = BenchSupport.seconds(since: start)
+        let measurement = Measurement(events: perWriter * writers, seconds: seconds, latenciesMs: latencies)
+        print("  \(name): \(measurement.events) events in \(BenchSupport.format(seconds, 2)) s")
+        return measurement
+    }
+}
+
+extension String {
+    func leftPad(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}

@@ -1,0 +1,190 @@
+import Foundation
+import GRDB
+import Testing
+
+@testable import EventLog
+
+@Suite struct EventLogTests {
+    func event(_ order: String, _ version: Int64, type: String = "OrderPlaced", payload: String = #"{"v":1}"#) -> NewEvent {
+        NewEvent(orderID: order, version: version, type: type, payload: payload)
+    }
+
+    @Test func appendAssignsDenseOffsetsAndStoresEveryColumn() async throws {
+        let folder = try TemporaryFolder()
+        let log = try EventLog.open(data: folder.path, node: "api-1")
+        defer { log.close() }
+        let first = try await log.append(AppendRequest(events: [event("o1", 1), event("o1", 2, type: "PaymentReceived")]))
+        let second = try await log.append(AppendRequest(events: [event("o2", 1)]))
+        #expect(first.map(\.offset) == [1, 2])
+        #expect(second.map(\.offset) == [3])
+
+        let rows = try await log.scan(fromOffset: 1, limit: 10)
+        #expect(rows.map(\.offset) == [1, 2, 3])
+        #expect(rows.allSatisfy { $0.origin == "api-1" && $0.isIntact && $0.recordedAt > 0 })
+        #expect(Set(rows.map(\.eventID)).count == 3)
+        #expect(rows[1].type == "PaymentReceived")
+        #expect(EventLog.path(data: folder.path, node: "api-1") == log.path)
+    }
+
+    @Test func concurrentAppendsAllCommitWithUniqueDenseOffsets() async throws {
+        let folder = try TemporaryFolder()
+        let log = try EventLog.open(data: folder.path, node: "api-1")
+        let offsets = try await withThrowingTaskGroup(of: Int64.self) { group in
+            for index in 0..<400 {
+                group.addTask { try await log.append(AppendRequest(events: [self.event("o\(index)", 1)]))[0].offset }
+            }
+            var all: [Int64] = []
+            for try await offset in group { all.append(offset) }
+            return all
+        }
+        #expect(offsets.sorted() == Array(1...400))
+        log.close()
+
+        let reopened = try EventLog.open(data: folder.path, node: "api-1")
+        defer { reopened.close() }
+        #expect(reopened.lastOffsetAtOpen == 400)
+        let next = try await reopened.append(AppendRequest(events: [event("o-next", 1)]))
+        #expect(next[0].offset == 401)
+    }
+
+    @Test func writerFsyncsEveryCommitByDefaultAndRelaxedWhenAsked() async throws {
+        let folder = try TemporaryFolder()
+        for (durability, expected) in [(Durability.fsync, 2), (.relaxed, 1)] {
+            var options = EventLogOptions()
+            options.durability = durability
+            let log = try EventLog.open(data: folder.path, node: "n-\(durability.rawValue)", options: options)
+            defer { log.close() }
+            let pool = try #require(log.reader as? DatabasePool)
+            let synchronous = try await pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
+            let journal = try await pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+            #expect(synchronous == expected)
+            #expect(journal == "wal")
+        }
+    }
+
+    @Test func migrationsAreRecordedOnceAndTheEmbeddedCopyMatchesTheFiles() async throws {
+        let folder = try TemporaryFolder()
+        let log = try EventLog.open(data: folder.path, node: "api-1")
+        log.close()
+        let again = try EventLog.open(data: folder.path, node: "api-1")
+        again.close()
+        let queue = try DatabaseQueue(path: again.path)
+        let versions = try await queue.read { db in try Int.fetchAll(db, sql: "SELECT version FROM schema_migrations ORDER BY version") }
+        #expect(versions == Migrations.all.map(\.version))
+
+        let folderURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("migrations")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folderURL.path).filter { $0.hasSuffix(".sql") }.sorted()
+        #expect(files.map { String($0.dropLast(4)) } == Migrations.all.map(\.name), "run tools/embed-migrations")
+        for (file, migration) in zip(files, Migrations.all) {
+            let text = try String(contentsOf: folderURL.appendingPathComponent(file), encoding: .utf8)
+            #expect(text == migration.sql + "\n", "migrations/\(file) differs from the embedded copy: run tools/embed-migrations")
+        }
+    }
+
+    @Test func aFileFromANewerReleaseIsRefused() async throws {
+        let folder = try TemporaryFolder()
+        let log = try EventLog.open(data: folder.path, node: "api-1")
+        log.close()
+        let queue = try DatabaseQueue(path: log.path)
+        try await queue.write { db in
+            try db.execute(sql: "INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)")
+        }
+        #expect(throws: EventLogError.schemaTooNew(version: 9999)) {
+            _ = try EventLog.open(data: folder.path, node: "api-1")
+        }
+    }
+
+    @Test func aCorruptRowIsReportedWithItsPositionNeverSkipped() async throws {
+        let folder = try TemporaryFolder()
+        let log = try EventLog.open(data: folder.path, node: "api-1")
+        _ = try await log.append(AppendRequest(events: [event("o1", 1), event("o1", 2), event("o1", 3)]))
+        log.close()
+        // Edit a payload behind the log's back, as a disk fault or a hand edit would.
+        let queue = try DatabaseQueue(path: log.path)
+        try await queue.write { db in
+            try db.execute(sql: #"UPDATE events SET payload = '{"v":2}' WHERE "offset" = 2"#)
+        }
+        let reader = try EventLog.openReadOnly(path: log.path)
+        await #expect(throws: EventLogError.corruptEvent(origin: "api-1", offset: 2, orderID: "o1")) {
+            _ = try await reader.events(orderID: "o1")
+        }
+        await #expect(throws: EventLogError.corruptEvent(origin: "api-1", offset: 2, orderID: "o1")) {
+            _ = try await reader.scan(fromOffset: 1)
+        }
+        let rows = try await reader.scanUnverified(fromOffset: 1)
+        #expect(rows.map(\.isIntact) == [true, false, true])
+    }
+
+    @Test func aCorruptTailIsFoundWhenTheLogOpens() async throws {
+        let folder = try TemporaryFolder()
+        let log = try EventLog.open(data: folder.path, node: "api-1")
+        _ = try await log.append(AppendRequest(events: [event("o1", 1), event("o1", 2)]))
+        log.close()
+        let queue = try DatabaseQueue(path: log.path)
+        try await queue.write { db in try db.execute(sql: #"UPDATE events SET version = 7 WHERE "offset" = 2"#) }
+        #expect(throws: EventLogError.corruptEvent(origin: "api-1", offset: 2, orderID: "o1")) {
+            _ = try EventLog.open(data: folder.path, node: "api-1")
+        }
+    }
+
+    @Test func checkpointsCommitWithEventsAndNeverGoBackwards() async throws {
+        let folder = try TemporaryFolder()
+        let log = try EventLog.open(data: folder.path, node: "api-1")
+        defer { log.close() }
+        _ = try await log.append(AppendRequest(
+            events: [event("o1", 1), event("o1", 2)], checkpoint: Checkpoint(orderID: "o1", version: 2, state: "two")))
+        _ = try await log.append(AppendRequest(events: [], checkpoint: Checkpoint(orderID: "o1", version: 1, state: "one")))
+        _ = try await log.append(AppendRequest(events: [event("o1", 3)]))
+        let (checkpoint, after) = try await log.load(orderID: "o1")
+        #expect(checkpoint?.version == 2)
+        #expect(checkpoint?.state == "two")
+        #expect(after.map(\.version) == [3])
+    }
+
+    @Test func deadlinesAreSetAndClearedWithTheirEvents() async throws {
+        let folder = try TemporaryFolder()
+        let log = try EventLog.open(data: folder.path, node: "api-1")
+        defer { log.close() }
+        _ = try await log.append(AppendRequest(events: [event("o1", 1)], deadline: ("o1", .set(500))))
+        _ = try await log.append(AppendRequest(events: [event("o2", 1)], deadline: ("o2", .set(100))))
+        #expect(try await log.deadlines().map(\.orderID) == ["o2", "o1"])
+        _ = try await log.append(AppendRequest(events: [event("o2", 2)], deadline: ("o2", .clear)))
+        #expect(try await log.deadlines().map(\.orderID) == ["o1"])
+    }
+
+    @Test func aLogOpenedByAnotherNodeIsRefused() async throws {
+        let folder = try TemporaryFolder()
+        let path = (folder.path as NSString).appendingPathComponent("log.sqlite")
+        let log = try EventLog.open(path: path, node: "api-1")
+        log.close()
+        #expect(throws: EventLogError.wrongOwner(expected: "api-2", found: "api-1")) {
+            _ = try EventLog.open(path: path, node: "api-2")
+        }
+    }
+
+    @Test func invalidAppendsAndReadOnlyLogsChangeNothing() async throws {
+        let folder = try TemporaryFolder()
+        let log = try EventLog.open(data: folder.path, node: "api-1")
+        await #expect(throws: EventLogError.self) {
+            _ = try await log.append(AppendRequest(events: [event("", 1)]))
+        }
+        await #expect(throws: EventLogError.self) {
+            _ = try await log.append(AppendRequest(events: [event("o1", 0)]))
+        }
+        #expect(try await log.lastOffset() == 0)
+        log.close()
+        await #expect(throws: EventLogError.closed) {
+            _ = try await log.append(AppendRequest(events: [event("o1", 1)]))
+        }
+        let reader = try EventLog.openReadOnly(path: log.path)
+        #expect(reader.isReadOnly)
+        await #expect(throws: EventLogError.closed) {
+            _ = try await reader.append(AppendRequest(events: [event("o1", 1)]))
+        }
+    }
+
+    @Test func crc32cMatchesTheStandardCheckValue() {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+    }
+}

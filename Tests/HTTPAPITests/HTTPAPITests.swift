@@ -1,0 +1,221 @@
+import EventLog
+import Foundation
+import HTTPAPI
+import Hummingbird
+import HummingbirdTesting
+import Node
+import OrderDomain
+import Metrics
+import Prometheus
+import Testing
+
+/// swift-metrics takes one backend per process: this suite installs it once.
+let sharedRegistry: PrometheusCollectorRegistry = {
+    let registry = PrometheusCollectorRegistry()
+    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    return registry
+}()
+
+/// The api routes through Hummingbird's router test framework, on a real
+/// SQLite log in a temp folder.
+@Suite struct HTTPAPITests {
+    let sku = Catalog.standard.page(after: nil, limit: 1).products[0].sku
+    var price: Int64 { Catalog.standard.product(sku: sku)!.priceCents }
+
+    func withAPI(_ body: @escaping @Sendable (any TestClientProtocol, OrderEngine) async throws -> Void) async throws {
+        let folder = (NSTemporaryDirectory() as NSString).appendingPathComponent("orderly-http-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let log = try EventLog.open(data: folder, node: "api-1")
+        let engine = OrderEngine(log: log, catalog: .standard, config: EngineConfig(nodeID: "api-1"))
+        let app = Application(router: APIServer.router(engine: engine, registry: sharedRegistry))
+        do {
+            try await app.test(.router) { client in try await body(client, engine) }
+        } catch {
+            await engine.shutdown()
+            throw error
+        }
+        await engine.shutdown()
+    }
+
+    func json(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
+
+    func object(_ buffer: ByteBuffer) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any])
+    }
+
+    func errorCode(_ response: TestResponse) throws -> String? {
+        let error = try object(response.body)["error"] as? [String: Any]
+        #expect(error?["message"] as? String != nil, "every error carries a message")
+        return error?["code"] as? String
+    }
+
+    func place(_ client: some TestClientProtocol, id: String, qty: Int = 1) async throws -> TestResponse {
+        try await client.execute(
+            uri: "/orders", method: .post,
+            body: json(#"{"id":"\#(id)","customer":"alice","lines":[{"sku":"\#(sku)","qty":\#(qty)}]}"#))
+    }
+
+    @Test func placeOrderThenRepeatThenConflict() async throws {
+        try await withAPI { client, _ in
+            let created = try await place(client, id: "o-1", qty: 2)
+            #expect(created.status == .created)
+            let body = try object(created.body)
+            #expect(body["id"] as? String == "o-1")
+            #expect(body["status"] as? String == "placed")
+            #expect((body["total_cents"] as? NSNumber)?.int64Value == 2 * price)
+            #expect((body["paid_cents"] as? NSNumber)?.int64Value == 0)
+            #expect((body["version"] as? NSNumber)?.int64Value == 1)
+            #expect((body["lines"] as? [Any])?.count == 1)
+
+            let repeated = try await place(client, id: "o-1", qty: 2)
+            #expect(repeated.status == .ok)
+            let conflict = try await place(client, id: "o-1", qty: 3)
+            #expect(conflict.status == .conflict)
+            #expect(try errorCode(conflict) == "order_id_reused")
+
+            let read = try await client.execute(uri: "/orders/o-1", method: .get)
+            #expect(read.status == .ok)
+            #expect(try object(read.body)["status"] as? String == "placed")
+        }
+    }
+
+    @Test func paymentsApplyHoldRepeatAndPayTheOrder() async throws {
+        try await withAPI { client, _ in
+            let held = try await client.execute(uri: "/orders/o-2/payments", method: .post, body: json(#"{"id":"p-1","amount_cents":\#(price)}"#))
+            #expect(held.status == .accepted)
+            #expect((try object(held.body)["payment"] as? [String: Any])?["status"] as? String == "held")
+            let missing = try await client.execute(uri: "/orders/o-2", method: .get)
+            #expect(missing.status == .notFound)
+
+            #expect(try await place(client, id: "o-2").status == .created)
+            let paid = try await client.execute(uri: "/orders/o-2", method: .get)
+            #expect(try object(paid.body)["status"] as? String == "paid")
+
+            let over = try await client.execute(uri: "/orders/o-2/payments", method: .post, body: json(#"{"id":"p-2","amount_cents":100}"#))
+            #expect(over.status == .created)
+            #expect((try object(over.body)["payment"] as? [String: Any])?["status"] as? String == "refunded")
+            let again = try await client.execute(uri: "/orders/o-2/payments", method: .post, body: json(#"{"id":"p-2","amount_cents":100}"#))
+            #expect(again.status == .ok)
+            let reused = try await client.execute(uri: "/orders/o-2/payments", method: .post, body: json(#"{"id":"p-2","amount_cents":101}"#))
+            #expect(reused.status == .conflict)
+            #expect(try errorCode(reused) == "payment_id_reused")
+        }
+    }
+
+    @Test func shipAndCancelFollowTheStateMachine() async throws {
+        try await withAPI { client, _ in
+            #expect(try await place(client, id: "o-3").status == .created)
+            let early = try await client.execute(uri: "/orders/o-3/shipments", method: .post, body: json(#"{"id":"s-1"}"#))
+            #expect(early.status == .conflict)
+            #expect(try errorCode(early) == "order_not_paid")
+            _ = try await client.execute(uri: "/orders/o-3/payments", method: .post, body: json(#"{"id":"p-1","amount_cents":\#(price)}"#))
+            let shipped = try await client.execute(uri: "/orders/o-3/shipments", method: .post, body: json(#"{"id":"s-1"}"#))
+            #expect(shipped.status == .created)
+            #expect(try object(shipped.body)["status"] as? String == "shipped")
+            let shippedAgain = try await client.execute(uri: "/orders/o-3/shipments", method: .post, body: json(#"{"id":"s-1"}"#))
+            #expect(shippedAgain.status == .ok)
+            let cancel = try await client.execute(uri: "/orders/o-3/cancel", method: .post)
+            #expect(cancel.status == .conflict)
+            #expect(try errorCode(cancel) == "order_shipped")
+
+            #expect(try await place(client, id: "o-4").status == .created)
+            let cancelled = try await client.execute(uri: "/orders/o-4/cancel", method: .post, body: json(#"{"reason":"changed mind"}"#))
+            #expect(cancelled.status == .ok)
+            #expect(try object(cancelled.body)["status"] as? String == "cancelled")
+            let unknown = try await client.execute(uri: "/orders/nope/cancel", method: .post)
+            #expect(unknown.status == .notFound)
+        }
+    }
+
+    /// Each bad request gets a 4xx with the error shape, and the log is untouched.
+    @Test(arguments: [
+        ("/orders", "{not json", 400, "malformed_json"),
+        ("/orders", "[1,2]", 400, "malformed_json"),
+        ("/orders", "", 400, "malformed_json"),
+        ("/orders", #"{"customer":"a","lines":[{"sku":"SKU-00001","qty":1}]}"#, 400, "missing_field"),
+        ("/orders", #"{"id":"x","lines":[{"sku":"SKU-00001","qty":1}]}"#, 400, "missing_field"),
+        ("/orders", #"{"id":7,"customer":"a","lines":[]}"#, 400, "wrong_type"),
+        ("/orders", #"{"id":"x","customer":"a","lines":"SKU-00001"}"#, 400, "wrong_type"),
+        ("/orders", #"{"id":"x","customer":"a","lines":[{"sku":"SKU-00001","qty":"1"}]}"#, 400, "wrong_type"),
+        ("/orders", #"{"id":"x","customer":"a","lines":[{"sku":"SKU-00001","qty":1.5}]}"#, 400, "wrong_type"),
+        ("/orders", #"{"id":"x","customer":"a","lines":[{"sku":"SKU-00001","qty":true}]}"#, 400, "wrong_type"),
+        ("/orders", #"{"id":"x","customer":"a","lines":[{"sku":"NOPE","qty":1}]}"#, 400, "unknown_sku"),
+        ("/orders", #"{"id":"x","customer":"a","lines":[{"sku":"SKU-00001","qty":0}]}"#, 400, "invalid_qty"),
+        ("/orders", #"{"id":"x","customer":"a","lines":[{"sku":"SKU-00001","qty":-3}]}"#, 400, "invalid_qty"),
+        ("/orders", #"{"id":"x","customer":"a","lines":[]}"#, 400, "no_lines"),
+        ("/orders", #"{"id":"has space","customer":"a","lines":[{"sku":"SKU-00001","qty":1}]}"#, 400, "invalid_id"),
+        ("/orders", #"{"id":"\#(String(repeating: "a", count: 65))","customer":"a","lines":[{"sku":"SKU-00001","qty":1}]}"#, 400, "invalid_id"),
+        ("/orders/o-9/payments", #"{"id":"p","amount_cents":0}"#, 400, "invalid_amount"),
+        ("/orders/o-9/payments", #"{"id":"p","amount_cents":-5}"#, 400, "invalid_amount"),
+        ("/orders/o-9/payments", #"{"id":"p","amount_cents":"5"}"#, 400, "wrong_type"),
+        ("/orders/o-9/payments", #"{"id":"p/1","amount_cents":5}"#, 400, "invalid_id"),
+        ("/orders/o-9/payments", #"{"amount_cents":5}"#, 400, "missing_field"),
+        ("/orders/bad%20id/payments", #"{"id":"p","amount_cents":5}"#, 400, "invalid_id"),
+        ("/orders/o-9/shipments", #"{"id":""}"#, 400, "invalid_id"),
+        ("/orders/o-9/cancel", #"{"reason":5}"#, 400, "wrong_type"),
+    ])
+    func badInputIsRefusedAndChangesNothing(uri: String, body: String, status: Int, code: String) async throws {
+        try await withAPI { client, engine in
+            let response = try await client.execute(uri: uri, method: .post, body: json(body))
+            #expect(response.status.code == status, "\(uri) \(body)")
+            #expect(try errorCode(response) == code, "\(uri) \(body)")
+            #expect(try await engine.log.lastOffset() == 0, "nothing was written")
+        }
+    }
+
+    @Test func aBodyOverTheLimitIsRefusedWith413() async throws {
+        try await withAPI { client, engine in
+            let padding = String(repeating: "x", count: 70 * 1024)
+            let response = try await client.execute(
+                uri: "/orders", method: .post,
+                body: json(#"{"id":"big","customer":"\#(padding)","lines":[{"sku":"\#(sku)","qty":1}]}"#))
+            #expect(response.status == .contentTooLarge)
+            #expect(try errorCode(response) == "body_too_large")
+            #expect(try await engine.log.lastOffset() == 0)
+        }
+    }
+
+    @Test func productsArePagedOverTheWholeCatalog() async throws {
+        try await withAPI { client, _ in
+            var seen: [String] = []
+            var after: String?
+            repeat {
+                let query = after.map { "&after=\($0)" } ?? ""
+                let response = try await client.execute(uri: "/products?limit=400\(query)", method: .get)
+                #expect(response.status == .ok)
+                let page = try object(response.body)
+                let products = try #require(page["products"] as? [[String: Any]])
+                seen += products.compactMap { $0["sku"] as? String }
+                after = page["next"] as? String
+            } while after != nil
+            #expect(seen.count == Catalog.standard.count)
+            #expect(seen.count >= 1000)
+            #expect(Set(seen).count == seen.count)
+
+            let one = try await client.execute(uri: "/products/\(sku)", method: .get)
+            #expect(one.status == .ok)
+            #expect((try object(one.body)["price_cents"] as? NSNumber)?.int64Value == price)
+            #expect(try await client.execute(uri: "/products/NOPE", method: .get).status == .notFound)
+            let badLimit = try await client.execute(uri: "/products?limit=0", method: .get)
+            #expect(badLimit.status == .badRequest)
+            #expect(try errorCode(badLimit) == "invalid_limit")
+        }
+    }
+
+    @Test func healthAndMetricsAnswer() async throws {
+        try await withAPI { client, _ in
+            #expect(try await client.execute(uri: "/health/live", method: .get).status == .ok)
+            #expect(try await client.execute(uri: "/health/ready", method: .get).status == .ok)
+            #expect(try await place(client, id: "m-1").status == .created)
+            let metrics = try await client.execute(uri: "/metrics", method: .get)
+            #expect(metrics.status == .ok)
+            let text = String(buffer: metrics.body)
+            for name in [
+                "orderly_events_appended_total", "orderly_append_batch_events", "orderly_active_transactors",
+                "orderly_command_seconds", "hb_requests",
+            ] {
+                #expect(text.contains(name), "/metrics shows \(name)")
+            }
+        }
+    }
+}

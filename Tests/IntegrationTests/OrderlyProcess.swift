@@ -1,0 +1,127 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// A value shared between tasks and threads, behind a lock.
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<T>(_ body: (inout Value) -> T) -> T { mutex.withLock { body(&$0) } }
+    var value: Value { mutex.withLock { $0 } }
+}
+
+/// A real `orderly` process started by a test. `stop` (or deinit) always
+/// ends it, so no test leaves a process behind, even when it fails.
+final class OrderlyProcess: @unchecked Sendable {
+    let process = Process()
+    let stderrPath: String
+    private let output = Locked("")
+
+    /// The `orderly` binary next to the test bundle (SwiftPM builds it for
+    /// the test run), or `ORDERLY_BIN`.
+    static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["ORDERLY_BIN"] { return path }
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("orderly").path
+    }
+
+    init(_ arguments: [String], stderrPath: String) throws {
+        self.stderrPath = stderrPath
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments
+        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: stderrPath)
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        pipe.fileHandleForReading.readabilityHandler = { [output] handle in
+            let data = handle.availableData
+            if !data.isEmpty { output.withLock { $0 += String(decoding: data, as: UTF8.self) } }
+        }
+        try process.run()
+    }
+
+    deinit { stop(signal: SIGKILL) }
+
+    var stdout: String { output.withLock { $0 } }
+
+    /// Waits for the ready record and returns its `http` address.
+    func waitReady(timeout: Duration = .seconds(60)) async throws -> String {
+        try await waitUntil("ready record from \(process.arguments ?? [])", timeout: timeout) {
+            guard !self.stdout.isEmpty || self.process.isRunning else {
+                throw TestFailure("process exited before it was ready; stderr:\n\(self.stderrTail())")
+            }
+            for line in self.stdout.split(separator: "\n") where line.contains("\"ready\":true") {
+                let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                return object?["http"] as? String
+            }
+            return nil
+        }
+    }
+
+    func stderrTail() -> String {
+        let text = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
+        return String(text.suffix(2000))
+    }
+
+    func signal(_ signal: Int32) {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+    }
+
+    /// Sends the signal and waits until the process has ended.
+    func stop(signal: Int32 = SIGTERM) {
+        self.signal(signal)
+        if process.isRunning || process.processIdentifier > 0 { process.waitUntilExit() }
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Polls `condition` until it yields a value or the deadline passes.
+func waitUntil<T>(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> T?) async throws -> T {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if let value = try await condition() { return value }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    throw TestFailure("timed out after \(timeout) waiting for \(what)")
+}
+
+/// A fresh folder under the system temp dir, removed when the test ends.
+struct TemporaryFolder: ~Copyable {
+    let path: String
+
+    init() throws {
+        path = (NSTemporaryDirectory() as NSString).appendingPathComponent("orderly-it-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Minimal JSON-over-HTTP for the tests.
+enum HTTP {
+    struct Reply {
+        let status: Int
+        let body: [String: Any]
+    }
+
+    static func send(_ method: HTTPMethod, _ url: String, _ json: String? = nil, timeout: Duration = .seconds(10)) async throws -> Reply {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        if let json {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: json))
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(Int64(timeout.components.seconds)))
+        let buffer = try await response.body.collect(upTo: 1 << 22)
+        let body = (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any]) ?? [:]
+        return Reply(status: Int(response.status.code), body: body)
+    }
+}

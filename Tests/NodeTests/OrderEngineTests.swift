@@ -1,0 +1,154 @@
+import EventLog
+import Foundation
+import OrderDomain
+import Testing
+
+@testable import Node
+
+@Suite struct OrderEngineTests {
+    func makeEngine(_ folder: borrowing TemporaryFolder, clock: ManualClock = ManualClock(), configure: (inout EngineConfig) -> Void = { _ in }) throws -> OrderEngine {
+        let log = try EventLog.open(data: folder.path, node: "api-1")
+        var config = EngineConfig(nodeID: "api-1")
+        configure(&config)
+        return OrderEngine(log: log, catalog: .standard, config: config, clock: { clock.read() })
+    }
+
+    @Test func commandsRacingPassivationAreNeitherLostNorRunTwice() async throws {
+        let folder = try TemporaryFolder()
+        let engine = try makeEngine(folder)
+        let orders = (0..<4).map { id("race-\($0)") }
+        for order in orders {
+            let placed = try await engine.execute(order, .place(customer: "c", lines: [OrderLineRequest(sku: someSKU, qty: 10_000)]))
+            #expect(placed.value?.outcome == .created)
+        }
+        // Passivate everything idle, continuously, while payments stream in:
+        // every command lands on a transactor that may be retiring.
+        let sweeping = Task {
+            while !Task.isCancelled {
+                await engine.passivateIdle(olderThan: .zero)
+                await Task.yield()
+            }
+        }
+        let paymentsPerClient = 40
+        let outcomes = try await withThrowingTaskGroup(of: [Outcome].self) { group in
+            for client in 0..<8 {
+                group.addTask {
+                    var outcomes: [Outcome] = []
+                    for index in 0..<paymentsPerClient {
+                        let order = orders[(client + index) % orders.count]
+                        let result = try await engine.execute(order, .pay(paymentID: id("p-\(client)-\(index)"), amountCents: 1))
+                        outcomes.append(try result.get().outcome)
+                    }
+                    return outcomes
+                }
+            }
+            var all: [Outcome] = []
+            for try await part in group { all += part }
+            return all
+        }
+        sweeping.cancel()
+        _ = await sweeping.value
+
+        #expect(outcomes.count == 8 * paymentsPerClient)
+        #expect(outcomes.allSatisfy { $0 == .created })
+        var payments = 0
+        for order in orders {
+            let records = try await engine.log.events(orderID: order.rawValue)
+            #expect(records.map(\.version) == Array(1...Int64(records.count)), "versions of \(order) are dense and unique")
+            let ids = records.filter { $0.type == "PaymentReceived" }.map(\.payload)
+            #expect(Set(ids).count == ids.count, "no payment of \(order) was written twice")
+            payments += ids.count
+            let state = try await engine.state(of: order)
+            #expect(state.paidCents == Int64(ids.count))
+        }
+        #expect(payments == 8 * paymentsPerClient)
+        await engine.shutdown()
+    }
+
+    @Test func aRepeatAfterPassivationIsStillRecognised() async throws {
+        let folder = try TemporaryFolder()
+        let engine = try makeEngine(folder)
+        let order = id("o-1")
+        _ = try await engine.execute(order, .place(customer: "c", lines: [OrderLineRequest(sku: someSKU, qty: 1)]))
+        _ = try await engine.execute(order, .pay(paymentID: id("p-1"), amountCents: 5))
+        await engine.passivateIdle(olderThan: .zero)
+        #expect(await engine.activeTransactors == 0)
+        let again = try await engine.execute(order, .pay(paymentID: id("p-1"), amountCents: 5))
+        #expect(again.value?.outcome == .replayed)
+        let conflicting = try await engine.execute(order, .pay(paymentID: id("p-1"), amountCents: 6))
+        guard case .failure(.conflict(let code, _)) = conflicting else {
+            Issue.record("a different amount under the same payment id must conflict, got \(conflicting)")
+            return
+        }
+        #expect(code == "payment_id_reused")
+        #expect(try await engine.log.lastOffset() == 2)
+        await engine.shutdown()
+    }
+
+    @Test func stateIsRebuiltFromCheckpointPlusTailAfterRestart() async throws {
+        let folder = try TemporaryFolder()
+        let order = id("o-1")
+        var before: OrderState?
+        do {
+            let engine = try makeEngine(folder) { $0.checkpointEveryEvents = 3 }
+            _ = try await engine.execute(order, .place(customer: "c", lines: [OrderLineRequest(sku: someSKU, qty: 2)]))
+            for index in 0..<7 {
+                _ = try await engine.execute(order, .pay(paymentID: id("p-\(index)"), amountCents: 1))
+            }
+            before = try await engine.state(of: order)
+            // No shutdown: as after a crash, the checkpoint may trail the log.
+            engine.log.close()
+        }
+        let checkpoint = try await EventLog.openReadOnly(path: EventLog.path(data: folder.path, node: "api-1")).checkpoint(orderID: order.rawValue)
+        #expect(checkpoint?.version == 6)
+        let engine = try makeEngine(folder)
+        let after = try await engine.state(of: order)
+        #expect(after == before)
+        #expect(after.version == 8)
+        await engine.shutdown()
+    }
+
+    @Test func passivationWritesACheckpoint() async throws {
+        let folder = try TemporaryFolder()
+        let engine = try makeEngine(folder)
+        let order = id("o-1")
+        _ = try await engine.execute(order, .place(customer: "c", lines: [OrderLineRequest(sku: someSKU, qty: 2)]))
+        #expect(try await engine.log.checkpoint(orderID: order.rawValue) == nil)
+        await engine.passivateIdle(olderThan: .zero)
+        #expect(try await engine.log.checkpoint(orderID: order.rawValue)?.version == 1)
+        await engine.shutdown()
+    }
+
+    @Test func aHeldPaymentIsRefundedByItsTimerEvenAfterARestart() async throws {
+        let folder = try TemporaryFolder()
+        let clock = ManualClock()
+        let order = id("late-order")
+        do {
+            let engine = try makeEngine(folder, clock: clock) { $0.holdTimeoutMs = 1000 }
+            let held = try await engine.execute(order, .pay(paymentID: id("p-1"), amountCents: 500))
+            #expect(held.value?.outcome == .held)
+            #expect(try await engine.log.deadlines().map(\.orderID) == [order.rawValue])
+            engine.log.close()
+        }
+        let engine = try makeEngine(folder, clock: clock) { $0.holdTimeoutMs = 1000 }
+        await engine.fireDueDeadlines()
+        #expect(try await engine.state(of: order).payment(id("p-1"))?.status == .held, "not due yet")
+        clock.advance(ms: 1000)
+        await engine.fireDueDeadlines()
+        let state = try await engine.state(of: order)
+        #expect(state.payment(id("p-1"))?.status == .refunded)
+        #expect(try await engine.log.deadlines().isEmpty)
+        await engine.shutdown()
+    }
+
+    @Test func aHeldPaymentIsAppliedWhenItsOrderArrivesAndItsTimerCleared() async throws {
+        let folder = try TemporaryFolder()
+        let engine = try makeEngine(folder)
+        let order = id("o-1")
+        _ = try await engine.execute(order, .pay(paymentID: id("p-1"), amountCents: someSKUPrice))
+        let placed = try await engine.execute(order, .place(customer: "c", lines: [OrderLineRequest(sku: someSKU, qty: 1)]))
+        #expect(placed.value?.state.status == .paid)
+        #expect(try await engine.log.deadlines().isEmpty)
+        await engine.shutdown()
+    }
+}
