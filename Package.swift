@@ -28,6 +28,7 @@ let package = Package(
         .target(
             name: "EventLog",
             dependencies: [
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

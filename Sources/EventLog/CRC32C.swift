@@ -1,17 +1,29 @@
-/// CRC-32C (Castagnoli), table driven. Used as the per-event checksum: it
-/// catches torn or edited rows; it is not a defence against an adversary.
+/// CRC-32C (Castagnoli), slicing-by-8 in software. Used as the per-event
+/// checksum: it catches torn or edited rows; it is not a defence against an
+/// adversary.
 public enum CRC32C {
-    private static let table: [UInt32] = (0..<256).map { index -> UInt32 in
-        var crc = UInt32(index)
-        for _ in 0..<8 {
-            crc = (crc & 1) != 0 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1
+    /// tables[k][b]: the CRC of byte b followed by k zero bytes.
+    private static let tables: [UInt32] = {
+        var tables = [UInt32](repeating: 0, count: 8 * 256)
+        for index in 0..<256 {
+            var crc = UInt32(index)
+            for _ in 0..<8 {
+                crc = (crc & 1) != 0 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1
+            }
+            tables[index] = crc
         }
-        return crc
-    }
+        for index in 0..<256 {
+            for slice in 1..<8 {
+                let previous = tables[(slice - 1) * 256 + index]
+                tables[slice * 256 + index] = tables[Int(previous & 0xFF)] ^ (previous >> 8)
+            }
+        }
+        return tables
+    }()
 
-    public static func checksum(_ bytes: some Sequence<UInt8>) -> UInt32 {
+    public static func checksum(_ bytes: [UInt8]) -> UInt32 {
         var state = Accumulator()
-        state.update(bytes)
+        bytes.withUnsafeBufferPointer { state.update(UnsafeRawBufferPointer($0)) }
         return state.value
     }
 
@@ -20,17 +32,31 @@ public enum CRC32C {
         private var crc: UInt32 = 0xFFFF_FFFF
         public init() {}
 
-        public mutating func update(_ bytes: some Sequence<UInt8>) {
-            CRC32C.table.withUnsafeBufferPointer { table in
-                for byte in bytes {
-                    crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8)
+        public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+            CRC32C.tables.withUnsafeBufferPointer { table in
+                var crc = self.crc
+                var index = 0
+                let count = bytes.count
+                while index + 8 <= count {
+                    let low = crc ^ bytes.loadUnaligned(fromByteOffset: index, as: UInt32.self).littleEndian
+                    let high = bytes.loadUnaligned(fromByteOffset: index + 4, as: UInt32.self).littleEndian
+                    crc = table[7 * 256 + Int(low & 0xFF)] ^ table[6 * 256 + Int((low >> 8) & 0xFF)]
+                        ^ table[5 * 256 + Int((low >> 16) & 0xFF)] ^ table[4 * 256 + Int(low >> 24)]
+                        ^ table[3 * 256 + Int(high & 0xFF)] ^ table[2 * 256 + Int((high >> 8) & 0xFF)]
+                        ^ table[1 * 256 + Int((high >> 16) & 0xFF)] ^ table[Int(high >> 24)]
+                    index += 8
                 }
+                while index < count {
+                    crc = table[Int((crc ^ UInt32(bytes[index])) & 0xFF)] ^ (crc >> 8)
+                    index += 1
+                }
+                self.crc = crc
             }
         }
 
         public mutating func update(_ string: String) {
-            var copy = string
-            copy.withUTF8 { update($0) }
+            var string = string
+            string.withUTF8 { update(UnsafeRawBufferPointer($0)) }
         }
 
         public mutating func update(_ integer: Int64) {

@@ -48,6 +48,11 @@ public final class EventLog: Sendable {
         var configuration = Configuration()
         configuration.label = "orderly-\(node)"
         configuration.busyMode = .timeout(5)
+        let pageBytes = options.pageBytes
+        configuration.prepareDatabase { db in
+            // Takes effect only on a new, empty file (before WAL is on).
+            try db.execute(sql: "PRAGMA page_size = \(pageBytes)")
+        }
         let pool = try DatabasePool(path: file, configuration: configuration)
         let synchronous = options.durability == .fsync ? "FULL" : "NORMAL"
         var logID = ""
@@ -56,6 +61,9 @@ public final class EventLog: Sendable {
             // GRDB sets NORMAL when it turns WAL on; the writer connection is
             // the only one that commits, so this setting governs every commit.
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(options.walAutocheckpointPages)")
+            // The order index takes random inserts: keep its pages in memory.
+            try db.execute(sql: "PRAGMA cache_size = -\(options.writerCacheKibibytes)")
             try db.inTransaction(.immediate) {
                 try Migrations.apply(db, nowMs: options.clock())
                 let owner = try String.fetchOne(db, sql: "SELECT value FROM log_meta WHERE key = 'node'")
@@ -103,8 +111,11 @@ public final class EventLog: Sendable {
         return EventLog(origin: node, path: file, logID: logID, lastOffset: last, reader: queue, writer: nil)
     }
 
+    /// `origin-logid-offset`, the offset zero-padded to 12 digits so ids of
+    /// one log sort in offset order and the unique index grows at its end.
     static func eventID(origin: String, logID: String, offset: Int64) -> String {
-        "\(origin)-\(logID)-\(offset)"
+        let digits = String(offset)
+        return "\(origin)-\(logID)-" + String(repeating: "0", count: max(0, 12 - digits.count)) + digits
     }
 
     // MARK: Writing
@@ -117,6 +128,12 @@ public final class EventLog: Sendable {
             throw EventLogError.invalidAppend("event needs an order id, a type and a version from 1 (got \(event))")
         }
         return try await writer.append(request)
+    }
+
+    /// Transactions committed by this process's writer and the events in
+    /// them: their ratio is the mean group-commit batch.
+    public var writerStatistics: (commits: Int, events: Int) {
+        writer?.statistics ?? (0, 0)
     }
 
     /// Lets queued appends finish, then stops the writer. Reads keep working.

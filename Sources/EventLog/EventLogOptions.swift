@@ -18,6 +18,16 @@ public struct EventLogOptions: Sendable {
     /// Most append requests waiting for the writer; past it appends fail fast
     /// with `overloaded` instead of growing memory without bound.
     public var pendingRequestsMax: Int = 65_536
+    /// SQLite page size of a new file. Small pages suit this log: each
+    /// commit rewrites, whole, every page it touches in the order index, and
+    /// those touches are scattered across concurrent orders.
+    public var pageBytes: Int = 1024
+    /// WAL pages before SQLite copies them back into the database file. A
+    /// larger WAL copies a hot page once for many commits; recovery reads at
+    /// most this much WAL, so it stays bounded.
+    public var walAutocheckpointPages: Int = 10_000
+    /// Page cache of the writer connection.
+    public var writerCacheKibibytes: Int = 65_536
     /// Wall clock in ms since the epoch, an input so tests can fix it.
     public var clock: @Sendable () -> Int64 = { WallClock.nowMs() }
 

@@ -22,6 +22,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     // Guarded by `condition`.
     private var pending: [Pending] = []
     private var stopping = false
+    private var commits = 0
+    private var committedEvents = 0
     private var stopped = false
     // Touched only by the writer thread once started.
     private var nextOffset: Int64
@@ -64,6 +66,13 @@ final class GroupCommitWriter: @unchecked Sendable {
             pending.append(Pending(request: request, continuation: continuation))
             condition.signal()
         }
+    }
+
+    /// Transactions committed and the events they held, since start.
+    var statistics: (commits: Int, events: Int) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (commits, committedEvents)
     }
 
     /// Finishes what is queued, then stops the thread. Later appends fail.
@@ -133,10 +142,7 @@ final class GroupCommitWriter: @unchecked Sendable {
                                 origin: origin, offset: offset, orderID: event.orderID, version: event.version,
                                 type: event.type, payload: event.payload, eventID: EventLog.eventID(origin: origin, logID: logID, offset: offset),
                                 recordedAt: now)
-                            try insert.execute(arguments: [
-                                record.origin, record.offset, record.orderID, record.version, record.type,
-                                record.payload, record.eventID, record.recordedAt, record.term, Int64(record.checksum),
-                            ])
+                            try record.insert(using: insert, db)
                             records.append(record)
                             offset += 1
                         }
@@ -165,6 +171,10 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
         let eventCount = offset - nextOffset
         nextOffset = offset
+        condition.lock()
+        commits += 1
+        committedEvents += Int(eventCount)
+        condition.unlock()
         appendedCounter.increment(by: Int(eventCount))
         batchEvents.record(eventCount)
         commitTimer.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))

@@ -25,6 +25,12 @@ struct BenchAppend: AsyncParsableCommand {
     @Option(help: "fsync or relaxed.")
     var durability: Durability = .fsync
 
+    @Option(help: "SQLite page size of the new files.")
+    var pageBytes: Int = EventLogOptions().pageBytes
+
+    @Option(help: "WAL pages between SQLite checkpoints.")
+    var walPages: Int = EventLogOptions().walAutocheckpointPages
+
     @Option(help: "Folder for the log files (default: a temp folder, removed at the end).")
     var dir: String?
 
@@ -73,6 +79,8 @@ struct BenchAppend: AsyncParsableCommand {
         var options = EventLogOptions()
         options.durability = durability
         options.batchRequestsMax = batchRequestsMax
+        options.pageBytes = pageBytes
+        options.walAutocheckpointPages = walPages
         let log = try EventLog.open(path: (folder as NSString).appendingPathComponent("\(name).sqlite"), node: "bench", options: options)
         defer { log.close() }
         let perWriter = events / writers
@@ -98,6 +106,8 @@ struct BenchAppend: AsyncParsableCommand {
             return all
         }
         let seconds = BenchSupport.seconds(since: start)
+        let (commits, committed) = log.writerStatistics
+        print("  \(name): \(commits) commits, mean batch \(BenchSupport.format(Double(committed) / Double(max(commits, 1)), 1)) events")
         let measurement = Measurement(events: perWriter * writers, seconds: seconds, latenciesMs: latencies)
         print("  \(name): \(measurement.events) events in \(BenchSupport.format(seconds, 2)) s")
         return measurement
