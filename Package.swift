@@ -17,17 +17,30 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // Pure cores: the standard library only.
         .target(name: "OrderDomain"),
         .target(name: "HashRing"),
         .target(name: "Membership"),
+        .target(name: "Checksum"),
+
+        // The peer protocol: frames, codecs, handshake.
+        .target(
+            name: "Wire",
+            dependencies: [
+                "Checksum",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
 
         // I/O shells.
         .target(
             name: "EventLog",
             dependencies: [
+                "Checksum",
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -70,7 +83,16 @@ let package = Package(
         .testTarget(name: "OrderDomainTests", dependencies: ["OrderDomain"]),
         .testTarget(name: "HashRingTests", dependencies: ["HashRing"]),
         .testTarget(name: "MembershipTests", dependencies: ["Membership"]),
-        .testTarget(name: "EventLogTests", dependencies: ["EventLog", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "EventLogTests", dependencies: ["EventLog", "Checksum", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(
+            name: "WireTests",
+            dependencies: [
+                "Wire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "NodeTests", dependencies: ["Node", "EventLog", "OrderDomain"]),
         .testTarget(
             name: "HTTPAPITests",

@@ -3,6 +3,7 @@ import GRDB
 import Testing
 
 @testable import EventLog
+import Checksum
 
 @Suite struct EventLogTests {
     func event(_ order: String, _ version: Int64, type: String = "OrderPlaced", payload: String = #"{"v":1}"#) -> NewEvent {

@@ -1,0 +1,177 @@
+import Crypto
+import NIOCore
+
+/// Frame types of the handshake. Application messages use 16 and above.
+public enum HandshakeFrame: UInt8, Sendable {
+    case hello = 1
+    case challenge = 2
+    case proof = 3
+    case welcome = 4
+    case reject = 5
+}
+
+public struct HandshakeConfig: Sendable {
+    public var cluster: String
+    public var nodeID: String
+    /// The shared cluster secret; nil runs without authentication (`--insecure`).
+    public var secret: [UInt8]?
+
+    public init(cluster: String, nodeID: String, secret: [UInt8]?) {
+        self.cluster = cluster
+        self.nodeID = nodeID
+        self.secret = secret
+    }
+
+    /// HMAC-SHA256 over a role label and the session's values, so a proof is
+    /// good for one direction of one session only.
+    func proof(role: String, _ parts: [[UInt8]]) -> [UInt8] {
+        guard let secret else { return [] }
+        var mac = HMAC<SHA256>(key: SymmetricKey(data: secret))
+        mac.update(data: Array("orderly-\(role)|".utf8))
+        for part in parts {
+            mac.update(data: [UInt8(part.count >> 8), UInt8(part.count & 0xFF)])
+            mac.update(data: part)
+        }
+        return Array(mac.finalize())
+    }
+
+    func verify(_ proof: [UInt8], role: String, _ parts: [[UInt8]]) -> Bool {
+        guard secret != nil else { return proof.isEmpty }
+        return self.proof(role: role, parts).constantTimeEquals(proof)
+    }
+}
+
+extension Array where Element == UInt8 {
+    func constantTimeEquals(_ other: [UInt8]) -> Bool {
+        guard count == other.count else { return false }
+        var difference: UInt8 = 0
+        for index in indices { difference |= self[index] ^ other[index] }
+        return difference == 0
+    }
+}
+
+public enum HandshakeOutput: Sendable, Equatable {
+    case send(Frame)
+    /// Authenticated: application frames may flow.
+    case established(peerNodeID: String)
+}
+
+/// Mutual challenge-response, client side. Pure: nonces come in from the
+/// shell, frames go out as outputs.
+///
+///     client -> hello(cluster, node, secured, client nonce)
+///     server -> challenge(node, secured, server nonce, server proof)
+///     client -> proof(client proof)
+///     server -> welcome
+public struct ClientHandshake: Sendable {
+    private enum State { case awaitingChallenge, awaitingWelcome(peer: String), done }
+
+    private let config: HandshakeConfig
+    private let nonce: [UInt8]
+    private var state = State.awaitingChallenge
+
+    public init(config: HandshakeConfig, nonce: [UInt8]) {
+        precondition(nonce.count == WireLimits.nonceBytes, "nonce must be \(WireLimits.nonceBytes) bytes")
+        self.config = config
+        self.nonce = nonce
+    }
+
+    public func hello() -> Frame {
+        var payload = ByteBuffer()
+        payload.writeLengthPrefixed(config.cluster)
+        payload.writeLengthPrefixed(config.nodeID)
+        payload.writeInteger(UInt8(config.secret == nil ? 0 : 1))
+        payload.writeLengthPrefixed(nonce)
+        return Frame(type: HandshakeFrame.hello.rawValue, payload: payload)
+    }
+
+    public mutating func receive(_ frame: Frame) throws(WireError) -> [HandshakeOutput] {
+        var reader = PayloadReader(frame.payload)
+        if frame.type == HandshakeFrame.reject.rawValue {
+            throw .authenticationFailed("peer refused: \(try reader.string("reason", max: 1024))")
+        }
+        switch state {
+        case .awaitingChallenge:
+            guard frame.type == HandshakeFrame.challenge.rawValue else { throw .unexpectedMessage("type \(frame.type) before the challenge") }
+            let peer = try reader.string("node id")
+            let secured = try reader.integer("secured", as: UInt8.self) == 1
+            let serverNonce = try reader.bytes("nonce", max: WireLimits.nonceBytes)
+            let serverProof = try reader.bytes("proof", max: 64)
+            try reader.finish("challenge")
+            guard secured == (config.secret != nil) else {
+                throw .authenticationFailed(secured ? "peer requires the cluster secret and this node has none" : "peer runs without a secret (--insecure)")
+            }
+            guard serverNonce.count == WireLimits.nonceBytes else { throw .malformed("nonce must be \(WireLimits.nonceBytes) bytes") }
+            let parts = [Array(config.cluster.utf8), Array(peer.utf8), Array(config.nodeID.utf8), nonce, serverNonce]
+            guard config.verify(serverProof, role: "server", parts) else { throw .authenticationFailed("peer does not know the cluster secret") }
+            var payload = ByteBuffer()
+            payload.writeLengthPrefixed(config.proof(role: "client", parts))
+            state = .awaitingWelcome(peer: peer)
+            return [.send(Frame(type: HandshakeFrame.proof.rawValue, payload: payload))]
+        case .awaitingWelcome(let peer):
+            guard frame.type == HandshakeFrame.welcome.rawValue else { throw .unexpectedMessage("type \(frame.type) before welcome") }
+            try reader.finish("welcome")
+            state = .done
+            return [.established(peerNodeID: peer)]
+        case .done:
+            throw .unexpectedMessage("handshake frame after the handshake")
+        }
+    }
+}
+
+/// Mutual challenge-response, server side.
+public struct ServerHandshake: Sendable {
+    private enum State { case awaitingHello, awaitingProof(peer: String, parts: [[UInt8]]), done }
+
+    private let config: HandshakeConfig
+    private let nonce: [UInt8]
+    private var state = State.awaitingHello
+
+    public init(config: HandshakeConfig, nonce: [UInt8]) {
+        precondition(nonce.count == WireLimits.nonceBytes, "nonce must be \(WireLimits.nonceBytes) bytes")
+        self.config = config
+        self.nonce = nonce
+    }
+
+    /// The frame to send before closing after `error`, so the peer logs why.
+    public static func rejection(_ error: WireError) -> Frame {
+        var payload = ByteBuffer()
+        payload.writeLengthPrefixed(String(error.description.prefix(1000)))
+        return Frame(type: HandshakeFrame.reject.rawValue, payload: payload)
+    }
+
+    public mutating func receive(_ frame: Frame) throws(WireError) -> [HandshakeOutput] {
+        var reader = PayloadReader(frame.payload)
+        switch state {
+        case .awaitingHello:
+            guard frame.type == HandshakeFrame.hello.rawValue else { throw .unexpectedMessage("type \(frame.type) before hello") }
+            let cluster = try reader.string("cluster")
+            let peer = try reader.string("node id")
+            let secured = try reader.integer("secured", as: UInt8.self) == 1
+            let clientNonce = try reader.bytes("nonce", max: WireLimits.nonceBytes)
+            try reader.finish("hello")
+            guard cluster == config.cluster else { throw .wrongCluster(expected: config.cluster, got: cluster) }
+            guard secured == (config.secret != nil) else {
+                throw .authenticationFailed(secured ? "peer has a cluster secret and this node runs --insecure" : "peer has no cluster secret")
+            }
+            guard clientNonce.count == WireLimits.nonceBytes, !peer.isEmpty else { throw .malformed("bad hello") }
+            let parts = [Array(cluster.utf8), Array(config.nodeID.utf8), Array(peer.utf8), clientNonce, nonce]
+            var payload = ByteBuffer()
+            payload.writeLengthPrefixed(config.nodeID)
+            payload.writeInteger(UInt8(config.secret == nil ? 0 : 1))
+            payload.writeLengthPrefixed(nonce)
+            payload.writeLengthPrefixed(config.proof(role: "server", parts))
+            state = .awaitingProof(peer: peer, parts: parts)
+            return [.send(Frame(type: HandshakeFrame.challenge.rawValue, payload: payload))]
+        case .awaitingProof(let peer, let parts):
+            guard frame.type == HandshakeFrame.proof.rawValue else { throw .unexpectedMessage("type \(frame.type) before the proof") }
+            let proof = try reader.bytes("proof", max: 64)
+            try reader.finish("proof")
+            guard config.verify(proof, role: "client", parts) else { throw .authenticationFailed("peer does not know the cluster secret") }
+            state = .done
+            return [.send(Frame(type: HandshakeFrame.welcome.rawValue, payload: ByteBuffer())), .established(peerNodeID: peer)]
+        case .done:
+            throw .unexpectedMessage("handshake frame after the handshake")
+        }
+    }
+}
