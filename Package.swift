@@ -50,7 +50,9 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "OrderDomain", "EventLog",
+                "OrderDomain", "EventLog", "Wire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -93,7 +95,15 @@ let package = Package(
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "NodeTests", dependencies: ["Node", "EventLog", "OrderDomain"]),
+        .testTarget(
+            name: "NodeTests",
+            dependencies: [
+                "Node", "EventLog", "OrderDomain", "Wire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "HTTPAPITests",
             dependencies: [

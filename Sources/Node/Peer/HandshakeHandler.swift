@@ -1,0 +1,96 @@
+import Logging
+import NIOCore
+import Wire
+
+/// Fired down the pipeline once the peer has proven the cluster secret.
+public struct PeerEstablished: Sendable {
+    public let peerNodeID: String
+}
+
+/// Runs the handshake core on a connection. Until it succeeds no frame goes
+/// further; any wire error (bad frame, wrong secret, wrong version) closes
+/// this connection alone, with the reason logged, and never the node.
+final class HandshakeHandler: ChannelDuplexHandler {
+    typealias InboundIn = Frame
+    typealias InboundOut = Frame
+    typealias OutboundIn = Frame
+    typealias OutboundOut = Frame
+
+    enum Role {
+        case client(ClientHandshake)
+        case server(ServerHandshake)
+    }
+
+    private var role: Role
+    private var established = false
+    private var logger: Logger
+
+    init(role: Role, logger: Logger) {
+        self.role = role
+        self.logger = logger
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        logger[metadataKey: "peer_address"] = "\(context.remoteAddress.map { "\($0)" } ?? "?")"
+        if case .client(let core) = role {
+            context.writeAndFlush(wrapOutboundOut(core.hello()), promise: nil)
+        }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        guard !established else {
+            context.fireChannelRead(data)
+            return
+        }
+        do {
+            let outputs: [HandshakeOutput]
+            switch role {
+            case .client(var core):
+                outputs = try core.receive(frame)
+                role = .client(core)
+            case .server(var core):
+                outputs = try core.receive(frame)
+                role = .server(core)
+            }
+            for output in outputs {
+                switch output {
+                case .send(let reply):
+                    context.writeAndFlush(wrapOutboundOut(reply), promise: nil)
+                case .established(let peer):
+                    established = true
+                    logger.info("peer connection established", metadata: ["peer": "\(peer)"])
+                    context.fireUserInboundEventTriggered(PeerEstablished(peerNodeID: peer))
+                }
+            }
+        } catch {
+            refuse(context: context, error)
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        // Application frames wait for the handshake; the handshake's own
+        // frames are written by this handler directly.
+        guard established else {
+            promise?.fail(WireError.unexpectedMessage("write before the handshake completed"))
+            return
+        }
+        context.write(data, promise: promise)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        refuse(context: context, error)
+    }
+
+    private func refuse(context: ChannelHandlerContext, _ error: any Error) {
+        logger.warning("closing peer connection", metadata: ["reason": "\(error)"])
+        if case .server = role, !established, let wireError = error as? WireError {
+            context.writeAndFlush(wrapOutboundOut(ServerHandshake.rejection(wireError))).whenComplete { _ in
+                context.close(promise: nil)
+            }
+        } else {
+            context.close(promise: nil)
+        }
+    }
+}

@@ -1,0 +1,122 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+import Wire
+
+@testable import Node
+
+/// Collects what reaches the application end of a peer pipeline.
+final class PeerRecorder: ChannelInboundHandler, Sendable {
+    typealias InboundIn = Frame
+
+    let established = Mutex<[String]>([])
+    let frames = Mutex<[Frame]>([])
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? PeerEstablished { established.withLock { $0.append(event.peerNodeID) } }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        frames.withLock { $0.append(frame) }
+    }
+}
+
+/// Keeps every log line, to check that a refusal says why.
+final class LogRecorder: @unchecked Sendable {
+    let lines = Mutex<[String]>([])
+
+    func logger(_ label: String) -> Logger {
+        Logger(label: label) { _ in Handler(recorder: self) }
+    }
+
+    struct Handler: LogHandler {
+        let recorder: LogRecorder
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+            let all = metadata.merging(extra ?? [:]) { $1 }
+            recorder.lines.withLock { $0.append("\(level) \(message) \(all.map { "\($0)=\($1)" }.sorted().joined(separator: " "))") }
+        }
+    }
+}
+
+func waitFor(_ what: String, timeout: Duration = .seconds(10), _ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        guard ContinuousClock.now < deadline else { throw TestTimeout(what: what) }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}
+
+struct TestTimeout: Error { let what: String }
+
+@Suite struct PeerTransportTests {
+    static let secret = Array("s3cret".utf8)
+
+    func security(_ node: String, _ secret: [UInt8]? = PeerTransportTests.secret) -> PeerSecurity {
+        PeerSecurity(cluster: "test", nodeID: node, secret: secret)
+    }
+
+    @Test func peersWithTheSecretConnectAndExchangeFrames() async throws {
+        let logs = LogRecorder()
+        let serverSide = PeerRecorder()
+        let server = try await PeerTransport.listen(host: "127.0.0.1", port: 0, security: security("api-1"), logger: logs.logger("server")) { serverSide }
+        defer { try? server.close().wait() }
+        let clientSide = PeerRecorder()
+        let client = try await PeerTransport.connect(
+            host: "127.0.0.1", port: server.localAddress!.port!, security: security("api-2"), logger: logs.logger("client")) { clientSide }
+        defer { try? client.close().wait() }
+
+        try await waitFor("both ends established") {
+            serverSide.established.withLock { $0 } == ["api-2"] && clientSide.established.withLock { $0 } == ["api-1"]
+        }
+        try await client.writeAndFlush(Frame(type: 16, payload: ByteBuffer(string: "ping")))
+        try await waitFor("the frame to arrive") { serverSide.frames.withLock { $0.count } == 1 }
+        #expect(serverSide.frames.withLock { $0.first?.payload } == ByteBuffer(string: "ping"))
+    }
+
+    @Test func aWrongSecretClosesOnlyThatConnectionWithALoggedReason() async throws {
+        let logs = LogRecorder()
+        let serverSide = PeerRecorder()
+        let server = try await PeerTransport.listen(host: "127.0.0.1", port: 0, security: security("api-1"), logger: logs.logger("server")) { serverSide }
+        defer { try? server.close().wait() }
+        let port = server.localAddress!.port!
+
+        let intruder = try await PeerTransport.connect(
+            host: "127.0.0.1", port: port, security: security("evil", Array("guess".utf8)), logger: logs.logger("intruder")) { PeerRecorder() }
+        try await intruder.closeFuture.get()
+        #expect(serverSide.established.withLock { $0 }.isEmpty)
+        try await waitFor("the refusal to be logged") {
+            logs.lines.withLock { $0.contains { $0.contains("closing peer connection") && $0.contains("authentication failed") } }
+        }
+
+        // The node is still up: a peer with the secret gets in.
+        let friend = try await PeerTransport.connect(host: "127.0.0.1", port: port, security: security("api-2"), logger: logs.logger("friend")) { PeerRecorder() }
+        defer { try? friend.close().wait() }
+        try await waitFor("the good peer to be admitted") { serverSide.established.withLock { $0 } == ["api-2"] }
+    }
+
+    @Test func garbageBytesCloseTheConnection() async throws {
+        let logs = LogRecorder()
+        let server = try await PeerTransport.listen(host: "127.0.0.1", port: 0, security: security("api-1"), logger: logs.logger("server")) { PeerRecorder() }
+        defer { try? server.close().wait() }
+        let raw = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: server.localAddress!.port!).get()
+        // An HTTP request read as a frame header claims a 1.2 GB frame.
+        try await raw.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+        try await raw.closeFuture.get()
+        try await waitFor("the reason to be logged") {
+            logs.lines.withLock { $0.contains { $0.contains("closing peer connection") && $0.contains("exceeds the limit") } }
+        }
+    }
+}
