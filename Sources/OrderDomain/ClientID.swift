@@ -1,5 +1,3 @@
-public typealias Cents = Int64
-
 /// A client-chosen identifier (order, payment, shipment): 1...64 characters
 /// of `[A-Za-z0-9._-]`. Being chosen by the client makes every command
 /// idempotent: a retry carries the same id.
@@ -41,13 +39,4 @@ public struct ClientID: Hashable, Sendable, Comparable, CustomStringConvertible,
         var container = encoder.singleValueContainer()
         try container.encode(rawValue)
     }
-}
-
-/// Limits of the domain, in one place.
-public enum Limits {
-    public static let linesMax = 100
-    public static let qtyMax = 10_000
-    public static let customerBytesMax = 128
-    public static let amountCentsMax: Cents = 10_000_000_000
-    public static let reasonBytesMax = 256
 }

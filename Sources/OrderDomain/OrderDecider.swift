@@ -1,5 +1,9 @@
-/// The order state machine: `decide` turns a command into events, `evolve`
-/// folds an event into the state. Pure: no clock, no randomness, no I/O.
+/// The order state machine: `decide` turns a command into events (or a
+/// refusal), `evolve` folds an event into the state. Pure: no clock, no
+/// randomness, no I/O; time comes in through `DecideContext`.
+///
+/// Contract for the shell: append a decision's events all together, in
+/// order, and fold them with `evolve` before deciding the next command.
 public enum OrderDecider {
     public static func decide(_ command: OrderCommand, state: OrderState, context: DecideContext) -> Result<Decision, DomainError> {
         switch command {
@@ -11,9 +15,36 @@ public enum OrderDecider {
         }
     }
 
+    public static func fold(_ state: OrderState, _ events: [OrderEvent]) -> OrderState {
+        events.reduce(state, evolve)
+    }
+
+    // MARK: Place
+
     private static func place(customer: String, lines requests: [OrderLineRequest], state: OrderState, context: DecideContext) -> Result<Decision, DomainError> {
-        let trimmed = customer.trimmingSpaces
-        guard !trimmed.isEmpty, customer.utf8.count <= Limits.customerBytesMax else {
+        let lines: [OrderLine]
+        switch validate(customer: customer, lines: requests, catalog: context.catalog) {
+        case .success(let priced): lines = priced
+        case .failure(let error): return .failure(error)
+        }
+        if state.exists {
+            // The order id is the idempotency key: the same body is a retry.
+            let same = state.customer == customer && state.lines.map { OrderLineRequest(sku: $0.sku, qty: $0.qty) } == requests
+            return same
+                ? .success(Decision(events: [], outcome: .replayed))
+                : .failure(.conflict(code: "order_id_reused", message: "order \(state.orderID) exists with a different body"))
+        }
+        let total = lines.lazy.map(\.lineTotalCents).sumSaturating()
+        var events: [OrderEvent] = [.orderPlaced(customer: customer, lines: lines, totalCents: total)]
+        let settled = settleHeldPayments(of: state, status: .placed, outstandingCents: total)
+        events += settled.events
+        if settled.outstandingCents == 0 { events.append(.orderPaid(paidCents: total)) }
+        return .success(Decision(events: events, outcome: .created))
+    }
+
+    /// Checks a place command's body and prices its lines from the catalog.
+    private static func validate(customer: String, lines requests: [OrderLineRequest], catalog: Catalog) -> Result<[OrderLine], DomainError> {
+        guard !customer.trimmingSpaces.isEmpty, customer.utf8.count <= Limits.customerBytesMax else {
             return .failure(.invalid(code: "invalid_customer", message: "customer must be 1-\(Limits.customerBytesMax) bytes, not blank"))
         }
         guard !requests.isEmpty else { return .failure(.invalid(code: "no_lines", message: "an order needs at least one line")) }
@@ -25,61 +56,70 @@ public enum OrderDecider {
             guard (1...Limits.qtyMax).contains(request.qty) else {
                 return .failure(.invalid(code: "invalid_qty", message: "qty of \(request.sku) must be 1-\(Limits.qtyMax), got \(request.qty)"))
             }
-            guard let product = context.catalog.product(sku: request.sku) else {
+            guard let product = catalog.product(sku: request.sku) else {
                 return .failure(.invalid(code: "unknown_sku", message: "no product with sku '\(request.sku)'"))
             }
             lines.append(OrderLine(sku: product.sku, qty: request.qty, unitPriceCents: product.priceCents))
         }
-        if state.exists {
-            let same = state.customer == customer && state.lines.map { OrderLineRequest(sku: $0.sku, qty: $0.qty) } == requests
-            return same
-                ? .success(Decision(events: [], outcome: .replayed))
-                : .failure(.conflict(code: "order_id_reused", message: "order \(state.orderID) exists with a different body"))
-        }
-        let total = lines.reduce(0) { $0 + $1.lineTotalCents }
-        var events: [OrderEvent] = [.orderPlaced(customer: customer, lines: lines, totalCents: total)]
-        // Held payments apply in arrival order; what exceeds the total goes back.
-        var outstanding = total
+        return .success(lines)
+    }
+
+    /// Events that settle the held payments of an order that now exists, in
+    /// arrival order: each applies what is still outstanding and the excess
+    /// goes back; on a cancelled order all of it goes back. Payments already
+    /// refunded (order never arrived) are not held and stay refunded.
+    private static func settleHeldPayments(of state: OrderState, status: OrderStatus, outstandingCents: Cents) -> (events: [OrderEvent], outstandingCents: Cents) {
+        var events: [OrderEvent] = []
+        var outstanding = outstandingCents
         for payment in state.payments where payment.status == .held {
+            if status == .cancelled {
+                events.append(.paymentRefunded(paymentID: payment.id, amountCents: payment.amountCents, reason: .orderCancelled))
+                continue
+            }
             let applied = min(payment.amountCents, outstanding)
             if applied > 0 { events.append(.paymentApplied(paymentID: payment.id, amountCents: applied)) }
             if payment.amountCents > applied {
                 events.append(.paymentRefunded(paymentID: payment.id, amountCents: payment.amountCents - applied, reason: .overpayment))
             }
-            outstanding -= applied
+            outstanding -= max(0, applied)
         }
-        if outstanding == 0 { events.append(.orderPaid(paidCents: total)) }
-        return .success(Decision(events: events, outcome: .created))
+        return (events, outstanding)
     }
+
+    // MARK: Pay
 
     private static func pay(id: ClientID, amount: Cents, state: OrderState, context: DecideContext) -> Result<Decision, DomainError> {
         guard (1...Limits.amountCentsMax).contains(amount) else {
             return .failure(.invalid(code: "invalid_amount", message: "amount_cents must be 1-\(Limits.amountCentsMax), got \(amount)"))
         }
         if let existing = state.payment(id) {
+            // The payment id is the idempotency key: the same amount is a retry.
             return existing.amountCents == amount
                 ? .success(Decision(events: [], outcome: .replayed))
                 : .failure(.conflict(code: "payment_id_reused", message: "payment \(id) was recorded with amount \(existing.amountCents)"))
         }
         guard let status = state.status else {
-            let held = OrderEvent.paymentReceived(paymentID: id, amountCents: amount, heldUntilMs: context.nowMs + context.holdTimeoutMs)
-            return .success(Decision(events: [held], outcome: .held))
+            let deadline = context.nowMs.addingSaturating(context.holdTimeoutMs)
+            return .success(Decision(events: [.paymentReceived(paymentID: id, amountCents: amount, heldUntilMs: deadline)], outcome: .held))
         }
         var events: [OrderEvent] = [.paymentReceived(paymentID: id, amountCents: amount, heldUntilMs: nil)]
         if status == .cancelled {
             events.append(.paymentRefunded(paymentID: id, amountCents: amount, reason: .orderCancelled))
             return .success(Decision(events: events, outcome: .created))
         }
+        // A paid or shipped order has nothing outstanding: all goes back.
         let outstanding = state.outstandingCents
         let applied = min(amount, outstanding)
         if amount > applied {
             events.append(.paymentRefunded(paymentID: id, amountCents: amount - applied, reason: .overpayment))
         }
-        if applied > 0 && applied == outstanding && status == .placed {
+        if status == .placed && applied > 0 && applied == outstanding {
             events.append(.orderPaid(paidCents: state.totalCents))
         }
         return .success(Decision(events: events, outcome: .created))
     }
+
+    // MARK: Cancel, ship, timer
 
     private static func cancel(reason: String?, state: OrderState) -> Result<Decision, DomainError> {
         if let reason, reason.utf8.count > Limits.reasonBytesMax {
@@ -93,6 +133,8 @@ public enum OrderDecider {
         case .shipped?:
             return .failure(.conflict(code: "order_shipped", message: "order \(state.orderID) has shipped and cannot be cancelled"))
         case .placed?, .paid?:
+            // Every cent the order keeps goes back. No payment is held here:
+            // held payments are settled when the order is placed.
             var events: [OrderEvent] = [.orderCancelled(reason: reason)]
             for payment in state.payments where payment.appliedCents > 0 {
                 events.append(.paymentRefunded(paymentID: payment.id, amountCents: payment.appliedCents, reason: .orderCancelled))
@@ -118,79 +160,32 @@ public enum OrderDecider {
         }
     }
 
+    /// The timer. Before the order exists, held payments past their deadline
+    /// are refunded. Once it exists no payment should still be held (placing
+    /// settles them), but a log merged from two nodes can hold one; it is
+    /// settled here, so the timer that `nextHoldDeadlineMs` asks for always
+    /// makes progress instead of firing again and again. Never an error.
     private static func expire(state: OrderState, now: Int64) -> Result<Decision, DomainError> {
-        guard !state.exists else { return .success(Decision(events: [], outcome: .replayed)) }
-        let events = state.payments.compactMap { payment -> OrderEvent? in
-            guard payment.status == .held, let due = payment.heldUntilMs, due <= now else { return nil }
-            return .paymentRefunded(paymentID: payment.id, amountCents: payment.amountCents, reason: .orderNeverArrived)
+        var events: [OrderEvent] = []
+        if let status = state.status {
+            let settled = settleHeldPayments(of: state, status: status, outstandingCents: state.outstandingCents)
+            events = settled.events
+            let appliedAny = settled.outstandingCents < state.outstandingCents
+            if status == .placed && appliedAny && settled.outstandingCents == 0 {
+                events.append(.orderPaid(paidCents: state.totalCents))
+            }
+        } else {
+            for payment in state.payments where payment.status == .held {
+                guard let due = payment.heldUntilMs, due <= now else { continue }
+                events.append(.paymentRefunded(paymentID: payment.id, amountCents: payment.amountCents, reason: .orderNeverArrived))
+            }
         }
         return .success(Decision(events: events, outcome: events.isEmpty ? .replayed : .created))
-    }
-
-    // MARK: Evolve
-
-    /// Total: any event sequence folds without trapping (merged logs may hold
-    /// odd ones); what does not apply is ignored, and the version counts it.
-    public static func evolve(_ state: OrderState, _ event: OrderEvent) -> OrderState {
-        var state = state
-        state.version += 1
-        switch event {
-        case .orderPlaced(let customer, let lines, let total):
-            guard !state.exists else { break }
-            state.status = .placed
-            state.customer = customer
-            state.lines = lines
-            state.totalCents = total
-        case .paymentReceived(let id, let amount, let heldUntil):
-            guard state.paymentIndex(id) == nil else { break }
-            let held = heldUntil != nil
-            state.payments.append(PaymentRecord(
-                id: id, amountCents: amount, appliedCents: held ? 0 : amount, refundedCents: 0,
-                heldUntilMs: heldUntil, status: held ? .held : .applied))
-        case .paymentApplied(let id, let amount):
-            guard let index = state.paymentIndex(id), state.payments[index].status == .held else { break }
-            state.payments[index].appliedCents = min(amount, state.payments[index].amountCents)
-            // The rest of a held payment is refunded by the next event.
-            state.payments[index].refundedCents = 0
-            state.payments[index].heldUntilMs = nil
-            state.payments[index].status = .applied
-        case .paymentRefunded(let id, let amount, _):
-            guard let index = state.paymentIndex(id) else { break }
-            var payment = state.payments[index]
-            if payment.status == .held {
-                // A held payment is refunded whole (never arrived, or excess at placing).
-                payment.heldUntilMs = nil
-                payment.appliedCents = 0
-                payment.refundedCents = payment.amountCents
-            } else {
-                let refund = min(amount, payment.amountCents - payment.refundedCents)
-                payment.refundedCents += refund
-                payment.appliedCents = payment.amountCents - payment.refundedCents
-            }
-            payment.status = payment.appliedCents == 0 ? .refunded : .partiallyRefunded
-            state.payments[index] = payment
-        case .orderPaid:
-            if state.status == .placed { state.status = .paid }
-        case .orderCancelled(let reason):
-            if state.status == .placed || state.status == .paid {
-                state.status = .cancelled
-                state.cancelReason = reason
-            }
-        case .orderShipped(let id):
-            if state.status == .paid {
-                state.status = .shipped
-                state.shipmentID = id
-            }
-        }
-        return state
-    }
-
-    public static func fold(_ state: OrderState, _ events: [OrderEvent]) -> OrderState {
-        events.reduce(state, evolve)
     }
 }
 
 extension String {
+    /// The text without leading and trailing whitespace.
     var trimmingSpaces: Substring {
         var text = Substring(self)
         while text.first?.isWhitespace == true { text.removeFirst() }

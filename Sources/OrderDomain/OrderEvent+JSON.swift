@@ -1,5 +1,6 @@
 /// Payloads: compact JSON objects with snake_case keys and a schema version
-/// `v`, readable with SQLite's json_extract.
+/// `v`, readable with SQLite's json_extract. Optional fields are left out
+/// when nil. `decode(typeName:payload:)` is the exact inverse.
 extension OrderEvent {
     public func payloadJSON() -> String {
         var fields: [(String, JSONValue)] = [("v", .integer(Int64(Self.schemaVersion)))]
@@ -30,6 +31,10 @@ extension OrderEvent {
     public static func decode(typeName: String, payload: String) throws(EventDecodingError) -> OrderEvent {
         let json = try JSONValue.parse(payload)
         let fields = PayloadFields(json: json, typeName: typeName)
+        // A payload of a newer schema must not be read as if it were this one.
+        guard case .integer(let version)? = json["v"], version == Int64(schemaVersion) else {
+            throw EventDecodingError("\(typeName) payload: schema version v must be \(schemaVersion)")
+        }
         switch typeName {
         case "OrderPlaced":
             guard case .array(let items)? = json["lines"] else { throw fields.missing("lines") }

@@ -1,4 +1,6 @@
-/// Checkpoint encoding: the whole state as JSON, round-tripping exactly.
+/// Checkpoint encoding: the whole state as JSON, round-tripping exactly, so
+/// activation can start from a checkpoint instead of the whole stream.
+/// `paidCents` is derived from the payments and not stored.
 extension OrderState {
     public static let snapshotVersion: Int64 = 1
 
@@ -22,7 +24,7 @@ extension OrderState {
         var fields: [(String, JSONValue)] = [
             ("id", .string(payment.id.rawValue)), ("amount_cents", .integer(payment.amountCents)),
             ("applied_cents", .integer(payment.appliedCents)), ("refunded_cents", .integer(payment.refundedCents)),
-            ("status", .string(payment.status.rawValue)),
+            ("status", .string(payment.status.rawValue)), ("first_outcome", .string(payment.firstOutcome.rawValue)),
         ]
         if let held = payment.heldUntilMs { fields.append(("held_until_ms", .integer(held))) }
         return .object(fields)
@@ -40,7 +42,10 @@ extension OrderState {
             state.status = parsed
         }
         state.customer = try fields.optionalString("customer")
-        state.shipmentID = try fields.optionalString("shipment_id").flatMap(ClientID.init)
+        if let shipment = try fields.optionalString("shipment_id") {
+            guard let id = ClientID(shipment) else { throw fields.missing("shipment_id") }
+            state.shipmentID = id
+        }
         state.cancelReason = try fields.optionalString("cancel_reason")
         guard case .array(let lines)? = json["lines"], case .array(let payments)? = json["payments"] else {
             throw fields.missing("lines/payments")
@@ -53,10 +58,20 @@ extension OrderState {
         for item in payments {
             let payment = PayloadFields(json: item, typeName: "snapshot payment")
             guard let status = PaymentStatus(rawValue: try payment.string("status")) else { throw payment.missing("status") }
+            let heldUntil = try payment.optionalInteger("held_until_ms")
+            // Checkpoints written before first_outcome existed: a held payment
+            // answered held, any other answered applied or refunded.
+            let firstOutcome: PaymentStatus
+            if let raw = try payment.optionalString("first_outcome") {
+                guard let parsed = PaymentStatus(rawValue: raw) else { throw payment.missing("first_outcome") }
+                firstOutcome = parsed
+            } else {
+                firstOutcome = heldUntil != nil ? .held : (status == .refunded ? .refunded : .applied)
+            }
             state.payments.append(PaymentRecord(
                 id: try payment.id("id"), amountCents: try payment.integer("amount_cents"),
                 appliedCents: try payment.integer("applied_cents"), refundedCents: try payment.integer("refunded_cents"),
-                heldUntilMs: try payment.optionalInteger("held_until_ms"), status: status))
+                heldUntilMs: heldUntil, status: status, firstOutcome: firstOutcome))
         }
         return state
     }

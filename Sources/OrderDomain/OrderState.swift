@@ -7,27 +7,43 @@ public enum PaymentStatus: String, Sendable, Codable {
     case partiallyRefunded = "partially_refunded"
 }
 
-/// One payment of an order. Once it is not held,
-/// `amountCents == appliedCents + refundedCents` always holds.
+/// One payment of an order, in the order's stream like any other fact.
+///
+/// Money model: `appliedCents` is what the order keeps of the payment, net
+/// of refunds; `refundedCents` is what went back. Once the payment is not
+/// held, `amountCents == appliedCents + refundedCents` after every decision
+/// (between two events of one decision it may not be, e.g. after
+/// `paymentApplied` and before the refund of the excess; decisions are
+/// appended whole).
 public struct PaymentRecord: Sendable, Equatable {
     public let id: ClientID
+    /// As received.
     public let amountCents: Cents
+    /// Kept towards the order (0 while held).
     public var appliedCents: Cents
     public var refundedCents: Cents
+    /// Non-nil while held: when the payment is refunded if no order came.
     public var heldUntilMs: Int64?
     public var status: PaymentStatus
+    /// What the first answer to this payment said: held (202), applied or
+    /// refunded (201). A repeat of the payment answers from it.
+    public let firstOutcome: PaymentStatus
 
-    public init(id: ClientID, amountCents: Cents, appliedCents: Cents, refundedCents: Cents, heldUntilMs: Int64?, status: PaymentStatus) {
+    public init(
+        id: ClientID, amountCents: Cents, appliedCents: Cents, refundedCents: Cents, heldUntilMs: Int64?,
+        status: PaymentStatus, firstOutcome: PaymentStatus
+    ) {
         self.id = id
         self.amountCents = amountCents
         self.appliedCents = appliedCents
         self.refundedCents = refundedCents
         self.heldUntilMs = heldUntilMs
         self.status = status
+        self.firstOutcome = firstOutcome
     }
 }
 
-/// The fold of an order's events.
+/// The fold of an order's events (see `OrderDecider.evolve`).
 public struct OrderState: Sendable, Equatable {
     public let orderID: ClientID
     /// nil until the order is placed (held payments may exist before).
@@ -35,10 +51,12 @@ public struct OrderState: Sendable, Equatable {
     public var customer: String?
     public var lines: [OrderLine] = []
     public var totalCents: Cents = 0
+    /// In arrival order.
     public var payments: [PaymentRecord] = []
     public var shipmentID: ClientID?
     public var cancelReason: String?
-    /// Number of events folded so far (0 = empty stream).
+    /// Number of events folded so far (0 = empty stream): the stream version
+    /// the next event is appended after.
     public var version: Int64 = 0
 
     public init(orderID: ClientID) {
@@ -47,14 +65,22 @@ public struct OrderState: Sendable, Equatable {
 
     public var exists: Bool { status != nil }
 
-    /// Money kept towards the order: what payments applied, less refunds of it.
-    public var paidCents: Cents { payments.reduce(0) { $0 + $1.appliedCents } }
-    public var refundedCents: Cents { payments.reduce(0) { $0 + $1.refundedCents } }
-    public var outstandingCents: Cents { max(0, totalCents - paidCents) }
+    /// Money the order keeps: the sum of the payments' `appliedCents`, which
+    /// are already net of refunds. Derived rather than stored so it can never
+    /// disagree with the payments (a cancellation refunds every applied cent,
+    /// so a cancelled order keeps 0).
+    public var paidCents: Cents { payments.lazy.map(\.appliedCents).sumSaturating() }
 
-    /// The earliest hold deadline of a held payment (the order's timer).
+    /// Money sent back, over all payments.
+    public var refundedCents: Cents { payments.lazy.map(\.refundedCents).sumSaturating() }
+
+    /// What is still to pay before the order is paid (0 once paid).
+    public var outstandingCents: Cents { max(0, totalCents.subtractingSaturating(paidCents)) }
+
+    /// The earliest hold deadline of a held payment: when the order's timer
+    /// must fire `expireHeldPayments`. nil when nothing is held.
     public var nextHoldDeadlineMs: Int64? {
-        payments.compactMap { $0.status == .held ? $0.heldUntilMs : nil }.min()
+        payments.lazy.filter { $0.status == .held }.compactMap(\.heldUntilMs).min()
     }
 
     public func payment(_ id: ClientID) -> PaymentRecord? {

@@ -15,6 +15,7 @@ struct Order {
     var events: [OrderEvent] = []
     var nowMs: Int64 = 1_000_000
     var holdTimeoutMs: Int64 = 60_000
+    var catalog = Catalog.standard
 
     init(_ raw: String = "o-1") { state = OrderState(orderID: id(raw)) }
 

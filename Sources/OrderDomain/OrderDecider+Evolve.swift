@@ -1,0 +1,93 @@
+extension OrderDecider {
+    /// Folds one event into the state and counts it in `version`.
+    ///
+    /// Total: any event sequence folds without trapping, because a log merged
+    /// from several nodes may hold odd ones. What does not apply (a second
+    /// placement, a repeat payment id, a refund of an unknown payment, a
+    /// status change that is not forward) is ignored but still counted.
+    ///
+    /// Money, per payment (see `PaymentRecord`): a received payment that is
+    /// not held applies in full (`appliedCents = amount`); a held one applies
+    /// only the event's amount at `paymentApplied`, leaving the excess
+    /// unallocated for the refund that follows. A refund takes unallocated
+    /// money first, then applied money, never more than the payment has left;
+    /// refunding a held payment refunds all of it. So for a payment not
+    /// held, `amountCents == appliedCents + refundedCents`, and the order's
+    /// `paidCents` is the sum of `appliedCents`.
+    public static func evolve(_ state: OrderState, _ event: OrderEvent) -> OrderState {
+        var state = state
+        state.version &+= 1
+        switch event {
+        case .orderPlaced(let customer, let lines, let total):
+            guard !state.exists else { break }
+            state.status = .placed
+            state.customer = customer
+            state.lines = lines
+            state.totalCents = total
+        case .paymentReceived(let id, let amount, let heldUntil):
+            guard state.paymentIndex(id) == nil else { break }
+            state.payments.append(received(id: id, amount: amount, heldUntilMs: heldUntil, state: state))
+        case .paymentApplied(let id, let amount):
+            guard let index = state.paymentIndex(id), state.payments[index].status == .held else { break }
+            // The excess of a held payment is refunded by the next event.
+            state.payments[index].appliedCents = min(max(0, amount), max(0, state.payments[index].amountCents))
+            state.payments[index].heldUntilMs = nil
+            state.payments[index].status = .applied
+        case .paymentRefunded(let id, let amount, _):
+            guard let index = state.paymentIndex(id) else { break }
+            state.payments[index] = refunded(state.payments[index], amountCents: amount)
+        case .orderPaid:
+            if state.status == .placed { state.status = .paid }
+        case .orderCancelled(let reason):
+            if state.status == .placed || state.status == .paid {
+                state.status = .cancelled
+                state.cancelReason = reason
+            }
+        case .orderShipped(let id):
+            if state.status == .paid {
+                state.status = .shipped
+                state.shipmentID = id
+            }
+        }
+        return state
+    }
+
+    /// A new payment record. Its first outcome mirrors what `decide` did with
+    /// the payment: held without an order; refunded whole when the order was
+    /// cancelled or had nothing outstanding; applied otherwise.
+    private static func received(id: ClientID, amount: Cents, heldUntilMs: Int64?, state: OrderState) -> PaymentRecord {
+        let held = heldUntilMs != nil
+        let firstOutcome: PaymentStatus =
+            if held { .held }
+            else if state.status == .cancelled || (state.exists && state.outstandingCents == 0) { .refunded }
+            else { .applied }
+        return PaymentRecord(
+            id: id, amountCents: amount, appliedCents: held ? 0 : max(0, amount), refundedCents: 0,
+            heldUntilMs: heldUntilMs, status: held ? .held : .applied, firstOutcome: firstOutcome)
+    }
+
+    private static func refunded(_ payment: PaymentRecord, amountCents: Cents) -> PaymentRecord {
+        var payment = payment
+        if payment.status == .held {
+            // Refunded whole: the order never arrived, or it arrived with
+            // nothing left to pay.
+            payment.heldUntilMs = nil
+            payment.appliedCents = 0
+            payment.refundedCents = max(0, payment.amountCents)
+            payment.status = .refunded
+            return payment
+        }
+        // Money not yet allocated (the excess of a held payment after
+        // `paymentApplied`) goes back first; only then applied money.
+        let unallocated = max(0, payment.amountCents.subtractingSaturating(payment.appliedCents).subtractingSaturating(payment.refundedCents))
+        let refund = min(max(0, amountCents), unallocated.addingSaturating(payment.appliedCents))
+        payment.appliedCents -= max(0, refund - unallocated)
+        payment.refundedCents = payment.refundedCents.addingSaturating(refund)
+        if payment.appliedCents == 0 {
+            payment.status = .refunded
+        } else if payment.refundedCents > 0 {
+            payment.status = .partiallyRefunded
+        }
+        return payment
+    }
+}
