@@ -71,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "orderly",
             dependencies: [
-                "OrderDomain", "EventLog", "Node", "HTTPAPI",
+                "OrderDomain", "EventLog", "Node", "HTTPAPI", "Wire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -119,6 +119,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
     ]

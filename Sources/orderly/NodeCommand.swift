@@ -40,6 +40,9 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "fsync (every commit reaches the disk) or relaxed (SQLite syncs at WAL checkpoints).")
     var durability: Durability = .fsync
 
+    @OptionGroup(title: "Cluster")
+    var clusterOptions: ClusterOptions
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -49,6 +52,8 @@ struct NodeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Checked before anything starts: a node never half-joins a cluster.
+        let secret = try clusterOptions.peer.map { _ in try clusterOptions.secret() }
         Bootstrap.logging(level: logLevel)
         let registry = Bootstrap.metrics()
         var logger = Logger(label: "orderly.node")
@@ -64,7 +69,15 @@ struct NodeCommand: AsyncParsableCommand {
         config.holdTimeoutMs = holdTimeout.milliseconds
         let engine = OrderEngine(log: log, catalog: .standard, config: config, logger: logger)
 
+        var peerService: PeerService?
+        if let peer = clusterOptions.peer {
+            let security = PeerSecurity(cluster: clusterOptions.cluster, nodeID: id, secret: secret ?? nil)
+            peerService = try await PeerService.bind(host: peer.host, port: peer.port, security: security, logger: logger)
+            if secret ?? nil == nil { logger.warning("peer protocol runs without a secret (--insecure)") }
+        }
+
         let nodeID = id
+        let peerAddress = peerService?.address
         let app = Application(
             router: APIServer.router(engine: engine, registry: registry),
             configuration: .init(address: .hostname(http.host, port: http.port), serverName: "orderly-\(id)"),
@@ -72,10 +85,10 @@ struct NodeCommand: AsyncParsableCommand {
                 let address = channel.localAddress
                 let host = address?.ipAddress ?? "127.0.0.1"
                 let port = address?.port ?? 0
-                Bootstrap.printReady([
-                    ("ready", true), ("role", "api"), ("id", nodeID), ("http", "\(host):\(port)"),
-                    ("pid", Int(ProcessInfo.processInfo.processIdentifier)),
-                ])
+                var fields: [(String, Any)] = [("ready", true), ("role", "api"), ("id", nodeID), ("http", "\(host):\(port)")]
+                if let peerAddress { fields.append(("peer", peerAddress)) }
+                fields.append(("pid", Int(ProcessInfo.processInfo.processIdentifier)))
+                Bootstrap.printReady(fields)
             },
             logger: logger)
 
@@ -83,7 +96,7 @@ struct NodeCommand: AsyncParsableCommand {
         // checkpoints and closes the log.
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: engine), .init(service: app)],
+                services: [.init(service: engine)] + (peerService.map { [.init(service: $0)] } ?? []) + [.init(service: app)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()

@@ -27,10 +27,13 @@ final class OrderlyProcess: @unchecked Sendable {
         return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("orderly").path
     }
 
-    init(_ arguments: [String], stderrPath: String) throws {
+    init(_ arguments: [String], stderrPath: String, environment: [String: String?] = [:]) throws {
         self.stderrPath = stderrPath
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = arguments
+        var merged = ProcessInfo.processInfo.environment
+        for (key, value) in environment { merged[key] = value }
+        process.environment = merged
         FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: stderrPath)
         let pipe = Pipe()
@@ -48,13 +51,17 @@ final class OrderlyProcess: @unchecked Sendable {
 
     /// Waits for the ready record and returns its `http` address.
     func waitReady(timeout: Duration = .seconds(60)) async throws -> String {
+        try await readyRecord(timeout: timeout)["http"] as! String
+    }
+
+    /// Waits for the ready record and returns all its fields.
+    func readyRecord(timeout: Duration = .seconds(60)) async throws -> [String: Any] {
         try await waitUntil("ready record from \(process.arguments ?? [])", timeout: timeout) {
             guard !self.stdout.isEmpty || self.process.isRunning else {
                 throw TestFailure("process exited before it was ready; stderr:\n\(self.stderrTail())")
             }
             for line in self.stdout.split(separator: "\n") where line.contains("\"ready\":true") {
-                let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-                return object?["http"] as? String
+                return try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
             }
             return nil
         }

@@ -1,0 +1,49 @@
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Wire
+
+/// The node's peer listener as a service: bound before the node reports
+/// ready, closed on graceful shutdown.
+public final class PeerService: Service, Sendable {
+    public let channel: any Channel
+    private let logger: Logger
+
+    /// Binds now, so the caller can print the bound address.
+    public static func bind(host: String, port: Int, security: PeerSecurity, logger: Logger) async throws -> PeerService {
+        let channel = try await PeerTransport.listen(host: host, port: port, security: security, logger: logger) {
+            UnroutedFrameHandler(logger: logger)
+        }
+        return PeerService(channel: channel, logger: logger)
+    }
+
+    private init(channel: any Channel, logger: Logger) {
+        self.channel = channel
+        self.logger = logger
+    }
+
+    public var address: String {
+        let local = channel.localAddress
+        return "\(local?.ipAddress ?? "?"):\(local?.port ?? 0)"
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        try? await channel.close()
+        logger.info("peer listener closed")
+    }
+}
+
+/// Until membership and forwarding are wired in, an authenticated peer's
+/// frames have nowhere to go: they are logged and dropped.
+final class UnroutedFrameHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = Frame
+    let logger: Logger
+
+    init(logger: Logger) { self.logger = logger }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        logger.debug("dropping peer frame with no handler", metadata: ["type": "\(frame.type)"])
+    }
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import Node
+
+/// How a node joins a cluster: its peer address and the shared secret.
+struct ClusterOptions: ParsableArguments {
+    @Option(help: "Peer (cluster) address host:port; port 0 picks a free port. Without it the node runs alone.")
+    var peer: HostPort?
+
+    @Option(help: "Cluster name; peers of another cluster are refused.")
+    var cluster: String = "orderly"
+
+    @Option(help: "File holding the shared cluster secret (else ORDERLY_CLUSTER_SECRET).")
+    var clusterSecretFile: String?
+
+    @Flag(help: "Run the peer protocol without a secret (any process that can connect is trusted).")
+    var insecure = false
+
+    static let secretBytesMin = 16
+
+    func validate() throws {
+        guard !cluster.isEmpty, cluster.utf8.count <= 64 else { throw ValidationError("--cluster must be 1-64 bytes") }
+    }
+
+    /// The secret, or nil with --insecure. Refuses to go on without either.
+    func secret(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [UInt8]? {
+        var secret: [UInt8]?
+        if let file = clusterSecretFile {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ValidationError("cannot read the cluster secret file \(file)")
+            }
+            secret = Array(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).utf8)
+        } else if let value = environment["ORDERLY_CLUSTER_SECRET"] {
+            secret = Array(value.utf8)
+        }
+        if insecure {
+            guard secret == nil else {
+                throw ValidationError("--insecure and a cluster secret exclude each other: drop one")
+            }
+            return nil
+        }
+        guard let secret else {
+            throw ValidationError("""
+                refusing to join a cluster without a shared secret: set ORDERLY_CLUSTER_SECRET or \
+                --cluster-secret-file, or pass --insecure to run the peer protocol unauthenticated
+                """)
+        }
+        guard secret.count >= Self.secretBytesMin else {
+            throw ValidationError("the cluster secret must be at least \(Self.secretBytesMin) bytes")
+        }
+        return secret
+    }
+}
