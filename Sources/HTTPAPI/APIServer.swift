@@ -6,10 +6,10 @@ import Prometheus
 
 /// Builds the api node's HTTP application: order routes, health, metrics.
 public enum APIServer {
-    public static func router(engine: OrderEngine, registry: PrometheusCollectorRegistry) -> Router<BasicRequestContext> {
+    public static func router(service: any OrderService, registry: PrometheusCollectorRegistry) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: MetricsMiddleware())
-        OrderRoutes(engine: engine).register(on: router)
+        OrderRoutes(service: service).register(on: router)
         addHealthAndMetrics(to: router, registry: registry)
         return router
     }

@@ -3,12 +3,13 @@ import Logging
 import Node
 import OrderDomain
 
-/// The api-node routes of DESIGN §9 over one node's order engine.
+/// The api-node routes of DESIGN §9 over an order service: the local
+/// engine, or the dispatcher that reaches each order's leader.
 public struct OrderRoutes: Sendable {
-    public let engine: OrderEngine
+    public let service: any OrderService
 
-    public init(engine: OrderEngine) {
-        self.engine = engine
+    public init(service: any OrderService) {
+        self.service = service
     }
 
     public func register(on router: Router<some RequestContext>) {
@@ -50,7 +51,7 @@ public struct OrderRoutes: Sendable {
 
     private func getOrder(_ context: some RequestContext) async throws -> Response {
         let id = try PathInput.orderID(context)
-        let state = try await engine.state(of: id)
+        let state = try await service.state(of: id)
         guard state.exists else {
             let held = state.payments.count
             let detail = held > 0 ? "; \(held) payment(s) recorded while waiting for it" : ""
@@ -106,20 +107,20 @@ public struct OrderRoutes: Sendable {
             limit = value
         }
         let after = query.get("after")
-        let page = engine.catalog.page(after: after, limit: limit)
+        let page = service.catalog.page(after: after, limit: limit)
         return JSONResponse.make(status: .ok, ProductPage(products: page.products.map(ProductView.init), next: page.next))
     }
 
     private func product(_ context: some RequestContext) throws -> Response {
         let sku = context.parameters.get("sku") ?? ""
-        guard let product = engine.catalog.product(sku: sku) else {
+        guard let product = service.catalog.product(sku: sku) else {
             throw APIError(.notFound, "not_found", "no product with sku '\(sku)'")
         }
         return JSONResponse.make(status: .ok, ProductView(product))
     }
 
     private func run(_ orderID: ClientID, _ command: OrderCommand) async throws -> CommandResult {
-        switch try await engine.execute(orderID, command) {
+        switch try await service.execute(orderID, command) {
         case .success(let result): return result
         case .failure(let error): throw APIError.from(error)
         }

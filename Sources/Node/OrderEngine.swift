@@ -8,17 +8,30 @@ import ServiceLifecycle
 public enum EngineError: Error, Sendable, CustomStringConvertible {
     /// The log refused or failed the write; nothing was acknowledged.
     case storage(String)
+    /// The order's leader could not be reached in time; nothing is known to
+    /// have been acknowledged (commands are idempotent: retry).
+    case unavailable(String)
 
     public var description: String {
         switch self {
-        case .storage(let message): return message
+        case .storage(let message), .unavailable(let message): return message
         }
     }
 }
 
+/// Runs order commands wherever the order lives: the local engine, or the
+/// dispatcher that forwards to the order's leader.
+public protocol OrderService: Sendable {
+    var catalog: Catalog { get }
+    /// Decides and persists one command; returns once its events are durable.
+    func execute(_ orderID: ClientID, _ command: OrderCommand) async throws -> Result<CommandResult, DomainError>
+    /// The order's state after every command acknowledged before this call.
+    func state(of orderID: ClientID) async throws -> OrderState
+}
+
 /// One node's order engine: transactors over the node's event log, the
 /// passivation sweep and the timer for held payments.
-public final class OrderEngine: Service, Sendable {
+public final class OrderEngine: Service, OrderService, Sendable {
     public let config: EngineConfig
     public let catalog: Catalog
     public let log: EventLog

@@ -72,14 +72,17 @@ struct NodeCommand: AsyncParsableCommand {
         var peerService: PeerService?
         if let peer = clusterOptions.peer {
             let security = PeerSecurity(cluster: clusterOptions.cluster, nodeID: id, secret: secret ?? nil)
-            peerService = try await PeerService.bind(host: peer.host, port: peer.port, security: security, logger: logger)
+            let peerLogger = logger
+            peerService = try await PeerService.bind(host: peer.host, port: peer.port, security: security, logger: logger) {
+                Dispatcher.serverHandler(engine: engine, logger: peerLogger)
+            }
             if secret ?? nil == nil { logger.warning("peer protocol runs without a secret (--insecure)") }
         }
 
         let nodeID = id
         let peerAddress = peerService?.address
         let app = Application(
-            router: APIServer.router(engine: engine, registry: registry),
+            router: APIServer.router(service: engine, registry: registry),
             configuration: .init(address: .hostname(http.host, port: http.port), serverName: "orderly-\(id)"),
             onServerRunning: { channel in
                 let address = channel.localAddress

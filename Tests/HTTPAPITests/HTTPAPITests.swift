@@ -27,7 +27,7 @@ let sharedRegistry: PrometheusCollectorRegistry = {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let log = try EventLog.open(data: folder, node: "api-1")
         let engine = OrderEngine(log: log, catalog: .standard, config: EngineConfig(nodeID: "api-1"))
-        let app = Application(router: APIServer.router(engine: engine, registry: sharedRegistry))
+        let app = Application(router: APIServer.router(service: engine, registry: sharedRegistry))
         do {
             try await app.test(.router) { client in try await body(client, engine) }
         } catch {

@@ -10,10 +10,11 @@ public final class PeerService: Service, Sendable {
     private let logger: Logger
 
     /// Binds now, so the caller can print the bound address.
-    public static func bind(host: String, port: Int, security: PeerSecurity, logger: Logger) async throws -> PeerService {
-        let channel = try await PeerTransport.listen(host: host, port: port, security: security, logger: logger) {
-            UnroutedFrameHandler(logger: logger)
-        }
+    public static func bind(
+        host: String, port: Int, security: PeerSecurity, logger: Logger,
+        application: @escaping @Sendable () -> any ChannelHandler
+    ) async throws -> PeerService {
+        let channel = try await PeerTransport.listen(host: host, port: port, security: security, logger: logger, application: application)
         return PeerService(channel: channel, logger: logger)
     }
 
@@ -34,16 +35,3 @@ public final class PeerService: Service, Sendable {
     }
 }
 
-/// Until membership and forwarding are wired in, an authenticated peer's
-/// frames have nowhere to go: they are logged and dropped.
-final class UnroutedFrameHandler: ChannelInboundHandler, Sendable {
-    typealias InboundIn = Frame
-    let logger: Logger
-
-    init(logger: Logger) { self.logger = logger }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        logger.debug("dropping peer frame with no handler", metadata: ["type": "\(frame.type)"])
-    }
-}

@@ -1,0 +1,75 @@
+import Logging
+import Metrics
+import NIOCore
+import OrderDomain
+
+/// Where an order's commands go.
+public enum Route: Sendable, Equatable {
+    case local
+    case remote(nodeID: String, peer: String)
+    /// No live node leads the order (e.g. every replica is down).
+    case unavailable(String)
+}
+
+/// Accepts any order command and runs it on the order's leader: here, or
+/// forwarded over the peer protocol with a deadline. A leader that cannot
+/// be reached in time gives `EngineError.unavailable` (HTTP 503).
+public final class Dispatcher: OrderService {
+    private let engine: OrderEngine
+    private let clients: PeerClients
+    private let route: @Sendable (ClientID) -> Route
+    private let forwardTimeout: Duration
+    private let forwarded = Counter(label: "orderly_forwarded_commands_total")
+    private let forwardFailures = Counter(label: "orderly_forward_failures_total")
+
+    public init(engine: OrderEngine, security: PeerSecurity, forwardTimeout: Duration = .seconds(2), logger: Logger, route: @escaping @Sendable (ClientID) -> Route) {
+        self.engine = engine
+        self.clients = PeerClients(security: security, logger: logger)
+        self.forwardTimeout = forwardTimeout
+        self.route = route
+    }
+
+    public var catalog: Catalog { engine.catalog }
+
+    public func execute(_ orderID: ClientID, _ command: OrderCommand) async throws -> Result<CommandResult, DomainError> {
+        switch try await call(orderID, .command(command)) {
+        case .done(let outcome, let state): return .success(CommandResult(outcome: outcome ?? .replayed, state: state))
+        case .refused(let error): return .failure(error)
+        case .unavailable(let message): throw EngineError.unavailable(message)
+        }
+    }
+
+    public func state(of orderID: ClientID) async throws -> OrderState {
+        switch try await call(orderID, .read) {
+        case .done(_, let state): return state
+        case .refused(let error): throw EngineError.unavailable("\(error)")
+        case .unavailable(let message): throw EngineError.unavailable(message)
+        }
+    }
+
+    /// The peer listener's handler that serves calls forwarded to this node.
+    public static func serverHandler(engine: OrderEngine, logger: Logger) -> any ChannelHandler {
+        ForwardServerHandler(engine: engine, logger: logger)
+    }
+
+    private func call(_ orderID: ClientID, _ call: ForwardedCall) async throws -> ForwardReply {
+        switch route(orderID) {
+        case .local:
+            return await ForwardServerHandler.run(ForwardRequest(correlationID: 0, timeoutMs: 0, orderID: orderID, call: call), on: engine)
+        case .unavailable(let reason):
+            throw EngineError.unavailable("order \(orderID) has no live leader: \(reason)")
+        case .remote(let nodeID, let peer):
+            forwarded.increment()
+            do {
+                return try await clients.call(peer, orderID: orderID, call, timeout: forwardTimeout)
+            } catch {
+                forwardFailures.increment()
+                throw EngineError.unavailable("leader \(nodeID) at \(peer) could not be reached: \(error)")
+            }
+        }
+    }
+
+    public func shutdown() async {
+        await clients.closeAll()
+    }
+}

@@ -1,0 +1,178 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import OrderDomain
+import Wire
+
+/// One outgoing connection per peer, shared by all forwarded calls to it.
+/// Calls carry a correlation id; a reply that does not come before the
+/// deadline fails the call, and a closed connection fails all its calls.
+actor PeerClients {
+    private let security: PeerSecurity
+    private let logger: Logger
+    private var connections: [String: PeerConnection] = [:]
+    private var nextCorrelationID: UInt64 = 1
+
+    init(security: PeerSecurity, logger: Logger) {
+        self.security = security
+        self.logger = logger
+    }
+
+    /// Sends the call to the peer at `address` (host:port) and waits for its
+    /// reply, at most `timeout` in all (connecting included).
+    func call(_ address: String, orderID: ClientID, _ call: ForwardedCall, timeout: Duration) async throws -> ForwardReply {
+        let deadline = ContinuousClock.now + timeout
+        let connection = try await connection(to: address, deadline: deadline)
+        let correlationID = nextCorrelationID
+        nextCorrelationID += 1
+        let remaining = deadline - ContinuousClock.now
+        let request = ForwardRequest(
+            correlationID: correlationID, timeoutMs: UInt32(clamping: max(0, remaining.milliseconds)),
+            orderID: orderID, call: call)
+        return try await connection.send(request, timeout: remaining)
+    }
+
+    private func connection(to address: String, deadline: ContinuousClock.Instant) async throws -> PeerConnection {
+        if let existing = connections[address], existing.isOpen { return existing }
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+            throw EngineError.unavailable("bad peer address \(address)")
+        }
+        let handler = ForwardClientHandler()
+        let channel = try await PeerTransport.connect(
+            host: String(address[..<colon]), port: port, security: security, logger: logger) { handler }
+        let connection = PeerConnection(channel: channel, handler: handler)
+        connections[address] = connection
+        // A handshake that does not finish in time closes the connection,
+        // which fails the wait.
+        try await withDeadline(deadline - ContinuousClock.now, onTimeout: { channel.close(promise: nil) }) {
+            try await handler.waitEstablished()
+        }
+        return connection
+    }
+
+    func closeAll() async {
+        for connection in connections.values { try? await connection.channel.close() }
+        connections.removeAll()
+    }
+}
+
+struct PeerConnection: Sendable {
+    let channel: any Channel
+    let handler: ForwardClientHandler
+
+    var isOpen: Bool { channel.isActive }
+
+    func send(_ request: ForwardRequest, timeout: Duration) async throws -> ForwardReply {
+        try await handler.call(request, on: channel, timeout: timeout)
+    }
+}
+
+/// The caller's side of one connection: matches replies to calls.
+final class ForwardClientHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = Frame
+
+    private struct State {
+        var established = false
+        var closed = false
+        var establishedWaiters: [CheckedContinuation<Void, any Error>] = []
+        var calls: [UInt64: CheckedContinuation<ForwardReply, any Error>] = [:]
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is PeerEstablished {
+            let waiters = state.withLockedValue { state in
+                state.established = true
+                defer { state.establishedWaiters = [] }
+                return state.establishedWaiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        guard frame.type == ForwardFrame.reply.rawValue else { return }
+        do {
+            let (correlationID, reply) = try ForwardCodec.decodeReply(frame)
+            let call = state.withLockedValue { $0.calls.removeValue(forKey: correlationID) }
+            call?.resume(returning: reply)
+        } catch {
+            context.fireErrorCaught(error)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let (waiters, calls) = state.withLockedValue { state in
+            state.closed = true
+            defer {
+                state.establishedWaiters = []
+                state.calls = [:]
+            }
+            return (state.establishedWaiters, Array(state.calls.values))
+        }
+        let error = EngineError.unavailable("connection to the leader closed")
+        for waiter in waiters { waiter.resume(throwing: error) }
+        for call in calls { call.resume(throwing: error) }
+        context.fireChannelInactive()
+    }
+
+    func waitEstablished() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let outcome: Bool? = state.withLockedValue { state in
+                if state.established { return true }
+                if state.closed { return false }
+                state.establishedWaiters.append(continuation)
+                return nil
+            }
+            switch outcome {
+            case true?: continuation.resume()
+            case false?: continuation.resume(throwing: EngineError.unavailable("connection to the leader closed"))
+            case nil: break
+            }
+        }
+    }
+
+    func call(_ request: ForwardRequest, on channel: any Channel, timeout: Duration) async throws -> ForwardReply {
+        let id = request.correlationID
+        let abandon: @Sendable () -> Void = {
+            // The call is abandoned; a late reply finds no continuation.
+            let call = self.state.withLockedValue { $0.calls.removeValue(forKey: id) }
+            call?.resume(throwing: EngineError.unavailable("the leader did not answer within \(timeout)"))
+        }
+        return try await withDeadline(timeout, onTimeout: abandon) {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ForwardReply, any Error>) in
+                let closed = self.state.withLockedValue { state -> Bool in
+                    if state.closed { return true }
+                    state.calls[id] = continuation
+                    return false
+                }
+                if closed {
+                    continuation.resume(throwing: EngineError.unavailable("connection to the leader closed"))
+                    return
+                }
+                channel.writeAndFlush(ForwardCodec.encode(request), promise: nil)
+            }
+        }
+    }
+}
+
+/// Runs `body`; if it has not finished after `timeout`, calls `onTimeout`,
+/// which MUST make `body` finish (fail a continuation, close a channel).
+func withDeadline<T>(_ timeout: Duration, onTimeout: @escaping @Sendable () -> Void, _ body: () async throws -> T) async throws -> T {
+    let timer = Task {
+        try await Task.sleep(for: timeout)
+        onTimeout()
+    }
+    defer { timer.cancel() }
+    return try await body()
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}
