@@ -143,14 +143,13 @@ public final class EventLog: Sendable {
 
     static func upsert(_ checkpoint: Checkpoint, writtenAt: Int64, in db: Database) throws {
         // A late checkpoint from an old activation never replaces a newer one.
-        try db.execute(
-            sql: """
-                INSERT INTO checkpoints (order_id, version, state, written_at, checksum) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT(order_id) DO UPDATE SET version = excluded.version, state = excluded.state,
-                    written_at = excluded.written_at, checksum = excluded.checksum
-                WHERE excluded.version > checkpoints.version
-                """,
-            arguments: [checkpoint.orderID, checkpoint.version, checkpoint.state, writtenAt, Int64(checkpoint.checksum)])
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO checkpoints (order_id, version, state, written_at, checksum) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT(order_id) DO UPDATE SET version = excluded.version, state = excluded.state,
+                written_at = excluded.written_at, checksum = excluded.checksum
+            WHERE excluded.version > checkpoints.version
+            """)
+        try statement.execute(arguments: [checkpoint.orderID, checkpoint.version, checkpoint.state, writtenAt, Int64(checkpoint.checksum)])
     }
 
     // MARK: Reading
@@ -207,10 +206,10 @@ public final class EventLog: Sendable {
     }
 
     private static func checkpoint(orderID: String, _ db: Database) throws -> Checkpoint? {
-        guard let row = try Row.fetchOne(
-            db, sql: "SELECT order_id, version, state, written_at, checksum FROM checkpoints WHERE order_id = ?",
-            arguments: [orderID])
-        else { return nil }
+        // Cached: activation runs these for every order it loads, and
+        // preparing a statement costs more than running it.
+        let statement = try db.cachedStatement(sql: "SELECT order_id, version, state, written_at, checksum FROM checkpoints WHERE order_id = ?")
+        guard let row = try Row.fetchOne(statement, arguments: [orderID]) else { return nil }
         let checkpoint = Checkpoint(orderID: row[0], version: row[1], state: row[2], writtenAt: row[3])
         let stored: Int64 = row[4]
         guard UInt32(truncatingIfNeeded: stored) == checkpoint.checksum else {
@@ -220,10 +219,9 @@ public final class EventLog: Sendable {
     }
 
     private static func events(orderID: String, afterVersion: Int64, _ db: Database) throws -> [EventRecord] {
-        try Row.fetchAll(
-            db, sql: "SELECT \(EventRecord.columns) FROM events WHERE order_id = ? AND version > ? ORDER BY version, origin, \"offset\"",
-            arguments: [orderID, afterVersion]
-        ).map { try EventRecord(row: $0).verified() }
+        let statement = try db.cachedStatement(
+            sql: "SELECT \(EventRecord.columns) FROM events WHERE order_id = ? AND version > ? ORDER BY version, origin, \"offset\"")
+        return try Row.fetchAll(statement, arguments: [orderID, afterVersion]).map { try EventRecord(row: $0).verified() }
     }
 }
 

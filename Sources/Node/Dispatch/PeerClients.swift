@@ -10,7 +10,9 @@ import Wire
 actor PeerClients {
     private let security: PeerSecurity
     private let logger: Logger
-    private var connections: [String: PeerConnection] = [:]
+    /// One connection attempt per peer, shared by every caller: a caller
+    /// never writes on a connection whose handshake has not finished.
+    private var connections: [String: Task<PeerConnection, any Error>] = [:]
     private var nextCorrelationID: UInt64 = 1
 
     init(security: PeerSecurity, logger: Logger) {
@@ -22,7 +24,7 @@ actor PeerClients {
     /// reply, at most `timeout` in all (connecting included).
     func call(_ address: String, orderID: ClientID, _ call: ForwardedCall, timeout: Duration) async throws -> ForwardReply {
         let deadline = ContinuousClock.now + timeout
-        let connection = try await connection(to: address, deadline: deadline)
+        let connection = try await connection(to: address, timeout: timeout)
         let correlationID = nextCorrelationID
         nextCorrelationID += 1
         let remaining = deadline - ContinuousClock.now
@@ -32,26 +34,38 @@ actor PeerClients {
         return try await connection.send(request, timeout: remaining)
     }
 
-    private func connection(to address: String, deadline: ContinuousClock.Instant) async throws -> PeerConnection {
-        if let existing = connections[address], existing.isOpen { return existing }
+    private func connection(to address: String, timeout: Duration) async throws -> PeerConnection {
+        if let attempt = connections[address] {
+            if let connection = try? await attempt.value, connection.isOpen { return connection }
+            // Failed or closed: the first caller to get here replaces it.
+            if connections[address] == attempt { connections[address] = nil }
+        }
+        if let attempt = connections[address] { return try await attempt.value }
+        let (security, logger) = (self.security, self.logger)
+        let attempt = Task { try await Self.open(address, security: security, logger: logger, timeout: timeout) }
+        connections[address] = attempt
+        return try await attempt.value
+    }
+
+    private static func open(_ address: String, security: PeerSecurity, logger: Logger, timeout: Duration) async throws -> PeerConnection {
         guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
             throw EngineError.unavailable("bad peer address \(address)")
         }
         let handler = ForwardClientHandler()
         let channel = try await PeerTransport.connect(
             host: String(address[..<colon]), port: port, security: security, logger: logger) { handler }
-        let connection = PeerConnection(channel: channel, handler: handler)
-        connections[address] = connection
         // A handshake that does not finish in time closes the connection,
         // which fails the wait.
-        try await withDeadline(deadline - ContinuousClock.now, onTimeout: { channel.close(promise: nil) }) {
+        try await withDeadline(timeout, onTimeout: { channel.close(promise: nil) }) {
             try await handler.waitEstablished()
         }
-        return connection
+        return PeerConnection(channel: channel, handler: handler)
     }
 
     func closeAll() async {
-        for connection in connections.values { try? await connection.channel.close() }
+        for attempt in connections.values {
+            if let connection = try? await attempt.value { try? await connection.channel.close() }
+        }
         connections.removeAll()
     }
 }
