@@ -82,10 +82,11 @@ let package = Package(
             ]
         ),
 
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "OrderDomainTests", dependencies: ["OrderDomain"]),
         .testTarget(name: "HashRingTests", dependencies: ["HashRing"]),
         .testTarget(name: "MembershipTests", dependencies: ["Membership"]),
-        .testTarget(name: "EventLogTests", dependencies: ["EventLog", "Checksum", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "EventLogTests", dependencies: ["EventLog", "Checksum", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "WireTests",
             dependencies: [
@@ -98,7 +99,7 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "Node", "EventLog", "OrderDomain", "Wire",
+                "Node", "EventLog", "OrderDomain", "Wire", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -115,7 +116,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "orderly", "EventLog",
+                "orderly", "EventLog", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

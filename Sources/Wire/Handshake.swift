@@ -22,6 +22,12 @@ public struct HandshakeConfig: Sendable {
         self.secret = secret
     }
 
+    /// A fresh nonce for one handshake, from the system's secure generator.
+    public static func randomNonce() -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<WireLimits.nonceBytes).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    }
+
     /// HMAC-SHA256 over a role label and the session's values, so a proof is
     /// good for one direction of one session only.
     func proof(role: String, _ parts: [[UInt8]]) -> [UInt8] {

@@ -84,28 +84,12 @@ struct BenchAppend: AsyncParsableCommand {
         let log = try EventLog.open(path: (folder as NSString).appendingPathComponent("\(name).sqlite"), node: "bench", options: options)
         defer { log.close() }
         let perWriter = events / writers
-        let start = ContinuousClock.now
-        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
-            for writer in 0..<writers {
-                group.addTask {
-                    var latencies: [Double] = []
-                    latencies.reserveCapacity(perWriter)
-                    for index in 0..<perWriter {
-                        let event = NewEvent(
-                            orderID: "o-\(writer)-\(index)", version: 1, type: "OrderPlaced",
-                            payload: #"{"v":1,"customer":"c-\#(writer)","lines":[{"sku":"SKU-00042","qty":2,"unit_price_cents":1999}],"total_cents":3998}"#)
-                        let sent = ContinuousClock.now
-                        _ = try await log.append(AppendRequest(events: [event]))
-                        latencies.append(BenchSupport.seconds(since: sent) * 1000)
-                    }
-                    return latencies
-                }
-            }
-            var all: [Double] = []
-            for try await part in group { all += part }
-            return all
+        let (seconds, latencies) = try await BenchSupport.runClients(writers, perClient: perWriter) { writer, index in
+            let event = NewEvent(
+                orderID: "o-\(writer)-\(index)", version: 1, type: "OrderPlaced",
+                payload: #"{"v":1,"customer":"c-\#(writer)","lines":[{"sku":"SKU-00042","qty":2,"unit_price_cents":1999}],"total_cents":3998}"#)
+            _ = try await log.append(AppendRequest(events: [event]))
         }
-        let seconds = BenchSupport.seconds(since: start)
         let (commits, committed) = log.writerStatistics
         print("  \(name): \(commits) commits, mean batch \(BenchSupport.format(Double(committed) / Double(max(commits, 1)), 1)) events")
         let measurement = Measurement(events: perWriter * writers, seconds: seconds, latenciesMs: latencies)

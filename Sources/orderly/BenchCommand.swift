@@ -34,6 +34,33 @@ enum BenchSupport {
         String(format: "%.\(digits)f", value)
     }
 
+    /// Runs `clients` concurrent loops of `perClient` operations, each timed
+    /// from its start to its completion. Returns the wall time and every
+    /// operation's latency in ms.
+    static func runClients(
+        _ clients: Int, perClient: Int, _ operation: @escaping @Sendable (_ client: Int, _ index: Int) async throws -> Void
+    ) async throws -> (seconds: Double, latenciesMs: [Double]) {
+        let start = ContinuousClock.now
+        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+            for client in 0..<clients {
+                group.addTask {
+                    var latencies: [Double] = []
+                    latencies.reserveCapacity(perClient)
+                    for index in 0..<perClient {
+                        let sent = ContinuousClock.now
+                        try await operation(client, index)
+                        latencies.append(seconds(since: sent) * 1000)
+                    }
+                    return latencies
+                }
+            }
+            var all: [Double] = []
+            for try await part in group { all += part }
+            return all
+        }
+        return (seconds(since: start), latencies)
+    }
+
     static func json(_ object: [String: Any]) -> String {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Node
 import OrderDomain
+import Wire
 
 struct BenchForward: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -42,14 +43,14 @@ struct BenchForward: AsyncParsableCommand {
                 log: try EventLog.open(data: folder, node: id, options: options, logger: logger),
                 catalog: .standard, config: EngineConfig(nodeID: id), logger: logger)
             let peer = try await PeerService.bind(
-                host: "127.0.0.1", port: 0, security: PeerSecurity(cluster: "bench", nodeID: id, secret: secret), logger: logger
+                host: "127.0.0.1", port: 0, security: HandshakeConfig(cluster: "bench", nodeID: id, secret: secret), logger: logger
             ) { Dispatcher.serverHandler(engine: engine, logger: logger) }
             return (engine, peer)
         }
         let (engineA, peerA) = try await node("api-a")
         let (engineB, peerB) = try await node("api-b")
         let bAddress = peerB.address
-        let dispatcher = Dispatcher(engine: engineA, security: PeerSecurity(cluster: "bench", nodeID: "api-a", secret: secret), logger: logger) { order in
+        let dispatcher = Dispatcher(engine: engineA, security: HandshakeConfig(cluster: "bench", nodeID: "api-a", secret: secret), logger: logger) { order in
             order.rawValue.hasPrefix("b-") ? .remote(nodeID: "api-b", peer: bAddress) : .local
         }
 
@@ -86,27 +87,11 @@ struct BenchForward: AsyncParsableCommand {
 
     private func measure(_ dispatcher: Dispatcher, prefix: String) async throws -> Measurement {
         let sku = Catalog.standard.all[0].sku
-        let perClient = commands / clients
-        let start = ContinuousClock.now
-        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
-            for client in 0..<clients {
-                group.addTask {
-                    var latencies: [Double] = []
-                    for index in 0..<perClient {
-                        let sent = ContinuousClock.now
-                        let result = try await dispatcher.execute(
-                            ClientID("\(prefix)-\(client)-\(index)")!, .place(customer: "c", lines: [OrderLineRequest(sku: sku, qty: 1)]))
-                        guard case .success = result else { throw ValidationError("command refused: \(result)") }
-                        latencies.append(BenchSupport.seconds(since: sent) * 1000)
-                    }
-                    return latencies
-                }
-            }
-            var all: [Double] = []
-            for try await part in group { all += part }
-            return all
+        let (seconds, latencies) = try await BenchSupport.runClients(clients, perClient: commands / clients) { client, index in
+            let result = try await dispatcher.execute(
+                ClientID("\(prefix)-\(client)-\(index)")!, .place(customer: "c", lines: [OrderLineRequest(sku: sku, qty: 1)]))
+            guard case .success = result else { throw ValidationError("command refused: \(result)") }
         }
-        let seconds = BenchSupport.seconds(since: start)
         return Measurement(perSecond: Double(latencies.count) / seconds, latenciesMs: latencies)
     }
 }

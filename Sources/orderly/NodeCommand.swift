@@ -7,6 +7,7 @@ import Logging
 import Node
 import OrderDomain
 import ServiceLifecycle
+import Wire
 
 struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -71,7 +72,7 @@ struct NodeCommand: AsyncParsableCommand {
 
         var peerService: PeerService?
         if let peer = clusterOptions.peer {
-            let security = PeerSecurity(cluster: clusterOptions.cluster, nodeID: id, secret: secret ?? nil)
+            let security = HandshakeConfig(cluster: clusterOptions.cluster, nodeID: id, secret: secret ?? nil)
             let peerLogger = logger
             peerService = try await PeerService.bind(host: peer.host, port: peer.port, security: security, logger: logger) {
                 Dispatcher.serverHandler(engine: engine, logger: peerLogger)

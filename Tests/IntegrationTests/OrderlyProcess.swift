@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import Synchronization
+@_exported import TestSupport
 
 /// A value shared between tasks and threads, behind a lock.
 final class Locked<Value: Sendable>: Sendable {
@@ -96,20 +97,6 @@ func waitUntil<T>(_ what: String, timeout: Duration = .seconds(30), _ condition:
         try await Task.sleep(for: .milliseconds(20))
     }
     throw TestFailure("timed out after \(timeout) waiting for \(what)")
-}
-
-/// A fresh folder under the system temp dir, removed when the test ends.
-struct TemporaryFolder: ~Copyable {
-    let path: String
-
-    init() throws {
-        path = (NSTemporaryDirectory() as NSString).appendingPathComponent("orderly-it-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
 /// Minimal JSON-over-HTTP for the tests.

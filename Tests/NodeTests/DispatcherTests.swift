@@ -10,8 +10,8 @@ import Wire
 /// Two nodes in one process, each with its own log and peer listener; a
 /// fixed routing rule stands in for the ring.
 @Suite struct DispatcherTests {
-    static func security(_ node: String) -> PeerSecurity {
-        PeerSecurity(cluster: "t", nodeID: node, secret: Array("a-secret-of-enough-length".utf8))
+    static func security(_ node: String) -> HandshakeConfig {
+        HandshakeConfig(cluster: "t", nodeID: node, secret: Array("a-secret-of-enough-length".utf8))
     }
 
     struct TestNode {

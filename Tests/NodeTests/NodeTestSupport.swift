@@ -2,22 +2,9 @@ import EventLog
 import Foundation
 import OrderDomain
 import Synchronization
+@_exported import TestSupport
 
 @testable import Node
-
-/// A fresh folder under the system temp dir, removed when the test ends.
-struct TemporaryFolder: ~Copyable {
-    let path: String
-
-    init() throws {
-        path = (NSTemporaryDirectory() as NSString).appendingPathComponent("orderly-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: path)
-    }
-}
 
 /// A wall clock the test moves by hand.
 final class ManualClock: Sendable {

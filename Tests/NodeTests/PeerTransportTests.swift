@@ -63,8 +63,8 @@ struct TestTimeout: Error { let what: String }
 @Suite struct PeerTransportTests {
     static let secret = Array("s3cret".utf8)
 
-    func security(_ node: String, _ secret: [UInt8]? = PeerTransportTests.secret) -> PeerSecurity {
-        PeerSecurity(cluster: "test", nodeID: node, secret: secret)
+    func security(_ node: String, _ secret: [UInt8]? = PeerTransportTests.secret) -> HandshakeConfig {
+        HandshakeConfig(cluster: "test", nodeID: node, secret: secret)
     }
 
     @Test func peersWithTheSecretConnectAndExchangeFrames() async throws {

@@ -1,5 +1,6 @@
 import Logging
 import Metrics
+import Wire
 import NIOCore
 import OrderDomain
 
@@ -22,7 +23,7 @@ public final class Dispatcher: OrderService {
     private let forwarded = Counter(label: "orderly_forwarded_commands_total")
     private let forwardFailures = Counter(label: "orderly_forward_failures_total")
 
-    public init(engine: OrderEngine, security: PeerSecurity, forwardTimeout: Duration = .seconds(2), logger: Logger, route: @escaping @Sendable (ClientID) -> Route) {
+    public init(engine: OrderEngine, security: HandshakeConfig, forwardTimeout: Duration = .seconds(2), logger: Logger, route: @escaping @Sendable (ClientID) -> Route) {
         self.engine = engine
         self.clients = PeerClients(security: security, logger: logger)
         self.forwardTimeout = forwardTimeout

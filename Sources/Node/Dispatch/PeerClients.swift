@@ -8,14 +8,14 @@ import Wire
 /// Calls carry a correlation id; a reply that does not come before the
 /// deadline fails the call, and a closed connection fails all its calls.
 actor PeerClients {
-    private let security: PeerSecurity
+    private let security: HandshakeConfig
     private let logger: Logger
     /// One connection attempt per peer, shared by every caller: a caller
     /// never writes on a connection whose handshake has not finished.
     private var connections: [String: Task<PeerConnection, any Error>] = [:]
     private var nextCorrelationID: UInt64 = 1
 
-    init(security: PeerSecurity, logger: Logger) {
+    init(security: HandshakeConfig, logger: Logger) {
         self.security = security
         self.logger = logger
     }
@@ -47,7 +47,7 @@ actor PeerClients {
         return try await attempt.value
     }
 
-    private static func open(_ address: String, security: PeerSecurity, logger: Logger, timeout: Duration) async throws -> PeerConnection {
+    private static func open(_ address: String, security: HandshakeConfig, logger: Logger, timeout: Duration) async throws -> PeerConnection {
         guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
             throw EngineError.unavailable("bad peer address \(address)")
         }

@@ -86,8 +86,9 @@ final class HandshakeHandler: ChannelDuplexHandler {
     private func refuse(context: ChannelHandlerContext, _ error: any Error) {
         logger.warning("closing peer connection", metadata: ["reason": "\(error)"])
         if case .server = role, !established, let wireError = error as? WireError {
+            let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(ServerHandshake.rejection(wireError))).whenComplete { _ in
-                context.close(promise: nil)
+                channel.close(promise: nil)
             }
         } else {
             context.close(promise: nil)

@@ -11,7 +11,7 @@ public final class PeerService: Service, Sendable {
 
     /// Binds now, so the caller can print the bound address.
     public static func bind(
-        host: String, port: Int, security: PeerSecurity, logger: Logger,
+        host: String, port: Int, security: HandshakeConfig, logger: Logger,
         application: @escaping @Sendable () -> any ChannelHandler
     ) async throws -> PeerService {
         let channel = try await PeerTransport.listen(host: host, port: port, security: security, logger: logger, application: application)

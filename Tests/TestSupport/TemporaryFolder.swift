@@ -1,13 +1,16 @@
 import Foundation
 
 /// A fresh folder under the system temp dir, removed when the test ends.
-struct TemporaryFolder: ~Copyable {
-    let path: String
+public struct TemporaryFolder: ~Copyable {
+    public let path: String
 
-    init() throws {
+    public init() throws {
         path = (NSTemporaryDirectory() as NSString).appendingPathComponent("orderly-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
+
+    /// A path inside the folder.
+    public func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
 
     deinit {
         try? FileManager.default.removeItem(atPath: path)
