@@ -117,6 +117,8 @@ public final class OrderEngine: Service, OrderService, Sendable {
                 guard let orderID = ClientID(deadline.orderID) else { continue }
                 _ = try await execute(orderID, .expireHeldPayments)
             }
+        } catch is CancellationError {
+            // Shutting down: the next start scans again.
         } catch {
             logger.warning("timer scan failed", metadata: ["error": "\(error)"])
         }
