@@ -71,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "orderly",
             dependencies: [
-                "OrderDomain", "EventLog", "Node", "HTTPAPI", "Wire",
+                "OrderDomain", "EventLog", "Node", "HTTPAPI", "Wire", "HashRing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

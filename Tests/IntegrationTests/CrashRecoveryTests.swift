@@ -107,7 +107,7 @@ import Testing
     }
 
     @Test func everyCommandHasHelpAndBadArgumentsAreRefused() throws {
-        for command in [[], ["node"], ["inspect"], ["inspect", "order"], ["inspect", "log"], ["bench"], ["bench", "append"], ["bench", "recovery"]] {
+        for command in [[], ["node"], ["inspect"], ["inspect", "order"], ["inspect", "log"], ["bench"], ["bench", "append"], ["bench", "recovery"], ["bench", "forward"], ["bench", "ring"]] {
             let help = try run(command + ["--help"])
             #expect(help.status == 0, "\(command) --help")
             #expect(help.stdout.contains("USAGE"), "\(command) --help")
