@@ -85,7 +85,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "OrderDomainTests", dependencies: ["OrderDomain"]),
         .testTarget(name: "HashRingTests", dependencies: ["HashRing"]),
-        .testTarget(name: "MembershipTests", dependencies: ["Membership"]),
+        .testTarget(name: "MembershipTests", dependencies: ["Membership", "OrderDomain"]),
         .testTarget(name: "EventLogTests", dependencies: ["EventLog", "Checksum", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "WireTests",

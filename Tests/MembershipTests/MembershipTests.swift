@@ -1,0 +1,170 @@
+import Membership
+import OrderDomain
+import Testing
+
+/// N membership cores on a simulated network: a fake clock in steps, gossip
+/// delivered after a (seeded, random) delay, nodes that can stop or restart.
+struct SimulatedCluster {
+    var cores: [String: MembershipCore] = [:]
+    var stopped: Set<String> = []
+    var nowMs: Int64 = 0
+    var random: SplitMix64
+    var maxDelayMs: Int64 = 0
+    var inFlight: [(at: Int64, to: String, digest: GossipDigest)] = []
+    var config = MembershipConfig()
+
+    init(nodes: Int, seed: UInt64, maxDelayMs: Int64 = 0) {
+        random = SplitMix64(seed: seed)
+        self.maxDelayMs = maxDelayMs
+        config.seeds = ["peer-0"]
+        for index in 0..<nodes { start("n\(index)", incarnation: 1) }
+    }
+
+    static func peer(_ id: String) -> String { "peer-" + id.dropFirst() }
+
+    mutating func start(_ id: String, incarnation: UInt64) {
+        let member = Member(id: id, http: "http-" + id.dropFirst(), peer: Self.peer(id), incarnation: incarnation)
+        cores[id] = MembershipCore(selfMember: member, config: config, nowMs: nowMs)
+        stopped.remove(id)
+    }
+
+    /// Advances one heartbeat interval: every running node ticks, then
+    /// whatever is due is delivered.
+    mutating func step() {
+        nowMs += config.heartbeatIntervalMs
+        for id in cores.keys.sorted() where !stopped.contains(id) {
+            for directive in cores[id]!.tick(nowMs: nowMs, random: &random) {
+                if case .sendGossip(let to, let digest) = directive { send(digest, to: to) }
+            }
+        }
+        let due = inFlight.filter { $0.at <= nowMs }
+        inFlight.removeAll { $0.at <= nowMs }
+        for message in due {
+            guard let id = cores.keys.first(where: { Self.peer($0) == message.to }), !stopped.contains(id) else { continue }
+            _ = cores[id]!.receive(message.digest, nowMs: nowMs)
+        }
+    }
+
+    mutating func send(_ digest: GossipDigest, to peer: String) {
+        let delay = maxDelayMs == 0 ? 0 : Int64(random.next() % UInt64(maxDelayMs + 1))
+        inFlight.append((nowMs + delay, peer, digest))
+    }
+
+    func status(of id: String, seenBy observer: String) -> MemberStatus? {
+        cores[observer]!.member(id)?.status
+    }
+
+    func everyone(except excluded: Set<String> = [], agrees check: (MembershipCore) -> Bool) -> Bool {
+        cores.filter { !excluded.contains($0.key) && !stopped.contains($0.key) }.values.allSatisfy(check)
+    }
+
+    /// Steps until `condition` holds; returns the ms it took, nil past `limitMs`.
+    mutating func run(until limitMs: Int64, _ condition: (SimulatedCluster) -> Bool) -> Int64? {
+        let start = nowMs
+        while nowMs - start <= limitMs {
+            if condition(self) { return nowMs - start }
+            step()
+        }
+        return nil
+    }
+}
+
+@Suite struct MembershipTests {
+    @Test(arguments: 0..<10)
+    func nodesJoiningThroughOneSeedConvergeOnOneView(seed: UInt64) {
+        var cluster = SimulatedCluster(nodes: 5, seed: seed)
+        let took = cluster.run(until: 5000) { cluster in
+            cluster.everyone { core in core.view.count == 5 && core.view.allSatisfy { $0.status == .alive } }
+        }
+        #expect(took != nil, "seed \(seed): views did not converge in 5 s")
+    }
+
+    @Test(arguments: 0..<10)
+    func aStoppedNodeIsSuspectedThenDeclaredDeadWithinTheBound(seed: UInt64) {
+        var cluster = SimulatedCluster(nodes: 5, seed: seed)
+        _ = cluster.run(until: 5000) { $0.everyone { $0.view.count == 5 } }
+        cluster.stopped.insert("n4")
+        let took = cluster.run(until: 10_000) { $0.everyone { $0.member("n4")?.status == .dead } }
+        // The bound: deadAfter, plus a few gossip rounds for the last
+        // heartbeat to have spread.
+        let bound = cluster.config.deadAfterMs + 4 * cluster.config.heartbeatIntervalMs
+        #expect(took != nil && took! <= bound, "seed \(seed): dead after \(took.map(String.init) ?? "never") ms, bound \(bound)")
+    }
+
+    @Test func aStoppedNodeIsSuspectBeforeItIsDead() {
+        var cluster = SimulatedCluster(nodes: 3, seed: 7)
+        _ = cluster.run(until: 5000) { $0.everyone { $0.view.count == 3 } }
+        cluster.stopped.insert("n2")
+        let suspectAt = cluster.run(until: 10_000) { $0.status(of: "n2", seenBy: "n0") == .suspect }
+        #expect(suspectAt != nil)
+        #expect(cluster.status(of: "n2", seenBy: "n0") == .suspect)
+        let deadAt = cluster.run(until: 10_000) { $0.status(of: "n2", seenBy: "n0") == .dead }
+        #expect(deadAt != nil)
+    }
+
+    @Test(arguments: 0..<10)
+    func delaysWithinTheBoundRaiseNoSuspicion(seed: UInt64) {
+        // Every message is late by up to 500 ms. Round-robin gossip reaches
+        // each of 4 peers every 2 ticks (400 ms), so heartbeats are at most
+        // 900 ms apart, under the 1 s suspicion bound.
+        var cluster = SimulatedCluster(nodes: 5, seed: seed, maxDelayMs: 500)
+        _ = cluster.run(until: 10_000) { $0.everyone { $0.view.count == 5 } }
+        for _ in 0..<200 {
+            cluster.step()
+            let ok = cluster.everyone { $0.view.allSatisfy { $0.status == .alive } }
+            if !ok {
+                let bad = cluster.cores.values.flatMap { core in core.view.filter { $0.status != .alive }.map { "\(core.selfID) sees \($0.id) \($0.status) hb \($0.heartbeat) vs own \(cluster.cores[$0.id]!.me.heartbeat)" } }
+                Issue.record("seed \(seed): false suspicion at \(cluster.nowMs) ms: \(bad)")
+                break
+            }
+        }
+    }
+
+    @Test func aRestartedNodeIsAliveAgainEverywhere() {
+        var cluster = SimulatedCluster(nodes: 4, seed: 3)
+        _ = cluster.run(until: 5000) { $0.everyone { $0.view.count == 4 } }
+        cluster.stopped.insert("n3")
+        _ = cluster.run(until: 10_000) { $0.everyone { $0.member("n3")?.status == .dead } }
+        cluster.start("n3", incarnation: 2)
+        let took = cluster.run(until: 5000) { cluster in
+            cluster.everyone { $0.member("n3")?.status == .alive && $0.member("n3")?.incarnation == 2 }
+        }
+        #expect(took != nil, "the new incarnation outranks the old death")
+    }
+
+    @Test func aLeavingNodeIsSeenAsLeftNotDead() {
+        var cluster = SimulatedCluster(nodes: 4, seed: 5)
+        _ = cluster.run(until: 5000) { $0.everyone { $0.view.count == 4 } }
+        for directive in cluster.cores["n1"]!.leave() {
+            if case .sendGossip(let to, let digest) = directive { cluster.send(digest, to: to) }
+        }
+        cluster.stopped.insert("n1")
+        let took = cluster.run(until: 2000) { $0.everyone { $0.member("n1")?.status == .left } }
+        #expect(took != nil)
+        for _ in 0..<30 { cluster.step() }
+        #expect(cluster.everyone { $0.member("n1")?.status == .left }, "left is final, never turned into dead")
+    }
+
+    @Test func aNodeRefutesARumourOfItsDeath() {
+        var core = MembershipCore(selfMember: Member(id: "a", http: "", peer: "pa", incarnation: 5), config: MembershipConfig(), nowMs: 0)
+        var rumour = core.me
+        rumour.status = .dead
+        _ = core.receive(GossipDigest(members: [rumour]), nowMs: 10)
+        #expect(core.me.status == .alive)
+        #expect(core.me.incarnation == 6)
+    }
+
+    @Test func digestsRoundTripAndHostileBytesThrow() throws {
+        let digest = GossipDigest(members: [
+            Member(id: "api-1", http: "127.0.0.1:8081", peer: "127.0.0.1:7081", status: .suspect, incarnation: 1_700_000_000_000, heartbeat: 42),
+            Member(id: "é", http: "", peer: "", status: .left, incarnation: 1),
+        ])
+        #expect(try GossipDigest.decode(digest.encoded()) == digest)
+        let bytes = digest.encoded()
+        for cut in 0..<bytes.count {
+            #expect(throws: GossipDigest.DecodingError.self) { try GossipDigest.decode(Array(bytes.prefix(cut))) }
+        }
+        #expect(throws: GossipDigest.DecodingError.self) { try GossipDigest.decode([0xFF, 0xFF]) }
+        #expect(throws: GossipDigest.DecodingError.self) { try GossipDigest.decode(bytes + [0]) }
+    }
+}
