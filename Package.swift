@@ -50,7 +50,7 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "OrderDomain", "EventLog", "Wire",
+                "OrderDomain", "EventLog", "Wire", "HashRing", "Membership",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -61,7 +61,7 @@ let package = Package(
         .target(
             name: "HTTPAPI",
             dependencies: [
-                "OrderDomain", "EventLog", "Node",
+                "OrderDomain", "EventLog", "Node", "Membership",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -71,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "orderly",
             dependencies: [
-                "OrderDomain", "EventLog", "Node", "HTTPAPI", "Wire", "HashRing",
+                "OrderDomain", "EventLog", "Node", "HTTPAPI", "Wire", "HashRing", "Membership",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

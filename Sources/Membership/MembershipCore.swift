@@ -26,6 +26,11 @@ public struct MembershipCore: Sendable {
 
     public var me: Member { members[selfID]! }
 
+    /// Sets this node's advertised HTTP address (known once the server binds).
+    public mutating func advertise(http: String) {
+        members[selfID]!.http = http
+    }
+
     /// Every known member, sorted by id.
     public var view: [Member] { members.values.sorted { $0.id < $1.id } }
 

@@ -13,6 +13,12 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: "File holding the shared cluster secret (else ORDERLY_CLUSTER_SECRET).")
     var clusterSecretFile: String?
 
+    @Option(help: "Peer addresses host:port,... of nodes to join through (any member will do).")
+    var seeds: String?
+
+    @Option(help: "Nodes in each order's preference list.")
+    var replicationFactor: Int = 3
+
     @Flag(help: "Run the peer protocol without a secret (any process that can connect is trusted).")
     var insecure = false
 
@@ -20,6 +26,21 @@ struct ClusterOptions: ParsableArguments {
 
     func validate() throws {
         guard !cluster.isEmpty, cluster.utf8.count <= 64 else { throw ValidationError("--cluster must be 1-64 bytes") }
+        guard (1...16).contains(replicationFactor) else { throw ValidationError("--replication-factor must be 1-16") }
+        _ = try seedAddresses()
+        if seeds != nil && peer == nil { throw ValidationError("--seeds needs --peer: a node joins a cluster through its peer port") }
+    }
+
+    /// The seeds as host:port strings, each checked.
+    func seedAddresses() throws -> [String] {
+        guard let seeds, !seeds.isEmpty else { return [] }
+        return try seeds.split(separator: ",").map { item in
+            let text = item.trimmingCharacters(in: .whitespaces)
+            guard let address = HostPort(argument: text), address.port != 0 else {
+                throw ValidationError("seed '\(text)' is not host:port with a port from 1 to 65535")
+            }
+            return address.description
+        }
     }
 
     /// The secret, or nil with --insecure. Refuses to go on without either.

@@ -6,7 +6,9 @@ import Hummingbird
 import Logging
 import Node
 import OrderDomain
+import Membership
 import ServiceLifecycle
+import Synchronization
 import Wire
 
 struct NodeCommand: AsyncParsableCommand {
@@ -70,25 +72,37 @@ struct NodeCommand: AsyncParsableCommand {
         config.holdTimeoutMs = holdTimeout.milliseconds
         let engine = OrderEngine(log: log, catalog: .standard, config: config, logger: logger)
 
+        // Membership, routing and the peer listener. A node without --peer
+        // is a cluster of one: every order is local.
+        let security = HandshakeConfig(cluster: clusterOptions.cluster, nodeID: id, secret: secret ?? nil)
+        let clients = PeerClients(security: security, logger: logger)
+        var membershipConfig = MembershipConfig()
+        membershipConfig.seeds = try clusterOptions.seedAddresses()
+        let membershipBox = MembershipBox()
         var peerService: PeerService?
         if let peer = clusterOptions.peer {
-            let security = HandshakeConfig(cluster: clusterOptions.cluster, nodeID: id, secret: secret ?? nil)
             let peerLogger = logger
             peerService = try await PeerService.bind(host: peer.host, port: peer.port, security: security, logger: logger) {
-                Dispatcher.serverHandler(engine: engine, logger: peerLogger)
+                Dispatcher.serverHandler(engine: engine, gossip: { membershipBox.value?.receive($0) }, logger: peerLogger)
             }
             if secret ?? nil == nil { logger.warning("peer protocol runs without a secret (--insecure)") }
         }
+        let membership = ClusterMembership(
+            self: Member(id: id, http: "", peer: peerService?.address ?? "", incarnation: UInt64(WallClock.nowMs())),
+            config: membershipConfig, replicationFactor: clusterOptions.replicationFactor, clients: clients, logger: logger)
+        membershipBox.value = membership
+        let dispatcher = Dispatcher(engine: engine, clients: clients) { membership.route($0) }
 
         let nodeID = id
         let peerAddress = peerService?.address
         let app = Application(
-            router: APIServer.router(service: engine, registry: registry),
+            router: APIServer.router(service: dispatcher, membership: membership, registry: registry),
             configuration: .init(address: .hostname(http.host, port: http.port), serverName: "orderly-\(id)"),
             onServerRunning: { channel in
                 let address = channel.localAddress
                 let host = address?.ipAddress ?? "127.0.0.1"
                 let port = address?.port ?? 0
+                membership.advertise(http: "\(host):\(port)")
                 var fields: [(String, Any)] = [("ready", true), ("role", "api"), ("id", nodeID), ("http", "\(host):\(port)")]
                 if let peerAddress { fields.append(("peer", peerAddress)) }
                 fields.append(("pid", Int(ProcessInfo.processInfo.processIdentifier)))
@@ -96,13 +110,25 @@ struct NodeCommand: AsyncParsableCommand {
             },
             logger: logger)
 
-        // Shutdown runs in reverse: HTTP drains first, then the engine
-        // checkpoints and closes the log.
+        // Shutdown runs in reverse: HTTP drains first, then the node says it
+        // leaves, the peer listener closes, and the engine checkpoints and
+        // closes the log.
+        let services: [any Service] = [engine] + (peerService.map { [$0] } ?? []) + [membership, app]
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: engine)] + (peerService.map { [.init(service: $0)] } ?? []) + [.init(service: app)],
+                services: services.map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
+    }
+}
+
+/// Lets the peer listener, which starts first, reach the membership made
+/// once its address is known.
+final class MembershipBox: Sendable {
+    private let box = Mutex<ClusterMembership?>(nil)
+    var value: ClusterMembership? {
+        get { box.withLock { $0 } }
+        set { box.withLock { $0 = newValue } }
     }
 }

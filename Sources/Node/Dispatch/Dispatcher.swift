@@ -1,4 +1,5 @@
 import Logging
+import Membership
 import Metrics
 import Wire
 import NIOCore
@@ -23,9 +24,13 @@ public final class Dispatcher: OrderService {
     private let forwarded = Counter(label: "orderly_forwarded_commands_total")
     private let forwardFailures = Counter(label: "orderly_forward_failures_total")
 
-    public init(engine: OrderEngine, security: HandshakeConfig, forwardTimeout: Duration = .seconds(2), logger: Logger, route: @escaping @Sendable (ClientID) -> Route) {
+    public convenience init(engine: OrderEngine, security: HandshakeConfig, forwardTimeout: Duration = .seconds(2), logger: Logger, route: @escaping @Sendable (ClientID) -> Route) {
+        self.init(engine: engine, clients: PeerClients(security: security, logger: logger), forwardTimeout: forwardTimeout, route: route)
+    }
+
+    public init(engine: OrderEngine, clients: PeerClients, forwardTimeout: Duration = .seconds(2), route: @escaping @Sendable (ClientID) -> Route) {
         self.engine = engine
-        self.clients = PeerClients(security: security, logger: logger)
+        self.clients = clients
         self.forwardTimeout = forwardTimeout
         self.route = route
     }
@@ -49,8 +54,10 @@ public final class Dispatcher: OrderService {
     }
 
     /// The peer listener's handler that serves calls forwarded to this node.
-    public static func serverHandler(engine: OrderEngine, logger: Logger) -> any ChannelHandler {
-        ForwardServerHandler(engine: engine, logger: logger)
+    /// The peer listener's handler: serves calls forwarded to this node and
+    /// passes gossip to `gossip`.
+    public static func serverHandler(engine: OrderEngine, gossip: (@Sendable (GossipDigest) -> Void)? = nil, logger: Logger) -> any ChannelHandler {
+        ForwardServerHandler(engine: engine, gossip: gossip, logger: logger)
     }
 
     private func call(_ orderID: ClientID, _ call: ForwardedCall) async throws -> ForwardReply {

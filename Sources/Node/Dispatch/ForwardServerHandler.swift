@@ -1,25 +1,42 @@
 import Logging
+import Membership
 import NIOCore
 import OrderDomain
 import Wire
 
-/// The leader's side of forwarding: runs forwarded calls on the local engine
-/// and answers on the same connection. A frame it cannot decode closes the
-/// connection (with the reason logged by the handshake handler).
+/// Frame types of membership (application range).
+enum ClusterFrame: UInt8 {
+    case gossip = 18
+}
+
+/// What an authenticated peer sends us: forwarded calls, run on the local
+/// engine and answered on the same connection, and gossip, handed to
+/// membership. A frame it cannot decode closes the connection (with the
+/// reason logged by the handshake handler).
 final class ForwardServerHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = Frame
     typealias OutboundOut = Frame
 
     private let engine: OrderEngine
+    private let gossip: (@Sendable (GossipDigest) -> Void)?
     private let logger: Logger
 
-    init(engine: OrderEngine, logger: Logger) {
+    init(engine: OrderEngine, gossip: (@Sendable (GossipDigest) -> Void)?, logger: Logger) {
         self.engine = engine
+        self.gossip = gossip
         self.logger = logger
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        if frame.type == ClusterFrame.gossip.rawValue, let gossip {
+            do {
+                gossip(try GossipDigest.decode(Array(frame.payload.readableBytesView)))
+            } catch {
+                context.fireErrorCaught(WireError.malformed("gossip: \(error)"))
+            }
+            return
+        }
         guard frame.type == ForwardFrame.request.rawValue else {
             logger.debug("dropping peer frame with no handler", metadata: ["type": "\(frame.type)"])
             return

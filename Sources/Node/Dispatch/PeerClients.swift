@@ -7,7 +7,7 @@ import Wire
 /// One outgoing connection per peer, shared by all forwarded calls to it.
 /// Calls carry a correlation id; a reply that does not come before the
 /// deadline fails the call, and a closed connection fails all its calls.
-actor PeerClients {
+public actor PeerClients {
     private let security: HandshakeConfig
     private let logger: Logger
     /// One connection attempt per peer, shared by every caller: a caller
@@ -15,9 +15,16 @@ actor PeerClients {
     private var connections: [String: Task<PeerConnection, any Error>] = [:]
     private var nextCorrelationID: UInt64 = 1
 
-    init(security: HandshakeConfig, logger: Logger) {
+    public init(security: HandshakeConfig, logger: Logger) {
         self.security = security
         self.logger = logger
+    }
+
+    /// Sends a frame that expects no reply (gossip). Failures are dropped:
+    /// the next round tries again.
+    public func post(_ address: String, _ frame: Frame, timeout: Duration) async {
+        guard let connection = try? await connection(to: address, timeout: timeout) else { return }
+        connection.channel.writeAndFlush(frame, promise: nil)
     }
 
     /// Sends the call to the peer at `address` (host:port) and waits for its
@@ -62,7 +69,7 @@ actor PeerClients {
         return PeerConnection(channel: channel, handler: handler)
     }
 
-    func closeAll() async {
+    public func closeAll() async {
         for attempt in connections.values {
             if let connection = try? await attempt.value { try? await connection.channel.close() }
         }
