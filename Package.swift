@@ -108,7 +108,8 @@ let package = Package(
         .testTarget(
             name: "HTTPAPITests",
             dependencies: [
-                "HTTPAPI", "Node", "EventLog", "OrderDomain",
+                "HTTPAPI", "Node", "EventLog", "OrderDomain", "Membership", "Wire",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]

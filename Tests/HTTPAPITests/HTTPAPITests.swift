@@ -5,9 +5,12 @@ import Hummingbird
 import HummingbirdTesting
 import Node
 import OrderDomain
+import Logging
+import Membership
 import Metrics
 import Prometheus
 import Testing
+import Wire
 
 /// swift-metrics takes one backend per process: this suite installs it once.
 let sharedRegistry: PrometheusCollectorRegistry = {
@@ -200,6 +203,36 @@ let sharedRegistry: PrometheusCollectorRegistry = {
             #expect(badLimit.status == .badRequest)
             #expect(try errorCode(badLimit) == "invalid_limit")
         }
+    }
+
+    @Test func clusterShowsMembersRingAndAnOrdersPlacement() async throws {
+        let folder = (NSTemporaryDirectory() as NSString).appendingPathComponent("orderly-http-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let engine = OrderEngine(log: try EventLog.open(data: folder, node: "api-1"), catalog: .standard, config: EngineConfig(nodeID: "api-1"))
+        let membership = ClusterMembership(
+            self: Member(id: "api-1", http: "127.0.0.1:8081", peer: "127.0.0.1:7081", incarnation: 1),
+            config: MembershipConfig(), replicationFactor: 3,
+            clients: PeerClients(security: HandshakeConfig(cluster: "t", nodeID: "api-1", secret: nil), logger: Logger(label: "t")),
+            logger: Logger(label: "t"))
+        let app = Application(router: APIServer.router(service: engine, membership: membership, registry: sharedRegistry))
+        try await app.test(.router) { client in
+            let view = try object(try await client.execute(uri: "/cluster?order=o-1", method: .get).body)
+            #expect(view["node"] as? String == "api-1")
+            let members = try #require(view["members"] as? [[String: Any]])
+            #expect(members.count == 1)
+            #expect(members[0]["status"] as? String == "alive")
+            #expect(members[0]["peer"] as? String == "127.0.0.1:7081")
+            let share = try #require(((view["ring"] as? [String: Any])?["shares"] as? [String: Double])?["api-1"])
+            #expect(abs(share - 1) < 1e-9, "a node alone owns the whole ring")
+            let order = try #require(view["order"] as? [String: Any])
+            #expect(order["preference_list"] as? [String] == ["api-1"])
+            #expect(order["leader"] as? String == "api-1")
+            #expect((view["replication"] as? [String: Any])?["factor"] as? Int == 3)
+            let bad = try await client.execute(uri: "/cluster?order=bad%20id", method: .get)
+            #expect(bad.status == .badRequest)
+            #expect(try errorCode(bad) == "invalid_id")
+        }
+        await engine.shutdown()
     }
 
     @Test func healthAndMetricsAnswer() async throws {
