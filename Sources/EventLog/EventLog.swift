@@ -96,7 +96,7 @@ public final class EventLog: Sendable {
     /// Opens a log file read-only, for inspection while its node may run.
     public static func openReadOnly(path file: String) throws -> EventLog {
         guard FileManager.default.fileExists(atPath: file) else {
-            throw EventLogError.invalidAppend("no log file at \(file)")
+            throw EventLogError.noLogFile(path: file)
         }
         var configuration = Configuration()
         configuration.readonly = true

@@ -8,6 +8,7 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
     case overloaded(pendingMax: Int)
     case closed
     case invalidAppend(String)
+    case noLogFile(path: String)
 
     public var description: String {
         switch self {
@@ -25,6 +26,8 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
             return "the event log is closed"
         case .invalidAppend(let reason):
             return "invalid append: \(reason)"
+        case .noLogFile(let path):
+            return "no log file at \(path)"
         }
     }
 }
