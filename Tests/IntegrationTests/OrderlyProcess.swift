@@ -84,21 +84,6 @@ final class OrderlyProcess: @unchecked Sendable {
     }
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// Polls `condition` until it yields a value or the deadline passes.
-func waitUntil<T>(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> T?) async throws -> T {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if let value = try await condition() { return value }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    throw TestFailure("timed out after \(timeout) waiting for \(what)")
-}
-
 /// Minimal JSON-over-HTTP for the tests.
 enum HTTP {
     struct Reply {

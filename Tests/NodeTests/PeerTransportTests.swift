@@ -50,16 +50,6 @@ final class LogRecorder: @unchecked Sendable {
     }
 }
 
-func waitFor(_ what: String, timeout: Duration = .seconds(10), _ condition: () -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while !condition() {
-        guard ContinuousClock.now < deadline else { throw TestTimeout(what: what) }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-}
-
-struct TestTimeout: Error { let what: String }
-
 @Suite struct PeerTransportTests {
     static let secret = Array("s3cret".utf8)
 
