@@ -16,14 +16,7 @@ public enum PeerTransport {
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([
-                        ByteToMessageHandler(FrameDecoder()),
-                        MessageToByteHandler(FrameEncoder()),
-                        HandshakeHandler(role: .server(ServerHandshake(config: security, nonce: HandshakeConfig.randomNonce())), logger: logger),
-                        application(),
-                    ])
-                }
+                pipeline(channel, .server(ServerHandshake(config: security, nonce: HandshakeConfig.randomNonce())), logger, application)
             }
             .bind(host: host, port: port).get()
     }
@@ -37,15 +30,22 @@ public enum PeerTransport {
         try await ClientBootstrap(group: group)
             .connectTimeout(.seconds(2))
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([
-                        ByteToMessageHandler(FrameDecoder()),
-                        MessageToByteHandler(FrameEncoder()),
-                        HandshakeHandler(role: .client(ClientHandshake(config: security, nonce: HandshakeConfig.randomNonce())), logger: logger),
-                        application(),
-                    ])
-                }
+                pipeline(channel, .client(ClientHandshake(config: security, nonce: HandshakeConfig.randomNonce())), logger, application)
             }
             .connect(host: host, port: port).get()
+    }
+
+    /// Framing, then the handshake, then the application's handler.
+    private static func pipeline(
+        _ channel: any Channel, _ role: HandshakeHandler.Role, _ logger: Logger, _ application: @Sendable () -> any ChannelHandler
+    ) -> EventLoopFuture<Void> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandlers([
+                ByteToMessageHandler(FrameDecoder()),
+                MessageToByteHandler(FrameEncoder()),
+                HandshakeHandler(role: role, logger: logger),
+                application(),
+            ])
+        }
     }
 }
