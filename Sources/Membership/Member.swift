@@ -41,6 +41,7 @@ public struct MembershipConfig: Sendable {
 public enum MembershipDirective: Sendable, Equatable {
     /// Send this digest to the peer address.
     case sendGossip(to: String, GossipDigest)
-    /// A member appeared or changed status (`previous` nil: first seen).
+    /// A member appeared, changed status or started a new incarnation
+    /// (`previous` nil: first seen).
     case memberChanged(Member, previous: MemberStatus?)
 }

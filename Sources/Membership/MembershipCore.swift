@@ -91,7 +91,11 @@ public struct MembershipCore: Sendable {
             }
             if merged != local {
                 members[remote.id] = merged
-                if merged.status != local.status { directives.append(.memberChanged(merged, previous: local.status)) }
+                // A new life may come with new addresses: report it even
+                // when the status reads the same.
+                if merged.status != local.status || merged.incarnation != local.incarnation {
+                    directives.append(.memberChanged(merged, previous: local.status))
+                }
             }
         }
         return directives

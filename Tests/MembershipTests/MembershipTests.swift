@@ -145,6 +145,15 @@ struct SimulatedCluster {
         #expect(cluster.everyone { $0.member("n1")?.status == .left }, "left is final, never turned into dead")
     }
 
+    @Test func aNewIncarnationIsReportedEvenIfTheStatusStaysAlive() {
+        var core = MembershipCore(selfMember: Member(id: "a", http: "", peer: "pa", incarnation: 1), config: MembershipConfig(), nowMs: 0)
+        _ = core.receive(GossipDigest(members: [Member(id: "b", http: "h1", peer: "pb-old", incarnation: 1)]), nowMs: 0)
+        let restarted = Member(id: "b", http: "h2", peer: "pb-new", incarnation: 2)
+        let directives = core.receive(GossipDigest(members: [restarted]), nowMs: 10)
+        #expect(directives == [.memberChanged(restarted, previous: .alive)], "routing must learn the new peer address")
+        #expect(core.member("b")?.peer == "pb-new")
+    }
+
     @Test func aNodeRefutesARumourOfItsDeath() {
         var core = MembershipCore(selfMember: Member(id: "a", http: "", peer: "pa", incarnation: 5), config: MembershipConfig(), nowMs: 0)
         var rumour = core.me

@@ -15,22 +15,26 @@ import Wire
 public final class ClusterMembership: Service, Sendable {
     public let replicationFactor: Int
     private let core: Mutex<MembershipCore>
-    private let ring = Mutex<HashRing>(HashRing(nodes: [:]))
+    /// The ring and each member's status and address, rebuilt when a
+    /// member's status changes, so routing a command reads a snapshot.
+    private let routing = Mutex<(ring: HashRing, members: [String: Member])>((HashRing(nodes: [:]), [:]))
     private let clients: PeerClients
     private let logger: Logger
     private let memberGauge = Mutex<[String: MemberStatus]>([:])
 
     public init(self member: Member, config: MembershipConfig, replicationFactor: Int, clients: PeerClients, logger: Logger) {
         self.replicationFactor = replicationFactor
+        self.selfID = member.id
         self.core = Mutex(MembershipCore(selfMember: member, config: config, nowMs: MonotonicMs.now()))
         self.clients = clients
         self.logger = logger
         rebuildRing()
     }
 
-    public var nodeID: String { core.withLock { $0.selfID } }
+    public var nodeID: String { selfID }
+    private let selfID: String
     public var members: [Member] { core.withLock { $0.view } }
-    public var currentRing: HashRing { ring.withLock { $0 } }
+    public var currentRing: HashRing { routing.withLock { $0.ring } }
 
     public func advertise(http: String) {
         core.withLock { $0.advertise(http: http) }
@@ -38,8 +42,8 @@ public final class ClusterMembership: Service, Sendable {
 
     /// Where an order's commands go, from the current view.
     public func route(_ orderID: ClientID) -> Route {
-        let (selfID, members) = core.withLock { ($0.selfID, Dictionary(uniqueKeysWithValues: $0.view.map { ($0.id, $0) })) }
-        guard let leader = ring.withLock({ $0.owner(of: orderID.rawValue) }), let member = members[leader] else {
+        let (ring, members) = routing.withLock { $0 }
+        guard let leader = ring.owner(of: orderID.rawValue), let member = members[leader] else {
             return .unavailable("the ring is empty")
         }
         if leader == selfID { return .local }
@@ -51,9 +55,9 @@ public final class ClusterMembership: Service, Sendable {
 
     /// The preference list and the member that leads the order now.
     public func placement(of orderID: ClientID) -> (preferenceList: [String], leader: String?) {
-        let list = ring.withLock { $0.preferenceList(for: orderID.rawValue, count: replicationFactor) }
-        let alive = Set(members.filter { $0.status == .alive }.map(\.id))
-        return (list, list.first.flatMap { alive.contains($0) ? $0 : nil })
+        let (ring, members) = routing.withLock { $0 }
+        let list = ring.preferenceList(for: orderID.rawValue, count: replicationFactor)
+        return (list, list.first.flatMap { members[$0]?.status == .alive ? $0 : nil })
     }
 
     /// Gossip from a peer.
@@ -101,9 +105,10 @@ public final class ClusterMembership: Service, Sendable {
     /// Every member that has not left is on the ring: a dead node keeps its
     /// place, so its orders do not move while it is away.
     private func rebuildRing() {
-        let nodes = core.withLock { $0.view.filter { $0.status != .left }.map(\.id) }
-        let next = HashRing(nodes: Dictionary(uniqueKeysWithValues: nodes.map { ($0, 1) }))
-        ring.withLock { $0 = next }
+        let view = core.withLock { $0.view }
+        let ring = HashRing(nodes: Dictionary(uniqueKeysWithValues: view.filter { $0.status != .left }.map { ($0.id, 1) }))
+        let members = Dictionary(uniqueKeysWithValues: view.map { ($0.id, $0) })
+        routing.withLock { $0 = (ring, members) }
     }
 
     static func frame(_ digest: GossipDigest) -> Frame {
