@@ -24,6 +24,7 @@ let package = Package(
         .target(name: "OrderDomain"),
         .target(name: "HashRing"),
         .target(name: "Membership"),
+        .target(name: "Replication"),
         .target(name: "Checksum"),
 
         // The peer protocol: frames, codecs, handshake.
@@ -50,7 +51,7 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "OrderDomain", "EventLog", "Wire", "HashRing", "Membership",
+                "OrderDomain", "EventLog", "Wire", "HashRing", "Membership", "Replication",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -85,6 +86,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "OrderDomainTests", dependencies: ["OrderDomain"]),
         .testTarget(name: "HashRingTests", dependencies: ["HashRing"]),
+        .testTarget(name: "ReplicationTests", dependencies: ["Replication"]),
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "OrderDomain"]),
         .testTarget(name: "EventLogTests", dependencies: ["EventLog", "Checksum", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(

@@ -130,6 +130,51 @@ public final class EventLog: Sendable {
         return try await writer.append(request)
     }
 
+    /// Stores copies of other nodes' events, verified first: a corrupt or
+    /// misaddressed copy is refused whole and changes nothing. Events with an
+    /// origin other than `batch.origin` are allowed only without a position
+    /// (an order's events gathered from a replica span several origins).
+    /// Returns how many events were new here.
+    public func replicate(_ batch: ReplicatedBatch) async throws -> Int {
+        guard let writer else { throw EventLogError.closed }
+        for record in batch.events {
+            guard record.isIntact else {
+                throw EventLogError.corruptEvent(origin: record.origin, offset: record.offset, orderID: record.orderID)
+            }
+            guard record.origin != origin else {
+                throw EventLogError.invalidAppend("a copy of this node's own event \(record.eventID) was offered")
+            }
+            guard batch.throughOffset == nil || record.origin == batch.origin else {
+                throw EventLogError.invalidAppend("event \(record.eventID) is not from \(batch.origin)")
+            }
+        }
+        guard batch.origin != origin || batch.throughOffset == nil else {
+            throw EventLogError.invalidAppend("this node is the writer of \(origin)'s log")
+        }
+        if batch.events.isEmpty && batch.throughOffset == nil { return 0 }
+        return try await writer.replicate(batch)
+    }
+
+    /// How far this file holds each origin it copies (`replica_positions`).
+    public func replicaPositions() async throws -> [String: Int64] {
+        try await reader.read { db in
+            var positions: [String: Int64] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT origin, through_offset FROM replica_positions") {
+                positions[row[0]] = row[1]
+            }
+            return positions
+        }
+    }
+
+    /// Newest committed offset of this node's own log.
+    public var committedOffset: Int64 { writer?.committedOffset ?? lastOffsetAtOpen }
+
+    /// Calls `body` with the newest own offset after every commit that
+    /// appended own events. `body` runs on the writer thread: keep it short.
+    public func onCommit(_ body: @escaping @Sendable (Int64) -> Void) {
+        writer?.onCommit(body)
+    }
+
     /// Transactions committed by this process's writer and the events in
     /// them: their ratio is the mean group-commit batch.
     public var writerStatistics: (commits: Int, events: Int) {

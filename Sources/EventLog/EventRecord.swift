@@ -159,3 +159,18 @@ public struct AppendRequest: Sendable, Equatable {
             && lhs.deadline?.orderID == rhs.deadline?.orderID && lhs.deadline?.change == rhs.deadline?.change
     }
 }
+
+/// Copies of another node's events, stored as they are (same origin, offset,
+/// id and checksum). `throughOffset`, when set, is the position in the
+/// origin's log this batch brings the copy to.
+public struct ReplicatedBatch: Sendable, Equatable {
+    public var origin: String
+    public var events: [EventRecord]
+    public var throughOffset: Int64?
+
+    public init(origin: String, events: [EventRecord], throughOffset: Int64?) {
+        self.origin = origin
+        self.events = events
+        self.throughOffset = throughOffset
+    }
+}

@@ -1,0 +1,114 @@
+import Testing
+@testable import Replication
+
+@Suite struct AckRulesTests {
+    let list = ["a", "b", "c"]
+
+    @Test func quorumOfThreeNeedsOneFollowerOfTheReachable() {
+        #expect(AckRules.requirement(policy: .quorum, mode: .consistent, preferenceList: list, leader: "a", reachable: ["b", "c"])
+            == .followers(["b", "c"], needed: 1))
+        #expect(AckRules.requirement(policy: .quorum, mode: .consistent, preferenceList: list, leader: "a", reachable: ["c"])
+            == .followers(["c"], needed: 1))
+    }
+
+    @Test func consistentModeRefusesWithoutAMajorityAndSaysWhy() {
+        let requirement = AckRules.requirement(policy: .quorum, mode: .consistent, preferenceList: list, leader: "a", reachable: [])
+        guard case .refuse(let reason) = requirement else {
+            Issue.record("expected a refusal, got \(requirement)")
+            return
+        }
+        #expect(reason.contains("1 of the 3"))
+        // Even `leader` acks refuse there: the other side may lead the order.
+        #expect(AckRules.requirement(policy: .leader, mode: .consistent, preferenceList: list, leader: "a", reachable: []) != .followers([], needed: 0))
+    }
+
+    @Test func availableModeSettlesForTheReachableReplicas() {
+        #expect(AckRules.requirement(policy: .quorum, mode: .available, preferenceList: list, leader: "a", reachable: [])
+            == .followers([], needed: 0))
+        #expect(AckRules.requirement(policy: .all, mode: .available, preferenceList: list, leader: "b", reachable: ["a"])
+            == .followers(["a"], needed: 1))
+    }
+
+    @Test func allWaitsForEveryLiveReplicaAndLeaderForNone() {
+        #expect(AckRules.requirement(policy: .all, mode: .consistent, preferenceList: list, leader: "a", reachable: ["b", "c", "x"])
+            == .followers(["b", "c"], needed: 2))
+        #expect(AckRules.requirement(policy: .leader, mode: .consistent, preferenceList: list, leader: "a", reachable: ["b"])
+            == .followers([], needed: 0))
+    }
+
+    @Test func replicationFactorFiveNeedsTwoFollowers() {
+        let five = ["a", "b", "c", "d", "e"]
+        #expect(AckRules.requirement(policy: .quorum, mode: .consistent, preferenceList: five, leader: "a", reachable: ["b", "c", "d", "e"])
+            == .followers(["b", "c", "d", "e"], needed: 2))
+        #expect(AckRules.requirement(policy: .quorum, mode: .consistent, preferenceList: five, leader: "a", reachable: ["b", "c"])
+            == .followers(["b", "c"], needed: 2))
+        guard case .refuse = AckRules.requirement(policy: .quorum, mode: .consistent, preferenceList: five, leader: "a", reachable: ["b"]) else {
+            Issue.record("two of five is no majority")
+            return
+        }
+    }
+
+    @Test func aSingleNodeClusterNeedsNoFollower() {
+        #expect(AckRules.requirement(policy: .quorum, mode: .consistent, preferenceList: ["a"], leader: "a", reachable: [])
+            == .followers([], needed: 0))
+    }
+}
+
+@Suite struct AckTrackerTests {
+    @Test func aReplyWaitsUntilEnoughFollowersHoldItsOffset() {
+        var tracker = AckTracker()
+        do { let result = tracker.add(token: 1, offset: 10, followers: ["b", "c"], needed: 1); #expect(!result) }
+        do { let result = tracker.acknowledge(follower: "b", through: 9); #expect(result == []) }
+        do { let result = tracker.acknowledge(follower: "c", through: 10); #expect(result == [1]) }
+        #expect(tracker.waitingCount == 0)
+    }
+
+    @Test func onePositionReleasesEveryReplyBelowIt() {
+        var tracker = AckTracker()
+        for token in 1...5 { let result = tracker.add(token: UInt64(token), offset: Int64(token * 10), followers: ["b"], needed: 1); #expect(!result) }
+        do { let result = tracker.acknowledge(follower: "b", through: 35); #expect(result == [1, 2, 3]) }
+        do { let result = tracker.acknowledge(follower: "b", through: 50); #expect(result == [4, 5]) }
+    }
+
+    @Test func positionsNeverMoveBack() {
+        var tracker = AckTracker()
+        _ = tracker.acknowledge(follower: "b", through: 20)
+        _ = tracker.acknowledge(follower: "b", through: 5)
+        #expect(tracker.positions["b"] == 20)
+        do { let result = tracker.add(token: 1, offset: 15, followers: ["b"], needed: 1); #expect(result) }
+    }
+
+    @Test func aFollowerOutsideTheReplySetReleasesNothing() {
+        var tracker = AckTracker()
+        do { let result = tracker.add(token: 1, offset: 3, followers: ["b"], needed: 1); #expect(!result) }
+        do { let result = tracker.acknowledge(follower: "x", through: 100); #expect(result == []) }
+        #expect(tracker.waitingCount == 1)
+    }
+
+    @Test func lostFollowerRelaxesAllButNeverQuorum() {
+        var tracker = AckTracker()
+        let allReleased = tracker.add(token: 1, offset: 3, followers: ["b", "c"], needed: 2)
+        let quorumReleased = tracker.add(token: 2, offset: 3, followers: ["b", "c"], needed: 1)
+        #expect(!allReleased && !quorumReleased)
+        _ = tracker.acknowledge(follower: "b", through: 2)
+        do { let result = tracker.followerLost("c", relaxAll: false); #expect(result == []) }
+        do { let result = tracker.followerLost("c", relaxAll: true); #expect(result == []) }
+        do { let result = tracker.acknowledge(follower: "b", through: 3); #expect(result == [1, 2]) }
+    }
+
+    @Test func cancelledRepliesAreForgotten() {
+        var tracker = AckTracker()
+        do { let result = tracker.add(token: 7, offset: 1, followers: ["b"], needed: 1); #expect(!result) }
+        tracker.cancel(token: 7)
+        do { let result = tracker.acknowledge(follower: "b", through: 1); #expect(result == []) }
+        #expect(tracker.waitingCount == 0)
+    }
+
+    @Test func memoryIsBoundedByRepliesNotByLag() {
+        var tracker = AckTracker()
+        for token in 1...1000 { _ = tracker.add(token: UInt64(token), offset: Int64(token), followers: ["slow"], needed: 1) }
+        for token in 1...1000 { tracker.cancel(token: UInt64(token)) }
+        #expect(tracker.waitingCount == 0)
+        #expect(tracker.positions.count == 0)
+    }
+}
