@@ -62,7 +62,8 @@ let package = Package(
         .target(
             name: "HTTPAPI",
             dependencies: [
-                "OrderDomain", "EventLog", "Node", "Membership",
+                "OrderDomain", "EventLog", "Node", "Membership", "Replication",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

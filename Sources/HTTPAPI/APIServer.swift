@@ -6,11 +6,17 @@ import Prometheus
 
 /// Builds the api node's HTTP application: order routes, health, metrics.
 public enum APIServer {
-    public static func router(service: any OrderService, membership: ClusterMembership? = nil, registry: PrometheusCollectorRegistry) -> Router<BasicRequestContext> {
+    public static func router(
+        service: any OrderService, membership: ClusterMembership? = nil, replicator: Replicator? = nil, adminToken: String? = nil,
+        registry: PrometheusCollectorRegistry
+    ) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: MetricsMiddleware())
         OrderRoutes(service: service).register(on: router)
-        if let membership { ClusterRoutes(membership: membership).register(on: router) }
+        if let membership {
+            ClusterRoutes(membership: membership, replicator: replicator).register(on: router)
+            AdminRoutes(membership: membership, token: adminToken).register(on: router)
+        }
         addHealthAndMetrics(to: router, registry: registry)
         return router
     }

@@ -1,3 +1,4 @@
+import EventLog
 import Hummingbird
 import Membership
 import Node
@@ -6,9 +7,11 @@ import OrderDomain
 /// `GET /cluster[?order=ID]`: this node's view, the ring, and where an order lives.
 public struct ClusterRoutes: Sendable {
     let membership: ClusterMembership
+    let replicator: Replicator?
 
-    public init(membership: ClusterMembership) {
+    public init(membership: ClusterMembership, replicator: Replicator? = nil) {
         self.membership = membership
+        self.replicator = replicator
     }
 
     struct MemberView: Encodable {
@@ -22,8 +25,28 @@ public struct ClusterRoutes: Sendable {
         let shares: [String: Double]
     }
 
+    struct FollowerView: Encodable {
+        let node: String
+        let position: Int64
+        let lag_events: Int64
+        let lag_ms: Int64
+    }
+
+    struct OriginView: Encodable {
+        let origin: String
+        let last_offset: Int64
+        /// Who copies this origin's log, as far as this node knows: for its
+        /// own log the followers' acknowledged positions; for a peer's log
+        /// this node's own copy.
+        let followers: [FollowerView]
+    }
+
     struct ReplicationView: Encodable {
         let factor: Int
+        let acks: String?
+        let partition_mode: String?
+        let origins: [OriginView]
+        let partitioned_from: [String]
     }
 
     struct OrderPlacementView: Encodable {
@@ -66,9 +89,33 @@ public struct ClusterRoutes: Sendable {
                     MemberView(id: $0.id, http: $0.http, peer: $0.peer, status: $0.status.rawValue, incarnation: $0.incarnation)
                 },
                 ring: RingView(nodes: ring.nodes, virtual_nodes: ring.virtualNodesPerWeight, shares: ring.shares()),
-                replication: ReplicationView(factor: membership.replicationFactor),
+                replication: await replicationView(),
                 order: order)
             return JSONResponse.make(status: .ok, view)
         }
+    }
+
+    private func replicationView() async -> ReplicationView {
+        var origins: [OriginView] = []
+        if let replicator {
+            let own = replicator.ownLastOffset
+            origins.append(OriginView(
+                origin: membership.nodeID, last_offset: own,
+                followers: await replicator.followers().map {
+                    FollowerView(node: $0.follower, position: $0.position, lag_events: $0.lagEvents, lag_ms: $0.lagMs)
+                }))
+            let now = WallClock.nowMs()
+            for (origin, copy) in replicator.copies.sorted(by: { $0.key < $1.key }) {
+                origins.append(OriginView(
+                    origin: origin, last_offset: copy.holderLastOffset,
+                    followers: [FollowerView(
+                        node: membership.nodeID, position: copy.through, lag_events: max(0, copy.holderLastOffset - copy.through),
+                        lag_ms: copy.through >= copy.holderLastOffset ? 0 : max(0, now - copy.updatedMs))]))
+            }
+        }
+        return ReplicationView(
+            factor: membership.replicationFactor, acks: replicator?.config.acks.rawValue,
+            partition_mode: replicator?.config.partitionMode.rawValue, origins: origins,
+            partitioned_from: membership.partitionedFrom.sorted())
     }
 }

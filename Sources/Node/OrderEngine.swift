@@ -40,7 +40,10 @@ public final class OrderEngine: Service, OrderService, Sendable {
     private let logger: Logger
     private let commandTimer = Metrics.Timer(label: "orderly_command_seconds")
 
-    public init(log: EventLog, catalog: Catalog, config: EngineConfig, clock: @escaping @Sendable () -> Int64 = { WallClock.nowMs() }, logger: Logger = Logger(label: "orderly.engine")) {
+    public init(
+        log: EventLog, catalog: Catalog, config: EngineConfig, replication: (any ReplicationCoordinator)? = nil,
+        clock: @escaping @Sendable () -> Int64 = { WallClock.nowMs() }, logger: Logger = Logger(label: "orderly.engine")
+    ) {
         var logger = logger
         logger[metadataKey: "node"] = "\(config.nodeID)"
         self.log = log
@@ -50,7 +53,9 @@ public final class OrderEngine: Service, OrderService, Sendable {
         self.logger = logger
         let transactorLogger = logger
         self.directory = TransactorDirectory { orderID in
-            Transactor(orderID: orderID, log: log, catalog: catalog, config: config, clock: clock, logger: transactorLogger)
+            Transactor(
+                orderID: orderID, log: log, catalog: catalog, config: config, replication: replication, clock: clock,
+                logger: transactorLogger)
         }
     }
 
@@ -77,6 +82,7 @@ public final class OrderEngine: Service, OrderService, Sendable {
             await directory.checkIn(orderID)
             logger.error("order unavailable", metadata: ["order": "\(orderID)", "error": "\(error)"])
             switch error {
+            case let error as EngineError: throw error
             case let error as EventLogError: throw EngineError.storage(error.description)
             case let error as EventDecodingError: throw EngineError.storage("order \(orderID) cannot be read: \(error)")
             default: throw EngineError.storage("\(error)")

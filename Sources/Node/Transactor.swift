@@ -18,17 +18,27 @@ actor Transactor {
     private let config: EngineConfig
     private let clock: @Sendable () -> Int64
     private let logger: Logger
+    private let replication: (any ReplicationCoordinator)?
 
     private var state: OrderState
     private var loaded = false
+    /// The view under which the state was loaded (see `ReplicaDirectory.epoch`).
+    private var loadedEpoch: UInt64 = 0
+    /// Newest offset of this node's log holding an event of the order: the
+    /// position replicas must hold before an answer about it goes out.
+    private var ownOffset: Int64 = 0
     private var checkpointVersion: Int64 = 0
     /// The timer the `deadlines` table holds for this order, as far as known.
     private var storedDeadline: Int64?
     private var busy = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
-    init(orderID: ClientID, log: EventLog, catalog: Catalog, config: EngineConfig, clock: @escaping @Sendable () -> Int64, logger: Logger) {
+    init(
+        orderID: ClientID, log: EventLog, catalog: Catalog, config: EngineConfig, replication: (any ReplicationCoordinator)?,
+        clock: @escaping @Sendable () -> Int64, logger: Logger
+    ) {
         self.orderID = orderID
+        self.replication = replication
         self.log = log
         self.catalog = catalog
         self.config = config
@@ -39,10 +49,13 @@ actor Transactor {
         self.logger = logger
     }
 
-    /// Runs one command. The result is returned once its events are durable.
+    /// Runs one command. The result is returned once its events are durable
+    /// here and on the replicas `--acks` asks for. A repeat of a command
+    /// waits for the replicas too: its first attempt may have failed there.
     func handle(_ command: OrderCommand) async throws -> Result<CommandResult, DomainError> {
         await acquire()
         defer { release() }
+        try replication?.admit(orderID)
         try await loadIfNeeded()
         if command == .expireHeldPayments {
             // The timer row fired, so it exists whatever memory says: make the
@@ -57,6 +70,7 @@ actor Transactor {
             let next = OrderDecider.fold(state, decision.events)
             try await persist(decision.events, next: next)
             state = next
+            try await replication?.awaitReplicas(orderID, through: ownOffset)
             return .success(CommandResult(outcome: decision.outcome, state: next))
         }
     }
@@ -99,7 +113,8 @@ actor Transactor {
             checkpoint: wantsCheckpoint ? checkpoint(of: next) : nil,
             deadline: deadlineChange.map { (orderID.rawValue, $0) })
         do {
-            _ = try await log.append(request)
+            let stored = try await log.append(request)
+            if let last = stored.last { ownOffset = last.offset }
         } catch {
             // Whether the commit reached the disk is unknown: reload from the
             // log before the next command rather than trust memory.
@@ -114,21 +129,35 @@ actor Transactor {
         Checkpoint(orderID: orderID.rawValue, version: state.version, state: state.snapshotJSON())
     }
 
-    /// Activation: newest checkpoint plus the events after it.
+    /// Activation: what the other replicas hold that this node lacks, then
+    /// the newest checkpoint plus the events after it. State loaded under an
+    /// older cluster view is loaded again: another node may have led the
+    /// order meanwhile.
     private func loadIfNeeded() async throws {
+        if loaded, let replication, replication.epoch != loadedEpoch { loaded = false }
         guard !loaded else { return }
+        let epoch = replication?.epoch ?? 0
+        try await replication?.gather(orderID)
         let (checkpoint, records) = try await log.load(orderID: orderID.rawValue)
         var state = OrderState(orderID: orderID)
         if let checkpoint {
             state = try OrderState.fromSnapshot(checkpoint.state)
         }
-        for record in records where record.version == state.version + 1 {
+        // Normally one event per version. Two sides of a partition may both
+        // have written a version: every event is folded, in one order all
+        // nodes agree on, and the stream goes on after the highest version.
+        var streamVersion = state.version
+        for record in records.sorted(by: { ($0.version, $0.eventID) < ($1.version, $1.eventID) }) {
             let event = try OrderEvent.decode(typeName: record.type, payload: record.payload)
             state = OrderDecider.evolve(state, event)
+            streamVersion = max(streamVersion, record.version)
+            if record.origin == log.origin { ownOffset = max(ownOffset, record.offset) }
         }
+        state.version = streamVersion
         self.state = state
         self.checkpointVersion = checkpoint?.version ?? 0
         self.storedDeadline = state.nextHoldDeadlineMs
+        self.loadedEpoch = epoch
         self.loaded = true
     }
 

@@ -44,7 +44,7 @@ struct BenchForward: AsyncParsableCommand {
                 catalog: .standard, config: EngineConfig(nodeID: id), logger: logger)
             let peer = try await PeerService.bind(
                 host: "127.0.0.1", port: 0, security: HandshakeConfig(cluster: "bench", nodeID: id, secret: secret), logger: logger
-            ) { Dispatcher.serverHandler(engine: engine, logger: logger) }
+            ) { Dispatcher.serverHandler(PeerHandlers(engine: engine), logger: logger) }
             return (engine, peer)
         }
         let (engineA, peerA) = try await node("api-a")

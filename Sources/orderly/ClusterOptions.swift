@@ -1,6 +1,10 @@
 import ArgumentParser
 import Foundation
 import Node
+import Replication
+
+extension AckPolicy: ExpressibleByArgument {}
+extension PartitionMode: ExpressibleByArgument {}
 
 /// How a node joins a cluster: its peer address and the shared secret.
 struct ClusterOptions: ParsableArguments {
@@ -22,6 +26,15 @@ struct ClusterOptions: ParsableArguments {
     @Flag(help: "Run the peer protocol without a secret (any process that can connect is trusted).")
     var insecure = false
 
+    @Option(help: "When a write is acknowledged: leader (its own fsync), quorum (a majority of the order's replicas) or all (every live replica).")
+    var acks: AckPolicy = .quorum
+
+    @Option(help: "consistent: refuse writes to an order without a majority of its replicas; available: keep serving and merge after the partition heals.")
+    var partitionMode: PartitionMode = .consistent
+
+    @Option(help: "File holding the token that admin routes require (else ORDERLY_ADMIN_TOKEN). Without one, admin routes are off.")
+    var adminTokenFile: String?
+
     static let secretBytesMin = 16
 
     func validate() throws {
@@ -41,6 +54,24 @@ struct ClusterOptions: ParsableArguments {
             }
             return address.description
         }
+    }
+
+    /// The admin token, if one is configured.
+    func adminToken(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String? {
+        var token: String?
+        if let file = adminTokenFile {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ValidationError("cannot read the admin token file \(file)")
+            }
+            token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        } else {
+            token = environment["ORDERLY_ADMIN_TOKEN"]
+        }
+        guard let token, !token.isEmpty else { return nil }
+        guard token.utf8.count >= Self.secretBytesMin else {
+            throw ValidationError("the admin token must be at least \(Self.secretBytesMin) bytes")
+        }
+        return token
     }
 
     /// The secret, or nil with --insecure. Refuses to go on without either.

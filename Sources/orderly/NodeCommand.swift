@@ -7,6 +7,7 @@ import Logging
 import Node
 import OrderDomain
 import Membership
+import Replication
 import ServiceLifecycle
 import Synchronization
 import Wire
@@ -57,6 +58,7 @@ struct NodeCommand: AsyncParsableCommand {
     func run() async throws {
         // Checked before anything starts: a node never half-joins a cluster.
         let secret = try clusterOptions.peer.map { _ in try clusterOptions.secret() }
+        let adminToken = try clusterOptions.adminToken()
         Bootstrap.logging(level: logLevel)
         let registry = Bootstrap.metrics()
         var logger = Logger(label: "orderly.node")
@@ -70,12 +72,16 @@ struct NodeCommand: AsyncParsableCommand {
         config.idleTimeout = idleTimeout.duration
         config.checkpointEveryEvents = Int64(checkpointEvery)
         config.holdTimeoutMs = holdTimeout.milliseconds
-        let engine = OrderEngine(log: log, catalog: .standard, config: config, logger: logger)
-
-        // Membership, routing and the peer listener. A node without --peer
-        // is a cluster of one: every order is local.
+        // Membership, routing, replication and the peer listener. A node
+        // without --peer is a cluster of one: every order is local.
         let security = HandshakeConfig(cluster: clusterOptions.cluster, nodeID: id, secret: secret ?? nil)
         let clients = PeerClients(security: security, logger: logger)
+        var replicationConfig = ReplicationConfig()
+        replicationConfig.acks = clusterOptions.acks
+        replicationConfig.partitionMode = clusterOptions.partitionMode
+        let replicator = clusterOptions.peer == nil ? nil : Replicator(log: log, clients: clients, config: replicationConfig, logger: logger)
+        let engine = OrderEngine(log: log, catalog: .standard, config: config, replication: replicator, logger: logger)
+
         var membershipConfig = MembershipConfig()
         membershipConfig.seeds = try clusterOptions.seedAddresses()
         let membershipBox = MembershipBox()
@@ -83,7 +89,9 @@ struct NodeCommand: AsyncParsableCommand {
         if let peer = clusterOptions.peer {
             let peerLogger = logger
             peerService = try await PeerService.bind(host: peer.host, port: peer.port, security: security, logger: logger) {
-                Dispatcher.serverHandler(engine: engine, gossip: { membershipBox.value?.receive($0) }, logger: peerLogger)
+                Dispatcher.serverHandler(
+                    PeerHandlers(engine: engine, gossip: { membershipBox.value?.receive($0) }, replicator: replicator, filter: clients.filter),
+                    logger: peerLogger)
             }
             if secret ?? nil == nil { logger.warning("peer protocol runs without a secret (--insecure)") }
         }
@@ -91,12 +99,14 @@ struct NodeCommand: AsyncParsableCommand {
             self: Member(id: id, http: "", peer: peerService?.address ?? "", incarnation: UInt64(WallClock.nowMs())),
             config: membershipConfig, replicationFactor: clusterOptions.replicationFactor, clients: clients, logger: logger)
         membershipBox.value = membership
+        replicator?.attach(membership)
         let dispatcher = Dispatcher(engine: engine, clients: clients) { membership.route($0) }
 
         let nodeID = id
         let peerAddress = peerService?.address
         let app = Application(
-            router: APIServer.router(service: dispatcher, membership: membership, registry: registry),
+            router: APIServer.router(
+                service: dispatcher, membership: membership, replicator: replicator, adminToken: adminToken, registry: registry),
             configuration: .init(address: .hostname(http.host, port: http.port), serverName: "orderly-\(id)"),
             onServerRunning: { channel in
                 let address = channel.localAddress
@@ -113,7 +123,7 @@ struct NodeCommand: AsyncParsableCommand {
         // Shutdown runs in reverse: HTTP drains first, then the node says it
         // leaves, the peer listener closes, and the engine checkpoints and
         // closes the log.
-        let services: [any Service] = [engine] + (peerService.map { [$0] } ?? []) + [membership, app]
+        let services: [any Service] = [engine] + (peerService.map { [$0] } ?? []) + (replicator.map { [$0] } ?? []) + [membership, app]
         let group = ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0) },

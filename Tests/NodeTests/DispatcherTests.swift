@@ -25,7 +25,7 @@ import Wire
         let engine = OrderEngine(log: log, catalog: .standard, config: EngineConfig(nodeID: id))
         let logger = Logger(label: "test")
         let listener = try await PeerTransport.listen(host: "127.0.0.1", port: 0, security: Self.security(id), logger: logger) {
-            Dispatcher.serverHandler(engine: engine, logger: logger)
+            Dispatcher.serverHandler(PeerHandlers(engine: engine), logger: logger)
         }
         return TestNode(engine: engine, listener: listener)
     }

@@ -9,10 +9,9 @@ import Wire
 
 /// The membership shell: owns the pure core, runs its ticks, carries its
 /// gossip over the peer protocol, and derives the ring from the view.
-/// Orders route to the first member of their preference list; while that
-/// member is not alive the order is unavailable (replication will let the
-/// next replica lead).
-public final class ClusterMembership: Service, Sendable {
+/// An order's leader is the first member of its preference list that is
+/// alive (and not cut off by the partition switch); the others replicate.
+public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     public let replicationFactor: Int
     private let core: Mutex<MembershipCore>
     /// The ring and each member's status and address, rebuilt when a
@@ -20,7 +19,8 @@ public final class ClusterMembership: Service, Sendable {
     private let routing = Mutex<(ring: HashRing, members: [String: Member])>((HashRing(nodes: [:]), [:]))
     private let clients: PeerClients
     private let logger: Logger
-    private let memberGauge = Mutex<[String: MemberStatus]>([:])
+    private let epochCounter = Atomic<UInt64>(1)
+    private let lastTickMs = Atomic<Int64>(0)
 
     public init(self member: Member, config: MembershipConfig, replicationFactor: Int, clients: PeerClients, logger: Logger) {
         self.replicationFactor = replicationFactor
@@ -40,24 +40,62 @@ public final class ClusterMembership: Service, Sendable {
         core.withLock { $0.advertise(http: http) }
     }
 
+    /// Grows on every change of the view (and when this process finds it
+    /// was frozen): see `ReplicaDirectory.epoch`.
+    public var epoch: UInt64 { epochCounter.load(ordering: .sequentiallyConsistent) }
+
     /// Where an order's commands go, from the current view.
     public func route(_ orderID: ClientID) -> Route {
-        let (ring, members) = routing.withLock { $0 }
-        guard let leader = ring.owner(of: orderID.rawValue), let member = members[leader] else {
-            return .unavailable("the ring is empty")
+        let placement = placement(of: orderID)
+        guard !placement.preferenceList.isEmpty else { return .unavailable("the ring is empty") }
+        guard let leader = placement.leader else {
+            return .unavailable("none of its replicas (\(placement.preferenceList.joined(separator: ", "))) is reachable")
         }
         if leader == selfID { return .local }
-        guard member.status == .alive else {
-            return .unavailable("its leader \(leader) is \(member.status.rawValue)")
-        }
-        return .remote(nodeID: leader, peer: member.peer)
+        let peer = routing.withLock { $0.members[leader]?.peer } ?? ""
+        return .remote(nodeID: leader, peer: peer)
     }
 
-    /// The preference list and the member that leads the order now.
+    /// The preference list and the member that leads the order now: the
+    /// first one alive and reachable.
     public func placement(of orderID: ClientID) -> (preferenceList: [String], leader: String?) {
-        let (ring, members) = routing.withLock { $0 }
-        let list = ring.preferenceList(for: orderID.rawValue, count: replicationFactor)
-        return (list, list.first.flatMap { members[$0]?.status == .alive ? $0 : nil })
+        let list = preferenceList(for: orderID)
+        let (members, blocked) = (routing.withLock { $0.members }, clients.filter.blockedIDs)
+        let leader = list.first { id in
+            id == selfID || (members[id]?.status == .alive && !blocked.contains(id))
+        }
+        return (list, leader)
+    }
+
+    public func preferenceList(for orderID: ClientID) -> [String] {
+        routing.withLock { $0.ring }.preferenceList(for: orderID.rawValue, count: replicationFactor)
+    }
+
+    public func reachablePeers() -> [String: String] {
+        let (members, blocked) = (routing.withLock { $0.members }, clients.filter.blockedIDs)
+        var peers: [String: String] = [:]
+        for (id, member) in members where id != selfID && member.status == .alive && !blocked.contains(id) && !member.peer.isEmpty {
+            peers[id] = member.peer
+        }
+        return peers
+    }
+
+    /// Cuts this node off from the named members (see `PeerFilter`).
+    public func partition(from ids: [String]) {
+        let members = routing.withLock { $0.members }
+        clients.filter.block(ids.map { (id: $0, address: members[$0]?.peer ?? "") })
+        bumpEpoch()
+    }
+
+    public var partitionedFrom: Set<String> { clients.filter.blockedIDs }
+
+    public func healPartition() {
+        clients.filter.clear()
+        bumpEpoch()
+    }
+
+    private func bumpEpoch() {
+        epochCounter.add(1, ordering: .sequentiallyConsistent)
     }
 
     /// Gossip from a peer.
@@ -70,7 +108,15 @@ public final class ClusterMembership: Service, Sendable {
         let interval = core.withLock { $0.config.heartbeatIntervalMs }
         var random = SystemRandomNumberGenerator()
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let directives = core.withLock { $0.tick(nowMs: MonotonicMs.now(), random: &random) }
+            let now = MonotonicMs.now()
+            let previous = lastTickMs.exchange(now, ordering: .sequentiallyConsistent)
+            if previous > 0 && now - previous > core.withLock({ $0.config.suspectAfterMs }) {
+                // Frozen (SIGSTOP, a long pause): others may have led our
+                // orders meanwhile, so what we hold in memory is suspect.
+                logger.warning("this node was frozen; reloading its orders", metadata: ["paused_ms": "\(now - previous)"])
+                bumpEpoch()
+            }
+            let directives = core.withLock { $0.tick(nowMs: now, random: &random) }
             handle(directives)
             try? await Task.sleep(for: .milliseconds(interval))
         }
@@ -99,7 +145,10 @@ public final class ClusterMembership: Service, Sendable {
                 ])
             }
         }
-        if ringChanged { rebuildRing() }
+        if ringChanged {
+            rebuildRing()
+            bumpEpoch()
+        }
     }
 
     /// Every member that has not left is on the ring: a dead node keeps its

@@ -53,11 +53,10 @@ public final class Dispatcher: OrderService {
         }
     }
 
-    /// The peer listener's handler that serves calls forwarded to this node.
-    /// The peer listener's handler: serves calls forwarded to this node and
-    /// passes gossip to `gossip`.
-    public static func serverHandler(engine: OrderEngine, gossip: (@Sendable (GossipDigest) -> Void)? = nil, logger: Logger) -> any ChannelHandler {
-        ForwardServerHandler(engine: engine, gossip: gossip, logger: logger)
+    /// The peer listener's handler: serves calls forwarded to this node,
+    /// fetches of its logs, and passes gossip on.
+    public static func serverHandler(_ handlers: PeerHandlers, logger: Logger) -> any ChannelHandler {
+        ForwardServerHandler(handlers: handlers, logger: logger)
     }
 
     private func call(_ orderID: ClientID, _ call: ForwardedCall) async throws -> ForwardReply {

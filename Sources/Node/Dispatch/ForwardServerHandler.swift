@@ -1,5 +1,6 @@
 import Logging
 import Membership
+import NIOConcurrencyHelpers
 import NIOCore
 import OrderDomain
 import Wire
@@ -9,50 +10,89 @@ enum ClusterFrame: UInt8 {
     case gossip = 18
 }
 
+/// What a node serves to its authenticated peers.
+public struct PeerHandlers: Sendable {
+    let engine: OrderEngine
+    let gossip: (@Sendable (GossipDigest) -> Void)?
+    let replicator: Replicator?
+    let filter: PeerFilter?
+
+    public init(engine: OrderEngine, gossip: (@Sendable (GossipDigest) -> Void)? = nil, replicator: Replicator? = nil, filter: PeerFilter? = nil) {
+        self.engine = engine
+        self.gossip = gossip
+        self.replicator = replicator
+        self.filter = filter
+    }
+}
+
 /// What an authenticated peer sends us: forwarded calls, run on the local
-/// engine and answered on the same connection, and gossip, handed to
-/// membership. A frame it cannot decode closes the connection (with the
-/// reason logged by the handshake handler).
+/// engine and answered on the same connection; fetches of log events; and
+/// gossip, handed to membership. A frame it cannot decode closes the
+/// connection (with the reason logged by the handshake handler). While the
+/// partition switch cuts the peer off, its frames are dropped unanswered.
 final class ForwardServerHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = Frame
     typealias OutboundOut = Frame
 
-    private let engine: OrderEngine
-    private let gossip: (@Sendable (GossipDigest) -> Void)?
+    private let handlers: PeerHandlers
     private let logger: Logger
+    private let peerID = NIOLockedValueBox<String?>(nil)
 
-    init(engine: OrderEngine, gossip: (@Sendable (GossipDigest) -> Void)?, logger: Logger) {
-        self.engine = engine
-        self.gossip = gossip
+    init(handlers: PeerHandlers, logger: Logger) {
+        self.handlers = handlers
         self.logger = logger
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let established = event as? PeerEstablished {
+            peerID.withLockedValue { $0 = established.peerNodeID }
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        if frame.type == ClusterFrame.gossip.rawValue, let gossip {
+        if let filter = handlers.filter, let peer = peerID.withLockedValue({ $0 }), filter.blocks(id: peer) {
+            return
+        }
+        switch frame.type {
+        case ClusterFrame.gossip.rawValue:
+            guard let gossip = handlers.gossip else { return }
             do {
                 gossip(try GossipDigest.decode(Array(frame.payload.readableBytesView)))
             } catch {
                 context.fireErrorCaught(WireError.malformed("gossip: \(error)"))
             }
-            return
-        }
-        guard frame.type == ForwardFrame.request.rawValue else {
+        case ForwardFrame.request.rawValue:
+            let request: ForwardRequest
+            do {
+                request = try ForwardCodec.decodeRequest(frame)
+            } catch {
+                context.fireErrorCaught(error)
+                return
+            }
+            let channel = context.channel
+            let engine = handlers.engine
+            Task {
+                let reply = await Self.run(request, on: engine)
+                try? await channel.writeAndFlush(ForwardCodec.encode(reply, correlationID: request.correlationID))
+            }
+        case ReplicationFrame.fetch.rawValue:
+            guard let replicator = handlers.replicator else { return }
+            let request: FetchRequest
+            do {
+                request = try ReplicationCodec.decodeRequest(frame)
+            } catch {
+                context.fireErrorCaught(error)
+                return
+            }
+            let channel = context.channel
+            Task {
+                let reply = await replicator.serve(request)
+                try? await channel.writeAndFlush(ReplicationCodec.encode(reply, correlationID: request.correlationID))
+            }
+        default:
             logger.debug("dropping peer frame with no handler", metadata: ["type": "\(frame.type)"])
-            return
-        }
-        let request: ForwardRequest
-        do {
-            request = try ForwardCodec.decodeRequest(frame)
-        } catch {
-            context.fireErrorCaught(error)
-            return
-        }
-        let channel = context.channel
-        let engine = self.engine
-        Task {
-            let reply = await Self.run(request, on: engine)
-            try? await channel.writeAndFlush(ForwardCodec.encode(reply, correlationID: request.correlationID))
         }
     }
 

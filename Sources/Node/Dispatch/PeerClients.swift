@@ -14,9 +14,11 @@ public actor PeerClients {
     /// never writes on a connection whose handshake has not finished.
     private var connections: [String: Task<PeerConnection, any Error>] = [:]
     private var nextCorrelationID: UInt64 = 1
+    public nonisolated let filter: PeerFilter
 
-    public init(security: HandshakeConfig, logger: Logger) {
+    public init(security: HandshakeConfig, filter: PeerFilter = PeerFilter(), logger: Logger) {
         self.security = security
+        self.filter = filter
         self.logger = logger
     }
 
@@ -38,10 +40,31 @@ public actor PeerClients {
         let request = ForwardRequest(
             correlationID: correlationID, timeoutMs: UInt32(clamping: max(0, remaining.milliseconds)),
             orderID: orderID, call: call)
-        return try await connection.send(request, timeout: remaining)
+        let frame = try await connection.exchange(ForwardCodec.encode(request), correlationID: correlationID, timeout: remaining)
+        return try ForwardCodec.decodeReply(frame).reply
+    }
+
+    /// Asks the node at `address` for events (log shipping, gathering an
+    /// order); at most `timeout` in all.
+    func fetch(_ address: String, follower: String, _ scope: FetchScope, timeout: Duration) async throws -> FetchReply {
+        let deadline = ContinuousClock.now + timeout
+        let connection = try await connection(to: address, timeout: timeout)
+        let correlationID = nextCorrelationID
+        nextCorrelationID += 1
+        let request = FetchRequest(correlationID: correlationID, follower: follower, scope: scope)
+        let frame = try await connection.exchange(
+            ReplicationCodec.encode(request), correlationID: correlationID, timeout: deadline - ContinuousClock.now)
+        return try ReplicationCodec.decodeReply(frame)
     }
 
     private func connection(to address: String, timeout: Duration) async throws -> PeerConnection {
+        if filter.blocks(address: address) {
+            // Partitioned: close what is open so calls on it fail too.
+            if let attempt = connections.removeValue(forKey: address), let connection = try? await attempt.value {
+                connection.channel.close(promise: nil)
+            }
+            throw EngineError.unavailable("\(address) is cut off by the partition switch")
+        }
         if let attempt = connections[address] {
             if let connection = try? await attempt.value, connection.isOpen { return connection }
             // Failed or closed: the first caller to get here replaces it.
@@ -83,8 +106,8 @@ struct PeerConnection: Sendable {
 
     var isOpen: Bool { channel.isActive }
 
-    func send(_ request: ForwardRequest, timeout: Duration) async throws -> ForwardReply {
-        try await handler.call(request, on: channel, timeout: timeout)
+    func exchange(_ frame: Frame, correlationID: UInt64, timeout: Duration) async throws -> Frame {
+        try await handler.exchange(frame, correlationID: correlationID, on: channel, timeout: timeout)
     }
 }
 
@@ -96,7 +119,7 @@ final class ForwardClientHandler: ChannelInboundHandler, Sendable {
         var established = false
         var closed = false
         var establishedWaiters: [CheckedContinuation<Void, any Error>] = []
-        var calls: [UInt64: CheckedContinuation<ForwardReply, any Error>] = [:]
+        var calls: [UInt64: CheckedContinuation<Frame, any Error>] = [:]
     }
 
     private let state = NIOLockedValueBox(State())
@@ -115,14 +138,15 @@ final class ForwardClientHandler: ChannelInboundHandler, Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        guard frame.type == ForwardFrame.reply.rawValue else { return }
-        do {
-            let (correlationID, reply) = try ForwardCodec.decodeReply(frame)
-            let call = state.withLockedValue { $0.calls.removeValue(forKey: correlationID) }
-            call?.resume(returning: reply)
-        } catch {
-            context.fireErrorCaught(error)
+        // Replies start with the correlation id of their call; the caller
+        // decodes the rest.
+        guard frame.type == ForwardFrame.reply.rawValue || frame.type == ReplicationFrame.batch.rawValue else { return }
+        guard let correlationID = frame.payload.getInteger(at: frame.payload.readerIndex, as: UInt64.self) else {
+            context.fireErrorCaught(WireError.malformed("reply without a correlation id"))
+            return
         }
+        let call = state.withLockedValue { $0.calls.removeValue(forKey: correlationID) }
+        call?.resume(returning: frame)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -156,15 +180,14 @@ final class ForwardClientHandler: ChannelInboundHandler, Sendable {
         }
     }
 
-    func call(_ request: ForwardRequest, on channel: any Channel, timeout: Duration) async throws -> ForwardReply {
-        let id = request.correlationID
+    func exchange(_ request: Frame, correlationID id: UInt64, on channel: any Channel, timeout: Duration) async throws -> Frame {
         let abandon: @Sendable () -> Void = {
             // The call is abandoned; a late reply finds no continuation.
             let call = self.state.withLockedValue { $0.calls.removeValue(forKey: id) }
             call?.resume(throwing: EngineError.unavailable("the leader did not answer within \(timeout)"))
         }
         return try await withDeadline(timeout, onTimeout: abandon) {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ForwardReply, any Error>) in
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Frame, any Error>) in
                 let closed = self.state.withLockedValue { state -> Bool in
                     if state.closed { return true }
                     state.calls[id] = continuation
@@ -174,7 +197,7 @@ final class ForwardClientHandler: ChannelInboundHandler, Sendable {
                     continuation.resume(throwing: EngineError.unavailable("connection to the leader closed"))
                     return
                 }
-                channel.writeAndFlush(ForwardCodec.encode(request), promise: nil)
+                channel.writeAndFlush(request, promise: nil)
             }
         }
     }

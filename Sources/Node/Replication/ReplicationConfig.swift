@@ -1,0 +1,51 @@
+import OrderDomain
+import Replication
+
+/// Tunables of log shipping; every limit in one place.
+public struct ReplicationConfig: Sendable {
+    public var acks: AckPolicy = .quorum
+    public var partitionMode: PartitionMode = .consistent
+    /// A reply waits at most this long for its replicas; then the client
+    /// gets 503 (the write is not acknowledged; a retry is safe).
+    public var ackTimeout: Duration = .seconds(2)
+    /// How long a new leader waits for the other replicas of an order.
+    public var gatherTimeout: Duration = .seconds(1)
+    /// With nothing new, a fetch waits this long at the origin for a commit.
+    public var fetchWaitMs: UInt32 = 500
+    public var fetchEventsMax: UInt32 = 2000
+    /// Pause before a follower retries a peer that failed.
+    public var retryDelay: Duration = .milliseconds(100)
+    /// How often the set of followed peers is compared with the view.
+    public var followInterval: Duration = .milliseconds(100)
+
+    public init() {}
+}
+
+/// What replication needs to know of the cluster (ClusterMembership in a
+/// node; a fixed table in tests).
+public protocol ReplicaDirectory: Sendable {
+    var nodeID: String { get }
+    /// The order's replicas, owner first.
+    func preferenceList(for orderID: ClientID) -> [String]
+    /// Peers alive in this node's view and not cut off, by id, with their
+    /// peer addresses.
+    func reachablePeers() -> [String: String]
+    /// Grows whenever the view changes: state loaded under an older view
+    /// may miss what another leader wrote, so it is reloaded.
+    var epoch: UInt64 { get }
+}
+
+/// What a transactor asks of replication. MUST be safe to call from any task.
+public protocol ReplicationCoordinator: Sendable {
+    /// Throws `EngineError.unavailable` when this node may not write the
+    /// order now (consistent mode without a majority of its replicas).
+    func admit(_ orderID: ClientID) throws
+    /// Copies here every event of the order that the other live replicas
+    /// hold and this node lacks. MUST run before a new activation decides.
+    func gather(_ orderID: ClientID) async throws
+    /// Returns once the order's replicas hold this node's log through
+    /// `offset`, as `--acks` requires; throws `EngineError.unavailable`
+    /// when they do not in time.
+    func awaitReplicas(_ orderID: ClientID, through offset: Int64) async throws
+    var epoch: UInt64 { get }
+}

@@ -1,0 +1,149 @@
+import EventLog
+import NIOCore
+import OrderDomain
+import Wire
+
+/// Frame types of log shipping (application range).
+enum ReplicationFrame: UInt8 {
+    /// Follower to holder: "send me events". A fetch of an origin's log from
+    /// offset N also acknowledges that the follower holds everything before N.
+    case fetch = 19
+    /// Holder to follower: the events asked for.
+    case batch = 20
+}
+
+/// What a follower asks of a node that holds a log.
+enum FetchScope: Sendable, Equatable {
+    /// The origin's log from `fromOffset`, at most `eventsMax` events; with
+    /// nothing new, the holder waits up to `waitMs` for the next commit.
+    case log(origin: String, fromOffset: Int64, eventsMax: UInt32, waitMs: UInt32)
+    /// Every event this node holds of one order, whatever its origin (a new
+    /// leader gathering what it lacks before it decides).
+    case order(ClientID)
+}
+
+struct FetchRequest: Sendable, Equatable {
+    var correlationID: UInt64
+    var follower: String
+    var scope: FetchScope
+}
+
+struct FetchReply: Sendable, Equatable {
+    var events: [EventRecord]
+    /// The position in the origin's log this reply brings the follower to
+    /// (for `.log`; 0 for `.order`).
+    var throughOffset: Int64
+    /// The origin's newest offset as the holder knows it, for lag.
+    var holderLastOffset: Int64
+    /// Set when the holder could not serve the fetch.
+    var refusal: String?
+}
+
+enum ReplicationCodec {
+    static let eventsPerBatchMax: UInt32 = 2000
+    /// A batch stops growing past this many payload bytes, well inside the
+    /// frame limit.
+    static let batchBytesMax = 1 << 20
+    static let payloadBytesMax = 1 << 20
+
+    static func encode(_ request: FetchRequest) -> Frame {
+        var buffer = ByteBuffer()
+        buffer.writeInteger(request.correlationID)
+        buffer.writeLengthPrefixed(request.follower)
+        switch request.scope {
+        case .log(let origin, let fromOffset, let eventsMax, let waitMs):
+            buffer.writeInteger(UInt8(0))
+            buffer.writeLengthPrefixed(origin)
+            buffer.writeInteger(fromOffset)
+            buffer.writeInteger(eventsMax)
+            buffer.writeInteger(waitMs)
+        case .order(let orderID):
+            buffer.writeInteger(UInt8(1))
+            buffer.writeLengthPrefixed(orderID.rawValue)
+        }
+        return Frame(type: ReplicationFrame.fetch.rawValue, payload: buffer)
+    }
+
+    static func decodeRequest(_ frame: Frame) throws(WireError) -> FetchRequest {
+        var reader = PayloadReader(frame.payload)
+        let correlationID = try reader.integer("correlation id", as: UInt64.self)
+        let follower = try reader.string("follower", max: 64)
+        let scope: FetchScope
+        switch try reader.integer("scope", as: UInt8.self) {
+        case 0:
+            let origin = try reader.string("origin", max: 64)
+            let fromOffset = try reader.integer("from offset", as: Int64.self)
+            guard fromOffset >= 1 else { throw .malformed("from offset \(fromOffset) is below 1") }
+            let eventsMax = try reader.integer("events max", as: UInt32.self)
+            let waitMs = try reader.integer("wait", as: UInt32.self)
+            scope = .log(origin: origin, fromOffset: fromOffset, eventsMax: min(eventsMax, eventsPerBatchMax), waitMs: min(waitMs, 10_000))
+        case 1:
+            guard let orderID = ClientID(try reader.string("order id")) else { throw .malformed("order id out of pattern") }
+            scope = .order(orderID)
+        case let other:
+            throw .malformed("unknown fetch scope \(other)")
+        }
+        try reader.finish("fetch request")
+        return FetchRequest(correlationID: correlationID, follower: follower, scope: scope)
+    }
+
+    static func encode(_ reply: FetchReply, correlationID: UInt64) -> Frame {
+        var buffer = ByteBuffer()
+        buffer.writeInteger(correlationID)
+        buffer.writeInteger(reply.throughOffset)
+        buffer.writeInteger(reply.holderLastOffset)
+        buffer.writeInteger(UInt8(reply.refusal == nil ? 0 : 1))
+        buffer.writeLengthPrefixed(String((reply.refusal ?? "").prefix(500)))
+        buffer.writeInteger(UInt32(reply.events.count))
+        for event in reply.events {
+            buffer.writeLengthPrefixed(event.origin)
+            buffer.writeInteger(event.offset)
+            buffer.writeLengthPrefixed(event.orderID)
+            buffer.writeInteger(event.version)
+            buffer.writeLengthPrefixed(event.type)
+            let payload = Array(event.payload.utf8)
+            buffer.writeInteger(UInt32(payload.count))
+            buffer.writeBytes(payload)
+            buffer.writeLengthPrefixed(event.eventID)
+            buffer.writeInteger(event.recordedAt)
+            buffer.writeInteger(event.term)
+            buffer.writeInteger(event.checksum)
+        }
+        return Frame(type: ReplicationFrame.batch.rawValue, payload: buffer)
+    }
+
+    /// Decodes a batch. Each event's checksum travels with it; the log
+    /// verifies it before storing anything.
+    static func decodeReply(_ frame: Frame) throws(WireError) -> FetchReply {
+        var reader = PayloadReader(frame.payload)
+        _ = try reader.integer("correlation id", as: UInt64.self)
+        let through = try reader.integer("through offset", as: Int64.self)
+        let last = try reader.integer("last offset", as: Int64.self)
+        let refused = try reader.integer("refused", as: UInt8.self) == 1
+        let refusal = try reader.string("refusal", max: 4096)
+        let count = Int(try reader.integer("event count", as: UInt32.self))
+        guard count <= Int(eventsPerBatchMax) * 2 else { throw .malformed("\(count) events in one batch") }
+        var events: [EventRecord] = []
+        events.reserveCapacity(count)
+        for _ in 0..<count {
+            let origin = try reader.string("origin", max: 64)
+            let offset = try reader.integer("offset", as: Int64.self)
+            let orderID = try reader.string("order id")
+            let version = try reader.integer("version", as: Int64.self)
+            let type = try reader.string("type")
+            let length = Int(try reader.integer("payload length", as: UInt32.self))
+            guard length <= payloadBytesMax, let bytes = reader.buffer.readBytes(length: length),
+                let payload = String(validating: bytes, as: UTF8.self)
+            else { throw .malformed("event payload") }
+            let eventID = try reader.string("event id")
+            let recordedAt = try reader.integer("recorded at", as: Int64.self)
+            let term = try reader.integer("term", as: Int64.self)
+            let checksum = try reader.integer("checksum", as: UInt32.self)
+            events.append(EventRecord(
+                origin: origin, offset: offset, orderID: orderID, version: version, type: type, payload: payload,
+                eventID: eventID, recordedAt: recordedAt, term: term, checksum: checksum))
+        }
+        try reader.finish("fetch reply")
+        return FetchReply(events: events, throughOffset: through, holderLastOffset: last, refusal: refused ? refusal : nil)
+    }
+}

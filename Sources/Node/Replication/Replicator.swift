@@ -1,0 +1,375 @@
+import EventLog
+import Foundation
+import Logging
+import Metrics
+import OrderDomain
+import Replication
+import ServiceLifecycle
+import Synchronization
+
+/// The log-shipping shell of one node.
+///
+/// As an origin it serves fetches of its own log: a fetch from offset N is
+/// also the follower's acknowledgement of everything before N, which the
+/// `AckTracker` turns into released client replies. As a follower it runs
+/// one fetch loop per reachable peer, storing each batch and its position in
+/// one transaction before asking for the next. Nothing is buffered for a
+/// follower: a batch is read from SQLite when asked for, so a slow follower
+/// costs the origin no memory.
+public final class Replicator: Service, ReplicationCoordinator, Sendable {
+    public let config: ReplicationConfig
+    private let log: EventLog
+    private let clients: PeerClients
+    private let logger: Logger
+    private let directoryBox = Mutex<(any ReplicaDirectory)?>(nil)
+
+    private struct State {
+        var tracker = AckTracker()
+        var nextToken: UInt64 = 1
+        var ackWaiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
+        var commitWaiters: [UInt64: (beyond: Int64, continuation: CheckedContinuation<Void, Never>)] = [:]
+        /// Followers of this node's log: when each last fetched.
+        var followerSeenMs: [String: Int64] = [:]
+        /// Logs this node copies: how far, and the holder's newest offset.
+        var copies: [String: CopyStatus] = [:]
+    }
+
+    public struct CopyStatus: Sendable, Equatable {
+        public var through: Int64
+        public var holderLastOffset: Int64
+        public var updatedMs: Int64
+    }
+
+    private let state = Mutex(State())
+    private let lagTimer = Metrics.Timer(label: "orderly_replication_lag_seconds")
+    private let copiedCounter = Counter(label: "orderly_events_replicated_total")
+    private let ackTimeouts = Counter(label: "orderly_replication_ack_timeouts_total")
+
+    public init(log: EventLog, clients: PeerClients, config: ReplicationConfig, logger: Logger) {
+        self.log = log
+        self.clients = clients
+        self.config = config
+        self.logger = logger
+        log.onCommit { [weak self] offset in self?.committed(through: offset) }
+    }
+
+    private func committed(through offset: Int64) {
+        let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            let due = state.commitWaiters.filter { $0.value.beyond < offset }
+            for token in due.keys { state.commitWaiters[token] = nil }
+            return due.map(\.value.continuation)
+        }
+        for continuation in ready { continuation.resume() }
+    }
+
+    /// MUST be set before the node serves (the membership is built after
+    /// the peer listener that the replicator serves on).
+    public func attach(_ directory: any ReplicaDirectory) {
+        directoryBox.withLock { $0 = directory }
+    }
+
+    private var directory: (any ReplicaDirectory)? { directoryBox.withLock { $0 } }
+    public var epoch: UInt64 { directory?.epoch ?? 0 }
+
+    // MARK: Leader side
+
+    public func admit(_ orderID: ClientID) throws {
+        guard let directory else { return }
+        if case .refuse(let reason) = requirement(orderID, directory) {
+            throw EngineError.unavailable("order \(orderID) refuses writes on this side of a partition: \(reason)")
+        }
+    }
+
+    private func requirement(_ orderID: ClientID, _ directory: any ReplicaDirectory) -> AckRequirement {
+        AckRules.requirement(
+            policy: config.acks, mode: config.partitionMode, preferenceList: directory.preferenceList(for: orderID),
+            leader: directory.nodeID, reachable: Set(directory.reachablePeers().keys))
+    }
+
+    public func awaitReplicas(_ orderID: ClientID, through offset: Int64) async throws {
+        guard let directory, offset > 0 else { return }
+        let followers: Set<String>
+        let needed: Int
+        switch requirement(orderID, directory) {
+        case .refuse(let reason):
+            throw EngineError.unavailable("order \(orderID): the write is not acknowledged: \(reason)")
+        case .followers(let set, let count):
+            (followers, needed) = (set, count)
+        }
+        guard needed > 0 else { return }
+        let token = state.withLock { state -> UInt64 in
+            defer { state.nextToken += 1 }
+            return state.nextToken
+        }
+        let timeout = config.ackTimeout
+        let expire: @Sendable () -> Void = { [self] in
+            let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+                state.tracker.cancel(token: token)
+                return state.ackWaiters.removeValue(forKey: token)
+            }
+            waiter?.resume(throwing: EngineError.unavailable(
+                "order \(orderID): its replicas did not confirm the write within \(timeout); it is not acknowledged (retrying is safe)"))
+        }
+        do {
+            try await withDeadline(timeout, onTimeout: expire) {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                    let released = state.withLock { state -> Bool in
+                        if state.tracker.add(token: token, offset: offset, followers: followers, needed: needed) { return true }
+                        state.ackWaiters[token] = continuation
+                        return false
+                    }
+                    if released { continuation.resume() }
+                }
+            }
+        } catch {
+            ackTimeouts.increment()
+            throw error
+        }
+    }
+
+    private func acknowledge(_ follower: String, through offset: Int64) {
+        let released = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+            state.followerSeenMs[follower] = WallClock.nowMs()
+            return state.tracker.acknowledge(follower: follower, through: offset).compactMap { state.ackWaiters.removeValue(forKey: $0) }
+        }
+        for continuation in released { continuation.resume() }
+    }
+
+    // MARK: Serving fetches
+
+    /// Answers a fetch from a peer. Never throws: a failure is a refusal the
+    /// peer logs and retries.
+    func serve(_ request: FetchRequest) async -> FetchReply {
+        do {
+            switch request.scope {
+            case .order(let orderID):
+                let events = try await log.events(orderID: orderID.rawValue)
+                return FetchReply(events: events, throughOffset: 0, holderLastOffset: 0, refusal: nil)
+            case .log(let origin, let fromOffset, let eventsMax, let waitMs):
+                if origin == log.origin {
+                    return try await serveOwn(follower: request.follower, fromOffset: fromOffset, eventsMax: eventsMax, waitMs: waitMs)
+                }
+                return try await serveCopy(origin: origin, fromOffset: fromOffset, eventsMax: eventsMax)
+            }
+        } catch {
+            logger.warning("fetch refused", metadata: ["follower": "\(request.follower)", "error": "\(error)"])
+            return FetchReply(events: [], throughOffset: 0, holderLastOffset: 0, refusal: "\(error)")
+        }
+    }
+
+    private func serveOwn(follower: String, fromOffset: Int64, eventsMax: UInt32, waitMs: UInt32) async throws -> FetchReply {
+        let committed = log.committedOffset
+        guard fromOffset - 1 <= committed else {
+            // The follower holds offsets this log never committed: this
+            // node's data was replaced or lost its tail. Say so loudly.
+            return FetchReply(events: [], throughOffset: 0, holderLastOffset: committed, refusal:
+                "\(follower) asks from offset \(fromOffset) but \(log.origin)'s log ends at \(committed)")
+        }
+        acknowledge(follower, through: fromOffset - 1)
+        var events = try await ownEvents(from: fromOffset, max: eventsMax)
+        if events.isEmpty && waitMs > 0 {
+            await waitForCommit(beyond: fromOffset - 1, timeout: .milliseconds(Int(waitMs)))
+            events = try await ownEvents(from: fromOffset, max: eventsMax)
+        }
+        return FetchReply(
+            events: events, throughOffset: events.last?.offset ?? fromOffset - 1, holderLastOffset: log.committedOffset, refusal: nil)
+    }
+
+    /// Committed own events from an offset, at most `max` and about
+    /// `batchBytesMax` of payload.
+    private func ownEvents(from offset: Int64, max: UInt32) async throws -> [EventRecord] {
+        let committed = log.committedOffset
+        guard offset <= committed else { return [] }
+        let events = try await log.scan(origin: log.origin, fromOffset: offset, limit: Int(min(max, ReplicationCodec.eventsPerBatchMax)))
+        return Self.capped(events.filter { $0.offset <= committed })
+    }
+
+    private func serveCopy(origin: String, fromOffset: Int64, eventsMax: UInt32) async throws -> FetchReply {
+        let position = try await log.replicaPositions()[origin] ?? 0
+        let limit = Int(min(eventsMax, ReplicationCodec.eventsPerBatchMax))
+        let events = Self.capped(try await log.scan(origin: origin, fromOffset: fromOffset, limit: limit))
+        let through = events.count == limit ? events.last!.offset : max(position, events.last?.offset ?? 0, fromOffset - 1)
+        return FetchReply(events: events, throughOffset: through, holderLastOffset: max(position, events.last?.offset ?? 0), refusal: nil)
+    }
+
+    private static func capped(_ events: [EventRecord]) -> [EventRecord] {
+        var bytes = 0
+        var count = 0
+        for event in events {
+            bytes += event.payload.utf8.count + 128
+            if count > 0 && bytes > ReplicationCodec.batchBytesMax { break }
+            count += 1
+        }
+        return Array(events.prefix(count))
+    }
+
+    private func waitForCommit(beyond offset: Int64, timeout: Duration) async {
+        let token = state.withLock { state -> UInt64 in
+            defer { state.nextToken += 1 }
+            return state.nextToken
+        }
+        let wake: @Sendable () -> Void = { [self] in
+            state.withLock { $0.commitWaiters.removeValue(forKey: token) }?.continuation.resume()
+        }
+        try? await withDeadline(timeout, onTimeout: wake) {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                state.withLock { $0.commitWaiters[token] = (offset, continuation) }
+                // A commit between the caller's read and the registration
+                // would not wake us: look again now that we are registered.
+                if log.committedOffset > offset { wake() }
+            }
+        }
+    }
+
+    // MARK: Follower side
+
+    public func gather(_ orderID: ClientID) async throws {
+        guard let directory else { return }
+        let list = directory.preferenceList(for: orderID)
+        let reachable = directory.reachablePeers()
+        let others = list.filter { $0 != directory.nodeID }.compactMap { id in reachable[id].map { (id, $0) } }
+        let selfID = directory.nodeID
+        let (clients, timeout) = (self.clients, config.gatherTimeout)
+        var events: [EventRecord] = []
+        var answered = 0
+        await withTaskGroup(of: FetchReply?.self) { group in
+            for (_, address) in others {
+                group.addTask {
+                    let reply = try? await clients.fetch(address, follower: selfID, .order(orderID), timeout: timeout)
+                    return reply?.refusal == nil ? reply : nil
+                }
+            }
+            for await reply in group {
+                guard let reply else { continue }
+                answered += 1
+                events += reply.events.filter { $0.origin != selfID }
+            }
+        }
+        // Any majority of the list shares a member with the nodes heard
+        // from (this one included) once they number list - majority + 1:
+        // then every acknowledged event of the order is here.
+        let majority = list.count / 2 + 1
+        let heard = answered + (list.contains(selfID) ? 1 : 0)
+        if config.partitionMode == .consistent && heard < list.count - majority + 1 {
+            throw EngineError.unavailable(
+                "order \(orderID): heard from \(heard) of its \(list.count) replicas, \(list.count - majority + 1) needed to be sure no acknowledged event is missing")
+        }
+        if !events.isEmpty {
+            let copied = try await log.replicate(ReplicatedBatch(origin: "", events: events, throughOffset: nil))
+            if copied > 0 {
+                logger.info("gathered missing events", metadata: ["order": "\(orderID)", "events": "\(copied)"])
+            }
+        }
+    }
+
+    /// Follows every reachable peer's log until shutdown.
+    public func run() async throws {
+        var loops: [String: Task<Void, Never>] = [:]
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let peers = directory?.reachablePeers() ?? [:]
+            for (id, task) in loops where peers[id] == nil {
+                task.cancel()
+                loops[id] = nil
+                lostFollower(id)
+            }
+            for id in peers.keys where loops[id] == nil {
+                loops[id] = Task { await self.follow(id) }
+            }
+            try? await Task.sleep(for: config.followInterval)
+        }
+        for task in loops.values { task.cancel() }
+        // Wake fetches waiting for a commit that will not come.
+        let waiting = state.withLock { state in
+            defer { state.commitWaiters = [:] }
+            return state.commitWaiters.values.map(\.continuation)
+        }
+        for continuation in waiting { continuation.resume() }
+    }
+
+    private func lostFollower(_ id: String) {
+        let released = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+            state.tracker.followerLost(id, relaxAll: config.acks == .all).compactMap { state.ackWaiters.removeValue(forKey: $0) }
+        }
+        for continuation in released { continuation.resume() }
+    }
+
+    /// Copies `origin`'s log from where this file left off, batch by batch.
+    private func follow(_ origin: String) async {
+        var logger = self.logger
+        logger[metadataKey: "origin"] = "\(origin)"
+        var position: Int64
+        do {
+            position = try await log.replicaPositions()[origin] ?? 0
+        } catch {
+            logger.error("cannot read the replica position", metadata: ["error": "\(error)"])
+            return
+        }
+        let selfID = log.origin
+        let fetchTimeout = Duration.milliseconds(Int(config.fetchWaitMs)) + .seconds(2)
+        while !Task.isCancelled {
+            guard let address = directory?.reachablePeers()[origin] else { return }
+            do {
+                let reply = try await clients.fetch(
+                    address, follower: selfID,
+                    .log(origin: origin, fromOffset: position + 1, eventsMax: config.fetchEventsMax, waitMs: config.fetchWaitMs),
+                    timeout: fetchTimeout)
+                if let refusal = reply.refusal {
+                    logger.warning("the origin refused a fetch", metadata: ["reason": "\(refusal)"])
+                    try await Task.sleep(for: .seconds(1))
+                    continue
+                }
+                guard reply.events.allSatisfy({ $0.origin == origin && $0.offset > position }) else {
+                    logger.error("a batch held events of the wrong log or position; dropped")
+                    try await Task.sleep(for: config.retryDelay)
+                    continue
+                }
+                if reply.throughOffset > position {
+                    let copied = try await log.replicate(ReplicatedBatch(origin: origin, events: reply.events, throughOffset: reply.throughOffset))
+                    copiedCounter.increment(by: copied)
+                    let now = WallClock.nowMs()
+                    for event in reply.events { lagTimer.recordMilliseconds(max(0, now - event.recordedAt)) }
+                    position = reply.throughOffset
+                }
+                state.withLock {
+                    $0.copies[origin] = CopyStatus(through: position, holderLastOffset: reply.holderLastOffset, updatedMs: WallClock.nowMs())
+                }
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.debug("fetch failed", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: config.retryDelay)
+            }
+        }
+    }
+
+    // MARK: Visibility
+
+    public struct FollowerStatus: Sendable, Equatable {
+        public var follower: String
+        public var position: Int64
+        public var lagEvents: Int64
+        /// Age of the oldest event the follower does not hold yet.
+        public var lagMs: Int64
+    }
+
+    /// Per follower of this node's log: its position and lag.
+    public func followers() async -> [FollowerStatus] {
+        let positions = state.withLock { $0.tracker.positions }
+        let committed = log.committedOffset
+        let now = WallClock.nowMs()
+        var statuses: [FollowerStatus] = []
+        for (follower, position) in positions.sorted(by: { $0.key < $1.key }) {
+            var lagMs: Int64 = 0
+            if position < committed, let oldest = try? await log.scan(origin: log.origin, fromOffset: position + 1, limit: 1).first {
+                lagMs = max(0, now - oldest.recordedAt)
+            }
+            statuses.append(FollowerStatus(follower: follower, position: position, lagEvents: max(0, committed - position), lagMs: lagMs))
+        }
+        return statuses
+    }
+
+    /// Per log this node copies: how far, and how far behind its holder.
+    public var copies: [String: CopyStatus] { state.withLock { $0.copies } }
+
+    public var ownLastOffset: Int64 { log.committedOffset }
+}
