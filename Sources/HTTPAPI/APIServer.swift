@@ -17,14 +17,20 @@ public enum APIServer {
             ClusterRoutes(membership: membership, replicator: replicator).register(on: router)
             AdminRoutes(membership: membership, token: adminToken).register(on: router)
         }
-        addHealthAndMetrics(to: router, registry: registry)
+        addHealthAndMetrics(to: router, registry: registry, ready: { membership?.joined ?? true })
         return router
     }
 
     /// `/health/live`, `/health/ready` and `/metrics` (Prometheus text).
-    public static func addHealthAndMetrics(to router: Router<BasicRequestContext>, registry: PrometheusCollectorRegistry) {
+    /// `ready` says whether the node serves; a node still joining its
+    /// cluster answers 503 so a balancer sends it nothing yet.
+    public static func addHealthAndMetrics(
+        to router: Router<BasicRequestContext>, registry: PrometheusCollectorRegistry, ready: @escaping @Sendable () -> Bool = { true }
+    ) {
         router.get("health/live") { _, _ in JSONResponse.make(status: .ok, ["status": "live"]) }
-        router.get("health/ready") { _, _ in JSONResponse.make(status: .ok, ["status": "ready"]) }
+        router.get("health/ready") { _, _ in
+            ready() ? JSONResponse.make(status: .ok, ["status": "ready"]) : JSONResponse.make(status: .serviceUnavailable, ["status": "joining"])
+        }
         router.get("metrics") { _, _ in
             var buffer: [UInt8] = []
             registry.emit(into: &buffer)

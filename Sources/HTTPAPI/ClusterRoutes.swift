@@ -66,6 +66,10 @@ public struct ClusterRoutes: Sendable {
 
     struct ClusterView: Encodable {
         let node: String
+        /// Heard from the cluster it joins.
+        let joined: Bool
+        /// Every live peer sees this node alive: it leads its orders.
+        let leading: Bool
         let members: [MemberView]
         let ring: RingView
         let replication: ReplicationView
@@ -85,6 +89,8 @@ public struct ClusterRoutes: Sendable {
             let ring = membership.currentRing
             let view = ClusterView(
                 node: membership.nodeID,
+                joined: membership.joined,
+                leading: membership.settled,
                 members: membership.members.map {
                     MemberView(id: $0.id, http: $0.http, peer: $0.peer, status: $0.status.rawValue, incarnation: $0.incarnation)
                 },

@@ -90,6 +90,14 @@ public final class OrderEngine: Service, OrderService, Sendable {
         }
     }
 
+    /// Events of these orders arrived from another node: active
+    /// transactors reload before their next command.
+    public func invalidate(_ orderIDs: Set<String>) async {
+        for transactor in await directory.active(orderIDs) {
+            await transactor.invalidate()
+        }
+    }
+
     public var activeTransactors: Int {
         get async { await directory.activeCount }
     }

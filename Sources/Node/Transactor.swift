@@ -83,6 +83,12 @@ actor Transactor {
         return state
     }
 
+    /// Another node's events of this order were stored here: reload before
+    /// the next command.
+    func invalidate() {
+        loaded = false
+    }
+
     /// Writes a checkpoint if events arrived since the last one. Called once
     /// the directory has removed this transactor, so no command can follow.
     func passivate() async {

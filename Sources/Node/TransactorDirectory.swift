@@ -47,6 +47,12 @@ actor TransactorDirectory {
         entries[orderID] = entry
     }
 
+    /// The active transactors among these orders.
+    func active(_ orderIDs: Set<String>) -> [Transactor] {
+        guard !entries.isEmpty else { return [] }
+        return orderIDs.compactMap { ClientID($0).flatMap { entries[$0]?.transactor } }
+    }
+
     /// Removes and returns the transactors idle for at least `idleTimeout`.
     /// The caller passivates them.
     func takeIdle(idleTimeout: Duration) -> [Transactor] {

@@ -81,6 +81,7 @@ struct NodeCommand: AsyncParsableCommand {
         replicationConfig.partitionMode = clusterOptions.partitionMode
         let replicator = clusterOptions.peer == nil ? nil : Replicator(log: log, clients: clients, config: replicationConfig, logger: logger)
         let engine = OrderEngine(log: log, catalog: .standard, config: config, replication: replicator, logger: logger)
+        replicator?.onCopied { await engine.invalidate($0) }
 
         var membershipConfig = MembershipConfig()
         membershipConfig.seeds = try clusterOptions.seedAddresses()
@@ -90,14 +91,17 @@ struct NodeCommand: AsyncParsableCommand {
             let peerLogger = logger
             peerService = try await PeerService.bind(host: peer.host, port: peer.port, security: security, logger: logger) {
                 Dispatcher.serverHandler(
-                    PeerHandlers(engine: engine, gossip: { membershipBox.value?.receive($0) }, replicator: replicator, filter: clients.filter),
+                    PeerHandlers(engine: engine, gossip: { membershipBox.value?.receive($0, from: $1) }, replicator: replicator, filter: clients.filter,
+                        route: { membershipBox.value?.route($0) ?? .unavailable("starting") }),
                     logger: peerLogger)
             }
             if secret ?? nil == nil { logger.warning("peer protocol runs without a secret (--insecure)") }
         }
+        let wasInCluster = !(try await log.replicaPositions()).isEmpty
         let membership = ClusterMembership(
             self: Member(id: id, http: "", peer: peerService?.address ?? "", incarnation: UInt64(WallClock.nowMs())),
-            config: membershipConfig, replicationFactor: clusterOptions.replicationFactor, clients: clients, logger: logger)
+            config: membershipConfig, replicationFactor: clusterOptions.replicationFactor,
+            mustJoin: !membershipConfig.seeds.isEmpty || wasInCluster, clients: clients, logger: logger)
         membershipBox.value = membership
         replicator?.attach(membership)
         let dispatcher = Dispatcher(engine: engine, clients: clients) { membership.route($0) }

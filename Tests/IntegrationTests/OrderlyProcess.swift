@@ -91,9 +91,12 @@ enum HTTP {
         let body: [String: Any]
     }
 
-    static func send(_ method: HTTPMethod, _ url: String, _ json: String? = nil, timeout: Duration = .seconds(10)) async throws -> Reply {
+    static func send(
+        _ method: HTTPMethod, _ url: String, _ json: String? = nil, headers: [String: String] = [:], timeout: Duration = .seconds(10)
+    ) async throws -> Reply {
         var request = HTTPClientRequest(url: url)
         request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let json {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: json))
@@ -102,5 +105,14 @@ enum HTTP {
         let buffer = try await response.body.collect(upTo: 1 << 22)
         let body = (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any]) ?? [:]
         return Reply(status: Int(response.status.code), body: body)
+    }
+}
+
+extension HTTPMethodName {
+    var nio: HTTPMethod {
+        switch self {
+        case .post: return .POST
+        case .delete: return .DELETE
+        }
     }
 }

@@ -22,7 +22,16 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     private let epochCounter = Atomic<UInt64>(1)
     private let lastTickMs = Atomic<Int64>(0)
 
-    public init(self member: Member, config: MembershipConfig, replicationFactor: Int, clients: PeerClients, logger: Logger) {
+    /// False until a peer's view has reached this node, when it must join
+    /// an existing cluster: until then it would take itself for the whole
+    /// cluster and lead every order alone.
+    private let joinedFlag: Atomic<Bool>
+
+    /// - Parameter mustJoin: the node has seeds, or its log shows it was
+    ///   part of a cluster before; it serves no order before it has heard
+    ///   from a peer.
+    public init(self member: Member, config: MembershipConfig, replicationFactor: Int, mustJoin: Bool = false, clients: PeerClients, logger: Logger) {
+        self.joinedFlag = Atomic(!mustJoin)
         self.replicationFactor = replicationFactor
         self.selfID = member.id
         self.core = Mutex(MembershipCore(selfMember: member, config: config, nowMs: MonotonicMs.now()))
@@ -44,8 +53,41 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     /// was frozen): see `ReplicaDirectory.epoch`.
     public var epoch: UInt64 { epochCounter.load(ordering: .sequentiallyConsistent) }
 
+    public var joined: Bool { joinedFlag.load(ordering: .sequentiallyConsistent) }
+
+    /// Peers whose own view shows this node alive in its current life.
+    private let seenAliveBy = Mutex<(incarnation: UInt64, peers: Set<String>)>((0, []))
+    /// The incarnation in which this node was last found settled.
+    private let settledIncarnation = Atomic<UInt64>(0)
+
+    /// True once every live peer has seen this node alive in its current
+    /// incarnation. Until then a peer may still lead this node's orders in
+    /// its stead, so this node leads none: two leaders of one order would
+    /// write divergent streams.
+    public var settled: Bool {
+        let incarnation = core.withLock { $0.me.incarnation }
+        if settledIncarnation.load(ordering: .sequentiallyConsistent) == incarnation { return true }
+        let seen = seenAliveBy.withLock { $0.incarnation == incarnation ? $0.peers : [] }
+        let live = Set(reachablePeers().keys)
+        guard live.isSubset(of: seen) else { return false }
+        settledIncarnation.store(incarnation, ordering: .sequentiallyConsistent)
+        // Orders loaded while others led them are reloaded (and gathered).
+        bumpEpoch()
+        logger.info("every live peer sees this node alive: it leads its orders")
+        return true
+    }
+
+    private func noteSeen(by sender: String, as record: Member) {
+        let incarnation = core.withLock { $0.me.incarnation }
+        seenAliveBy.withLock { seen in
+            if seen.incarnation != incarnation { seen = (incarnation, []) }
+            if record.incarnation == incarnation && record.status == .alive { seen.peers.insert(sender) }
+        }
+    }
+
     /// Where an order's commands go, from the current view.
     public func route(_ orderID: ClientID) -> Route {
+        guard joined else { return .unavailable("this node is still joining the cluster") }
         let placement = placement(of: orderID)
         guard !placement.preferenceList.isEmpty else { return .unavailable("the ring is empty") }
         guard let leader = placement.leader else {
@@ -61,8 +103,13 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     public func placement(of orderID: ClientID) -> (preferenceList: [String], leader: String?) {
         let list = preferenceList(for: orderID)
         let (members, blocked) = (routing.withLock { $0.members }, clients.filter.blockedIDs)
+        let selfLeads = settled
+        // A suspect keeps its orders: only death (or a cut) moves them, so a
+        // slow node and its stand-in never lead at once.
         let leader = list.first { id in
-            id == selfID || (members[id]?.status == .alive && !blocked.contains(id))
+            guard id != selfID else { return selfLeads }
+            let status = members[id]?.status
+            return (status == .alive || status == .suspect) && !blocked.contains(id)
         }
         return (list, leader)
     }
@@ -99,7 +146,14 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     }
 
     /// Gossip from a peer.
-    public func receive(_ digest: GossipDigest) {
+    public func receive(_ digest: GossipDigest, from sender: String? = nil) {
+        if let sender, let mine = digest.members.first(where: { $0.id == selfID }) {
+            noteSeen(by: sender, as: mine)
+        }
+        if !joined && digest.members.contains(where: { $0.id != selfID }) {
+            joinedFlag.store(true, ordering: .sequentiallyConsistent)
+            logger.info("joined the cluster")
+        }
         let directives = core.withLock { $0.receive(digest, nowMs: MonotonicMs.now()) }
         handle(directives)
     }

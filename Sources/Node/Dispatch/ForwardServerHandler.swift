@@ -13,11 +13,19 @@ enum ClusterFrame: UInt8 {
 /// What a node serves to its authenticated peers.
 public struct PeerHandlers: Sendable {
     let engine: OrderEngine
-    let gossip: (@Sendable (GossipDigest) -> Void)?
+    let gossip: (@Sendable (GossipDigest, _ sender: String?) -> Void)?
     let replicator: Replicator?
     let filter: PeerFilter?
+    /// Where this node would send the order's commands itself. A forwarded
+    /// call is served only when that is here: a sender with a stale view
+    /// must not make two nodes lead one order.
+    let route: (@Sendable (ClientID) -> Route)?
 
-    public init(engine: OrderEngine, gossip: (@Sendable (GossipDigest) -> Void)? = nil, replicator: Replicator? = nil, filter: PeerFilter? = nil) {
+    public init(
+        engine: OrderEngine, gossip: (@Sendable (GossipDigest, _ sender: String?) -> Void)? = nil, replicator: Replicator? = nil,
+        filter: PeerFilter? = nil, route: (@Sendable (ClientID) -> Route)? = nil
+    ) {
+        self.route = route
         self.engine = engine
         self.gossip = gossip
         self.replicator = replicator
@@ -59,7 +67,7 @@ final class ForwardServerHandler: ChannelInboundHandler, Sendable {
         case ClusterFrame.gossip.rawValue:
             guard let gossip = handlers.gossip else { return }
             do {
-                gossip(try GossipDigest.decode(Array(frame.payload.readableBytesView)))
+                gossip(try GossipDigest.decode(Array(frame.payload.readableBytesView)), peerID.withLockedValue { $0 })
             } catch {
                 context.fireErrorCaught(WireError.malformed("gossip: \(error)"))
             }
@@ -73,8 +81,14 @@ final class ForwardServerHandler: ChannelInboundHandler, Sendable {
             }
             let channel = context.channel
             let engine = handlers.engine
+            let route = handlers.route?(request.orderID) ?? .local
             Task {
-                let reply = await Self.run(request, on: engine)
+                let reply: ForwardReply
+                switch route {
+                case .local: reply = await Self.run(request, on: engine)
+                case .remote(let leader, _): reply = .unavailable("this node does not lead order \(request.orderID) (\(leader) does in its view); retry")
+                case .unavailable(let reason): reply = .unavailable(reason)
+                }
                 try? await channel.writeAndFlush(ForwardCodec.encode(reply, correlationID: request.correlationID))
             }
         case ReplicationFrame.fetch.rawValue:

@@ -25,6 +25,8 @@ public struct ReplicationConfig: Sendable {
 /// node; a fixed table in tests).
 public protocol ReplicaDirectory: Sendable {
     var nodeID: String { get }
+    /// False while the node has not yet heard from the cluster it joins.
+    var joined: Bool { get }
     /// The order's replicas, owner first.
     func preferenceList(for orderID: ClientID) -> [String]
     /// Peers alive in this node's view and not cut off, by id, with their

@@ -22,6 +22,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     private let clients: PeerClients
     private let logger: Logger
     private let directoryBox = Mutex<(any ReplicaDirectory)?>(nil)
+    private let copiedHook = Mutex<(@Sendable (Set<String>) async -> Void)?>(nil)
 
     private struct State {
         var tracker = AckTracker()
@@ -69,12 +70,19 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     }
 
     private var directory: (any ReplicaDirectory)? { directoryBox.withLock { $0 } }
+
+    /// `body` learns the orders each stored batch touched (the engine drops
+    /// what it holds in memory of them).
+    public func onCopied(_ body: @escaping @Sendable (Set<String>) async -> Void) {
+        copiedHook.withLock { $0 = body }
+    }
     public var epoch: UInt64 { directory?.epoch ?? 0 }
 
     // MARK: Leader side
 
     public func admit(_ orderID: ClientID) throws {
         guard let directory else { return }
+        guard directory.joined else { throw EngineError.unavailable("this node is still joining the cluster") }
         if case .refuse(let reason) = requirement(orderID, directory) {
             throw EngineError.unavailable("order \(orderID) refuses writes on this side of a partition: \(reason)")
         }
@@ -326,6 +334,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 if reply.throughOffset > position {
                     let copied = try await log.replicate(ReplicatedBatch(origin: origin, events: reply.events, throughOffset: reply.throughOffset))
                     copiedCounter.increment(by: copied)
+                    if copied > 0, let hook = copiedHook.withLock({ $0 }) {
+                        await hook(Set(reply.events.map(\.orderID)))
+                    }
                     let now = WallClock.nowMs()
                     for event in reply.events { lagTimer.recordMilliseconds(max(0, now - event.recordedAt)) }
                     position = reply.throughOffset

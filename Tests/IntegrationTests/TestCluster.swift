@@ -1,0 +1,102 @@
+import EventLog
+import Foundation
+import Testing
+
+/// Real `orderly node` processes forming one cluster on port 0, in one
+/// temp folder. Every process is stopped when the cluster is, even when the
+/// test fails.
+final class TestCluster: @unchecked Sendable {
+    static let environment: [String: String?] = [
+        "ORDERLY_CLUSTER_SECRET": "integration-test-cluster-secret",
+        "ORDERLY_ADMIN_TOKEN": TestCluster.adminToken,
+    ]
+    static let adminToken = "integration-test-admin-token"
+
+    let folder: TemporaryFolder
+    let extraArguments: [String]
+    private let nodes = Locked<[String: (process: OrderlyProcess, http: String, peer: String)]>([:])
+    private let starts = Locked(0)
+
+    init(extraArguments: [String] = []) throws {
+        folder = try TemporaryFolder()
+        self.extraArguments = extraArguments
+    }
+
+    deinit { stopAll(signal: SIGKILL) }
+
+    var ids: [String] { nodes.value.keys.sorted() }
+    func http(_ id: String) -> String { nodes.value[id]!.http }
+    func process(_ id: String) -> OrderlyProcess { nodes.value[id]!.process }
+
+    /// Starts (or restarts) a node, joining through the peers already running.
+    @discardableResult
+    func start(_ id: String) async throws -> String {
+        let seeds = nodes.value.filter { $0.key != id && $0.value.process.process.isRunning }.map(\.value.peer).sorted()
+        var arguments = ["node", "--id", id, "--data", folder.path, "--http", "127.0.0.1:0", "--peer", "127.0.0.1:0"] + extraArguments
+        if !seeds.isEmpty { arguments += ["--seeds", seeds.joined(separator: ",")] }
+        let run = starts.withLock { $0 += 1; return $0 }
+        let process = try OrderlyProcess(arguments, stderrPath: folder.file("\(id)-\(run).log"), environment: Self.environment)
+        let ready = try await process.readyRecord()
+        let http = ready["http"] as! String
+        nodes.withLock { $0[id] = (process, http, ready["peer"] as! String) }
+        return http
+    }
+
+    func stop(_ id: String, signal: Int32 = SIGTERM) {
+        nodes.value[id]?.process.stop(signal: signal)
+    }
+
+    func stopAll(signal: Int32 = SIGTERM) {
+        for node in nodes.value.values { node.process.stop(signal: signal) }
+    }
+
+    func statuses(via id: String) async throws -> [String: String] {
+        let members = try await HTTP.send(.GET, "http://\(http(id))/cluster").body["members"] as? [[String: Any]] ?? []
+        return Dictionary(uniqueKeysWithValues: members.compactMap { member in
+            (member["id"] as? String).map { ($0, member["status"] as? String ?? "?") }
+        })
+    }
+
+    /// Waits until every running node sees `expected` (id: status) for these ids.
+    func waitForView(_ expected: [String: String], on ids: [String], timeout: Duration = .seconds(30)) async throws {
+        for id in ids {
+            try await waitFor("\(id) to see \(expected)", timeout: timeout) {
+                let seen = try await statuses(via: id)
+                return expected.allSatisfy { seen[$0.key] == $0.value }
+            }
+        }
+    }
+
+    /// Waits until every node holds every other node's log up to its end.
+    func waitForReplicasToCatchUp(timeout: Duration = .seconds(30)) async throws {
+        try await waitFor("every copy to reach its origin's end", timeout: timeout) {
+            var own: [String: Int64] = [:]
+            var copies: [String: [String: Int64]] = [:]
+            for id in ids {
+                let origins = try await HTTP.send(.GET, "http://\(http(id))/cluster").body["replication"] as? [String: Any]
+                for origin in origins?["origins"] as? [[String: Any]] ?? [] {
+                    let name = origin["origin"] as? String ?? ""
+                    if name == id { own[id] = (origin["last_offset"] as? NSNumber)?.int64Value ?? -1 }
+                    else if let follower = (origin["followers"] as? [[String: Any]])?.first {
+                        copies[id, default: [:]][name] = (follower["position"] as? NSNumber)?.int64Value ?? -1
+                    }
+                }
+            }
+            return ids.allSatisfy { id in
+                ids.filter { $0 != id }.allSatisfy { origin in (own[origin] ?? 0) == 0 || copies[id]?[origin] == own[origin] }
+            }
+        }
+    }
+
+    func admin(_ id: String, _ method: HTTPMethodName, _ body: String? = nil) async throws -> HTTP.Reply {
+        try await HTTP.send(method.nio, "http://\(http(id))/admin/partition", body, headers: ["Authorization": "Bearer \(Self.adminToken)"])
+    }
+
+    func log(_ id: String) throws -> EventLog {
+        try EventLog.openReadOnly(path: EventLog.path(data: folder.path, node: id))
+    }
+}
+
+enum HTTPMethodName {
+    case post, delete
+}
