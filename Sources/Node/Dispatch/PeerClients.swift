@@ -41,6 +41,7 @@ public actor PeerClients {
             correlationID: correlationID, timeoutMs: UInt32(clamping: max(0, remaining.milliseconds)),
             orderID: orderID, call: call)
         let frame = try await connection.exchange(ForwardCodec.encode(request), correlationID: correlationID, timeout: remaining)
+        try checkNotCut(address)
         return try ForwardCodec.decodeReply(frame).reply
     }
 
@@ -54,7 +55,16 @@ public actor PeerClients {
         let request = FetchRequest(correlationID: correlationID, follower: follower, scope: scope)
         let frame = try await connection.exchange(
             ReplicationCodec.encode(request), correlationID: correlationID, timeout: deadline - ContinuousClock.now)
+        try checkNotCut(address)
         return try ReplicationCodec.decodeReply(frame)
+    }
+
+    /// A reply that was in flight when the partition switch cut its peer
+    /// off is dropped, as the network would have dropped it.
+    private nonisolated func checkNotCut(_ address: String) throws {
+        if filter.blocks(address: address) {
+            throw EngineError.unavailable("\(address) is cut off by the partition switch")
+        }
     }
 
     private func connection(to address: String, timeout: Duration) async throws -> PeerConnection {

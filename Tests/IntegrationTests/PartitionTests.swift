@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+
+/// Partitions made with the admin switch (no root needed): api-3 is cut
+/// off from api-1 and api-2, both ways.
+@Suite(.serialized) struct PartitionTests {
+    static func partition(_ cluster: TestCluster) async throws {
+        for (node, drop) in [("api-1", ["api-3"]), ("api-2", ["api-3"]), ("api-3", ["api-1", "api-2"])] {
+            let body = #"{"drop":[\#(drop.map { "\"\($0)\"" }.joined(separator: ","))]}"#
+            let reply = try await cluster.admin(node, .post, body)
+            #expect(reply.status == 200, "\(node): \(reply.body)")
+        }
+    }
+
+    static func heal(_ cluster: TestCluster) async throws {
+        for node in cluster.ids {
+            #expect(try await cluster.admin(node, .delete).status == 200)
+        }
+    }
+
+    static func startThree(_ mode: String) async throws -> TestCluster {
+        let cluster = try TestCluster(extraArguments: ["--partition-mode", mode])
+        for id in ["api-1", "api-2", "api-3"] { try await cluster.start(id) }
+        try await cluster.waitForView(["api-1": "alive", "api-2": "alive", "api-3": "alive"], on: cluster.ids)
+        return cluster
+    }
+
+    static func place(_ order: String, via http: String) async throws -> HTTP.Reply {
+        try await HTTP.send(.POST, "http://\(http)/orders", #"{"id":"\#(order)","customer":"c","lines":[{"sku":"SKU-00002","qty":1}]}"#)
+    }
+
+    @Test func adminRoutesNeedTheToken() async throws {
+        let cluster = try await Self.startThree("consistent")
+        defer { cluster.stopAll(signal: SIGKILL) }
+        let url = "http://\(cluster.http("api-1"))/admin/partition"
+        #expect(try await HTTP.send(.POST, url, #"{"drop":["api-2"]}"#).status == 401)
+        #expect(try await HTTP.send(.POST, url, #"{"drop":["api-2"]}"#, headers: ["Authorization": "Bearer wrong-token-of-enough-length"]).status == 401)
+        #expect(try await cluster.admin("api-1", .post, #"{"drop":"api-2"}"#).status == 400)
+        #expect(try await cluster.admin("api-1", .post, #"{"drop":["not an id"]}"#).status == 400)
+        let view = try await HTTP.send(.GET, "http://\(cluster.http("api-1"))/cluster").body
+        #expect((view["replication"] as? [String: Any])?["partitioned_from"] as? [String] == [], "bad requests changed nothing")
+    }
+
+    @Test func consistentModeRefusesWritesOnTheMinoritySide() async throws {
+        let cluster = try await Self.startThree("consistent")
+        defer { cluster.stopAll(signal: SIGKILL) }
+        try await Self.partition(cluster)
+
+        let refused = try await Self.place("minority-1", via: cluster.http("api-3"))
+        #expect(refused.status == 503)
+        let message = (refused.body["error"] as? [String: Any])?["message"] as? String ?? ""
+        #expect(message.contains("majority"), "the reason is given: \(message)")
+        let majority = try await Self.place("majority-1", via: cluster.http("api-1"))
+        #expect(majority.status == 201, "\(majority.body)")
+
+        try await Self.heal(cluster)
+        let healed = try await waitUntil("api-3 to accept writes again", timeout: .seconds(20)) {
+            let reply = try await Self.place("minority-1", via: cluster.http("api-3"))
+            return reply.status == 503 ? nil : reply
+        }
+        #expect(healed.status == 201, "\(healed.body)")
+        try await cluster.waitForReplicasToCatchUp()
+        for order in ["minority-1", "majority-1"] {
+            for id in cluster.ids {
+                #expect(try await cluster.log(id).events(orderID: order).map(\.type) == ["OrderPlaced"], "\(id) holds \(order) once")
+            }
+        }
+    }
+
+    @Test func availableModeServesBothSidesAndMergesWhenHealed() async throws {
+        let cluster = try await Self.startThree("available")
+        defer { cluster.stopAll(signal: SIGKILL) }
+        try await Self.partition(cluster)
+
+        // The order is placed on one side, paid on the other.
+        let placed = try await Self.place("split-1", via: cluster.http("api-3"))
+        #expect(placed.status == 201, "\(placed.body)")
+        let paid = try await HTTP.send(
+            .POST, "http://\(cluster.http("api-1"))/orders/split-1/payments", #"{"id":"pay-1","amount_cents":100}"#)
+        #expect(paid.status == 202, "the majority side does not know the order yet, so it holds the payment: \(paid.body)")
+
+        try await Self.heal(cluster)
+        try await cluster.waitForReplicasToCatchUp()
+        for id in cluster.ids {
+            let order = try await waitUntil("\(id) to show the merged order", timeout: .seconds(20)) {
+                let reply = try await HTTP.send(.GET, "http://\(cluster.http(id))/orders/split-1")
+                let payments = (reply.body["payments"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+                return reply.status == 200 && reply.body["status"] != nil && payments == ["pay-1"] ? reply.body : nil
+            }
+            #expect(order["customer"] as? String == "c")
+            let events = try await cluster.log(id).events(orderID: "split-1")
+            let origins = Set(events.map(\.origin))
+            #expect(origins.count == 2 && origins.contains("api-3"), "\(id) holds both sides' facts: \(events)")
+        }
+    }
+}
