@@ -73,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "orderly",
             dependencies: [
-                "OrderDomain", "EventLog", "Node", "HTTPAPI", "Wire", "HashRing", "Membership",
+                "OrderDomain", "EventLog", "Node", "HTTPAPI", "Wire", "HashRing", "Membership", "Replication",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -29,7 +29,7 @@ public struct MembershipConfig: Sendable {
     /// No new heartbeat for this long: suspect.
     public var suspectAfterMs: Int64 = 1000
     /// No new heartbeat for this long: dead.
-    public var deadAfterMs: Int64 = 3000
+    public var deadAfterMs: Int64 = 2000
     /// Peers gossiped to per tick.
     public var gossipFanout: Int = 3
     /// Peer addresses to gossip to while no other member is known.

@@ -32,6 +32,12 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: "consistent: refuse writes to an order without a majority of its replicas; available: keep serving and merge after the partition heals.")
     var partitionMode: PartitionMode = .consistent
 
+    @Option(help: "A member silent this long is suspect (it keeps its orders).")
+    var suspectAfter: DurationArgument = DurationArgument(argument: "1s")!
+
+    @Option(help: "A member silent this long is dead: the next replicas lead its orders.")
+    var deadAfter: DurationArgument = DurationArgument(argument: "2s")!
+
     @Option(help: "File holding the token that admin routes require (else ORDERLY_ADMIN_TOKEN). Without one, admin routes are off.")
     var adminTokenFile: String?
 
@@ -41,6 +47,9 @@ struct ClusterOptions: ParsableArguments {
         guard !cluster.isEmpty, cluster.utf8.count <= 64 else { throw ValidationError("--cluster must be 1-64 bytes") }
         guard (1...16).contains(replicationFactor) else { throw ValidationError("--replication-factor must be 1-16") }
         _ = try seedAddresses()
+        guard suspectAfter.milliseconds >= 400, deadAfter.milliseconds > suspectAfter.milliseconds else {
+            throw ValidationError("--suspect-after must be at least 400ms and --dead-after longer than it")
+        }
         if seeds != nil && peer == nil { throw ValidationError("--seeds needs --peer: a node joins a cluster through its peer port") }
     }
 

@@ -85,6 +85,8 @@ struct NodeCommand: AsyncParsableCommand {
 
         var membershipConfig = MembershipConfig()
         membershipConfig.seeds = try clusterOptions.seedAddresses()
+        membershipConfig.suspectAfterMs = clusterOptions.suspectAfter.milliseconds
+        membershipConfig.deadAfterMs = clusterOptions.deadAfter.milliseconds
         let membershipBox = MembershipBox()
         var peerService: PeerService?
         if let peer = clusterOptions.peer {

@@ -33,6 +33,10 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         var followerSeenMs: [String: Int64] = [:]
         /// Logs this node copies: how far, and the holder's newest offset.
         var copies: [String: CopyStatus] = [:]
+        /// Catch-up since the view last changed: per peer, the end of its
+        /// log as first reported under this view (see `isCaughtUp`).
+        var catchUpEpoch: UInt64 = 0
+        var catchUpTargets: [String: Int64] = [:]
     }
 
     public struct CopyStatus: Sendable, Equatable {
@@ -234,6 +238,10 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     public func gather(_ orderID: ClientID) async throws {
         guard let directory else { return }
         let list = directory.preferenceList(for: orderID)
+        // The order's first replica, leading it under a view in which it has
+        // copied every peer's log past where it ended when that view began,
+        // holds whatever a stand-in wrote while it was away: no need to ask.
+        if list.first == directory.nodeID && isCaughtUp(directory) { return }
         let reachable = directory.reachablePeers()
         let others = list.filter { $0 != directory.nodeID }.compactMap { id in reachable[id].map { (id, $0) } }
         let selfID = directory.nodeID
@@ -266,6 +274,27 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             let copied = try await log.replicate(ReplicatedBatch(origin: "", events: events, throughOffset: nil))
             if copied > 0 {
                 logger.info("gathered missing events", metadata: ["order": "\(orderID)", "events": "\(copied)"])
+            }
+        }
+    }
+
+    /// True when, under the current view, this node has copied every
+    /// reachable peer's log at least up to the end that peer reported first
+    /// under this view. A stand-in stops leading this node's orders once it
+    /// sees this node alive, which the view (settled) guarantees; what it
+    /// wrote before is below that end.
+    private func isCaughtUp(_ directory: any ReplicaDirectory) -> Bool {
+        let epoch = directory.epoch
+        let peers = directory.reachablePeers().keys
+        return state.withLock { state in
+            if state.catchUpEpoch != epoch {
+                state.catchUpEpoch = epoch
+                state.catchUpTargets = [:]
+                return false
+            }
+            return peers.allSatisfy { peer in
+                guard let target = state.catchUpTargets[peer] else { return false }
+                return (state.copies[peer]?.through ?? 0) >= target
             }
         }
     }
@@ -316,6 +345,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         let fetchTimeout = Duration.milliseconds(Int(config.fetchWaitMs)) + .seconds(2)
         while !Task.isCancelled {
             guard let address = directory?.reachablePeers()[origin] else { return }
+            let fetchEpoch = directory?.epoch ?? 0
             do {
                 let reply = try await clients.fetch(
                     address, follower: selfID,
@@ -341,8 +371,14 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     for event in reply.events { lagTimer.recordMilliseconds(max(0, now - event.recordedAt)) }
                     position = reply.throughOffset
                 }
+                let epochAtFetch = fetchEpoch
                 state.withLock {
                     $0.copies[origin] = CopyStatus(through: position, holderLastOffset: reply.holderLastOffset, updatedMs: WallClock.nowMs())
+                    // A reply to a fetch sent under the current view sets
+                    // the catch-up target of that view.
+                    if $0.catchUpEpoch == epochAtFetch && $0.catchUpTargets[origin] == nil {
+                        $0.catchUpTargets[origin] = reply.holderLastOffset
+                    }
                 }
             } catch is CancellationError {
                 return
