@@ -57,6 +57,7 @@ actor Transactor {
         defer { release() }
         try replication?.admit(orderID)
         try await loadIfNeeded()
+        try await settleMerged()
         if command == .expireHeldPayments {
             // The timer row fired, so it exists whatever memory says: make the
             // append below rewrite or clear it, or it would fire forever.
@@ -80,7 +81,29 @@ actor Transactor {
         await acquire()
         defer { release() }
         try await loadIfNeeded()
+        if replication != nil {
+            // A read is answered even where writes are refused.
+            try? await settleMerged()
+        }
         return state
+    }
+
+    /// A stream merged from two sides of a partition can hold a payment
+    /// held for an order that the other side placed; a linear stream never
+    /// does (placing settles held payments). The leader settles it at once,
+    /// with the events `expireHeldPayments` decides for an existing order.
+    private func settleMerged() async throws {
+        guard replication != nil, state.exists, state.payments.contains(where: { $0.status == .held }) else { return }
+        try replication?.admit(orderID)
+        let context = DecideContext(nowMs: clock(), catalog: catalog, holdTimeoutMs: config.holdTimeoutMs)
+        guard case .success(let decision) = OrderDecider.decide(.expireHeldPayments, state: state, context: context),
+            !decision.events.isEmpty
+        else { return }
+        storedDeadline = -1
+        let next = OrderDecider.fold(state, decision.events)
+        try await persist(decision.events, next: next)
+        state = next
+        logger.info("settled payments held across a merge", metadata: ["events": "\(decision.events.count)"])
     }
 
     /// Another node's events of this order were stored here: reload before

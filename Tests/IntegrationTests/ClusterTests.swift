@@ -46,6 +46,12 @@ import Testing
             }
         }
 
+        for node in all.keys.sorted() {
+            try await waitFor("\(node) to lead its orders", timeout: .seconds(20)) {
+                try await HTTP.send(.GET, "http://\(http[node]!)/cluster").body["leading"] as? Bool == true
+            }
+        }
+
         // 2. A command sent to a non-leader is written to the leader's log,
         // and copied (as the leader's event) to the other replicas.
         var forwarded: (order: String, leader: String)?

@@ -84,8 +84,9 @@ import Testing
         for id in cluster.ids {
             let order = try await waitUntil("\(id) to show the merged order", timeout: .seconds(20)) {
                 let reply = try await HTTP.send(.GET, "http://\(cluster.http(id))/orders/split-1")
-                let payments = (reply.body["payments"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
-                return reply.status == 200 && reply.body["status"] != nil && payments == ["pay-1"] ? reply.body : nil
+                // The payment the other side held is applied once the sides merge.
+                let payments = (reply.body["payments"] as? [[String: Any]] ?? []).map { "\($0["id"] ?? "")=\($0["status"] ?? "")" }
+                return reply.status == 200 && payments == ["pay-1=applied"] && reply.body["paid_cents"] as? Int == 100 ? reply.body : nil
             }
             #expect(order["customer"] as? String == "c")
             let events = try await cluster.log(id).events(orderID: "split-1")

@@ -57,12 +57,18 @@ final class TestCluster: @unchecked Sendable {
         })
     }
 
-    /// Waits until every running node sees `expected` (id: status) for these ids.
+    /// Waits until every running node sees `expected` (id: status) for these
+    /// ids and those expected alive lead their orders (every peer sees them).
     func waitForView(_ expected: [String: String], on ids: [String], timeout: Duration = .seconds(30)) async throws {
         for id in ids {
             try await waitFor("\(id) to see \(expected)", timeout: timeout) {
                 let seen = try await statuses(via: id)
                 return expected.allSatisfy { seen[$0.key] == $0.value }
+            }
+        }
+        for id in ids where expected[id] == "alive" {
+            try await waitFor("\(id) to lead its orders", timeout: timeout) {
+                try await HTTP.send(.GET, "http://\(http(id))/cluster").body["leading"] as? Bool == true
             }
         }
     }

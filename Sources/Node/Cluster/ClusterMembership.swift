@@ -65,6 +65,11 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     /// its stead, so this node leads none: two leaders of one order would
     /// write divergent streams.
     public var settled: Bool {
+        guard joined else { return false }
+        // Requests that queued while this process was frozen run before the
+        // next tick notices: until it does, lead nothing.
+        let sinceTick = MonotonicMs.now() - lastTickMs.load(ordering: .sequentiallyConsistent)
+        if sinceTick > core.withLock({ $0.config.suspectAfterMs }) { return false }
         let incarnation = core.withLock { $0.me.incarnation }
         if settledIncarnation.load(ordering: .sequentiallyConsistent) == incarnation { return true }
         let seen = seenAliveBy.withLock { $0.incarnation == incarnation ? $0.peers : [] }
@@ -150,12 +155,15 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         if let sender, let mine = digest.members.first(where: { $0.id == selfID }) {
             noteSeen(by: sender, as: mine)
         }
+        let directives = core.withLock { $0.receive(digest, nowMs: MonotonicMs.now()) }
+        handle(directives)
+        // Joined only once the peer's view is merged (and the ring rebuilt):
+        // a node that counted as joined before would see no live peer, find
+        // itself settled, and lead every order alone.
         if !joined && digest.members.contains(where: { $0.id != selfID }) {
             joinedFlag.store(true, ordering: .sequentiallyConsistent)
             logger.info("joined the cluster")
         }
-        let directives = core.withLock { $0.receive(digest, nowMs: MonotonicMs.now()) }
-        handle(directives)
     }
 
     public func run() async throws {
@@ -167,7 +175,9 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
             if previous > 0 && now - previous > core.withLock({ $0.config.suspectAfterMs }) {
                 // Frozen (SIGSTOP, a long pause): others may have led our
                 // orders meanwhile, so what we hold in memory is suspect.
-                logger.warning("this node was frozen; reloading its orders", metadata: ["paused_ms": "\(now - previous)"])
+                logger.warning("this node was frozen; it leads nothing until every peer sees it alive again", metadata: ["paused_ms": "\(now - previous)"])
+                settledIncarnation.store(0, ordering: .sequentiallyConsistent)
+                seenAliveBy.withLock { $0 = (0, []) }
                 bumpEpoch()
             }
             let directives = core.withLock { $0.tick(nowMs: now, random: &random) }
