@@ -19,6 +19,8 @@ struct OrderView: Encodable {
     let payments: [PaymentView]
     let shipment_id: String?
     let cancel_reason: String?
+    /// What two sides of a partition recorded that no rule could merge.
+    let conflicts: [ConflictView]
     let version: Int64
 
     init(_ state: OrderState) {
@@ -32,8 +34,14 @@ struct OrderView: Encodable {
         payments = state.payments.map(PaymentView.init)
         shipment_id = state.shipmentID?.rawValue
         cancel_reason = state.cancelReason
+        conflicts = state.conflicts.map { ConflictView(code: $0.code, detail: $0.detail) }
         version = state.version
     }
+}
+
+struct ConflictView: Encodable {
+    let code: String
+    let detail: String
 }
 
 struct PaymentView: Encodable {

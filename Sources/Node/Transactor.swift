@@ -57,7 +57,7 @@ actor Transactor {
         defer { release() }
         try replication?.admit(orderID)
         try await loadIfNeeded()
-        try await settleMerged()
+        try await repairMerged()
         if command == .expireHeldPayments {
             // The timer row fired, so it exists whatever memory says: make the
             // append below rewrite or clear it, or it would fire forever.
@@ -83,27 +83,28 @@ actor Transactor {
         try await loadIfNeeded()
         if replication != nil {
             // A read is answered even where writes are refused.
-            try? await settleMerged()
+            try? await repairMerged()
         }
         return state
     }
 
-    /// A stream merged from two sides of a partition can hold a payment
-    /// held for an order that the other side placed; a linear stream never
-    /// does (placing settles held payments). The leader settles it at once,
-    /// with the events `expireHeldPayments` decides for an existing order.
-    private func settleMerged() async throws {
-        guard replication != nil, state.exists, state.payments.contains(where: { $0.status == .held }) else { return }
+    /// A stream merged from two sides of a partition can break what one
+    /// leader keeps true (a payment held for an order the other side
+    /// placed, money kept by a cancelled order, more paid than the total)
+    /// or hold a conflict. The leader appends the repair `OrderMerge`
+    /// decides before anything else; a linear stream needs none.
+    private func repairMerged() async throws {
+        guard replication != nil else { return }
+        let repair = OrderMerge.reconcile(state)
+        guard !repair.isEmpty else { return }
         try replication?.admit(orderID)
-        let context = DecideContext(nowMs: clock(), catalog: catalog, holdTimeoutMs: config.holdTimeoutMs)
-        guard case .success(let decision) = OrderDecider.decide(.expireHeldPayments, state: state, context: context),
-            !decision.events.isEmpty
-        else { return }
-        storedDeadline = -1
-        let next = OrderDecider.fold(state, decision.events)
-        try await persist(decision.events, next: next)
+        let next = OrderDecider.fold(state, repair)
+        try await persist(repair, next: next)
         state = next
-        logger.info("settled payments held across a merge", metadata: ["events": "\(decision.events.count)"])
+        try await replication?.awaitReplicas(orderID, through: ownOffset)
+        logger.warning("repaired an order merged from two sides of a partition", metadata: [
+            "events": "\(repair.count)", "conflicts": "\(next.conflicts.map(\.code))",
+        ])
     }
 
     /// Another node's events of this order were stored here: reload before
@@ -168,21 +169,20 @@ actor Transactor {
         let epoch = replication?.epoch ?? 0
         try await replication?.gather(orderID)
         let (checkpoint, records) = try await log.load(orderID: orderID.rawValue)
-        var state = OrderState(orderID: orderID)
+        var base = OrderState(orderID: orderID)
         if let checkpoint {
-            state = try OrderState.fromSnapshot(checkpoint.state)
+            base = try OrderState.fromSnapshot(checkpoint.state)
         }
         // Normally one event per version. Two sides of a partition may both
-        // have written a version: every event is folded, in one order all
-        // nodes agree on, and the stream goes on after the highest version.
-        var streamVersion = state.version
-        for record in records.sorted(by: { ($0.version, $0.eventID) < ($1.version, $1.eventID) }) {
-            let event = try OrderEvent.decode(typeName: record.type, payload: record.payload)
-            state = OrderDecider.evolve(state, event)
-            streamVersion = max(streamVersion, record.version)
+        // have written a version: every event is folded, in the canonical
+        // order all nodes agree on (see OrderMerge).
+        var stream: [StreamEvent] = []
+        stream.reserveCapacity(records.count)
+        for record in records {
+            stream.append(StreamEvent(version: record.version, eventID: record.eventID, event: try OrderEvent.decode(typeName: record.type, payload: record.payload)))
             if record.origin == log.origin { ownOffset = max(ownOffset, record.offset) }
         }
-        state.version = streamVersion
+        let state = OrderMerge.fold(base, stream)
         self.state = state
         self.checkpointVersion = checkpoint?.version ?? 0
         self.storedDeadline = state.nextHoldDeadlineMs

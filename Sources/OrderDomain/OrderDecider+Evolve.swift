@@ -19,13 +19,25 @@ extension OrderDecider {
         state.version &+= 1
         switch event {
         case .orderPlaced(let customer, let lines, let total):
-            guard !state.exists else { break }
+            guard !state.exists else {
+                // Placed on both sides: the same body is a retry; another
+                // body is a conflict, and the first placement stands.
+                if state.customer != customer || state.lines != lines || state.totalCents != total {
+                    state.noteConflict("placed_twice", "placed again with another body (\(customer), \(total) cents); the first placement stands")
+                }
+                break
+            }
             state.status = .placed
             state.customer = customer
             state.lines = lines
             state.totalCents = total
         case .paymentReceived(let id, let amount, let heldUntil):
-            guard state.paymentIndex(id) == nil else { break }
+            if let index = state.paymentIndex(id) {
+                if state.payments[index].amountCents != amount {
+                    state.noteConflict("payment_amount_differs", "payment \(id) received again with \(amount) cents; the first amount stands")
+                }
+                break
+            }
             state.payments.append(received(id: id, amount: amount, heldUntilMs: heldUntil, state: state))
         case .paymentApplied(let id, let amount):
             guard let index = state.paymentIndex(id), state.payments[index].status == .held else { break }
@@ -33,20 +45,45 @@ extension OrderDecider {
             state.payments[index].appliedCents = min(max(0, amount), max(0, state.payments[index].amountCents))
             state.payments[index].heldUntilMs = nil
             state.payments[index].status = .applied
-        case .paymentRefunded(let id, let amount, _):
+        case .paymentRefunded(let id, let amount, let reason):
             guard let index = state.paymentIndex(id) else { break }
+            if reason != .reconciled, let earlier = state.payments[index].refunds[reason] {
+                if earlier != amount {
+                    state.noteConflict("refund_differs", "payment \(id) refunded twice for \(reason.rawValue) (\(earlier) and \(amount) cents); the first refund stands")
+                }
+                break
+            }
             state.payments[index] = refunded(state.payments[index], amountCents: amount)
+            state.payments[index].refunds[reason, default: 0] = state.payments[index].refunds[reason, default: 0].addingSaturating(amount)
         case .orderPaid:
             if state.status == .placed { state.status = .paid }
         case .orderCancelled(let reason):
             if state.status == .placed || state.status == .paid {
                 state.status = .cancelled
                 state.cancelReason = reason
+            } else if state.status == .shipped {
+                state.noteConflict("shipped_and_cancelled", "cancelled on one side and shipped on the other; the shipment stands")
             }
         case .orderShipped(let id):
-            if state.status == .paid {
+            switch state.status {
+            case .paid?:
                 state.status = .shipped
                 state.shipmentID = id
+            case .cancelled?:
+                // Goods that left cannot be unsent: the shipment wins.
+                state.status = .shipped
+                state.shipmentID = id
+                state.noteConflict("shipped_and_cancelled", "cancelled on one side and shipped on the other; the shipment stands")
+            case .shipped? where state.shipmentID != id:
+                state.noteConflict("shipped_twice", "shipped again as \(id); shipment \(state.shipmentID?.rawValue ?? "?") stands")
+            default:
+                break
+            }
+        case .conflictRecorded(let code, let detail):
+            if let index = state.conflicts.firstIndex(where: { $0.code == code }) {
+                state.conflicts[index].recorded = true
+            } else {
+                state.conflicts.append(OrderConflict(code: code, detail: detail, recorded: true))
             }
         }
         return state
@@ -89,5 +126,13 @@ extension OrderDecider {
             payment.status = .partiallyRefunded
         }
         return payment
+    }
+}
+
+extension OrderState {
+    /// One entry per code: the first detail met stands.
+    mutating func noteConflict(_ code: String, _ detail: String) {
+        guard !conflicts.contains(where: { $0.code == code }) else { return }
+        conflicts.append(OrderConflict(code: code, detail: detail, recorded: false))
     }
 }

@@ -68,7 +68,7 @@ public enum OrderDecider {
     /// arrival order: each applies what is still outstanding and the excess
     /// goes back; on a cancelled order all of it goes back. Payments already
     /// refunded (order never arrived) are not held and stay refunded.
-    private static func settleHeldPayments(of state: OrderState, status: OrderStatus, outstandingCents: Cents) -> (events: [OrderEvent], outstandingCents: Cents) {
+    static func settleHeldPayments(of state: OrderState, status: OrderStatus, outstandingCents: Cents) -> (events: [OrderEvent], outstandingCents: Cents) {
         var events: [OrderEvent] = []
         var outstanding = outstandingCents
         for payment in state.payments where payment.status == .held {

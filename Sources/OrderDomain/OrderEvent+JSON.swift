@@ -20,6 +20,8 @@ extension OrderEvent {
             if let reason { fields.append(("reason", .string(reason))) }
         case .orderShipped(let id):
             fields.append(("shipment_id", .string(id.rawValue)))
+        case .conflictRecorded(let code, let detail):
+            fields += [("code", .string(code)), ("detail", .string(detail))]
         }
         return JSONValue.object(fields).serialized()
     }
@@ -60,6 +62,8 @@ extension OrderEvent {
             return .orderCancelled(reason: try fields.optionalString("reason"))
         case "OrderShipped":
             return .orderShipped(shipmentID: try fields.id("shipment_id"))
+        case "ConflictRecorded":
+            return .conflictRecorded(code: try fields.string("code"), detail: try fields.string("detail"))
         default:
             throw EventDecodingError("unknown event type \(typeName)")
         }

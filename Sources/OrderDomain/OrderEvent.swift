@@ -2,6 +2,9 @@ public enum RefundReason: String, Sendable, Codable {
     case overpayment
     case orderCancelled = "order_cancelled"
     case orderNeverArrived = "order_never_arrived"
+    /// Sent back by the leader that merged an order's streams from two sides
+    /// of a partition (see `OrderMerge.reconcile`).
+    case reconciled
 }
 
 /// The facts of an order's stream. Payloads are JSON (see OrderEvent+JSON).
@@ -16,6 +19,9 @@ public enum OrderEvent: Sendable, Equatable {
     case orderPaid(paidCents: Cents)
     case orderCancelled(reason: String?)
     case orderShipped(shipmentID: ClientID)
+    /// Two sides of a partition recorded facts that cannot both hold (see
+    /// `OrderConflict`); the merge keeps one and records this on the order.
+    case conflictRecorded(code: String, detail: String)
 
     public static let schemaVersion = 1
 
@@ -28,6 +34,7 @@ public enum OrderEvent: Sendable, Equatable {
         case .orderPaid: return "OrderPaid"
         case .orderCancelled: return "OrderCancelled"
         case .orderShipped: return "OrderShipped"
+        case .conflictRecorded: return "ConflictRecorded"
         }
     }
 }

@@ -17,6 +17,11 @@ extension OrderState {
         if let customer { fields.append(("customer", .string(customer))) }
         if let shipmentID { fields.append(("shipment_id", .string(shipmentID.rawValue))) }
         if let cancelReason { fields.append(("cancel_reason", .string(cancelReason))) }
+        if !conflicts.isEmpty {
+            fields.append(("conflicts", .array(conflicts.map {
+                .object([("code", .string($0.code)), ("detail", .string($0.detail)), ("recorded", .bool($0.recorded))])
+            })))
+        }
         return JSONValue.object(fields).serialized()
     }
 
@@ -27,6 +32,9 @@ extension OrderState {
             ("status", .string(payment.status.rawValue)), ("first_outcome", .string(payment.firstOutcome.rawValue)),
         ]
         if let held = payment.heldUntilMs { fields.append(("held_until_ms", .integer(held))) }
+        if !payment.refunds.isEmpty {
+            fields.append(("refunds", .object(payment.refunds.map { ($0.key.rawValue, .integer($0.value)) }.sorted { $0.0 < $1.0 })))
+        }
         return .object(fields)
     }
 
@@ -68,10 +76,24 @@ extension OrderState {
             } else {
                 firstOutcome = heldUntil != nil ? .held : (status == .refunded ? .refunded : .applied)
             }
-            state.payments.append(PaymentRecord(
+            var record = PaymentRecord(
                 id: try payment.id("id"), amountCents: try payment.integer("amount_cents"),
                 appliedCents: try payment.integer("applied_cents"), refundedCents: try payment.integer("refunded_cents"),
-                heldUntilMs: heldUntil, status: status, firstOutcome: firstOutcome))
+                heldUntilMs: heldUntil, status: status, firstOutcome: firstOutcome)
+            if case .object(let refunds)? = item["refunds"] {
+                for (raw, amount) in refunds {
+                    guard let reason = RefundReason(rawValue: raw), case .integer(let cents) = amount else { throw payment.missing("refunds") }
+                    record.refunds[reason] = cents
+                }
+            }
+            state.payments.append(record)
+        }
+        if case .array(let conflicts)? = json["conflicts"] {
+            for item in conflicts {
+                let conflict = PayloadFields(json: item, typeName: "snapshot conflict")
+                guard case .bool(let recorded)? = item["recorded"] else { throw conflict.missing("recorded") }
+                state.conflicts.append(OrderConflict(code: try conflict.string("code"), detail: try conflict.string("detail"), recorded: recorded))
+            }
         }
         return state
     }

@@ -28,6 +28,13 @@ public struct PaymentRecord: Sendable, Equatable {
     /// What the first answer to this payment said: held (202), applied or
     /// refunded (201). A repeat of the payment answers from it.
     public let firstOutcome: PaymentStatus
+    /// The refunds so far, by reason, as their events asked. A refund is
+    /// identified by payment and reason (as a payment provider's idempotency
+    /// key would): one stream refunds a payment at most once per reason, so a
+    /// second refund with the same reason is the copy of a decision both
+    /// sides of a partition took and is not counted again. `reconciled`
+    /// refunds add up.
+    public var refunds: [RefundReason: Cents] = [:]
 
     public init(
         id: ClientID, amountCents: Cents, appliedCents: Cents, refundedCents: Cents, heldUntilMs: Int64?,
@@ -55,6 +62,10 @@ public struct OrderState: Sendable, Equatable {
     public var payments: [PaymentRecord] = []
     public var shipmentID: ClientID?
     public var cancelReason: String?
+    /// Facts from two sides of a partition that could not both hold, in the
+    /// order the merge met them (never set for a stream written by one
+    /// leader at a time).
+    public var conflicts: [OrderConflict] = []
     /// Number of events folded so far (0 = empty stream): the stream version
     /// the next event is appended after.
     public var version: Int64 = 0
@@ -89,5 +100,24 @@ public struct OrderState: Sendable, Equatable {
 
     func paymentIndex(_ id: ClientID) -> Int? {
         payments.firstIndex { $0.id == id }
+    }
+}
+
+/// What a merge of two sides' streams could not reconcile by rule: the merge
+/// keeps one fact (the first in the canonical order of `OrderMerge`) and the
+/// leader records the conflict on the order with a `conflictRecorded` event,
+/// so people see it in the order's JSON and its timeline.
+public struct OrderConflict: Sendable, Equatable {
+    /// placed_twice, payment_amount_differs, refund_differs, shipped_twice,
+    /// shipped_and_cancelled.
+    public let code: String
+    public let detail: String
+    /// True once a `conflictRecorded` event for the code is in the stream.
+    public var recorded: Bool
+
+    public init(code: String, detail: String, recorded: Bool) {
+        self.code = code
+        self.detail = detail
+        self.recorded = recorded
     }
 }

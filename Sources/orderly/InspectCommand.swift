@@ -68,19 +68,24 @@ struct InspectOrder: AsyncParsableCommand {
             guard !records.isEmpty else { continue }
             found = true
             print("== \(file.node): \(file.path)")
-            var state = OrderState(orderID: orderID)
+            var stream: [StreamEvent] = []
             for record in records {
                 print("  " + TimelineFormat.line(record))
                 guard record.isIntact else {
                     corrupt = true
                     continue
                 }
-                if let event = try? OrderEvent.decode(typeName: record.type, payload: record.payload), record.version == state.version + 1 {
-                    state = OrderDecider.evolve(state, event)
+                if let event = try? OrderEvent.decode(typeName: record.type, payload: record.payload) {
+                    stream.append(StreamEvent(version: record.version, eventID: record.eventID, event: event))
                 }
             }
+            // Folded as the node folds it: every copy, in the canonical order.
+            let state = OrderMerge.fold(OrderState(orderID: orderID), stream)
             let status = state.status?.rawValue ?? "not placed"
             print("  state: \(status), total \(state.totalCents) cents, paid \(state.paidCents) cents, \(state.payments.count) payment(s), version \(state.version)")
+            for conflict in state.conflicts {
+                print("  conflict \(conflict.code): \(conflict.detail)\(conflict.recorded ? "" : " (not recorded yet)")")
+            }
         }
         if !found { throw ValidationError("order \(orderID) has no events in \(location.data)") }
         if corrupt { throw ExitCode(2) }

@@ -70,7 +70,22 @@ import Testing
     @Test func availableModeServesBothSidesAndMergesWhenHealed() async throws {
         let cluster = try await Self.startThree("available")
         defer { cluster.stopAll(signal: SIGKILL) }
+        // Two orders every node holds before the partition.
+        let both = try await Self.place("both-1", via: cluster.http("api-1"))
+        let total = try #require(both.body["total_cents"] as? Int, "\(both.body)")
+        #expect(try await Self.place("ship-1", via: cluster.http("api-1")).status == 201)
+        #expect(try await Self.pay("ship-1", "pay-s", total, via: cluster.http("api-1")).status == 201)
+        try await cluster.waitForReplicasToCatchUp()
         try await Self.partition(cluster)
+
+        // Each side takes a full payment for both-1; one side ships ship-1
+        // while the other cancels it.
+        #expect(try await Self.pay("both-1", "pay-a", total, via: cluster.http("api-1")).status == 201)
+        #expect(try await Self.pay("both-1", "pay-b", total, via: cluster.http("api-3")).status == 201)
+        let shipped = try await HTTP.send(.POST, "http://\(cluster.http("api-2"))/orders/ship-1/shipments", #"{"id":"ship-a"}"#)
+        #expect(shipped.status == 201, "\(shipped.body)")
+        let cancelled = try await HTTP.send(.POST, "http://\(cluster.http("api-3"))/orders/ship-1/cancel", #"{"reason":"changed mind"}"#)
+        #expect(cancelled.status == 200, "\(cancelled.body)")
 
         // The order is placed on one side, paid on the other.
         let placed = try await Self.place("split-1", via: cluster.http("api-3"))
@@ -92,6 +107,33 @@ import Testing
             let events = try await cluster.log(id).events(orderID: "split-1")
             let origins = Set(events.map(\.origin))
             #expect(origins.count == 2 && origins.contains("api-3"), "\(id) holds both sides' facts: \(events)")
+
+            // Payments add up; what is beyond the total goes back.
+            let paidTwice = try await waitUntil("\(id) to show both-1 repaired", timeout: .seconds(20)) {
+                let reply = try await HTTP.send(.GET, "http://\(cluster.http(id))/orders/both-1")
+                return (reply.body["payments"] as? [[String: Any]])?.count == 2 && reply.body["refunded_cents"] as? Int == total ? reply.body : nil
+            }
+            #expect(paidTwice["status"] as? String == "paid")
+            #expect(paidTwice["paid_cents"] as? Int == total)
+
+            // The shipment stands, and the conflict shows on the order.
+            let conflicted = try await waitUntil("\(id) to show ship-1's conflict", timeout: .seconds(20)) {
+                let reply = try await HTTP.send(.GET, "http://\(cluster.http(id))/orders/ship-1")
+                return (reply.body["conflicts"] as? [[String: Any]])?.isEmpty == false ? reply.body : nil
+            }
+            #expect(conflicted["status"] as? String == "shipped")
+            #expect(conflicted["shipment_id"] as? String == "ship-a")
+            #expect((conflicted["conflicts"] as? [[String: Any]])?.compactMap { $0["code"] as? String } == ["shipped_and_cancelled", "underpaid"])
         }
+        // The repair is in the logs once, written by one leader.
+        try await cluster.waitForReplicasToCatchUp()
+        for id in cluster.ids {
+            let recorded = try await cluster.log(id).events(orderID: "ship-1").filter { $0.type == "ConflictRecorded" }
+            #expect(recorded.count == 2, "\(id): \(recorded)")
+        }
+    }
+
+    static func pay(_ order: String, _ payment: String, _ amount: Int, via http: String) async throws -> HTTP.Reply {
+        try await HTTP.send(.POST, "http://\(http)/orders/\(order)/payments", #"{"id":"\#(payment)","amount_cents":\#(amount)}"#)
     }
 }

@@ -60,9 +60,10 @@ import Testing
         let state = OrderDecider.fold(OrderState(orderID: id("o")), [
             .orderPlaced(customer: "a", lines: [line], totalCents: 100),
             .paymentReceived(paymentID: id("p"), amountCents: 60, heldUntilMs: nil),
-            .paymentRefunded(paymentID: id("p"), amountCents: 50, reason: .orderCancelled),
-            .paymentRefunded(paymentID: id("p"), amountCents: 50, reason: .orderCancelled),
-            .paymentRefunded(paymentID: id("p"), amountCents: -10, reason: .orderCancelled),
+            // Reconciled refunds add up (a repeat of another reason is a copy).
+            .paymentRefunded(paymentID: id("p"), amountCents: 50, reason: .reconciled),
+            .paymentRefunded(paymentID: id("p"), amountCents: 50, reason: .reconciled),
+            .paymentRefunded(paymentID: id("p"), amountCents: -10, reason: .reconciled),
         ])
         let payment = state.payment(id("p"))
         #expect(payment?.refundedCents == 60)

@@ -68,8 +68,8 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         guard joined else { return false }
         // Requests that queued while this process was frozen run before the
         // next tick notices: until it does, lead nothing.
-        let sinceTick = MonotonicMs.now() - lastTickMs.load(ordering: .sequentiallyConsistent)
-        if sinceTick > core.withLock({ $0.config.suspectAfterMs }) { return false }
+        let lastTick = lastTickMs.load(ordering: .sequentiallyConsistent)
+        if lastTick > 0 && MonotonicMs.now() - lastTick > core.withLock({ $0.config.suspectAfterMs }) { return false }
         let incarnation = core.withLock { $0.me.incarnation }
         if settledIncarnation.load(ordering: .sequentiallyConsistent) == incarnation { return true }
         let seen = seenAliveBy.withLock { $0.incarnation == incarnation ? $0.peers : [] }

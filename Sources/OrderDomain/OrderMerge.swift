@@ -1,0 +1,127 @@
+/// One event of an order's stream as a log holds it: its stream version and
+/// its cluster-wide id (origin, log and offset; see EventLog).
+public struct StreamEvent: Sendable, Equatable {
+    public let version: Int64
+    public let eventID: String
+    public let event: OrderEvent
+
+    public init(version: Int64, eventID: String, event: OrderEvent) {
+        self.version = version
+        self.eventID = eventID
+        self.event = event
+    }
+}
+
+/// Merging an order's streams from two sides of a partition (available
+/// mode, DESIGN §6). Pure.
+///
+/// One leader at a time writes a linear stream: one event per version. Two
+/// sides of a partition can each lead the order and write the same versions.
+/// When they heal, each node holds the union of both streams (by event id,
+/// copied with INSERT OR IGNORE) and folds it in one canonical order, by
+/// version and then event id, so every node and every arrival order of the
+/// copies gives the same state. `evolve` is total and settles what two sides
+/// can disagree on by rule:
+///
+/// - payments add up: every payment id either side received counts once;
+/// - a refund is identified by payment and reason, so one both sides issued
+///   counts once;
+/// - a shipment stands over a cancellation, and an order ships once;
+/// - what no rule settles (another body for the same order id, another
+///   amount for the same payment id, two shipment ids, two refunds of one
+///   payment for one reason with different amounts) is an `OrderConflict`.
+///
+/// The merged state can then break invariants a single leader keeps (a held
+/// payment on a placed order, money kept by a cancelled order, more paid
+/// than the total): `reconcile` gives the events the leader appends to
+/// restore them and to record the conflicts, in the order's stream like any
+/// other decision.
+public enum OrderMerge {
+    /// The canonical order: by version, then event id; an event id once.
+    public static func canonical(_ events: [StreamEvent]) -> [StreamEvent] {
+        var seen = Set<String>()
+        return events
+            .sorted { ($0.version, $0.eventID) < ($1.version, $1.eventID) }
+            .filter { seen.insert($0.eventID).inserted }
+    }
+
+    /// Folds events onto `base` (an empty state or a checkpoint's) in the
+    /// canonical order. The stream goes on after the highest version seen.
+    public static func fold(_ base: OrderState, _ events: [StreamEvent]) -> OrderState {
+        var state = base
+        var version = base.version
+        for stored in canonical(events) {
+            state = OrderDecider.evolve(state, stored.event)
+            version = max(version, stored.version)
+        }
+        state.version = version
+        return state
+    }
+
+    /// The events that restore a single leader's invariants on a merged
+    /// state; empty for any state a linear stream reaches, and empty again
+    /// once these are folded:
+    ///
+    /// 1. no payment stays held on an order that exists (applied up to what
+    ///    is outstanding, the rest refunded, as placing the order would), and
+    ///    every payment's money is either kept or sent back;
+    /// 2. a cancelled order keeps no money;
+    /// 3. an order keeps at most its total: the newest payments give back the
+    ///    excess;
+    /// 4. a placed order with nothing outstanding is paid;
+    /// 5. every conflict is recorded in the stream, including `underpaid`: a
+    ///    paid order whose merged payments keep less than its total.
+    public static func reconcile(_ state: OrderState) -> [OrderEvent] {
+        var events: [OrderEvent] = []
+        var work = state
+        // Before the order exists, held payments are the timer's work.
+        if let status = state.status { settleMoney(status: status, work: &work, events: &events) }
+        // Last, as folding the repair can meet conflicts too.
+        events += work.conflicts.filter { !$0.recorded }.map { .conflictRecorded(code: $0.code, detail: $0.detail) }
+        return events
+    }
+
+    private static func settleMoney(status: OrderStatus, work: inout OrderState, events: inout [OrderEvent]) {
+        let settled = OrderDecider.settleHeldPayments(of: work, status: status, outstandingCents: work.outstandingCents).events
+        events += settled
+        work = OrderDecider.fold(work, settled)
+
+        // Money of a payment neither kept nor sent back (the excess of a held
+        // payment whose refund the other side's copy stood in for).
+        let unallocated: [OrderEvent] = work.payments.compactMap { payment in
+            let cents = payment.amountCents.subtractingSaturating(payment.appliedCents).subtractingSaturating(payment.refundedCents)
+            guard payment.status != .held, cents > 0 else { return nil }
+            return .paymentRefunded(paymentID: payment.id, amountCents: cents, reason: .reconciled)
+        }
+        events += unallocated
+        work = OrderDecider.fold(work, unallocated)
+
+        var refunds: [OrderEvent] = []
+        if status == .cancelled {
+            for payment in work.payments where payment.appliedCents > 0 {
+                refunds.append(.paymentRefunded(paymentID: payment.id, amountCents: payment.appliedCents, reason: .reconciled))
+            }
+        } else {
+            var excess = work.paidCents.subtractingSaturating(work.totalCents)
+            for payment in work.payments.reversed() where excess > 0 && payment.appliedCents > 0 {
+                let refund = min(excess, payment.appliedCents)
+                refunds.append(.paymentRefunded(paymentID: payment.id, amountCents: refund, reason: .reconciled))
+                excess -= refund
+            }
+        }
+        events += refunds
+        work = OrderDecider.fold(work, refunds)
+
+        if work.status == .placed && work.outstandingCents == 0 {
+            let paid = OrderEvent.orderPaid(paidCents: work.totalCents)
+            events.append(paid)
+            work = OrderDecider.evolve(work, paid)
+        }
+        // Paid on one side while the other sent the money back (a held
+        // payment refunded as never arrived, or taken with another amount):
+        // the status cannot go back, so people must settle it.
+        if (work.status == .paid || work.status == .shipped) && work.paidCents < work.totalCents {
+            work.noteConflict("underpaid", "paid on one side, but the merged payments keep \(work.paidCents) of \(work.totalCents) cents")
+        }
+    }
+}
