@@ -47,6 +47,9 @@ public struct ClusterRoutes: Sendable {
         let partition_mode: String?
         let origins: [OriginView]
         let partitioned_from: [String]
+        /// This node holds every event of the orders the current ring gives
+        /// it (false while it backfills after a ring change).
+        let backfilled: Bool
     }
 
     struct OrderPlacementView: Encodable {
@@ -122,6 +125,7 @@ public struct ClusterRoutes: Sendable {
         return ReplicationView(
             factor: membership.replicationFactor, acks: replicator?.config.acks.rawValue,
             partition_mode: replicator?.config.partitionMode.rawValue, origins: origins,
-            partitioned_from: membership.partitionedFrom.sorted())
+            partitioned_from: membership.partitionedFrom.sorted(),
+            backfilled: replicator?.backfilled(ring: membership.ringMembers) ?? true)
     }
 }

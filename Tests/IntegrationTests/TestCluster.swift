@@ -46,7 +46,16 @@ final class TestCluster: @unchecked Sendable {
         nodes.value[id]?.process.stop(signal: signal)
     }
 
+    /// Stops a node for good: it leaves the ids the other helpers walk.
+    func remove(_ id: String, signal: Int32 = SIGTERM) {
+        guard let node = nodes.withLock({ $0.removeValue(forKey: id) }) else { return }
+        node.process.stop(signal: signal)
+        removed.withLock { $0.append(node.process) }
+    }
+    private let removed = Locked<[OrderlyProcess]>([])
+
     func stopAll(signal: Int32 = SIGTERM) {
+        for process in removed.value { process.stop(signal: signal) }
         for node in nodes.value.values { node.process.stop(signal: signal) }
     }
 

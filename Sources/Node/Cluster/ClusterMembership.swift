@@ -123,6 +123,10 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         routing.withLock { $0.ring }.preferenceList(for: orderID.rawValue, count: replicationFactor)
     }
 
+    public var ringMembers: Set<String> {
+        Set(routing.withLock { $0.ring.weights.keys })
+    }
+
     public func reachablePeers() -> [String: String] {
         let (members, blocked) = (routing.withLock { $0.members }, clients.filter.blockedIDs)
         var peers: [String: String] = [:]

@@ -35,6 +35,11 @@ public protocol ReplicaDirectory: Sendable {
     /// Grows whenever the view changes: state loaded under an older view
     /// may miss what another leader wrote, so it is reloaded.
     var epoch: UInt64 { get }
+    /// The nodes on the ring (every member that has not left): when it
+    /// changes, orders move and each node backfills the ones it gained.
+    var ringMembers: Set<String> { get }
+    /// Replicas per order (`--replication-factor`).
+    var replicationFactor: Int { get }
 }
 
 /// What a transactor asks of replication. MUST be safe to call from any task.

@@ -37,6 +37,8 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         /// log as first reported under this view (see `isCaughtUp`).
         var catchUpEpoch: UInt64 = 0
         var catchUpTargets: [String: Int64] = [:]
+        /// The ring whose orders this node holds in full (see `backfill`).
+        var backfilledRing: Set<String>?
     }
 
     public struct CopyStatus: Sendable, Equatable {
@@ -286,7 +288,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     private func isCaughtUp(_ directory: any ReplicaDirectory) -> Bool {
         let epoch = directory.epoch
         let peers = directory.reachablePeers().keys
+        let ring = directory.ringMembers
         return state.withLock { state in
+            guard state.backfilledRing == ring else { return false }
             if state.catchUpEpoch != epoch {
                 state.catchUpEpoch = epoch
                 state.catchUpTargets = [:]
@@ -302,7 +306,23 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// Follows every reachable peer's log until shutdown.
     public func run() async throws {
         var loops: [String: Task<Void, Never>] = [:]
+        var backfill: (ring: Set<String>, task: Task<Void, Never>)?
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if let directory, directory.joined, directory.ringMembers != backfill?.ring {
+                let ring = directory.ringMembers
+                backfill?.task.cancel()
+                // While every order lives on every node, nothing was left
+                // out; the first ring of a process is always backfilled (the
+                // ring may have changed while it was down).
+                let factor = directory.replicationFactor
+                let done = state.withLock { $0.backfilledRing }
+                if let previous = backfill?.ring, done == previous, previous.count <= factor && ring.count <= factor {
+                    state.withLock { $0.backfilledRing = ring }
+                    backfill = (ring, Task {})
+                } else {
+                    backfill = (ring, Task { await self.backfill(ring) })
+                }
+            }
             let peers = directory?.reachablePeers() ?? [:]
             for (id, task) in loops where peers[id] == nil {
                 task.cancel()
@@ -315,6 +335,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             try? await Task.sleep(for: config.followInterval)
         }
         for task in loops.values { task.cancel() }
+        backfill?.task.cancel()
         // Wake fetches waiting for a commit that will not come.
         let waiting = state.withLock { state in
             defer { state.commitWaiters = [:] }
@@ -362,10 +383,13 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     continue
                 }
                 if reply.throughOffset > position {
-                    let copied = try await log.replicate(ReplicatedBatch(origin: origin, events: reply.events, throughOffset: reply.throughOffset))
+                    // Placement: only the orders whose preference list holds
+                    // this node; the position moves past the others.
+                    let kept = reply.events.filter(owns)
+                    let copied = try await log.replicate(ReplicatedBatch(origin: origin, events: kept, throughOffset: reply.throughOffset))
                     copiedCounter.increment(by: copied)
                     if copied > 0, let hook = copiedHook.withLock({ $0 }) {
-                        await hook(Set(reply.events.map(\.orderID)))
+                        await hook(Set(kept.map(\.orderID)))
                     }
                     let now = WallClock.nowMs()
                     for event in reply.events { lagTimer.recordMilliseconds(max(0, now - event.recordedAt)) }
@@ -387,6 +411,77 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 try? await Task.sleep(for: config.retryDelay)
             }
         }
+    }
+
+    /// Placement: this node keeps an order's events when the order's
+    /// preference list on the current ring holds it.
+    private func owns(_ record: EventRecord) -> Bool {
+        guard let directory, let orderID = ClientID(record.orderID) else { return true }
+        return directory.preferenceList(for: orderID).contains(directory.nodeID)
+    }
+
+    /// After the ring changed: copies, from every log, the events of the
+    /// orders this node gained (the tail loops kept only the orders it held
+    /// under the ring of their time). A log whose origin is reachable is read
+    /// from the origin; one whose origin is away (dead, or left the ring) is
+    /// read from every reachable peer's copy, since each holds its own
+    /// orders only. Copies are INSERT OR IGNORE, so what is here already
+    /// costs a read and nothing more; positions do not move.
+    private func backfill(_ ring: Set<String>) async {
+        guard let directory else { return }
+        let started = ContinuousClock.now
+        var copied = 0
+        var origins = ring
+        if let known = try? await log.replicaPositions() { origins.formUnion(known.keys) }
+        origins.remove(directory.nodeID)
+        for origin in origins.sorted() {
+            let reachable = directory.reachablePeers()
+            let sources = reachable[origin].map { [(origin, $0)] } ?? reachable.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            for (holder, address) in sources {
+                do {
+                    copied += try await backfill(origin, from: holder, at: address)
+                } catch is CancellationError {
+                    return
+                } catch {
+                    // The tail loop or the next ring change tries again;
+                    // gathering covers an order's leader meanwhile.
+                    logger.warning("backfill failed", metadata: ["origin": "\(origin)", "holder": "\(holder)", "error": "\(error)"])
+                    if Task.isCancelled { return }
+                }
+            }
+        }
+        guard !Task.isCancelled, directory.ringMembers == ring else { return }
+        state.withLock { $0.backfilledRing = ring }
+        logger.info("backfilled the orders of the new ring", metadata: [
+            "ring": "\(ring.sorted())", "events": "\(copied)", "ms": "\((ContinuousClock.now - started).milliseconds)",
+        ])
+    }
+
+    private func backfill(_ origin: String, from holder: String, at address: String) async throws -> Int {
+        var position: Int64 = 0
+        var target: Int64?
+        var copied = 0
+        while !Task.isCancelled {
+            let reply = try await clients.fetch(
+                address, follower: log.origin, .log(origin: origin, fromOffset: position + 1, eventsMax: config.fetchEventsMax, waitMs: 0),
+                timeout: .seconds(10))
+            if let refusal = reply.refusal { throw EngineError.unavailable("\(holder) refused: \(refusal)") }
+            if target == nil { target = reply.holderLastOffset }
+            guard reply.events.allSatisfy({ $0.origin == origin && $0.offset > position }) else {
+                throw EngineError.unavailable("\(holder) sent events of the wrong log or position")
+            }
+            let kept = reply.events.filter(owns)
+            if !kept.isEmpty {
+                let stored = try await log.replicate(ReplicatedBatch(origin: origin, events: kept, throughOffset: nil))
+                copied += stored
+                if stored > 0, let hook = copiedHook.withLock({ $0 }) { await hook(Set(kept.map(\.orderID))) }
+            }
+            let next = max(position, reply.throughOffset, reply.events.last?.offset ?? 0)
+            if reply.events.isEmpty || next >= target ?? 0 || next == position { break }
+            position = next
+        }
+        try Task.checkCancellation()
+        return copied
     }
 
     // MARK: Visibility
@@ -419,4 +514,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     public var copies: [String: CopyStatus] { state.withLock { $0.copies } }
 
     public var ownLastOffset: Int64 { log.committedOffset }
+
+    /// True once this node holds every event of its orders on this ring.
+    public func backfilled(ring: Set<String>) -> Bool {
+        state.withLock { $0.backfilledRing == ring }
+    }
 }
