@@ -187,6 +187,11 @@ public final class EventLog: Sendable {
     }
 
     static func upsert(_ checkpoint: Checkpoint, writtenAt: Int64, in db: Database) throws {
+        if let covered = checkpoint.coveredEvents {
+            let held = try Int64.fetchOne(
+                db, sql: "SELECT count(*) FROM events WHERE order_id = ? AND version <= ?", arguments: [checkpoint.orderID, checkpoint.version]) ?? 0
+            guard held == covered else { return }
+        }
         // A late checkpoint from an old activation never replaces a newer one.
         let statement = try db.cachedStatement(sql: """
             INSERT INTO checkpoints (order_id, version, state, written_at, checksum) VALUES (?, ?, ?, ?, ?)

@@ -117,12 +117,18 @@ public struct Checkpoint: Sendable, Equatable {
     public var version: Int64
     public var state: String
     public var writtenAt: Int64
+    /// When set, the checkpoint is written only if the file holds exactly
+    /// this many events of the order at or below `version` at commit time:
+    /// a checkpoint built from a read of copied events must not hide an
+    /// event that landed after the read. Not stored.
+    public var coveredEvents: Int64?
 
-    public init(orderID: String, version: Int64, state: String, writtenAt: Int64 = 0) {
+    public init(orderID: String, version: Int64, state: String, writtenAt: Int64 = 0, coveredEvents: Int64? = nil) {
         self.orderID = orderID
         self.version = version
         self.state = state
         self.writtenAt = writtenAt
+        self.coveredEvents = coveredEvents
     }
 
     var checksum: UInt32 {

@@ -81,7 +81,11 @@ struct NodeCommand: AsyncParsableCommand {
         replicationConfig.partitionMode = clusterOptions.partitionMode
         let replicator = clusterOptions.peer == nil ? nil : Replicator(log: log, clients: clients, config: replicationConfig, logger: logger)
         let engine = OrderEngine(log: log, catalog: .standard, config: config, replication: replicator, logger: logger)
-        replicator?.onCopied { await engine.invalidate($0) }
+        let copyCheckpointer = CopyCheckpointer(log: log, every: config.checkpointEveryEvents, logger: logger)
+        replicator?.onCopied { copied in
+            await engine.invalidate(Set(copied.keys))
+            await copyCheckpointer.noteCopied(copied)
+        }
 
         var membershipConfig = MembershipConfig()
         membershipConfig.seeds = try clusterOptions.seedAddresses()

@@ -144,6 +144,18 @@ import Checksum
         #expect(after.map(\.version) == [3])
     }
 
+    @Test func aGuardedCheckpointIsWrittenOnlyIfItCoversEveryEventAtItsVersion() async throws {
+        let folder = try TemporaryFolder()
+        let log = try EventLog.open(data: folder.path, node: "api-1")
+        defer { log.close() }
+        _ = try await log.append(AppendRequest(events: [event("o1", 1), event("o1", 2)]))
+        // Built from a read that saw one event: another landed since.
+        _ = try await log.append(AppendRequest(events: [], checkpoint: Checkpoint(orderID: "o1", version: 2, state: "stale", coveredEvents: 1)))
+        #expect(try await log.load(orderID: "o1").checkpoint == nil)
+        _ = try await log.append(AppendRequest(events: [], checkpoint: Checkpoint(orderID: "o1", version: 2, state: "both", coveredEvents: 2)))
+        #expect(try await log.load(orderID: "o1").checkpoint?.state == "both")
+    }
+
     @Test func deadlinesAreSetAndClearedWithTheirEvents() async throws {
         let folder = try TemporaryFolder()
         let log = try EventLog.open(data: folder.path, node: "api-1")

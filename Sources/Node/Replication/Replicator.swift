@@ -22,7 +22,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     private let clients: PeerClients
     private let logger: Logger
     private let directoryBox = Mutex<(any ReplicaDirectory)?>(nil)
-    private let copiedHook = Mutex<(@Sendable (Set<String>) async -> Void)?>(nil)
+    private let copiedHook = Mutex<(@Sendable ([String: Int]) async -> Void)?>(nil)
 
     private struct State {
         var tracker = AckTracker()
@@ -77,9 +77,10 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
 
     private var directory: (any ReplicaDirectory)? { directoryBox.withLock { $0 } }
 
-    /// `body` learns the orders each stored batch touched (the engine drops
-    /// what it holds in memory of them).
-    public func onCopied(_ body: @escaping @Sendable (Set<String>) async -> Void) {
+    /// `body` learns the orders each stored batch touched, with their event
+    /// counts (the engine drops what it holds in memory of them; followers
+    /// checkpoint them).
+    public func onCopied(_ body: @escaping @Sendable ([String: Int]) async -> Void) {
         copiedHook.withLock { $0 = body }
     }
     public var epoch: UInt64 { directory?.epoch ?? 0 }
@@ -389,7 +390,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     let copied = try await log.replicate(ReplicatedBatch(origin: origin, events: kept, throughOffset: reply.throughOffset))
                     copiedCounter.increment(by: copied)
                     if copied > 0, let hook = copiedHook.withLock({ $0 }) {
-                        await hook(Set(kept.map(\.orderID)))
+                        await hook(Self.counts(kept))
                     }
                     let now = WallClock.nowMs()
                     for event in reply.events { lagTimer.recordMilliseconds(max(0, now - event.recordedAt)) }
@@ -411,6 +412,10 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 try? await Task.sleep(for: config.retryDelay)
             }
         }
+    }
+
+    private static func counts(_ events: [EventRecord]) -> [String: Int] {
+        events.reduce(into: [:]) { $0[$1.orderID, default: 0] += 1 }
     }
 
     /// Placement: this node keeps an order's events when the order's
@@ -474,7 +479,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             if !kept.isEmpty {
                 let stored = try await log.replicate(ReplicatedBatch(origin: origin, events: kept, throughOffset: nil))
                 copied += stored
-                if stored > 0, let hook = copiedHook.withLock({ $0 }) { await hook(Set(kept.map(\.orderID))) }
+                if stored > 0, let hook = copiedHook.withLock({ $0 }) { await hook(Self.counts(kept)) }
             }
             let next = max(position, reply.throughOffset, reply.events.last?.offset ?? 0)
             if reply.events.isEmpty || next >= target ?? 0 || next == position { break }
