@@ -26,6 +26,7 @@ let package = Package(
         .target(name: "Membership"),
         .target(name: "Replication"),
         .target(name: "Checksum"),
+        .target(name: "StatsProjection", dependencies: ["OrderDomain"]),
 
         // The peer protocol: frames, codecs, handshake.
         .target(
@@ -70,10 +71,22 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        .target(
+            name: "Stats",
+            dependencies: [
+                "OrderDomain", "EventLog", "Node", "HTTPAPI", "Membership", "StatsProjection",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "orderly",
             dependencies: [
-                "OrderDomain", "EventLog", "Node", "HTTPAPI", "Wire", "HashRing", "Membership", "Replication",
+                "Stats", "StatsProjection", "OrderDomain", "EventLog", "Node", "HTTPAPI", "Wire", "HashRing", "Membership", "Replication",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -88,6 +101,7 @@ let package = Package(
         .testTarget(name: "OrderDomainTests", dependencies: ["OrderDomain"]),
         .testTarget(name: "HashRingTests", dependencies: ["HashRing"]),
         .testTarget(name: "ReplicationTests", dependencies: ["Replication"]),
+        .testTarget(name: "StatsProjectionTests", dependencies: ["StatsProjection", "OrderDomain"]),
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "OrderDomain"]),
         .testTarget(name: "EventLogTests", dependencies: ["EventLog", "Checksum", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(

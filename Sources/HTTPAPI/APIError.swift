@@ -15,7 +15,7 @@ public struct APIError: Error, Sendable, Equatable {
         self.message = message
     }
 
-    static func badRequest(_ code: String, _ message: String) -> APIError { APIError(.badRequest, code, message) }
+    public static func badRequest(_ code: String, _ message: String) -> APIError { APIError(.badRequest, code, message) }
 
     static func from(_ error: DomainError) -> APIError {
         switch error {
@@ -25,20 +25,20 @@ public struct APIError: Error, Sendable, Equatable {
         }
     }
 
-    func response() -> Response {
+    public func response() -> Response {
         let body: [String: [String: String]] = ["error": ["code": code, "message": message]]
         return JSONResponse.make(status: status, body)
     }
 }
 
-enum JSONResponse {
+public enum JSONResponse {
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }()
 
-    static func make(status: HTTPResponse.Status, _ value: some Encodable) -> Response {
+    public static func make(status: HTTPResponse.Status, _ value: some Encodable) -> Response {
         // Encoding our own response types cannot fail; a failure here is a bug.
         let data = (try? encoder.encode(value)) ?? Data(#"{"error":{"code":"internal","message":"response encoding failed"}}"#.utf8)
         return Response(

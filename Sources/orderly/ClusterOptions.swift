@@ -6,81 +6,22 @@ import Replication
 extension AckPolicy: ExpressibleByArgument {}
 extension PartitionMode: ExpressibleByArgument {}
 
-/// How a node joins a cluster: its peer address and the shared secret.
-struct ClusterOptions: ParsableArguments {
-    @Option(help: "Peer (cluster) address host:port; port 0 picks a free port. Without it the node runs alone.")
-    var peer: HostPort?
-
+/// The cluster a process talks to and the secret it proves membership
+/// with (API nodes, and the roles that read from them).
+struct ClusterAccessOptions: ParsableArguments {
     @Option(help: "Cluster name; peers of another cluster are refused.")
     var cluster: String = "orderly"
 
     @Option(help: "File holding the shared cluster secret (else ORDERLY_CLUSTER_SECRET).")
     var clusterSecretFile: String?
 
-    @Option(help: "Peer addresses host:port,... of nodes to join through (any member will do).")
-    var seeds: String?
-
-    @Option(help: "Nodes in each order's preference list.")
-    var replicationFactor: Int = 3
-
     @Flag(help: "Run the peer protocol without a secret (any process that can connect is trusted).")
     var insecure = false
-
-    @Option(help: "When a write is acknowledged: leader (its own fsync), quorum (a majority of the order's replicas) or all (every live replica).")
-    var acks: AckPolicy = .quorum
-
-    @Option(help: "consistent: refuse writes to an order without a majority of its replicas; available: keep serving and merge after the partition heals.")
-    var partitionMode: PartitionMode = .consistent
-
-    @Option(help: "A member silent this long is suspect (it keeps its orders).")
-    var suspectAfter: DurationArgument = DurationArgument(argument: "1s")!
-
-    @Option(help: "A member silent this long is dead: the next replicas lead its orders.")
-    var deadAfter: DurationArgument = DurationArgument(argument: "2s")!
-
-    @Option(help: "File holding the token that admin routes require (else ORDERLY_ADMIN_TOKEN). Without one, admin routes are off.")
-    var adminTokenFile: String?
 
     static let secretBytesMin = 16
 
     func validate() throws {
         guard !cluster.isEmpty, cluster.utf8.count <= 64 else { throw ValidationError("--cluster must be 1-64 bytes") }
-        guard (1...16).contains(replicationFactor) else { throw ValidationError("--replication-factor must be 1-16") }
-        _ = try seedAddresses()
-        guard suspectAfter.milliseconds >= 400, deadAfter.milliseconds > suspectAfter.milliseconds else {
-            throw ValidationError("--suspect-after must be at least 400ms and --dead-after longer than it")
-        }
-        if seeds != nil && peer == nil { throw ValidationError("--seeds needs --peer: a node joins a cluster through its peer port") }
-    }
-
-    /// The seeds as host:port strings, each checked.
-    func seedAddresses() throws -> [String] {
-        guard let seeds, !seeds.isEmpty else { return [] }
-        return try seeds.split(separator: ",").map { item in
-            let text = item.trimmingCharacters(in: .whitespaces)
-            guard let address = HostPort(argument: text), address.port != 0 else {
-                throw ValidationError("seed '\(text)' is not host:port with a port from 1 to 65535")
-            }
-            return address.description
-        }
-    }
-
-    /// The admin token, if one is configured.
-    func adminToken(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String? {
-        var token: String?
-        if let file = adminTokenFile {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw ValidationError("cannot read the admin token file \(file)")
-            }
-            token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        } else {
-            token = environment["ORDERLY_ADMIN_TOKEN"]
-        }
-        guard let token, !token.isEmpty else { return nil }
-        guard token.utf8.count >= Self.secretBytesMin else {
-            throw ValidationError("the admin token must be at least \(Self.secretBytesMin) bytes")
-        }
-        return token
     }
 
     /// The secret, or nil with --insecure. Refuses to go on without either.
@@ -110,5 +51,83 @@ struct ClusterOptions: ParsableArguments {
             throw ValidationError("the cluster secret must be at least \(Self.secretBytesMin) bytes")
         }
         return secret
+    }
+}
+
+/// Seeds given as host:port,... each checked.
+func parseSeeds(_ seeds: String?) throws -> [String] {
+    guard let seeds, !seeds.isEmpty else { return [] }
+    return try seeds.split(separator: ",").map { item in
+        let text = item.trimmingCharacters(in: .whitespaces)
+        guard let address = HostPort(argument: text), address.port != 0 else {
+            throw ValidationError("seed '\(text)' is not host:port with a port from 1 to 65535")
+        }
+        return address.description
+    }
+}
+
+/// How a node joins a cluster: its peer address and the shared secret.
+struct ClusterOptions: ParsableArguments {
+    @Option(help: "Peer (cluster) address host:port; port 0 picks a free port. Without it the node runs alone.")
+    var peer: HostPort?
+
+    @OptionGroup var access: ClusterAccessOptions
+    var cluster: String { access.cluster }
+
+    @Option(help: "Peer addresses host:port,... of nodes to join through (any member will do).")
+    var seeds: String?
+
+    @Option(help: "Nodes in each order's preference list.")
+    var replicationFactor: Int = 3
+
+    @Option(help: "When a write is acknowledged: leader (its own fsync), quorum (a majority of the order's replicas) or all (every live replica).")
+    var acks: AckPolicy = .quorum
+
+    @Option(help: "consistent: refuse writes to an order without a majority of its replicas; available: keep serving and merge after the partition heals.")
+    var partitionMode: PartitionMode = .consistent
+
+    @Option(help: "A member silent this long is suspect (it keeps its orders).")
+    var suspectAfter: DurationArgument = DurationArgument(argument: "1s")!
+
+    @Option(help: "A member silent this long is dead: the next replicas lead its orders.")
+    var deadAfter: DurationArgument = DurationArgument(argument: "2s")!
+
+    @Option(help: "File holding the token that admin routes require (else ORDERLY_ADMIN_TOKEN). Without one, admin routes are off.")
+    var adminTokenFile: String?
+
+    static let secretBytesMin = ClusterAccessOptions.secretBytesMin
+
+    func validate() throws {
+        guard (1...16).contains(replicationFactor) else { throw ValidationError("--replication-factor must be 1-16") }
+        _ = try seedAddresses()
+        guard suspectAfter.milliseconds >= 400, deadAfter.milliseconds > suspectAfter.milliseconds else {
+            throw ValidationError("--suspect-after must be at least 400ms and --dead-after longer than it")
+        }
+        if seeds != nil && peer == nil { throw ValidationError("--seeds needs --peer: a node joins a cluster through its peer port") }
+    }
+
+    /// The seeds as host:port strings, each checked.
+    func seedAddresses() throws -> [String] { try parseSeeds(seeds) }
+
+    /// The admin token, if one is configured.
+    func adminToken(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String? {
+        var token: String?
+        if let file = adminTokenFile {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ValidationError("cannot read the admin token file \(file)")
+            }
+            token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        } else {
+            token = environment["ORDERLY_ADMIN_TOKEN"]
+        }
+        guard let token, !token.isEmpty else { return nil }
+        guard token.utf8.count >= Self.secretBytesMin else {
+            throw ValidationError("the admin token must be at least \(Self.secretBytesMin) bytes")
+        }
+        return token
+    }
+
+    func secret(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [UInt8]? {
+        try access.secret(environment: environment)
     }
 }

@@ -98,7 +98,8 @@ struct NodeCommand: AsyncParsableCommand {
             peerService = try await PeerService.bind(host: peer.host, port: peer.port, security: security, logger: logger) {
                 Dispatcher.serverHandler(
                     PeerHandlers(engine: engine, gossip: { membershipBox.value?.receive($0, from: $1) }, replicator: replicator, filter: clients.filter,
-                        route: { membershipBox.value?.route($0) ?? .unavailable("starting") }),
+                        route: { membershipBox.value?.route($0) ?? .unavailable("starting") },
+                        view: { membershipBox.value?.members ?? [] }),
                     logger: peerLogger)
             }
             if secret ?? nil == nil { logger.warning("peer protocol runs without a secret (--insecure)") }

@@ -26,6 +26,7 @@ final class TestCluster: @unchecked Sendable {
 
     var ids: [String] { nodes.value.keys.sorted() }
     func http(_ id: String) -> String { nodes.value[id]!.http }
+    func peer(_ id: String) -> String { nodes.value[id]!.peer }
     func process(_ id: String) -> OrderlyProcess { nodes.value[id]!.process }
 
     /// Starts (or restarts) a node, joining through the peers already running.

@@ -8,6 +8,11 @@ import Wire
 /// Frame types of membership (application range).
 enum ClusterFrame: UInt8 {
     case gossip = 18
+    /// A role outside the ring (stats, warehouse, balancer) asks for this
+    /// node's view: payload = correlation id.
+    case viewRequest = 21
+    /// The view: correlation id, then a gossip digest.
+    case viewReply = 22
 }
 
 /// What a node serves to its authenticated peers.
@@ -20,12 +25,15 @@ public struct PeerHandlers: Sendable {
     /// call is served only when that is here: a sender with a stale view
     /// must not make two nodes lead one order.
     let route: (@Sendable (ClientID) -> Route)?
+    /// This node's view of the members, for roles outside the ring.
+    let view: (@Sendable () -> [Member])?
 
     public init(
         engine: OrderEngine, gossip: (@Sendable (GossipDigest, _ sender: String?) -> Void)? = nil, replicator: Replicator? = nil,
-        filter: PeerFilter? = nil, route: (@Sendable (ClientID) -> Route)? = nil
+        filter: PeerFilter? = nil, route: (@Sendable (ClientID) -> Route)? = nil, view: (@Sendable () -> [Member])? = nil
     ) {
         self.route = route
+        self.view = view
         self.engine = engine
         self.gossip = gossip
         self.replicator = replicator
@@ -71,6 +79,16 @@ final class ForwardServerHandler: ChannelInboundHandler, Sendable {
             } catch {
                 context.fireErrorCaught(WireError.malformed("gossip: \(error)"))
             }
+        case ClusterFrame.viewRequest.rawValue:
+            guard let view = handlers.view else { return }
+            guard frame.payload.readableBytes == 8, let correlationID = frame.payload.getInteger(at: frame.payload.readerIndex, as: UInt64.self) else {
+                context.fireErrorCaught(WireError.malformed("view request: expected an 8-byte correlation id"))
+                return
+            }
+            var payload = ByteBuffer()
+            payload.writeInteger(correlationID)
+            payload.writeBytes(GossipDigest(members: view()).encoded())
+            context.writeAndFlush(wrapOutboundOut(Frame(type: ClusterFrame.viewReply.rawValue, payload: payload)), promise: nil)
         case ForwardFrame.request.rawValue:
             let request: ForwardRequest
             do {

@@ -1,4 +1,5 @@
 import Logging
+import Membership
 import NIOConcurrencyHelpers
 import NIOCore
 import OrderDomain
@@ -47,7 +48,7 @@ public actor PeerClients {
 
     /// Asks the node at `address` for events (log shipping, gathering an
     /// order); at most `timeout` in all.
-    func fetch(_ address: String, follower: String, _ scope: FetchScope, timeout: Duration) async throws -> FetchReply {
+    public func fetch(_ address: String, follower: String, _ scope: FetchScope, timeout: Duration) async throws -> FetchReply {
         let deadline = ContinuousClock.now + timeout
         let connection = try await connection(to: address, timeout: timeout)
         let correlationID = nextCorrelationID
@@ -57,6 +58,25 @@ public actor PeerClients {
             ReplicationCodec.encode(request), correlationID: correlationID, timeout: deadline - ContinuousClock.now)
         try checkNotCut(address)
         return try ReplicationCodec.decodeReply(frame)
+    }
+
+    /// Asks the node at `address` for its view of the cluster's members.
+    public func view(_ address: String, timeout: Duration) async throws -> [Member] {
+        let deadline = ContinuousClock.now + timeout
+        let connection = try await connection(to: address, timeout: timeout)
+        let correlationID = nextCorrelationID
+        nextCorrelationID += 1
+        var payload = ByteBuffer()
+        payload.writeInteger(correlationID)
+        let frame = try await connection.exchange(
+            Frame(type: ClusterFrame.viewRequest.rawValue, payload: payload), correlationID: correlationID, timeout: deadline - ContinuousClock.now)
+        var reply = frame.payload
+        reply.moveReaderIndex(forwardBy: 8)
+        do {
+            return try GossipDigest.decode(Array(reply.readableBytesView)).members
+        } catch {
+            throw WireError.malformed("view reply: \(error)")
+        }
     }
 
     /// A reply that was in flight when the partition switch cut its peer
@@ -150,7 +170,8 @@ final class ForwardClientHandler: ChannelInboundHandler, Sendable {
         let frame = unwrapInboundIn(data)
         // Replies start with the correlation id of their call; the caller
         // decodes the rest.
-        guard frame.type == ForwardFrame.reply.rawValue || frame.type == ReplicationFrame.batch.rawValue else { return }
+        guard frame.type == ForwardFrame.reply.rawValue || frame.type == ReplicationFrame.batch.rawValue || frame.type == ClusterFrame.viewReply.rawValue
+        else { return }
         guard let correlationID = frame.payload.getInteger(at: frame.payload.readerIndex, as: UInt64.self) else {
             context.fireErrorCaught(WireError.malformed("reply without a correlation id"))
             return

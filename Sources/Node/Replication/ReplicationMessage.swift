@@ -13,7 +13,7 @@ enum ReplicationFrame: UInt8 {
 }
 
 /// What a follower asks of a node that holds a log.
-enum FetchScope: Sendable, Equatable {
+public enum FetchScope: Sendable, Equatable {
     /// The origin's log from `fromOffset`, at most `eventsMax` events; with
     /// nothing new, the holder waits up to `waitMs` for the next commit.
     case log(origin: String, fromOffset: Int64, eventsMax: UInt32, waitMs: UInt32)
@@ -28,15 +28,15 @@ struct FetchRequest: Sendable, Equatable {
     var scope: FetchScope
 }
 
-struct FetchReply: Sendable, Equatable {
-    var events: [EventRecord]
+public struct FetchReply: Sendable, Equatable {
+    public var events: [EventRecord]
     /// The position in the origin's log this reply brings the follower to
     /// (for `.log`; 0 for `.order`).
-    var throughOffset: Int64
+    public var throughOffset: Int64
     /// The origin's newest offset as the holder knows it, for lag.
-    var holderLastOffset: Int64
+    public var holderLastOffset: Int64
     /// Set when the holder could not serve the fetch.
-    var refusal: String?
+    public var refusal: String?
 }
 
 enum ReplicationCodec {

@@ -1,0 +1,254 @@
+import EventLog
+import Foundation
+import GRDB
+import OrderDomain
+import StatsProjection
+
+/// `stats.sqlite`: the projection, the events it counted (per order, so a
+/// late or merged event refolds its order), and how far it has read each
+/// origin's log. A batch, its figures and the origin's position commit in
+/// one transaction: after any crash each event has counted exactly once.
+public final class StatsStore: Sendable {
+    public let path: String
+    private let pool: DatabasePool
+
+    static let schema = """
+        CREATE TABLE positions (
+            origin TEXT PRIMARY KEY,
+            through_offset INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        );
+        CREATE TABLE order_events (
+            event_id TEXT PRIMARY KEY,
+            order_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            recorded_at INTEGER NOT NULL,
+            type TEXT NOT NULL,
+            payload TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX order_events_by_order ON order_events (order_id);
+        CREATE TABLE product_stats (
+            sku TEXT PRIMARY KEY,
+            units_ordered INTEGER NOT NULL,
+            units_paid INTEGER NOT NULL,
+            units_shipped INTEGER NOT NULL,
+            units_refunded INTEGER NOT NULL,
+            revenue_cents INTEGER NOT NULL
+        );
+        CREATE TABLE status_counts (status TEXT PRIMARY KEY, orders INTEGER NOT NULL);
+        CREATE TABLE minute_stats (
+            minute INTEGER PRIMARY KEY,
+            orders_placed INTEGER NOT NULL,
+            orders_paid INTEGER NOT NULL,
+            revenue_cents INTEGER NOT NULL
+        );
+        CREATE TABLE stats_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO stats_meta (key, value) VALUES ('events_counted', 0);
+        """
+
+    /// Opens (creating) a projection file.
+    public init(path: String, readOnly: Bool = false) throws {
+        self.path = path
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        configuration.readonly = readOnly
+        if !readOnly {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        } else if !FileManager.default.fileExists(atPath: path) {
+            throw StatsError.badInput("no stats file at \(path)")
+        }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        if !readOnly {
+            var migrator = DatabaseMigrator()
+            migrator.registerMigration("0001_stats") { db in try db.execute(sql: Self.schema) }
+            try migrator.migrate(pool)
+        }
+    }
+
+    /// Counts a batch of one origin's log and moves that origin's position
+    /// to `through`, atomically. Returns the events that were new.
+    @discardableResult
+    public func apply(_ records: [EventRecord], origin: String, through: Int64?) async throws -> Int {
+        let events = try records.map(Self.statsEvent)
+        return try await pool.write { db in
+            let fresh = try Self.count(events, db)
+            if let through {
+                try db.execute(
+                    sql: """
+                        INSERT INTO positions (origin, through_offset, updated_at) VALUES (?, ?, ?)
+                        ON CONFLICT(origin) DO UPDATE SET through_offset = excluded.through_offset, updated_at = excluded.updated_at
+                        WHERE excluded.through_offset > positions.through_offset
+                        """,
+                    arguments: [origin, through, Int64(Date().timeIntervalSince1970 * 1000)])
+            }
+            return fresh
+        }
+    }
+
+    static func statsEvent(_ record: EventRecord) throws -> StatsEvent {
+        StatsEvent(
+            orderID: record.orderID, version: record.version, eventID: record.eventID, recordedAtMs: record.recordedAt,
+            event: try OrderEvent.decode(typeName: record.type, payload: record.payload))
+    }
+
+    /// Folds events into the tables inside the caller's transaction.
+    static func count(_ events: [StatsEvent], _ db: Database) throws -> Int {
+        guard !events.isEmpty else { return 0 }
+        let orders = Set(events.map(\.orderID))
+        var held: [String: [StatsEvent]] = [:]
+        let select = try db.cachedStatement(sql: "SELECT event_id, version, recorded_at, type, payload FROM order_events WHERE order_id = ?")
+        for order in orders {
+            for row in try Row.fetchAll(select, arguments: [order]) {
+                let type: String = row[3]
+                let payload: String = row[4]
+                held[order, default: []].append(StatsEvent(
+                    orderID: order, version: row[1], eventID: row[0], recordedAtMs: row[2],
+                    event: try OrderEvent.decode(typeName: type, payload: payload)))
+            }
+        }
+        let (fresh, delta) = StatsFold.apply(events, held: held)
+        let insert = try db.cachedStatement(sql: """
+            INSERT INTO order_events (event_id, order_id, version, recorded_at, type, payload) VALUES (?, ?, ?, ?, ?, ?)
+            """)
+        for event in fresh {
+            try insert.execute(arguments: [
+                event.eventID, event.orderID, event.version, event.recordedAtMs, event.event.typeName, event.event.payloadJSON(),
+            ])
+        }
+        try add(delta, db)
+        try db.execute(sql: "UPDATE stats_meta SET value = value + ? WHERE key = 'events_counted'", arguments: [fresh.count])
+        return fresh.count
+    }
+
+    static func add(_ delta: StatsTotals, _ db: Database) throws {
+        let product = try db.cachedStatement(sql: """
+            INSERT INTO product_stats (sku, units_ordered, units_paid, units_shipped, units_refunded, revenue_cents) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT(sku) DO UPDATE SET units_ordered = units_ordered + excluded.units_ordered,
+                units_paid = units_paid + excluded.units_paid, units_shipped = units_shipped + excluded.units_shipped,
+                units_refunded = units_refunded + excluded.units_refunded, revenue_cents = revenue_cents + excluded.revenue_cents
+            """)
+        for (sku, figures) in delta.products {
+            try product.execute(arguments: [
+                sku, figures.unitsOrdered, figures.unitsPaid, figures.unitsShipped, figures.unitsRefunded, figures.revenueCents,
+            ])
+        }
+        let status = try db.cachedStatement(sql: """
+            INSERT INTO status_counts (status, orders) VALUES (?, ?) ON CONFLICT(status) DO UPDATE SET orders = orders + excluded.orders
+            """)
+        for (name, count) in delta.statuses { try status.execute(arguments: [name, count]) }
+        let minute = try db.cachedStatement(sql: """
+            INSERT INTO minute_stats (minute, orders_placed, orders_paid, revenue_cents) VALUES (?, ?, ?, ?)
+            ON CONFLICT(minute) DO UPDATE SET orders_placed = orders_placed + excluded.orders_placed,
+                orders_paid = orders_paid + excluded.orders_paid, revenue_cents = revenue_cents + excluded.revenue_cents
+            """)
+        for (key, figures) in delta.minutes {
+            try minute.execute(arguments: [key, figures.ordersPlaced, figures.ordersPaid, figures.revenueCents])
+        }
+    }
+
+    // MARK: Reading
+
+    /// The whole projection (rows that sum to zero left out).
+    public func totals() async throws -> StatsTotals {
+        try await pool.read { db in
+            var totals = StatsTotals()
+            for row in try Row.fetchAll(db, sql: "SELECT sku, units_ordered, units_paid, units_shipped, units_refunded, revenue_cents FROM product_stats") {
+                let figures = ProductFigures(unitsOrdered: row[1], unitsPaid: row[2], unitsShipped: row[3], unitsRefunded: row[4], revenueCents: row[5])
+                if !figures.isZero { totals.products[row[0]] = figures }
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT status, orders FROM status_counts WHERE orders != 0") {
+                totals.statuses[row[0]] = row[1]
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT minute, orders_placed, orders_paid, revenue_cents FROM minute_stats") {
+                let figures = MinuteFigures(ordersPlaced: row[1], ordersPaid: row[2], revenueCents: row[3])
+                if !figures.isZero { totals.minutes[row[0]] = figures }
+            }
+            return totals
+        }
+    }
+
+    public func positions() async throws -> [String: Int64] {
+        try await pool.read { db in
+            var positions: [String: Int64] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT origin, through_offset FROM positions") { positions[row[0]] = row[1] }
+            return positions
+        }
+    }
+
+    public func eventsCounted() async throws -> Int64 {
+        try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM stats_meta WHERE key = 'events_counted'") ?? 0 }
+    }
+
+    /// Products sorted by a column, biggest first (by sku for `sku`).
+    public func products(sort: ProductSort, limit: Int) async throws -> [(sku: String, figures: ProductFigures)] {
+        try await pool.read { db in
+            let order = sort == .sku ? "sku ASC" : "\(sort.rawValue) DESC, sku ASC"
+            return try Row.fetchAll(
+                db, sql: "SELECT sku, units_ordered, units_paid, units_shipped, units_refunded, revenue_cents FROM product_stats ORDER BY \(order) LIMIT ?",
+                arguments: [limit]
+            ).map { row in
+                (row[0], ProductFigures(unitsOrdered: row[1], unitsPaid: row[2], unitsShipped: row[3], unitsRefunded: row[4], revenueCents: row[5]))
+            }
+        }
+    }
+
+    public func product(_ sku: String) async throws -> ProductFigures {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(
+                db, sql: "SELECT units_ordered, units_paid, units_shipped, units_refunded, revenue_cents FROM product_stats WHERE sku = ?", arguments: [sku])
+            else { return ProductFigures() }
+            return ProductFigures(unitsOrdered: row[0], unitsPaid: row[1], unitsShipped: row[2], unitsRefunded: row[3], revenueCents: row[4])
+        }
+    }
+
+    /// Writes a whole projection into an empty file (the rebuild): figures,
+    /// the events counted and the positions, in one transaction.
+    public func write(totals: StatsTotals, events: [StatsEvent], positions: [String: Int64]) async throws {
+        try await pool.write { db in
+            let existing = try Int64.fetchOne(db, sql: "SELECT count(*) FROM order_events") ?? 0
+            guard existing == 0 else { throw StatsError.badInput("\(self.path) is not empty; rebuild into a new file") }
+            let insert = try db.cachedStatement(sql: """
+                INSERT OR IGNORE INTO order_events (event_id, order_id, version, recorded_at, type, payload) VALUES (?, ?, ?, ?, ?, ?)
+                """)
+            for event in events {
+                try insert.execute(arguments: [
+                    event.eventID, event.orderID, event.version, event.recordedAtMs, event.event.typeName, event.event.payloadJSON(),
+                ])
+            }
+            try Self.add(totals, db)
+            try db.execute(sql: "UPDATE stats_meta SET value = ? WHERE key = 'events_counted'", arguments: [events.count])
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            for (origin, through) in positions {
+                try db.execute(
+                    sql: "INSERT INTO positions (origin, through_offset, updated_at) VALUES (?, ?, ?)", arguments: [origin, through, now])
+            }
+        }
+    }
+}
+
+public enum ProductSort: String, Sendable, CaseIterable {
+    case revenue = "revenue_cents"
+    case unitsOrdered = "units_ordered"
+    case unitsPaid = "units_paid"
+    case unitsShipped = "units_shipped"
+    case sku
+
+    /// From the query parameter: revenue, units_ordered, units_paid, units_shipped, sku.
+    public init?(query: String) {
+        switch query {
+        case "revenue": self = .revenue
+        case "units_ordered": self = .unitsOrdered
+        case "units_paid": self = .unitsPaid
+        case "units_shipped": self = .unitsShipped
+        case "sku": self = .sku
+        default: return nil
+        }
+    }
+}
+
+public enum StatsError: Error, Sendable, CustomStringConvertible {
+    case badInput(String)
+    public var description: String {
+        switch self { case .badInput(let message): return message }
+    }
+}
