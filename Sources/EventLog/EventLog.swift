@@ -290,6 +290,24 @@ extension EventLog {
         }
     }
 
+    /// Reads every row of `events` and every column of it, and nothing more
+    /// (no checksum, no decoding): the floor any reader of the file pays.
+    /// Returns the rows and the bytes of text read.
+    public func rawScan() async throws -> (rows: Int, bytes: Int) {
+        try await reader.read { db in
+            var rows = 0
+            var bytes = 0
+            let cursor = try Row.fetchCursor(db, sql: "SELECT \(EventRecord.columns) FROM events")
+            while let row = try cursor.next() {
+                rows += 1
+                for index in 0..<row.count {
+                    if let text = row[index] as String? { bytes += text.utf8.count }
+                }
+            }
+            return (rows, bytes)
+        }
+    }
+
     /// Every event of an order, corrupt ones included (check `isIntact`).
     public func eventsUnverified(orderID: String) async throws -> [EventRecord] {
         try await reader.read { db in

@@ -49,7 +49,10 @@ public enum StatsRebuild {
     /// compare with. `progress` gets the rows read so far, now and then.
     public static func run(files: [String], limits: [String: Int64]? = nil, progress: (Int) -> Void = { _ in }) async throws -> Result {
         let start = ContinuousClock.now
-        var distinct: [String: StatsEvent] = [:]
+        // Grouped by order straight away: an order's contribution folds its
+        // events each id once, so copies from several files need no global
+        // index of event ids.
+        var byOrder: [String: [StatsEvent]] = [:]
         var positions: [String: Int64] = [:]
         var rows = 0
         var reported = 0
@@ -63,9 +66,7 @@ public enum StatsRebuild {
                     guard let lastRead = batch.last else { break }
                     for record in batch where record.offset <= cap {
                         rows += 1
-                        if distinct[record.eventID] == nil {
-                            distinct[record.eventID] = try StatsStore.statsEvent(record)
-                        }
+                        byOrder[record.orderID, default: []].append(try StatsStore.statsEvent(record))
                         positions[origin] = max(positions[origin] ?? 0, record.offset)
                     }
                     from = lastRead.offset + 1
@@ -76,8 +77,18 @@ public enum StatsRebuild {
                 }
             }
         }
-        let events = Array(distinct.values)
-        let totals = StatsFold.totals(of: events)
+        var totals = StatsTotals()
+        var events: [StatsEvent] = []
+        events.reserveCapacity(rows)
+        for (_, orderEvents) in byOrder {
+            totals.add(OrderContribution.of(orderEvents))
+            if files.count == 1 {
+                events += orderEvents
+            } else {
+                var seen = Set<String>()
+                events += orderEvents.filter { seen.insert($0.eventID).inserted }
+            }
+        }
         return Result(totals: totals, events: events, positions: positions, rowsRead: rows, seconds: (ContinuousClock.now - start).seconds)
     }
 

@@ -5,7 +5,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks. Each prints a table and, as its last line, one JSON object.",
-        subcommands: [BenchAppend.self, BenchRecovery.self, BenchForward.self, BenchRing.self, BenchReplicate.self])
+        subcommands: [BenchAppend.self, BenchRecovery.self, BenchForward.self, BenchRing.self, BenchReplicate.self, BenchRebuild.self])
 }
 
 /// Small helpers shared by the benchmarks.

@@ -43,7 +43,7 @@ struct BenchRecovery: AsyncParsableCommand {
         for size in parsedSizes {
             let data = (folder as NSString).appendingPathComponent("size-\(size)")
             let start = ContinuousClock.now
-            try await fill(data: data, events: size)
+            try await BenchSupport.fillLog(data: data, events: size)
             let fileBytes = (try? FileManager.default.attributesOfItem(atPath: EventLog.path(data: data, node: "bench"))[.size] as? Int) ?? 0
             print("wrote \(size) events (\(fileBytes / 1_000_000) MB) in \(BenchSupport.format(BenchSupport.seconds(since: start), 1)) s")
             var times: [Double] = []
@@ -72,42 +72,6 @@ struct BenchRecovery: AsyncParsableCommand {
         var json: [String: Any] = ["bench": "recovery", "ratio": (ratio * 100).rounded() / 100, "runs": runs]
         json["sizes"] = results.map { ["events": $0.size, "ready_ms": ($0.medianS * 10_000).rounded() / 10] }
         print(BenchSupport.json(json))
-    }
-
-    /// Orders of 10 valid events each: placed, then nine 1-cent payments.
-    private func fill(data: String, events: Int) async throws {
-        try? FileManager.default.removeItem(atPath: data)
-        var options = EventLogOptions()
-        options.durability = .relaxed
-        let log = try EventLog.open(data: data, node: "bench", options: options)
-        defer { log.close() }
-        let orders = events / 10
-        let product = Catalog.standard.product(sku: Catalog.standard.page(after: nil, limit: 1).products[0].sku)!
-        let line = OrderLine(sku: product.sku, qty: 1, unitPriceCents: product.priceCents)
-        let appenders = 8
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for appender in 0..<appenders {
-                group.addTask {
-                    var batch: [NewEvent] = []
-                    for order in stride(from: appender, to: orders, by: appenders) {
-                        let id = "bench-o-\(order)"
-                        var stream: [OrderEvent] = [.orderPlaced(customer: "c-\(order % 997)", lines: [line], totalCents: product.priceCents)]
-                        for payment in 1...9 {
-                            stream.append(.paymentReceived(paymentID: ClientID("p\(payment)")!, amountCents: 1, heldUntilMs: nil))
-                        }
-                        for (index, event) in stream.enumerated() {
-                            batch.append(NewEvent(orderID: id, version: Int64(index + 1), type: event.typeName, payload: event.payloadJSON()))
-                        }
-                        if batch.count >= 1000 {
-                            _ = try await log.append(AppendRequest(events: batch))
-                            batch.removeAll(keepingCapacity: true)
-                        }
-                    }
-                    if !batch.isEmpty { _ = try await log.append(AppendRequest(events: batch)) }
-                }
-            }
-            try await group.waitForAll()
-        }
     }
 
     private func startNode(data: String) async throws -> (process: ChildProcess, seconds: Double, http: String) {
