@@ -83,10 +83,23 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(
+            name: "Warehouse",
+            dependencies: [
+                "OrderDomain", "EventLog", "Node", "HTTPAPI",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "orderly",
             dependencies: [
-                "Stats", "StatsProjection", "OrderDomain", "EventLog", "Node", "HTTPAPI", "Wire", "HashRing", "Membership", "Replication",
+                "Stats", "Warehouse", "StatsProjection", "OrderDomain", "EventLog", "Node", "HTTPAPI", "Wire", "HashRing", "Membership", "Replication",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

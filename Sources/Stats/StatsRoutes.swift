@@ -1,4 +1,5 @@
 import HTTPAPI
+import Node
 import Hummingbird
 import OrderDomain
 import StatsProjection
@@ -8,10 +9,10 @@ import StatsProjection
 /// origins' ends they are.
 public struct StatsRoutes: Sendable {
     let store: StatsStore
-    let follower: StatsFollower?
+    let follower: LogTail?
     let catalog: Catalog
 
-    public init(store: StatsStore, follower: StatsFollower?, catalog: Catalog = .standard) {
+    public init(store: StatsStore, follower: LogTail?, catalog: Catalog = .standard) {
         self.store = store
         self.follower = follower
         self.catalog = catalog

@@ -1,6 +1,7 @@
 import EventLog
 import Foundation
 import GRDB
+import Node
 import OrderDomain
 import StatsProjection
 
@@ -8,7 +9,7 @@ import StatsProjection
 /// late or merged event refolds its order), and how far it has read each
 /// origin's log. A batch, its figures and the origin's position commit in
 /// one transaction: after any crash each event has counted exactly once.
-public final class StatsStore: Sendable {
+public final class StatsStore: LogSink, Sendable {
     public let path: String
     private let pool: DatabasePool
 

@@ -62,7 +62,7 @@ struct StatsRun: AsyncParsableCommand {
 
         let store = try StatsStore(path: (data as NSString).appendingPathComponent("stats/stats.sqlite"))
         let clients = PeerClients(security: HandshakeConfig(cluster: access.cluster, nodeID: id, secret: secret), logger: logger)
-        let follower = StatsFollower(store: store, clients: clients, config: .init(seeds: seedAddresses), id: id, logger: logger)
+        let follower = LogTail(sink: store, clients: clients, config: .init(seeds: seedAddresses), id: id, logger: logger)
         let router = Router()
         StatsRoutes(store: store, follower: follower).register(on: router)
         APIServer.addHealthAndMetrics(to: router, registry: registry, ready: { follower.connected })

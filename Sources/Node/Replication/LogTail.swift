@@ -6,12 +6,21 @@ import Node
 import ServiceLifecycle
 import Synchronization
 
-/// Tails every origin's log into the stats store: from the origin while it
+/// Where a role outside the ring (stats, warehouse) keeps what it read of
+/// each log. MUST store a batch and move the origin's position to `through`
+/// in one transaction, so every event is taken exactly once.
+public protocol LogSink: Sendable {
+    /// Returns the events that were new.
+    func apply(_ records: [EventRecord], origin: String, through: Int64?) async throws -> Int
+    func positions() async throws -> [String: Int64]
+}
+
+/// Tails every origin's log into a sink: from the origin while it
 /// is alive, else from the copies the live members hold (each holds the
 /// orders the ring gives it, so all of them are read and the position moves
 /// only as far as every one has answered for). Members are learnt by asking
 /// any known API node for its view, seeds first.
-public final class StatsFollower: Service, Sendable {
+public final class LogTail: Service, Sendable {
     public struct Config: Sendable {
         public var seeds: [String]
         public var fetchEventsMax: UInt32 = 2000
@@ -21,7 +30,7 @@ public final class StatsFollower: Service, Sendable {
         public init(seeds: [String]) { self.seeds = seeds }
     }
 
-    private let store: StatsStore
+    private let store: any LogSink
     private let clients: PeerClients
     private let config: Config
     private let selfID: String
@@ -29,10 +38,11 @@ public final class StatsFollower: Service, Sendable {
     private let members = Mutex<[String: Member]>([:])
     /// Per origin: its newest offset as last reported (for lag).
     private let lastOffsets = Mutex<[String: Int64]>([:])
-    private let counted = Counter(label: "orderly_stats_events_counted_total")
+    private let counted: Counter
 
-    public init(store: StatsStore, clients: PeerClients, config: Config, id: String, logger: Logger) {
-        self.store = store
+    public init(sink: any LogSink, clients: PeerClients, config: Config, id: String, logger: Logger) {
+        self.store = sink
+        self.counted = Counter(label: "orderly_tail_events_taken_total", dimensions: [("role", id)])
         self.clients = clients
         self.config = config
         self.selfID = id
@@ -41,6 +51,11 @@ public final class StatsFollower: Service, Sendable {
 
     /// Each origin's newest offset as its holders last said.
     public var originEnds: [String: Int64] { lastOffsets.withLock { $0 } }
+
+    /// HTTP addresses of the API nodes alive in the last view.
+    public var apiAddresses: [String] {
+        members.withLock { $0.values.filter { $0.status == .alive && !$0.http.isEmpty }.map(\.http).sorted() }
+    }
 
     /// Heard from the cluster at least once.
     public var connected: Bool { members.withLock { !$0.isEmpty } }
@@ -88,7 +103,7 @@ public final class StatsFollower: Service, Sendable {
             } catch is CancellationError {
                 return
             } catch {
-                logger.debug("stats fetch failed", metadata: ["error": "\(error)"])
+                logger.debug("log fetch failed", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: config.retryDelay)
             }
         }
@@ -99,11 +114,11 @@ public final class StatsFollower: Service, Sendable {
         let reply = try await clients.fetch(
             address, follower: selfID, .log(origin: origin, fromOffset: position + 1, eventsMax: config.fetchEventsMax, waitMs: config.fetchWaitMs),
             timeout: .milliseconds(Int(config.fetchWaitMs)) + .seconds(5))
-        if let refusal = reply.refusal { throw StatsError.badInput("\(origin) refused: \(refusal)") }
+        if let refusal = reply.refusal { throw EngineError.unavailable("\(origin) refused: \(refusal)") }
         lastOffsets.withLock { $0[origin] = reply.holderLastOffset }
         guard reply.throughOffset > position else { return position }
         guard reply.events.allSatisfy({ $0.origin == origin && $0.offset > position && $0.offset <= reply.throughOffset }) else {
-            throw StatsError.badInput("\(address) sent events of the wrong log or position")
+            throw EngineError.unavailable("\(address) sent events of the wrong log or position")
         }
         counted.increment(by: try await store.apply(reply.events, origin: origin, through: reply.throughOffset))
         return reply.throughOffset
@@ -120,7 +135,7 @@ public final class StatsFollower: Service, Sendable {
             let reply = try await clients.fetch(
                 address, follower: selfID, .log(origin: origin, fromOffset: position + 1, eventsMax: config.fetchEventsMax, waitMs: 0),
                 timeout: .seconds(5))
-            if let refusal = reply.refusal { throw StatsError.badInput("\(address) refused: \(refusal)") }
+            if let refusal = reply.refusal { throw EngineError.unavailable("\(address) refused: \(refusal)") }
             through = min(through, reply.throughOffset)
             end = max(end, reply.holderLastOffset)
             for event in reply.events where event.origin == origin { events[event.eventID] = event }

@@ -1,0 +1,73 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import Node
+import ServiceLifecycle
+
+/// Ships paid orders: reserves stock once an order's handling time is over,
+/// then records each reserved shipment through the API
+/// (`POST /orders/{id}/shipments`, idempotent by shipment id), retrying the
+/// same shipment until the API answers for it.
+public final class Shipper: Service, Sendable {
+    private let store: WarehouseStore
+    private let tail: LogTail
+    private let handlingMs: Int64
+    private let logger: Logger
+    private let interval: Duration = .milliseconds(100)
+    private let shippedCounter = Counter(label: "orderly_wms_shipments_total")
+
+    public init(store: WarehouseStore, tail: LogTail, handlingMs: Int64, logger: Logger) {
+        self.store = store
+        self.tail = tail
+        self.handlingMs = handlingMs
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        var turn = 0
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                _ = try await store.reserveDue(handlingMs: handlingMs)
+                let nodes = tail.apiAddresses
+                if !nodes.isEmpty {
+                    for (index, shipment) in try await store.reserved().enumerated() {
+                        turn += 1
+                        await record(shipment, via: nodes[(turn + index) % nodes.count])
+                    }
+                }
+            } catch {
+                logger.warning("shipping round failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    private func record(_ shipment: (orderID: String, shipmentID: String), via node: String) async {
+        var request = HTTPClientRequest(url: "http://\(node)/orders/\(shipment.orderID)/shipments")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: #"{"id":"\#(shipment.shipmentID)"}"#))
+        do {
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+            let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
+            switch response.status.code {
+            case 200, 201:
+                try await store.shipped(shipment.orderID)
+                shippedCounter.increment()
+                logger.info("shipped", metadata: ["order": "\(shipment.orderID)", "shipment": "\(shipment.shipmentID)"])
+            case 409 where body.contains("\"order_cancelled\""):
+                try await store.refused(shipment.orderID, becomes: .cancelled, detail: "cancelled before it shipped")
+            case 409 where body.contains("\"shipment_id_reused\""):
+                try await store.refused(shipment.orderID, becomes: .shipped, detail: "shipped under another shipment id")
+            default:
+                // Not paid yet on this node's view, leader away, ...: the same
+                // shipment is tried again next round.
+                logger.debug("shipment not recorded yet", metadata: ["order": "\(shipment.orderID)", "status": "\(response.status.code)"])
+            }
+        } catch {
+            logger.debug("shipment not recorded yet", metadata: ["order": "\(shipment.orderID)", "error": "\(error)"])
+        }
+    }
+}
