@@ -62,6 +62,18 @@ public struct AdminRoutes: Sendable {
     }
 
     private func authorize(_ request: Request) -> APIError? {
+        AdminToken(token).refusal(for: request)
+    }
+}
+
+/// The check of `Authorization: Bearer TOKEN` every admin route makes.
+public struct AdminToken: Sendable {
+    let token: String?
+
+    public init(_ token: String?) { self.token = token }
+
+    /// nil when the request may go on; else the error to answer.
+    public func refusal(for request: Request) -> APIError? {
         guard let token else {
             return APIError(.forbidden, "admin_disabled", "admin routes are off: start the node with ORDERLY_ADMIN_TOKEN or --admin-token-file")
         }

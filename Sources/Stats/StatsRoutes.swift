@@ -11,11 +11,28 @@ public struct StatsRoutes: Sendable {
     let store: StatsStore
     let follower: LogTail?
     let catalog: Catalog
+    let rebuild: OnlineRebuild?
+    let admin: AdminToken
 
-    public init(store: StatsStore, follower: LogTail?, catalog: Catalog = .standard) {
+    public init(store: StatsStore, follower: LogTail?, rebuild: OnlineRebuild? = nil, adminToken: String? = nil, catalog: Catalog = .standard) {
         self.store = store
         self.follower = follower
+        self.rebuild = rebuild
+        self.admin = AdminToken(adminToken)
         self.catalog = catalog
+    }
+
+    struct RebuildView: Encodable {
+        let phase: String
+        let detail: String?
+        let started_at_ms: Int64?
+        let finished_at_ms: Int64?
+    }
+
+    static func view(_ rebuild: OnlineRebuild) async -> RebuildView {
+        RebuildView(
+            phase: await rebuild.phase.rawValue, detail: await rebuild.detail,
+            started_at_ms: await rebuild.startedAtMs, finished_at_ms: await rebuild.finishedAtMs)
     }
 
     public static let limitMax = 10_000
@@ -77,6 +94,17 @@ public struct StatsRoutes: Sendable {
     }
 
     public func register(on router: Router<some RequestContext>) {
+        if let rebuild {
+            // Rebuild into a shadow while serving; swapped in once caught up.
+            router.post("admin/stats/rebuild") { request, _ in
+                if let refusal = admin.refusal(for: request) { return refusal.response() }
+                guard await rebuild.start() else {
+                    return APIError(.conflict, "rebuild_running", "a rebuild is already running").response()
+                }
+                return JSONResponse.make(status: .accepted, await Self.view(rebuild))
+            }
+            router.get("admin/stats/rebuild") { _, _ in JSONResponse.make(status: .ok, await Self.view(rebuild)) }
+        }
         router.get("stats/summary") { _, _ in
             let totals = try await store.totals()
             let (positions, lag) = try await where_()

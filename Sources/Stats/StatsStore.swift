@@ -147,6 +147,38 @@ public final class StatsStore: LogSink, Sendable {
         }
     }
 
+    // MARK: Online rebuild
+
+    static let tables = ["positions", "order_events", "product_stats", "status_counts", "minute_stats", "stats_meta"]
+
+    /// Replaces this projection with the one in `shadow`, in one transaction
+    /// (readers see the old or the new, never a mix), if the shadow has read
+    /// every origin at least as far as this one. Returns false, changing
+    /// nothing, when it has not. Batches of the live tail wait meanwhile;
+    /// those it sends after the swap from older positions hold events the
+    /// shadow counted already, and count nothing (event ids are kept).
+    public func replaceContents(from shadow: String) async throws -> Bool {
+        try await pool.writeWithoutTransaction { db in
+            try db.execute(sql: "ATTACH DATABASE ? AS shadow", arguments: [shadow])
+            defer { try? db.execute(sql: "DETACH DATABASE shadow") }
+            var swapped = false
+            try db.inTransaction(.immediate) {
+                var mine: [String: Int64] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT origin, through_offset FROM main.positions") { mine[row[0]] = row[1] }
+                var theirs: [String: Int64] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT origin, through_offset FROM shadow.positions") { theirs[row[0]] = row[1] }
+                guard mine.allSatisfy({ theirs[$0.key, default: 0] >= $0.value }) else { return .rollback }
+                for table in Self.tables {
+                    try db.execute(sql: "DELETE FROM main.\(table)")
+                    try db.execute(sql: "INSERT INTO main.\(table) SELECT * FROM shadow.\(table)")
+                }
+                swapped = true
+                return .commit
+            }
+            return swapped
+        }
+    }
+
     // MARK: Reading
 
     /// The whole projection (rows that sum to zero left out).

@@ -18,7 +18,28 @@ struct ClusterAccessOptions: ParsableArguments {
     @Flag(help: "Run the peer protocol without a secret (any process that can connect is trusted).")
     var insecure = false
 
+    @Option(help: "File holding the token that admin routes require (else ORDERLY_ADMIN_TOKEN). Without one, admin routes are off.")
+    var adminTokenFile: String?
+
     static let secretBytesMin = 16
+
+    /// The admin token, if one is configured.
+    func adminToken(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String? {
+        var token: String?
+        if let file = adminTokenFile {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ValidationError("cannot read the admin token file \(file)")
+            }
+            token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        } else {
+            token = environment["ORDERLY_ADMIN_TOKEN"]
+        }
+        guard let token, !token.isEmpty else { return nil }
+        guard token.utf8.count >= Self.secretBytesMin else {
+            throw ValidationError("the admin token must be at least \(Self.secretBytesMin) bytes")
+        }
+        return token
+    }
 
     func validate() throws {
         guard !cluster.isEmpty, cluster.utf8.count <= 64 else { throw ValidationError("--cluster must be 1-64 bytes") }
@@ -92,8 +113,6 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: "A member silent this long is dead: the next replicas lead its orders.")
     var deadAfter: DurationArgument = DurationArgument(argument: "2s")!
 
-    @Option(help: "File holding the token that admin routes require (else ORDERLY_ADMIN_TOKEN). Without one, admin routes are off.")
-    var adminTokenFile: String?
 
     static let secretBytesMin = ClusterAccessOptions.secretBytesMin
 
@@ -109,22 +128,8 @@ struct ClusterOptions: ParsableArguments {
     /// The seeds as host:port strings, each checked.
     func seedAddresses() throws -> [String] { try parseSeeds(seeds) }
 
-    /// The admin token, if one is configured.
     func adminToken(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String? {
-        var token: String?
-        if let file = adminTokenFile {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw ValidationError("cannot read the admin token file \(file)")
-            }
-            token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        } else {
-            token = environment["ORDERLY_ADMIN_TOKEN"]
-        }
-        guard let token, !token.isEmpty else { return nil }
-        guard token.utf8.count >= Self.secretBytesMin else {
-            throw ValidationError("the admin token must be at least \(Self.secretBytesMin) bytes")
-        }
-        return token
+        try access.adminToken(environment: environment)
     }
 
     func secret(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [UInt8]? {

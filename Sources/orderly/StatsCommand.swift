@@ -63,8 +63,9 @@ struct StatsRun: AsyncParsableCommand {
         let store = try StatsStore(path: (data as NSString).appendingPathComponent("stats/stats.sqlite"))
         let clients = PeerClients(security: HandshakeConfig(cluster: access.cluster, nodeID: id, secret: secret), logger: logger)
         let follower = LogTail(sink: store, clients: clients, config: .init(seeds: seedAddresses), id: id, logger: logger)
+        let rebuild = OnlineRebuild(store: store, clients: clients, config: .init(seeds: seedAddresses), id: id, logger: logger)
         let router = Router()
-        StatsRoutes(store: store, follower: follower).register(on: router)
+        StatsRoutes(store: store, follower: follower, rebuild: rebuild, adminToken: try access.adminToken()).register(on: router)
         APIServer.addHealthAndMetrics(to: router, registry: registry, ready: { follower.connected })
         let nodeID = id
         let app = Application(

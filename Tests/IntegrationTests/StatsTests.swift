@@ -14,6 +14,35 @@ import Testing
         return (process, try await process.waitReady())
     }
 
+    /// Waits until the stats node has read every log to its end.
+    static func caughtUp(_ cluster: TestCluster, stats: String) async throws -> [String: Any] {
+        var ends: [String: Int64] = [:]
+        for id in cluster.ids { ends[id] = try await cluster.log(id).lastOffset() }
+        return try await waitUntil("stats to reach every log's end", timeout: .seconds(30)) {
+            let body = try await HTTP.send(.GET, "http://\(stats)/stats/summary").body
+            let positions = (body["positions"] as? [String: Any] ?? [:]).mapValues { ($0 as? NSNumber)?.int64Value ?? 0 }
+            return positions == ends ? body : nil
+        }
+    }
+
+    /// The distinct events of the cluster's logs.
+    static func distinctEvents(_ cluster: TestCluster) async throws -> Int {
+        var distinct = Set<String>()
+        for id in cluster.ids {
+            let log = try cluster.log(id)
+            for (origin, last) in try await log.origins() {
+                var from: Int64 = 1
+                while from <= last {
+                    let batch = try await log.scan(origin: origin, fromOffset: from, limit: 5000)
+                    guard let tail = batch.last else { break }
+                    distinct.formUnion(batch.map(\.eventID))
+                    from = tail.offset + 1
+                }
+            }
+        }
+        return distinct.count
+    }
+
     /// Runs `orderly` to its end: exit status and stdout.
     static func runOrderly(_ arguments: [String], in cluster: TestCluster) async throws -> (status: Int32, output: String) {
         let process = try OrderlyProcess(arguments, stderrPath: cluster.folder.file("run-\(UUID().uuidString).log"))
@@ -84,33 +113,12 @@ import Testing
         defer { stats.process.stop(signal: SIGKILL) }
         #expect(first.process.process.terminationReason == .uncaughtSignal)
 
-        // Caught up: every origin's position at the end of its log.
-        var ends: [String: Int64] = [:]
-        for id in cluster.ids {
-            ends[id] = try await cluster.log(id).lastOffset()
-        }
-        let summary = try await waitUntil("stats to reach every log's end", timeout: .seconds(30)) {
-            let body = try await HTTP.send(.GET, "http://\(stats.http)/stats/summary").body
-            let positions = (body["positions"] as? [String: Any] ?? [:]).mapValues { ($0 as? NSNumber)?.int64Value ?? 0 }
-            return positions == ends ? body : nil
-        }
+        // Caught up: every origin's position at the end of its log, and
+        // exactly once: the events counted are the distinct events of the logs.
+        let summary = try await Self.caughtUp(cluster, stats: stats.http)
         #expect(summary["lag_events"] as? Int == 0)
-
-        // Exactly once: the events counted are the distinct events of the logs.
-        var distinct = Set<String>()
-        for id in cluster.ids {
-            let log = try cluster.log(id)
-            for (origin, last) in try await log.origins() {
-                var from: Int64 = 1
-                while from <= last {
-                    let batch = try await log.scan(origin: origin, fromOffset: from, limit: 5000)
-                    guard let tail = batch.last else { break }
-                    distinct.formUnion(batch.map(\.eventID))
-                    from = tail.offset + 1
-                }
-            }
-        }
-        #expect(summary["events_counted"] as? Int == distinct.count)
+        let distinctBefore = try await Self.distinctEvents(cluster)
+        #expect(summary["events_counted"] as? Int == distinctBefore)
 
         // The figures are those of the orders as the API serves them.
         var expectedStatuses: [String: Int] = [:]
@@ -173,5 +181,31 @@ import Testing
         let partial = try await Self.runOrderly(["stats", "rebuild", "--logs", cluster.folder.path, "--compare", otherOut], in: cluster)
         #expect(partial.status == 1, "\(partial.output)")
         #expect(partial.output.contains("difference"), "\(partial.output)")
+
+        // Online rebuild into a shadow while customers keep coming; it swaps
+        // in once caught up, and the projection still counts each event once.
+        let rebuildURL = "http://\(stats.http)/admin/stats/rebuild"
+        #expect(try await HTTP.send(.POST, rebuildURL, "{}").status == 401)
+        let started = try await HTTP.send(.POST, rebuildURL, "{}", headers: ["Authorization": "Bearer \(TestCluster.adminToken)"])
+        #expect(started.status == 202, "\(started.body)")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<2 {
+                group.addTask {
+                    for index in stride(from: customers + worker, to: customers + 20, by: 2) { try await Self.customer(index, cluster) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let finished = try await waitUntil("the online rebuild to swap in", timeout: .seconds(30)) {
+            let body = try await HTTP.send(.GET, rebuildURL).body
+            return body["phase"] as? String == "running" ? nil : body
+        }
+        #expect(finished["phase"] as? String == "swapped", "\(finished)")
+        let after = try await Self.caughtUp(cluster, stats: stats.http)
+        let distinctAfter = try await Self.distinctEvents(cluster)
+        #expect(after["events_counted"] as? Int == distinctAfter)
+        let again = try await Self.runOrderly(["stats", "rebuild", "--logs", cluster.folder.path, "--compare", "http://\(stats.http)"], in: cluster)
+        #expect(again.status == 0, "\(again.output)")
+        #expect(!FileManager.default.fileExists(atPath: cluster.folder.path + "/stats/stats.sqlite.rebuild"), "the shadow is removed")
     }
 }
