@@ -2,6 +2,7 @@ import EventLog
 import Foundation
 import OrderDomain
 import StatsProjection
+import Synchronization
 
 /// Rebuilds the projection from log files opened read-only: every event of
 /// every file, each event id once (copies of one event in several files
@@ -47,46 +48,110 @@ public enum StatsRebuild {
     /// Reads and folds. `limits`, when given, caps each origin at an offset
     /// (origins it lacks are left out): the positions of a projection to
     /// compare with. `progress` gets the rows read so far, now and then.
-    public static func run(files: [String], limits: [String: Int64]? = nil, progress: (Int) -> Void = { _ in }) async throws -> Result {
+    ///
+    /// Every core works: each origin's offsets are cut into ranges read on
+    /// their own connections, each range groups its events by order into
+    /// one partition per worker (by a hash of the order id), and then each
+    /// partition is merged and folded on its own. An order's events all land
+    /// in one partition, so the partitions' totals simply add up.
+    public static func run(
+        files: [String], limits: [String: Int64]? = nil, workers: Int = ProcessInfo.processInfo.activeProcessorCount,
+        progress: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws -> Result {
         let start = ContinuousClock.now
-        // Grouped by order straight away: an order's contribution folds its
-        // events each id once, so copies from several files need no global
-        // index of event ids.
-        var byOrder: [String: [StatsEvent]] = [:]
-        var positions: [String: Int64] = [:]
-        var rows = 0
-        var reported = 0
+        let workers = max(1, workers)
+        struct Unit: Sendable { let file: String; let origin: String; let from: Int64; let through: Int64 }
+        var units: [Unit] = []
         for file in files {
             let log = try EventLog.openReadOnly(path: file)
             for (origin, last) in try await log.origins() {
-                let cap = limits.map { $0[origin] ?? 0 } ?? last
-                var from: Int64 = 1
-                while from <= cap {
-                    let batch = try await log.scan(origin: origin, fromOffset: from, limit: 5000)
-                    guard let lastRead = batch.last else { break }
-                    for record in batch where record.offset <= cap {
-                        rows += 1
-                        byOrder[record.orderID, default: []].append(try StatsStore.statsEvent(record))
-                        positions[origin] = max(positions[origin] ?? 0, record.offset)
-                    }
-                    from = lastRead.offset + 1
-                    if rows - reported >= 100_000 {
-                        reported = rows
-                        progress(rows)
-                    }
+                let cap = min(last, limits.map { $0[origin] ?? 0 } ?? last)
+                guard cap > 0 else { continue }
+                let size = max(1, (cap + Int64(workers) - 1) / Int64(workers))
+                for from in stride(from: Int64(1), through: cap, by: Int(size)) {
+                    units.append(Unit(file: file, origin: origin, from: from, through: min(cap, from + size - 1)))
                 }
             }
         }
+        struct Read: Sendable {
+            var partitions: [[String: [StatsEvent]]]
+            var positions: [String: Int64] = [:]
+            var rows = 0
+        }
+        final class RowCount: Sendable { let value = Mutex(0) }
+        let rowsRead = RowCount()
+        let multiFile = files.count > 1
+        // Ranges, at most `workers` at a time.
+        var reads: [Read] = []
+        try await withThrowingTaskGroup(of: Read.self) { group in
+            var next = 0
+            func launch() {
+                let unit = units[next]
+                next += 1
+                let workers = workers
+                group.addTask { [rowsRead, progress] in
+                    var read = Read(partitions: Array(repeating: [:], count: workers))
+                    let log = try EventLog.openReadOnly(path: unit.file)
+                    var from = unit.from
+                    while from <= unit.through {
+                        let batch = try await log.scan(origin: unit.origin, fromOffset: from, limit: 5000)
+                        guard let lastRead = batch.last else { break }
+                        for record in batch where record.offset <= unit.through {
+                            read.rows += 1
+                            let partition = Int(UInt(bitPattern: record.orderID.hashValue) % UInt(workers))
+                            read.partitions[partition][record.orderID, default: []].append(try StatsStore.statsEvent(record))
+                            read.positions[unit.origin] = max(read.positions[unit.origin] ?? 0, record.offset)
+                        }
+                        from = lastRead.offset + 1
+                        let (before, after) = rowsRead.value.withLock { total -> (Int, Int) in
+                            let before = total
+                            total += batch.count
+                            return (before, total)
+                        }
+                        if before / 100_000 != after / 100_000 { progress(after) }
+                    }
+                    return read
+                }
+            }
+            for _ in 0..<min(workers, units.count) { launch() }
+            while let read = try await group.next() {
+                reads.append(read)
+                if next < units.count { launch() }
+            }
+        }
+        var positions: [String: Int64] = [:]
+        var rows = 0
+        for read in reads {
+            rows += read.rows
+            positions.merge(read.positions) { max($0, $1) }
+        }
+        // Each partition merged and folded on its own.
+        let partitionInputs = (0..<workers).map { index in reads.map { $0.partitions[index] } }
         var totals = StatsTotals()
         var events: [StatsEvent] = []
         events.reserveCapacity(rows)
-        for (_, orderEvents) in byOrder {
-            totals.add(OrderContribution.of(orderEvents))
-            if files.count == 1 {
-                events += orderEvents
-            } else {
-                var seen = Set<String>()
-                events += orderEvents.filter { seen.insert($0.eventID).inserted }
+        try await withThrowingTaskGroup(of: (StatsTotals, [StatsEvent]).self) { group in
+            for parts in partitionInputs {
+                group.addTask {
+                    var byOrder: [String: [StatsEvent]] = [:]
+                    for part in parts { byOrder.merge(part) { $0 + $1 } }
+                    var totals = StatsTotals()
+                    var events: [StatsEvent] = []
+                    for (_, orderEvents) in byOrder {
+                        totals.add(OrderContribution.of(orderEvents))
+                        if multiFile {
+                            var seen = Set<String>()
+                            events += orderEvents.filter { seen.insert($0.eventID).inserted }
+                        } else {
+                            events += orderEvents
+                        }
+                    }
+                    return (totals, events)
+                }
+            }
+            for try await (partTotals, partEvents) in group {
+                totals.add(partTotals)
+                events += partEvents
             }
         }
         return Result(totals: totals, events: events, positions: positions, rowsRead: rows, seconds: (ContinuousClock.now - start).seconds)
