@@ -27,6 +27,7 @@ let package = Package(
         .target(name: "Replication"),
         .target(name: "Checksum"),
         .target(name: "StatsProjection", dependencies: ["OrderDomain"]),
+        .target(name: "BalancerCore", dependencies: ["HashRing"]),
 
         // The peer protocol: frames, codecs, handshake.
         .target(
@@ -115,6 +116,7 @@ let package = Package(
         .testTarget(name: "HashRingTests", dependencies: ["HashRing"]),
         .testTarget(name: "ReplicationTests", dependencies: ["Replication"]),
         .testTarget(name: "StatsProjectionTests", dependencies: ["StatsProjection", "OrderDomain"]),
+        .testTarget(name: "BalancerCoreTests", dependencies: ["BalancerCore", "HashRing", "OrderDomain"]),
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "OrderDomain"]),
         .testTarget(name: "EventLogTests", dependencies: ["EventLog", "Checksum", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
