@@ -1,0 +1,253 @@
+import AsyncHTTPClient
+import BalancerCore
+import Foundation
+import HTTPAPI
+import Hummingbird
+import Logging
+import Membership
+import Metrics
+import NIOCore
+import Node
+import ServiceLifecycle
+import Synchronization
+
+/// The balancer shell: owns the backend pool (a pure `BackendPool`), keeps
+/// it fed with members (discovery through any API node's view, or a static
+/// list), runs the active health checks, and proxies requests.
+public final class Balancer: Service, Sendable {
+    public struct Config: Sendable {
+        public var strategy: Strategy = .roundRobin
+        public var seeds: [String] = []
+        /// Used while discovery has found nobody: host:port of API nodes.
+        public var staticBackends: [String] = []
+        /// Where `/stats/*` goes (host:port), if anywhere.
+        public var stats: String?
+        public var checkInterval: Duration = .milliseconds(500)
+        public var health = HealthConfig()
+        public var replicationFactor = 3
+        /// A request is retried on other backends for at most this long.
+        public var retryDeadline: Duration = .seconds(8)
+        /// The retry budget, a token bucket: each request proxied adds this
+        /// much, time adds `retryBudgetPerSecond`, and a round of retries
+        /// (every backend tried once more) takes one; at most `retryBudgetMax`
+        /// saved. Bounds the extra load retries put on a struggling cluster.
+        public var retryBudgetRatio = 0.2
+        public var retryBudgetPerSecond = 20.0
+        public var retryBudgetMax = 200.0
+        public init() {}
+    }
+
+    public let config: Config
+    let pool: Mutex<BackendPool>
+    private let clients: PeerClients?
+    private let http: HTTPClient
+    private let logger: Logger
+    private let random = Mutex(SystemRandomNumberGenerator())
+    private let retryTokens: Mutex<(tokens: Double, refilledMs: Int64)>
+    private let requestsCounter = Counter(label: "orderly_balancer_requests_total")
+    private let retriesCounter = Counter(label: "orderly_balancer_retries_total")
+    private let errorsCounter = Counter(label: "orderly_balancer_errors_total")
+    private let latency = Metrics.Timer(label: "orderly_balancer_request_seconds")
+
+    public init(config: Config, clients: PeerClients?, logger: Logger) {
+        self.config = config
+        self.clients = clients
+        self.logger = logger
+        pool = Mutex(BackendPool(strategy: config.strategy, config: config.health, replicationFactor: config.replicationFactor))
+        retryTokens = Mutex((config.retryBudgetMax, Self.nowMs()))
+        var httpConfig = HTTPClient.Configuration()
+        httpConfig.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 256)
+        httpConfig.timeout = .init(connect: .milliseconds(500), read: .seconds(10))
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfig)
+        if !config.staticBackends.isEmpty { refreshStatic() }
+    }
+
+    static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    // MARK: Discovery and health
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            await discover()
+            await checkHealth()
+            try? await Task.sleep(for: config.checkInterval)
+        }
+        try? await http.shutdown()
+    }
+
+    private func refreshStatic() {
+        let backends = config.staticBackends.map { Backend(id: $0, address: $0) }
+        pool.withLock { $0.update(backends) }
+    }
+
+    private func discover() async {
+        guard let clients, !config.seeds.isEmpty else { return }
+        let addresses = config.seeds + lastPeers.withLock { $0 }
+        for address in Set(addresses).sorted() {
+            guard let view = try? await clients.view(address, timeout: .seconds(1)), !view.isEmpty else { continue }
+            // Dead and left members get no traffic; the ring holds every
+            // member that has not left, as the API nodes' ring does.
+            let live = view.filter { ($0.status == .alive || $0.status == .suspect) && !$0.http.isEmpty }
+            let backends = live.map { Backend(id: $0.id, address: $0.http) }
+            let ring = view.filter { $0.status != .left }.map(\.id)
+            lastPeers.withLock { $0 = view.filter { $0.status == .alive && !$0.peer.isEmpty }.map(\.peer) }
+            if backends.isEmpty && !config.staticBackends.isEmpty { return }
+            pool.withLock { $0.update(backends, ringNodes: ring) }
+            return
+        }
+    }
+
+    private let lastPeers = Mutex<[String]>([])
+
+    private func checkHealth() async {
+        let backends = pool.withLock { $0.entries.values.map(\.backend) }
+        await withTaskGroup(of: (String, Bool).self) { group in
+            for backend in backends {
+                group.addTask { [http] in
+                    let request = HTTPClientRequest(url: "http://\(backend.address)/health/ready")
+                    let passed = (try? await http.execute(request, timeout: .seconds(1)).status == .ok) ?? false
+                    return (backend.id, passed)
+                }
+            }
+            for await (id, passed) in group {
+                let now = Self.nowMs()
+                pool.withLock { $0.activeCheck(id, passed: passed, nowMs: now) }
+            }
+        }
+    }
+
+    // MARK: Proxying
+
+    /// The order a request is about, for the ring strategy.
+    static func orderID(path: String, body: ByteBuffer?) -> String? {
+        let parts = path.split(separator: "?", maxSplits: 1)[0].split(separator: "/")
+        if parts.count >= 2 && parts[0] == "orders" { return String(parts[1]) }
+        if parts == ["orders"], let body, let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] {
+            return object["id"] as? String
+        }
+        return nil
+    }
+
+    struct Failure: Error { let reason: String }
+
+    /// Forwards a request to a backend; on a connection failure, a backend
+    /// gone before answering, or a 503 (an order whose leader just died is
+    /// unavailable until its next replica takes over), tries again on
+    /// another backend with a growing pause, within the deadline and the
+    /// retry budget. Commands carry client ids, so a retry never doubles one.
+    public func forward(method: HTTPRequest.Method, path: String, contentType: String?, body: ByteBuffer?) async -> Response {
+        let start = ContinuousClock.now
+        requestsCounter.increment()
+        retryTokens.withLock { $0.tokens = min($0.tokens + config.retryBudgetRatio, config.retryBudgetMax) }
+        defer { latency.recordNanoseconds((ContinuousClock.now - start).totalNanoseconds) }
+        if path.hasPrefix("/stats/") || path == "/stats" {
+            guard let stats = config.stats else {
+                return APIError(.serviceUnavailable, "unavailable", "no stats node is configured (--stats)").response()
+            }
+            return (try? await send(method: method, to: stats, path: path, contentType: contentType, body: body))
+                ?? APIError(.badGateway, "bad_gateway", "the stats node did not answer").response()
+        }
+        let order = Self.orderID(path: path, body: body)
+        var tried: Set<String> = []
+        var pause = Duration.milliseconds(25)
+        var lastError = "no backend is known yet"
+        var attempt = 0
+        while true {
+            attempt += 1
+            let now = Self.nowMs()
+            let chosen = pool.withLock { pool -> (String, String)? in
+                var random = self.random.withLock { $0 }
+                guard let id = pool.pick(orderID: order, nowMs: now, excluding: tried, random: &random) ?? pool.pick(orderID: order, nowMs: now, random: &random),
+                    let address = pool.entries[id]?.backend.address
+                else { return nil }
+                pool.requestStarted(id)
+                return (id, address)
+            }
+            if let (id, address) = chosen {
+                let sent = ContinuousClock.now
+                var failed = true
+                var response: Response?
+                do {
+                    let answer = try await send(method: method, to: address, path: path, contentType: contentType, body: body)
+                    failed = answer.status.code >= 500
+                    if answer.status != .serviceUnavailable { response = answer } else { lastError = "\(id) answered 503" }
+                } catch {
+                    lastError = "\(id): \(error)"
+                }
+                let elapsedMs = Double((ContinuousClock.now - sent).totalNanoseconds) / 1e6
+                pool.withLock { $0.requestEnded(id, failed: failed, latencyMs: elapsedMs, nowMs: Self.nowMs()) }
+                if let response { return response }
+                tried.insert(id)
+            }
+            guard ContinuousClock.now - start + pause < config.retryDeadline else { break }
+            retriesCounter.increment()
+            if tried.count >= pool.withLock({ $0.entries.count }) {
+                // Every backend tried: a new round, if the budget allows,
+                // after a pause.
+                guard takeRetryToken() else { break }
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .milliseconds(500))
+                tried = []
+            }
+        }
+        errorsCounter.increment()
+        return APIError(.serviceUnavailable, "unavailable", "no backend answered after \(attempt) attempt(s): \(lastError)").response()
+    }
+
+    private func takeRetryToken() -> Bool {
+        let now = Self.nowMs()
+        return retryTokens.withLock { bucket in
+            bucket.tokens = min(config.retryBudgetMax, bucket.tokens + Double(now - bucket.refilledMs) / 1000 * config.retryBudgetPerSecond)
+            bucket.refilledMs = now
+            guard bucket.tokens >= 1 else { return false }
+            bucket.tokens -= 1
+            return true
+        }
+    }
+
+    private func send(method: HTTPRequest.Method, to address: String, path: String, contentType: String?, body: ByteBuffer?) async throws -> Response {
+        var request = HTTPClientRequest(url: "http://\(address)\(path)")
+        request.method = .init(rawValue: method.rawValue)
+        if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
+        if let body { request.body = .bytes(body) }
+        let answer = try await http.execute(request, timeout: .seconds(10))
+        let bytes = try await answer.body.collect(upTo: 8 << 20)
+        var headers = HTTPFields()
+        if let type = answer.headers.first(name: "Content-Type") { headers[.contentType] = type }
+        return Response(status: .init(code: Int(answer.status.code)), headers: headers, body: ResponseBody(byteBuffer: bytes))
+    }
+
+    // MARK: Visibility
+
+    public struct BackendStatus: Encodable, Sendable {
+        let id: String
+        let address: String
+        let state: String
+        let weight: Int
+        let in_flight: Int
+        let requests: Int
+        let failures: Int
+        let ejections: Int
+        let latency_ms: Double
+    }
+
+    public func status() -> [BackendStatus] {
+        let now = Self.nowMs()
+        return pool.withLock { pool in
+            pool.entries.values.sorted { $0.backend.id < $1.backend.id }.map { entry in
+                let state = entry.health.state == .ejected && entry.health.usable(nowMs: now) ? "trial" : entry.health.state.rawValue
+                return BackendStatus(
+                    id: entry.backend.id, address: entry.backend.address, state: state, weight: entry.backend.weight, in_flight: entry.inFlight,
+                    requests: entry.requests, failures: entry.failures, ejections: entry.health.ejections,
+                    latency_ms: (entry.latencyMs * 10).rounded() / 10)
+            }
+        }
+    }
+}
+
+extension Duration {
+    var totalNanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,92 @@
+import ArgumentParser
+import Balancer
+import BalancerCore
+import Foundation
+import HTTPAPI
+import Hummingbird
+import Logging
+import Node
+import ServiceLifecycle
+import Wire
+
+extension Strategy: ExpressibleByArgument {}
+
+struct BalancerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "balancer",
+        abstract: "Run the load balancer: an HTTP reverse proxy over the API nodes.",
+        discussion: """
+            Backends come from cluster membership (any API node's view, through
+            --seeds): a node that joins gets traffic, one that dies or leaves stops
+            getting it. --backend is a static fallback. Each backend's /health/ready is
+            checked every 500 ms; connection failures and 5xx answers eject a backend
+            for a time that doubles on repeats; a backend that returns ramps up (slow
+            start). A request whose backend failed to connect, died before answering or
+            answered 503 is retried on another backend (commands are idempotent by id).
+            /stats/* goes to --stats. GET /balancer shows the backends.
+            """)
+
+    @Option(help: "HTTP address host:port; port 0 picks a free port.")
+    var http: HostPort = HostPort(argument: "127.0.0.1:8080")!
+
+    @Option(help: "Peer addresses host:port,... of API nodes (any member will do).")
+    var seeds: String?
+
+    @Option(help: "A static backend host:port (repeatable); used while discovery finds none.")
+    var backend: [HostPort] = []
+
+    @Option(help: "round-robin, weighted, least-outstanding or ring (straight to the order's leader).")
+    var strategy: Strategy = .roundRobin
+
+    @Option(help: "The stats node's HTTP address host:port, for /stats/*.")
+    var stats: HostPort?
+
+    @Option(help: "Nodes in each order's preference list (as the API nodes were started with).")
+    var replicationFactor: Int = 3
+
+    @OptionGroup(title: "Cluster")
+    var access: ClusterAccessOptions
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        let seedList = try parseSeeds(seeds)
+        guard !seedList.isEmpty || !backend.isEmpty else { throw ValidationError("give --seeds, --backend, or both") }
+        guard (1...16).contains(replicationFactor) else { throw ValidationError("--replication-factor must be 1-16") }
+    }
+
+    func run() async throws {
+        Bootstrap.logging(level: logLevel)
+        let registry = Bootstrap.metrics()
+        let logger = Logger(label: "orderly.balancer")
+        var config = Balancer.Config()
+        config.strategy = strategy
+        config.seeds = try parseSeeds(seeds)
+        config.staticBackends = backend.map(\.description)
+        config.stats = stats?.description
+        config.replicationFactor = replicationFactor
+        let clients = config.seeds.isEmpty
+            ? nil : PeerClients(security: HandshakeConfig(cluster: access.cluster, nodeID: "balancer", secret: try access.secret()), logger: logger)
+        let balancer = Balancer(config: config, clients: clients, logger: logger)
+        let router = Router()
+        router.add(middleware: ProxyMiddleware(balancer: balancer))
+        BalancerRoutes(balancer: balancer).register(on: router)
+        APIServer.addHealthAndMetrics(to: router, registry: registry)
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(http.host, port: http.port), serverName: "orderly-balancer"),
+            onServerRunning: { channel in
+                let address = channel.localAddress
+                Bootstrap.printReady([
+                    ("ready", true), ("role", "balancer"), ("id", "balancer"),
+                    ("http", "\(address?.ipAddress ?? "127.0.0.1"):\(address?.port ?? 0)"),
+                    ("pid", Int(ProcessInfo.processInfo.processIdentifier)),
+                ])
+            },
+            logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(services: [.init(service: balancer), .init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
