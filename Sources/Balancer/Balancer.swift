@@ -25,6 +25,9 @@ public final class Balancer: Service, Sendable {
         public var checkInterval: Duration = .milliseconds(500)
         public var health = HealthConfig()
         public var replicationFactor = 3
+        /// Configured weights by backend id (weighted strategy; default 1).
+        public var weights: [String: Int] = [:]
+        public var weightsFromLatency = false
         /// A request is retried on other backends for at most this long.
         public var retryDeadline: Duration = .seconds(8)
         /// The retry budget, a token bucket: each request proxied adds this
@@ -53,7 +56,8 @@ public final class Balancer: Service, Sendable {
         self.config = config
         self.clients = clients
         self.logger = logger
-        pool = Mutex(BackendPool(strategy: config.strategy, config: config.health, replicationFactor: config.replicationFactor))
+        pool = Mutex(BackendPool(
+            strategy: config.strategy, config: config.health, replicationFactor: config.replicationFactor, weightsFromLatency: config.weightsFromLatency))
         retryTokens = Mutex((config.retryBudgetMax, Self.nowMs()))
         var httpConfig = HTTPClient.Configuration()
         httpConfig.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 256)
@@ -76,7 +80,7 @@ public final class Balancer: Service, Sendable {
     }
 
     private func refreshStatic() {
-        let backends = config.staticBackends.map { Backend(id: $0, address: $0) }
+        let backends = config.staticBackends.map { Backend(id: $0, address: $0, weight: config.weights[$0] ?? 1) }
         pool.withLock { $0.update(backends) }
     }
 
@@ -88,7 +92,7 @@ public final class Balancer: Service, Sendable {
             // Dead and left members get no traffic; the ring holds every
             // member that has not left, as the API nodes' ring does.
             let live = view.filter { ($0.status == .alive || $0.status == .suspect) && !$0.http.isEmpty }
-            let backends = live.map { Backend(id: $0.id, address: $0.http) }
+            let backends = live.map { Backend(id: $0.id, address: $0.http, weight: config.weights[$0.id] ?? 1) }
             let ring = view.filter { $0.status != .left }.map(\.id)
             lastPeers.withLock { $0 = view.filter { $0.status == .alive && !$0.peer.isEmpty }.map(\.peer) }
             if backends.isEmpty && !config.staticBackends.isEmpty { return }

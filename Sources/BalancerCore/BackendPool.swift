@@ -39,12 +39,16 @@ public struct BackendPool: Sendable {
     public let strategy: Strategy
     public let config: HealthConfig
     public let replicationFactor: Int
+    /// Weighted strategy: weights from each backend's measured answer time
+    /// (faster gets more) instead of the configured ones.
+    public let weightsFromLatency: Bool
     public private(set) var entries: [String: Entry] = [:]
     private var ring = HashRing(nodes: [:])
     private var nextIndex = 0
 
-    public init(strategy: Strategy, config: HealthConfig = HealthConfig(), replicationFactor: Int = 3) {
+    public init(strategy: Strategy, config: HealthConfig = HealthConfig(), replicationFactor: Int = 3, weightsFromLatency: Bool = false) {
         self.strategy = strategy
+        self.weightsFromLatency = weightsFromLatency
         self.config = config
         self.replicationFactor = replicationFactor
     }
@@ -111,13 +115,20 @@ public struct BackendPool: Sendable {
         var best: String?
         for id in ids {
             let entry = entries[id]!
-            let weight = max(1, Int((Double(entry.backend.weight * 10) * entry.health.slowStartFactor(nowMs: nowMs, config: config)).rounded()))
+            let base = weightsFromLatency ? Self.latencyWeight(entry.latencyMs) : entry.backend.weight
+            let weight = max(1, Int((Double(base * 10) * entry.health.slowStartFactor(nowMs: nowMs, config: config)).rounded()))
             entries[id]!.currentWeight += weight
             total += weight
             if best == nil || entries[id]!.currentWeight > entries[best!]!.currentWeight { best = id }
         }
         entries[best!]!.currentWeight -= total
         return best!
+    }
+
+    /// 1 to 100, inversely proportional to the answer time (a backend not
+    /// measured yet counts as 1 ms).
+    static func latencyWeight(_ latencyMs: Double) -> Int {
+        Int(min(100, max(1, (100 / max(latencyMs, 1)).rounded())))
     }
 
     /// Two distinct backends at random; the one with fewer requests in

@@ -38,6 +38,9 @@ struct BalancerCommand: AsyncParsableCommand {
     @Option(help: "round-robin, weighted, least-outstanding or ring (straight to the order's leader).")
     var strategy: Strategy = .roundRobin
 
+    @Option(help: "Weight of a backend for --strategy weighted, as ID=N with N 1-100 (repeatable; a static backend's id is its host:port), or `latency` to weigh backends by their measured answer times.")
+    var weight: [String] = []
+
     @Option(help: "The stats node's HTTP address host:port, for /stats/*.")
     var stats: HostPort?
 
@@ -54,6 +57,23 @@ struct BalancerCommand: AsyncParsableCommand {
         let seedList = try parseSeeds(seeds)
         guard !seedList.isEmpty || !backend.isEmpty else { throw ValidationError("give --seeds, --backend, or both") }
         guard (1...16).contains(replicationFactor) else { throw ValidationError("--replication-factor must be 1-16") }
+        _ = try parsedWeights()
+    }
+
+    func parsedWeights() throws -> (weights: [String: Int], fromLatency: Bool) {
+        var weights: [String: Int] = [:]
+        var fromLatency = false
+        for item in weight {
+            if item == "latency" {
+                fromLatency = true
+                continue
+            }
+            guard let equals = item.lastIndex(of: "="), let value = Int(item[item.index(after: equals)...]), (1...100).contains(value),
+                equals != item.startIndex
+            else { throw ValidationError("--weight '\(item)' is not ID=N with N from 1 to 100, or latency") }
+            weights[String(item[..<equals])] = value
+        }
+        return (weights, fromLatency)
     }
 
     func run() async throws {
@@ -66,6 +86,7 @@ struct BalancerCommand: AsyncParsableCommand {
         config.staticBackends = backend.map(\.description)
         config.stats = stats?.description
         config.replicationFactor = replicationFactor
+        (config.weights, config.weightsFromLatency) = try parsedWeights()
         let clients = config.seeds.isEmpty
             ? nil : PeerClients(security: HandshakeConfig(cluster: access.cluster, nodeID: "balancer", secret: try access.secret()), logger: logger)
         let balancer = Balancer(config: config, clients: clients, logger: logger)

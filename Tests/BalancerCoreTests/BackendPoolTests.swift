@@ -35,6 +35,15 @@ import Testing
         #expect(Self.counts(&many, picks: 600) == ["api-1": 300, "api-2": 200, "api-3": 100])
     }
 
+    @Test func weightsFromLatencyFavourTheFasterBackend() {
+        var pool = BackendPool(strategy: .weighted, weightsFromLatency: true)
+        pool.update([Backend(id: "fast", address: "a"), Backend(id: "slow", address: "b")])
+        pool.requestEnded("fast", failed: false, latencyMs: 2, nowMs: 0)
+        pool.requestEnded("slow", failed: false, latencyMs: 10, nowMs: 0)
+        let counts = Self.counts(&pool, picks: 600)
+        #expect(counts["fast", default: 0] == 500 && counts["slow", default: 0] == 100, "\(counts)")
+    }
+
     @Test func leastOutstandingAvoidsTheBusyBackend() {
         var pool = Self.pool(.leastOutstanding)
         for _ in 0..<50 { pool.requestStarted("api-1") }
