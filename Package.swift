@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // Pure cores: the standard library only.
@@ -109,10 +110,20 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(
+            name: "Simulator",
+            dependencies: [
+                "OrderDomain",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
         .executableTarget(
             name: "orderly",
             dependencies: [
-                "Stats", "Warehouse", "Balancer", "BalancerCore", "StatsProjection", "OrderDomain", "EventLog", "Node", "HTTPAPI", "Wire", "HashRing", "Membership", "Replication",
+                "Stats", "Warehouse", "Balancer", "BalancerCore", "Simulator", "StatsProjection", "OrderDomain", "EventLog", "Node", "HTTPAPI", "Wire", "HashRing", "Membership", "Replication",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

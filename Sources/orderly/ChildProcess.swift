@@ -31,12 +31,17 @@ final class ChildProcess: @unchecked Sendable {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 
-    init(arguments: [String], stderrPath: String? = nil) {
+    init(arguments: [String], stderrPath: String? = nil, appendingLog: Bool = false, environment: [String: String]? = nil) {
         process.executableURL = URL(fileURLWithPath: Self.selfExecutable)
         process.arguments = arguments
+        if let environment { process.environment = environment }
         if let stderrPath {
-            _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-            process.standardError = FileHandle(forWritingAtPath: stderrPath)
+            if !appendingLog || !FileManager.default.fileExists(atPath: stderrPath) {
+                _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
+            }
+            let handle = FileHandle(forWritingAtPath: stderrPath)
+            handle?.seekToEndOfFile()
+            process.standardError = handle
         }
     }
 
