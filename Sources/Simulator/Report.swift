@@ -155,8 +155,8 @@ public enum Report {
             counts[index] += 1
         }
         func name(_ ms: Int64) -> String { ms >= 1000 ? "\(ms / 1000)s" : ms >= 500 ? "0.5s" : "\(ms)" }
-        let labels = edges.enumerated().map { index, edge in index + 1 < edges.count ? "\(name(edge))–\(name(edges[index + 1]))" : "≥\(name(edge))" }
-        return bars(counts.map(Double.init), labels: labels, unit: "requests", xTitle: "latency (ms)")
+        let labels = edges.enumerated().map { index, edge in index + 1 < edges.count ? name(edge) : "≥\(name(edge))" }
+        return bars(counts.map(Double.init), labels: labels, unit: "requests", xTitle: "latency (ms; each bar from its label to the next)")
     }
 
     static func bars(_ values: [Double], labels: [String], unit: String, xTitle: String, color: String = "#4e79a7") -> String {
