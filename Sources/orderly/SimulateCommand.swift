@@ -70,7 +70,19 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Seed of the customers' choices.")
     var seed: UInt64 = 1
 
+    @Option(help: "Share of customers who pay before they order (0-1).")
+    var payFirstShare: Double = 0.1
+
+    @Option(help: "Share of customers who send their payment twice, as a retry with the same id (0-1).")
+    var duplicateShare: Double = 0.1
+
+    @Option(help: "Share of customers who cancel instead of paying (0-1).")
+    var cancelShare: Double = 0.05
+
     func validate() throws {
+        for (name, share) in [("--pay-first-share", payFirstShare), ("--duplicate-share", duplicateShare), ("--cancel-share", cancelShare)] {
+            guard (0...1).contains(share) else { throw ValidationError("\(name) must be from 0 to 1") }
+        }
         guard target.hasPrefix("http://") else { throw ValidationError("--target must be an http:// URL") }
         guard rate > 0, rate <= 5000 else { throw ValidationError("--rate must be above 0 and at most 5000") }
         guard duration.milliseconds >= 1000 else { throw ValidationError("--duration must be at least 1s") }
@@ -83,6 +95,9 @@ struct SimulateCommand: AsyncParsableCommand {
         var config = SimulationConfig(target: base, rate: rate, durationMs: duration.milliseconds, runID: "sim-\(UInt32.random(in: 0...UInt32.max))")
         config.failures = try failures.map { try FailureEvent.parse($0) } ?? []
         config.seed = seed
+        config.payFirstShare = payFirstShare
+        config.duplicatePaymentShare = duplicateShare
+        config.cancelShare = cancelShare
         let data = self.data
         let statsBefore = await Checker.stats(client, target: base)
         let simulation = Simulation(config: config, client: client, inject: { try await apply($0, data: data) }, progress: progressLine)
