@@ -14,11 +14,6 @@ public final class StatsStore: LogSink, Sendable {
     private let pool: DatabasePool
 
     static let schema = """
-        CREATE TABLE positions (
-            origin TEXT PRIMARY KEY,
-            through_offset INTEGER NOT NULL,
-            updated_at INTEGER NOT NULL
-        );
         CREATE TABLE order_events (
             event_id TEXT PRIMARY KEY,
             order_id TEXT NOT NULL,
@@ -61,7 +56,7 @@ public final class StatsStore: LogSink, Sendable {
         pool = try DatabasePool(path: path, configuration: configuration)
         if !readOnly {
             var migrator = DatabaseMigrator()
-            migrator.registerMigration("0001_stats") { db in try db.execute(sql: Self.schema) }
+            migrator.registerMigration("0001_stats") { db in try db.execute(sql: ReadPositions.schema + Self.schema) }
             try migrator.migrate(pool)
         }
     }
@@ -73,15 +68,7 @@ public final class StatsStore: LogSink, Sendable {
         let events = try records.map(Self.statsEvent)
         return try await pool.write { db in
             let fresh = try Self.count(events, db)
-            if let through {
-                try db.execute(
-                    sql: """
-                        INSERT INTO positions (origin, through_offset, updated_at) VALUES (?, ?, ?)
-                        ON CONFLICT(origin) DO UPDATE SET through_offset = excluded.through_offset, updated_at = excluded.updated_at
-                        WHERE excluded.through_offset > positions.through_offset
-                        """,
-                    arguments: [origin, through, Int64(Date().timeIntervalSince1970 * 1000)])
-            }
+            if let through { try ReadPositions.advance(origin: origin, through: through, in: db) }
             return fresh
         }
     }
@@ -201,11 +188,7 @@ public final class StatsStore: LogSink, Sendable {
     }
 
     public func positions() async throws -> [String: Int64] {
-        try await pool.read { db in
-            var positions: [String: Int64] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT origin, through_offset FROM positions") { positions[row[0]] = row[1] }
-            return positions
-        }
+        try await pool.read { db in try ReadPositions.read(db) }
     }
 
     public func eventsCounted() async throws -> Int64 {

@@ -29,7 +29,6 @@ public final class WarehouseStore: LogSink, Sendable {
     private let pool: DatabasePool
 
     static let schema = """
-        CREATE TABLE positions (origin TEXT PRIMARY KEY, through_offset INTEGER NOT NULL, updated_at INTEGER NOT NULL);
         CREATE TABLE orders (
             order_id TEXT PRIMARY KEY,
             lines TEXT,
@@ -50,7 +49,7 @@ public final class WarehouseStore: LogSink, Sendable {
         pool = try DatabasePool(path: path, configuration: configuration)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("0001_wms") { db in
-            try db.execute(sql: Self.schema)
+            try db.execute(sql: ReadPositions.schema + Self.schema)
             let insert = try db.makeStatement(sql: "INSERT INTO stock (sku, on_hand) VALUES (?, ?)")
             for product in catalog.all { try insert.execute(arguments: [product.sku, product.stock]) }
         }
@@ -69,15 +68,7 @@ public final class WarehouseStore: LogSink, Sendable {
         let taken = facts
         return try await pool.write { db in
             for (record, event) in taken { try Self.note(event, of: record.orderID, at: record.recordedAt, db) }
-            if let through {
-                try db.execute(
-                    sql: """
-                        INSERT INTO positions (origin, through_offset, updated_at) VALUES (?, ?, ?)
-                        ON CONFLICT(origin) DO UPDATE SET through_offset = excluded.through_offset, updated_at = excluded.updated_at
-                        WHERE excluded.through_offset > positions.through_offset
-                        """,
-                    arguments: [origin, through, Self.now()])
-            }
+            if let through { try ReadPositions.advance(origin: origin, through: through, in: db) }
             return taken.count
         }
     }
@@ -133,11 +124,7 @@ public final class WarehouseStore: LogSink, Sendable {
     }
 
     public func positions() async throws -> [String: Int64] {
-        try await pool.read { db in
-            var positions: [String: Int64] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT origin, through_offset FROM positions") { positions[row[0]] = row[1] }
-            return positions
-        }
+        try await pool.read { db in try ReadPositions.read(db) }
     }
 
     // MARK: Shipping

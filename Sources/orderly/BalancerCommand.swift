@@ -93,21 +93,7 @@ struct BalancerCommand: AsyncParsableCommand {
         let router = Router()
         router.add(middleware: ProxyMiddleware(balancer: balancer))
         BalancerRoutes(balancer: balancer).register(on: router)
-        APIServer.addHealthAndMetrics(to: router, registry: registry)
-        let app = Application(
-            router: router,
-            configuration: .init(address: .hostname(http.host, port: http.port), serverName: "orderly-balancer"),
-            onServerRunning: { channel in
-                let address = channel.localAddress
-                Bootstrap.printReady([
-                    ("ready", true), ("role", "balancer"), ("id", "balancer"),
-                    ("http", "\(address?.ipAddress ?? "127.0.0.1"):\(address?.port ?? 0)"),
-                    ("pid", Int(ProcessInfo.processInfo.processIdentifier)),
-                ])
-            },
-            logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(services: [.init(service: balancer), .init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        try await RoleServer.run(
+            role: "balancer", id: "balancer", http: http, router: router, registry: registry, ready: { true }, services: [balancer], logger: logger)
     }
 }

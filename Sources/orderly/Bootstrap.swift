@@ -1,4 +1,7 @@
 import ArgumentParser
+import HTTPAPI
+import Hummingbird
+import ServiceLifecycle
 import Foundation
 import Logging
 import Metrics
@@ -35,3 +38,32 @@ enum Bootstrap {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// Serving a role that is not an API node (stats, warehouse, balancer): its
+/// router, health and metrics, the ready record once it serves, and its
+/// services run until SIGTERM or SIGINT (in the order given; the HTTP server
+/// last, so it stops first).
+enum RoleServer {
+    static func run(
+        role: String, id: String, http: HostPort, router: Router<BasicRequestContext>, registry: PrometheusCollectorRegistry,
+        ready: @escaping @Sendable () -> Bool, services: [any Service], logger: Logger
+    ) async throws {
+        APIServer.addHealthAndMetrics(to: router, registry: registry, ready: ready)
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(http.host, port: http.port), serverName: "orderly-\(id)"),
+            onServerRunning: { channel in
+                let address = channel.localAddress
+                Bootstrap.printReady([
+                    ("ready", true), ("role", role), ("id", id),
+                    ("http", "\(address?.ipAddress ?? "127.0.0.1"):\(address?.port ?? 0)"),
+                    ("pid", Int(ProcessInfo.processInfo.processIdentifier)),
+                ])
+            },
+            logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: (services + [app]).map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}

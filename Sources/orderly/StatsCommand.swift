@@ -66,23 +66,8 @@ struct StatsRun: AsyncParsableCommand {
         let rebuild = OnlineRebuild(store: store, clients: clients, config: .init(seeds: seedAddresses), id: id, logger: logger)
         let router = Router()
         StatsRoutes(store: store, follower: follower, rebuild: rebuild, adminToken: try access.adminToken()).register(on: router)
-        APIServer.addHealthAndMetrics(to: router, registry: registry, ready: { follower.connected })
-        let nodeID = id
-        let app = Application(
-            router: router,
-            configuration: .init(address: .hostname(http.host, port: http.port), serverName: "orderly-\(id)"),
-            onServerRunning: { channel in
-                let address = channel.localAddress
-                Bootstrap.printReady([
-                    ("ready", true), ("role", "stats"), ("id", nodeID),
-                    ("http", "\(address?.ipAddress ?? "127.0.0.1"):\(address?.port ?? 0)"),
-                    ("pid", Int(ProcessInfo.processInfo.processIdentifier)),
-                ])
-            },
-            logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(services: [.init(service: follower), .init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        try await RoleServer.run(
+            role: "stats", id: id, http: http, router: router, registry: registry, ready: { follower.connected }, services: [follower], logger: logger)
     }
 }
 

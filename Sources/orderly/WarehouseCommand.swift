@@ -65,24 +65,7 @@ struct WarehouseCommand: AsyncParsableCommand {
         let shipper = Shipper(store: store, tail: tail, handlingMs: handlingTime.milliseconds, logger: logger)
         let router = Router()
         WarehouseRoutes(store: store, tail: tail).register(on: router)
-        APIServer.addHealthAndMetrics(to: router, registry: registry, ready: { tail.connected })
-        let nodeID = id
-        let app = Application(
-            router: router,
-            configuration: .init(address: .hostname(http.host, port: http.port), serverName: "orderly-\(id)"),
-            onServerRunning: { channel in
-                let address = channel.localAddress
-                Bootstrap.printReady([
-                    ("ready", true), ("role", "wms"), ("id", nodeID),
-                    ("http", "\(address?.ipAddress ?? "127.0.0.1"):\(address?.port ?? 0)"),
-                    ("pid", Int(ProcessInfo.processInfo.processIdentifier)),
-                ])
-            },
-            logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: tail), .init(service: shipper), .init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-        try await group.run()
+        try await RoleServer.run(
+            role: "wms", id: id, http: http, router: router, registry: registry, ready: { tail.connected }, services: [tail, shipper], logger: logger)
     }
 }
