@@ -89,6 +89,8 @@ public final class LogTail: Service, Sendable {
         var logger = self.logger
         logger[metadataKey: "origin"] = "\(origin)"
         var position: Int64 = (try? await store.positions())?[origin] ?? 0
+        var lastError = ""
+        var lastWarned = ContinuousClock.now - .seconds(60)
         while !Task.isCancelled {
             let view = members.withLock { $0 }
             do {
@@ -103,7 +105,17 @@ public final class LogTail: Service, Sendable {
             } catch is CancellationError {
                 return
             } catch {
-                logger.debug("log fetch failed", metadata: ["error": "\(error)"])
+                // A node going away is routine; a batch that cannot be stored
+                // (a payload this version cannot read, a full disk) stops this
+                // log here and must be seen: said once per kind of error, and
+                // again every 30 s while it lasts.
+                let text = "\(error)"
+                let now = ContinuousClock.now
+                if text != lastError || now - lastWarned > .seconds(30) {
+                    logger.warning("cannot take this log further yet; retrying", metadata: ["position": "\(position)", "error": "\(text)"])
+                    lastError = text
+                    lastWarned = now
+                }
                 try? await Task.sleep(for: config.retryDelay)
             }
         }
