@@ -72,6 +72,14 @@ actor Transactor {
             try await persist(decision.events, next: next)
             state = next
             try await replication?.awaitReplicas(orderID, through: ownOffset)
+            // A node that took the order over meanwhile may have decided
+            // without this write: only a node that still leads acknowledges.
+            do {
+                try replication?.confirmLeadership(orderID)
+            } catch {
+                loaded = false
+                throw error
+            }
             return .success(CommandResult(outcome: decision.outcome, state: next))
         }
     }

@@ -123,6 +123,11 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         routing.withLock { $0.ring }.preferenceList(for: orderID.rawValue, count: replicationFactor)
     }
 
+    public func leads(_ orderID: ClientID) -> Bool {
+        if case .local = route(orderID) { return true }
+        return false
+    }
+
     public var ringMembers: Set<String> {
         Set(routing.withLock { $0.ring.weights.keys })
     }

@@ -40,6 +40,8 @@ public protocol ReplicaDirectory: Sendable {
     var ringMembers: Set<String> { get }
     /// Replicas per order (`--replication-factor`).
     var replicationFactor: Int { get }
+    /// This node leads the order in its current view.
+    func leads(_ orderID: ClientID) -> Bool
 }
 
 /// What a transactor asks of replication. MUST be safe to call from any task.
@@ -54,5 +56,8 @@ public protocol ReplicationCoordinator: Sendable {
     /// `offset`, as `--acks` requires; throws `EngineError.unavailable`
     /// when they do not in time.
     func awaitReplicas(_ orderID: ClientID, through offset: Int64) async throws
+    /// Throws `EngineError.unavailable` when this node no longer leads the
+    /// order: a write it finished replicating meanwhile is not acknowledged.
+    func confirmLeadership(_ orderID: ClientID) throws
     var epoch: UInt64 { get }
 }

@@ -33,10 +33,6 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         var followerSeenMs: [String: Int64] = [:]
         /// Logs this node copies: how far, and the holder's newest offset.
         var copies: [String: CopyStatus] = [:]
-        /// Catch-up since the view last changed: per peer, the end of its
-        /// log as first reported under this view (see `isCaughtUp`).
-        var catchUpEpoch: UInt64 = 0
-        var catchUpTargets: [String: Int64] = [:]
         /// The ring whose orders this node holds in full (see `backfill`).
         var backfilledRing: Set<String>?
     }
@@ -99,6 +95,12 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         AckRules.requirement(
             policy: config.acks, mode: config.partitionMode, preferenceList: directory.preferenceList(for: orderID),
             leader: directory.nodeID, reachable: Set(directory.reachablePeers().keys))
+    }
+
+    public func confirmLeadership(_ orderID: ClientID) throws {
+        guard let directory, !directory.leads(orderID) else { return }
+        throw EngineError.unavailable(
+            "order \(orderID): this node stopped leading it while the write was replicated; the write is not acknowledged (retrying is safe)")
     }
 
     public func awaitReplicas(_ orderID: ClientID, through offset: Int64) async throws {
@@ -241,10 +243,10 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     public func gather(_ orderID: ClientID) async throws {
         guard let directory else { return }
         let list = directory.preferenceList(for: orderID)
-        // The order's first replica, leading it under a view in which it has
-        // copied every peer's log past where it ended when that view began,
-        // holds whatever a stand-in wrote while it was away: no need to ask.
-        if list.first == directory.nodeID && isCaughtUp(directory) { return }
+        // Always asked, even by a first replica that has copied every log:
+        // a stand-in may still be finishing a write it decided before it saw
+        // this node back, and that write lands after any log position this
+        // node could have waited for.
         let reachable = directory.reachablePeers()
         let others = list.filter { $0 != directory.nodeID }.compactMap { id in reachable[id].map { (id, $0) } }
         let selfID = directory.nodeID
@@ -277,29 +279,6 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             let copied = try await log.replicate(ReplicatedBatch(origin: "", events: events, throughOffset: nil))
             if copied > 0 {
                 logger.info("gathered missing events", metadata: ["order": "\(orderID)", "events": "\(copied)"])
-            }
-        }
-    }
-
-    /// True when, under the current view, this node has copied every
-    /// reachable peer's log at least up to the end that peer reported first
-    /// under this view. A stand-in stops leading this node's orders once it
-    /// sees this node alive, which the view (settled) guarantees; what it
-    /// wrote before is below that end.
-    private func isCaughtUp(_ directory: any ReplicaDirectory) -> Bool {
-        let epoch = directory.epoch
-        let peers = directory.reachablePeers().keys
-        let ring = directory.ringMembers
-        return state.withLock { state in
-            guard state.backfilledRing == ring else { return false }
-            if state.catchUpEpoch != epoch {
-                state.catchUpEpoch = epoch
-                state.catchUpTargets = [:]
-                return false
-            }
-            return peers.allSatisfy { peer in
-                guard let target = state.catchUpTargets[peer] else { return false }
-                return (state.copies[peer]?.through ?? 0) >= target
             }
         }
     }
@@ -367,7 +346,6 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         let fetchTimeout = Duration.milliseconds(Int(config.fetchWaitMs)) + .seconds(2)
         while !Task.isCancelled {
             guard let address = directory?.reachablePeers()[origin] else { return }
-            let fetchEpoch = directory?.epoch ?? 0
             do {
                 let reply = try await clients.fetch(
                     address, follower: selfID,
@@ -396,14 +374,8 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     for event in reply.events { lagTimer.recordMilliseconds(max(0, now - event.recordedAt)) }
                     position = reply.throughOffset
                 }
-                let epochAtFetch = fetchEpoch
                 state.withLock {
                     $0.copies[origin] = CopyStatus(through: position, holderLastOffset: reply.holderLastOffset, updatedMs: WallClock.nowMs())
-                    // A reply to a fetch sent under the current view sets
-                    // the catch-up target of that view.
-                    if $0.catchUpEpoch == epochAtFetch && $0.catchUpTargets[origin] == nil {
-                        $0.catchUpTargets[origin] = reply.holderLastOffset
-                    }
                 }
             } catch is CancellationError {
                 return
