@@ -45,7 +45,9 @@ import Testing
         while !stop.value {
             let running = cluster.ids.filter { cluster.process($0).process.isRunning }
             guard let target = running.randomElement() else { return false }
-            if let reply = try? await HTTP.send(.POST, "http://\(cluster.http(target))\(path)", body, timeout: .seconds(5)),
+            // A stopped node still counts as running: a short timeout sends
+            // the retry elsewhere, as a client with a deadline would.
+            if let reply = try? await HTTP.send(.POST, "http://\(cluster.http(target))\(path)", body, timeout: .seconds(2)),
                 (200..<300).contains(reply.status)
             {
                 return true
@@ -138,7 +140,7 @@ import Testing
             let others = cluster.ids.filter { $0 != victim }
             let duringOutage = ledger.value.acks
             try await cluster.waitForView([victim: "dead"], on: others)
-            try await waitFor("traffic while \(victim) is down", timeout: .seconds(30)) { ledger.value.acks >= duringOutage + 60 }
+            try await waitFor("traffic while \(victim) is down", timeout: .seconds(60)) { ledger.value.acks >= duringOutage + 60 }
             try await cluster.start(victim)
             try await cluster.waitForView(allAlive, on: cluster.ids)
         }
@@ -163,7 +165,7 @@ import Testing
         cluster.process("api-2").signal(SIGSTOP)
         try await cluster.waitForView(["api-2": "dead"], on: ["api-1", "api-3"])
         let during = ledger.value.acks
-        try await waitFor("traffic while api-2 is stopped", timeout: .seconds(30)) { ledger.value.acks >= during + 60 }
+        try await waitFor("traffic while api-2 is stopped", timeout: .seconds(60)) { ledger.value.acks >= during + 60 }
         cluster.process("api-2").signal(SIGCONT)
         try await cluster.waitForView(allAlive, on: cluster.ids)
         let after = ledger.value.acks

@@ -42,6 +42,9 @@ public protocol ReplicaDirectory: Sendable {
     var replicationFactor: Int { get }
     /// This node leads the order in its current view.
     func leads(_ orderID: ClientID) -> Bool
+    /// Every live peer has seen this node alive in its current incarnation
+    /// (so no peer still stands in for it).
+    var settled: Bool { get }
 }
 
 /// What a transactor asks of replication. MUST be safe to call from any task.

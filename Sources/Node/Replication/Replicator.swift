@@ -35,6 +35,11 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         var copies: [String: CopyStatus] = [:]
         /// The ring whose orders this node holds in full (see `backfill`).
         var backfilledRing: Set<String>?
+        /// Catch-up under the current view: per peer, the end of its log in
+        /// the first reply to a fetch sent once this node was settled (see
+        /// `isCaughtUp`).
+        var catchUpEpoch: UInt64 = 0
+        var catchUpTargets: [String: Int64] = [:]
     }
 
     public struct CopyStatus: Sendable, Equatable {
@@ -243,10 +248,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     public func gather(_ orderID: ClientID) async throws {
         guard let directory else { return }
         let list = directory.preferenceList(for: orderID)
-        // Always asked, even by a first replica that has copied every log:
-        // a stand-in may still be finishing a write it decided before it saw
-        // this node back, and that write lands after any log position this
-        // node could have waited for.
+        if list.first == directory.nodeID && isCaughtUp(directory, replicas: list) { return }
         let reachable = directory.reachablePeers()
         let others = list.filter { $0 != directory.nodeID }.compactMap { id in reachable[id].map { (id, $0) } }
         let selfID = directory.nodeID
@@ -279,6 +281,40 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             let copied = try await log.replicate(ReplicatedBatch(origin: "", events: events, throughOffset: nil))
             if copied > 0 {
                 logger.info("gathered missing events", metadata: ["order": "\(orderID)", "events": "\(copied)"])
+            }
+        }
+    }
+
+    /// When the order's first replica may skip asking its replicas: it
+    /// holds every acknowledged event of its orders. That is so when
+    ///
+    /// - it is settled (every live peer has seen it alive in this
+    ///   incarnation) and every other replica of the order is reachable, so
+    ///   none of them can hold an acknowledged write this node cannot read
+    ///   in that replica's own log;
+    /// - for every reachable peer it has copied that peer's log up to the end
+    ///   reported in the first reply to a fetch sent once it was settled,
+    ///   under the current view. A stand-in acknowledges a write only if it
+    ///   still leads the order once the replicas hold it
+    ///   (`confirmLeadership`), that is before it saw this node alive, which
+    ///   is before this node was settled: so the write is below that end;
+    /// - it has backfilled the orders of the current ring.
+    private func isCaughtUp(_ directory: any ReplicaDirectory, replicas: [String]) -> Bool {
+        guard directory.settled else { return false }
+        let epoch = directory.epoch
+        let peers = directory.reachablePeers().keys
+        guard replicas.allSatisfy({ $0 == directory.nodeID || peers.contains($0) }) else { return false }
+        let ring = directory.ringMembers
+        return state.withLock { state in
+            if state.catchUpEpoch != epoch {
+                state.catchUpEpoch = epoch
+                state.catchUpTargets = [:]
+                return false
+            }
+            guard state.backfilledRing == ring else { return false }
+            return peers.allSatisfy { peer in
+                guard let target = state.catchUpTargets[peer] else { return false }
+                return (state.copies[peer]?.through ?? 0) >= target
             }
         }
     }
@@ -346,6 +382,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         let fetchTimeout = Duration.milliseconds(Int(config.fetchWaitMs)) + .seconds(2)
         while !Task.isCancelled {
             guard let address = directory?.reachablePeers()[origin] else { return }
+            // Whether the reply may set this view's catch-up target.
+            let sentEpoch = directory?.epoch ?? 0
+            let sentSettled = directory?.settled ?? false
             do {
                 let reply = try await clients.fetch(
                     address, follower: selfID,
@@ -376,6 +415,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 }
                 state.withLock {
                     $0.copies[origin] = CopyStatus(through: position, holderLastOffset: reply.holderLastOffset, updatedMs: WallClock.nowMs())
+                    if sentSettled && $0.catchUpEpoch == sentEpoch && $0.catchUpTargets[origin] == nil {
+                        $0.catchUpTargets[origin] = reply.holderLastOffset
+                    }
                 }
             } catch is CancellationError {
                 return
