@@ -143,7 +143,7 @@ public final class Balancer: Service, Sendable {
         let start = ContinuousClock.now
         requestsCounter.increment()
         retryTokens.withLock { $0.tokens = min($0.tokens + config.retryBudgetRatio, config.retryBudgetMax) }
-        defer { latency.recordNanoseconds((ContinuousClock.now - start).totalNanoseconds) }
+        defer { latency.recordNanoseconds((ContinuousClock.now - start).nanoseconds) }
         if path.hasPrefix("/stats/") || path == "/stats" {
             guard let stats = config.stats else {
                 return APIError(.serviceUnavailable, "unavailable", "no stats node is configured (--stats)").response()
@@ -178,7 +178,7 @@ public final class Balancer: Service, Sendable {
                 } catch {
                     lastError = "\(id): \(error)"
                 }
-                let elapsedMs = Double((ContinuousClock.now - sent).totalNanoseconds) / 1e6
+                let elapsedMs = Double((ContinuousClock.now - sent).nanoseconds) / 1e6
                 pool.withLock { $0.requestEnded(id, failed: failed, latencyMs: elapsedMs, nowMs: Self.nowMs()) }
                 if let response { return response }
                 tried.insert(id)
@@ -246,12 +246,5 @@ public final class Balancer: Service, Sendable {
                     latency_ms: (entry.latencyMs * 10).rounded() / 10)
             }
         }
-    }
-}
-
-extension Duration {
-    var totalNanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

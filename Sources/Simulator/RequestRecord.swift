@@ -25,5 +25,4 @@ public struct AcknowledgedOrder: Sendable {
     public var totalCents: Int64 = 0
     public var payments: [String: Int64] = [:]
     public var cancelled = false
-    public var attempted = false
 }

@@ -86,7 +86,7 @@ public final class Simulation: Sendable {
         let payTwice = Double(draw.1) / 1000 < config.duplicatePaymentShare
         let cancel = !payFirst && Double(draw.2) / 1000 < config.cancelShare
         let total = product.priceCents
-        orders.withLock { $0[orderID] = AcknowledgedOrder(orderID: orderID, attempted: true) }
+        orders.withLock { $0[orderID] = AcknowledgedOrder(orderID: orderID) }
         var intended = intendedMs
         func step(_ operation: String, _ method: HTTPMethod, _ path: String, _ body: String?) async -> (status: Int, ok: Bool) {
             let (status, attempts, error) = await send(method, path, body)

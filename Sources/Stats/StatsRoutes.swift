@@ -86,7 +86,9 @@ public struct StatsRoutes: Sendable {
         let lag_events: Int64
     }
 
-    func where_() async throws -> (positions: [String: Int64], lag: [String: Int64]) {
+    /// The positions the answer reflects, and per origin how far behind
+    /// the origin's end they are.
+    func reflected() async throws -> (positions: [String: Int64], lag: [String: Int64]) {
         let positions = try await store.positions()
         var lag: [String: Int64] = [:]
         for (origin, end) in follower?.originEnds ?? [:] { lag[origin] = max(0, end - (positions[origin] ?? 0)) }
@@ -107,7 +109,7 @@ public struct StatsRoutes: Sendable {
         }
         router.get("stats/summary") { _, _ in
             let totals = try await store.totals()
-            let (positions, lag) = try await where_()
+            let (positions, lag) = try await reflected()
             let top = try await store.products(sort: .revenue, limit: 10).map { ProductView(sku: $0.sku, $0.figures) }
             let view = SummaryView(
                 orders: Orders(
@@ -127,7 +129,7 @@ public struct StatsRoutes: Sendable {
                 return APIError.badRequest("invalid_limit", "limit must be 1-\(Self.limitMax)").response()
             }
             let products = try await store.products(sort: sort, limit: limit).map { ProductView(sku: $0.sku, $0.figures) }
-            let (positions, lag) = try await where_()
+            let (positions, lag) = try await reflected()
             return JSONResponse.make(status: .ok, ProductsView(products: products, sort: sortText, positions: positions, lag_events: lag.values.reduce(0, +)))
         }
         router.get("stats/products/:sku") { _, context in
@@ -136,7 +138,7 @@ public struct StatsRoutes: Sendable {
                 return APIError(.notFound, "not_found", "no product with sku '\(sku)'").response()
             }
             let figures = try await store.product(sku)
-            let (positions, lag) = try await where_()
+            let (positions, lag) = try await reflected()
             return JSONResponse.make(
                 status: .ok,
                 OneProductView(product: ProductView(sku: sku, figures), name: product.name, positions: positions, lag_events: lag.values.reduce(0, +)))

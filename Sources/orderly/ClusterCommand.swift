@@ -187,12 +187,8 @@ enum ClusterControl {
         }
         let node = file.nodes[index]
         guard !processAlive(node.pid) else { throw ValidationError("\(id) runs (pid \(node.pid))") }
-        var environment = ProcessInfo.processInfo.environment
-        if let secret = FileManager.default.contents(atPath: (file.data as NSString).appendingPathComponent("cluster.secret")) {
-            environment["ORDERLY_CLUSTER_SECRET"] = String(decoding: secret, as: UTF8.self)
-            environment["ORDERLY_ADMIN_TOKEN"] = environment["ORDERLY_CLUSTER_SECRET"]
-        }
-        let child = ChildProcess(arguments: node.arguments, stderrPath: node.log, appendingLog: true, environment: environment)
+        let child = ChildProcess(
+            arguments: node.arguments, stderrPath: node.log, appendingLog: true, environment: ClusterLauncher.environment(data: file.data))
         try child.start()
         _ = try await child.waitReady()
         file.nodes[index].pid = child.pid

@@ -69,17 +69,12 @@ final class ClusterLauncher: @unchecked Sendable {
             throw LaunchError("a cluster already runs on \(self.data) (supervisor pid \(existing.supervisorPID)); stop it with `orderly cluster down --data \(self.data)`")
         }
         // A secret for this cluster's peer protocol and admin routes.
-        var environment = ProcessInfo.processInfo.environment
-        let secretPath = (self.data as NSString).appendingPathComponent("cluster.secret")
-        if let existing = FileManager.default.contents(atPath: secretPath), existing.count >= 32 {
-            environment["ORDERLY_CLUSTER_SECRET"] = String(decoding: existing, as: UTF8.self)
-        } else {
+        let secretPath = Self.secretPath(self.data)
+        if FileManager.default.contents(atPath: secretPath).map({ $0.count < 32 }) ?? true {
             let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
             FileManager.default.createFile(atPath: secretPath, contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600])
-            environment["ORDERLY_CLUSTER_SECRET"] = secret
         }
-        environment["ORDERLY_ADMIN_TOKEN"] = environment["ORDERLY_CLUSTER_SECRET"]
-        self.environment = environment
+        self.environment = Self.environment(data: self.data)
         file = ClusterFile(supervisorPID: ProcessInfo.processInfo.processIdentifier, data: self.data, nodes: [])
     }
 
@@ -115,7 +110,7 @@ final class ClusterLauncher: @unchecked Sendable {
     func waitUntilServing(timeout: Duration = .seconds(60)) async throws {
         let deadline = ContinuousClock.now + timeout
         for node in file.nodes where node.role == "api" {
-            while try await !(Self.getJSON("http://\(node.http)/cluster")?["leading"] as? Bool ?? false) {
+            while await !(Self.getJSON("http://\(node.http)/cluster")?["leading"] as? Bool ?? false) {
                 guard ContinuousClock.now < deadline else { throw LaunchError("\(node.id) does not lead its orders after \(timeout)") }
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -123,7 +118,7 @@ final class ClusterLauncher: @unchecked Sendable {
         if let balancer = file.nodes.first(where: { $0.role == "balancer" }) {
             let apis = file.nodes.filter { $0.role == "api" && processAlive($0.pid) }.count
             while true {
-                let backends = try await Self.getJSON("http://\(balancer.http)/balancer")?["backends"] as? [[String: Any]] ?? []
+                let backends = await Self.getJSON("http://\(balancer.http)/balancer")?["backends"] as? [[String: Any]] ?? []
                 if backends.filter({ $0["state"] as? String == "healthy" }).count >= apis { break }
                 guard ContinuousClock.now < deadline else { throw LaunchError("the balancer does not see every API node after \(timeout)") }
                 try await Task.sleep(for: .milliseconds(100))
@@ -131,11 +126,24 @@ final class ClusterLauncher: @unchecked Sendable {
         }
     }
 
+    static func secretPath(_ data: String) -> String { (data as NSString).appendingPathComponent("cluster.secret") }
+
+    /// The environment of the cluster's processes: this one's, with the
+    /// cluster's secret (also the admin token).
+    static func environment(data: String) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        if let secret = FileManager.default.contents(atPath: secretPath(data)) {
+            environment["ORDERLY_CLUSTER_SECRET"] = String(decoding: secret, as: UTF8.self)
+            environment["ORDERLY_ADMIN_TOKEN"] = environment["ORDERLY_CLUSTER_SECRET"]
+        }
+        return environment
+    }
+
     /// The JSON object at `url`, or nil when it does not answer 200.
-    static func getJSON(_ url: String) async throws -> [String: Any]? {
-        guard let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(2)),
+    static func getJSON(_ url: String, timeout: Duration = .seconds(2)) async -> [String: Any]? {
+        guard let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(timeout.components.seconds)),
             response.status == .ok,
-            let body = try? await response.body.collect(upTo: 8 << 20)
+            let body = try? await response.body.collect(upTo: 64 << 20)
         else { return nil }
         return try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
     }

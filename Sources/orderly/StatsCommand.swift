@@ -161,10 +161,8 @@ struct StatsRebuildCommand: AsyncParsableCommand {
     }
 
     static func getJSON(_ url: String) async throws -> [String: Any] {
-        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
-        let body = try await response.body.collect(upTo: 64 << 20)
-        guard response.status == .ok, let json = try JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any] else {
-            throw ValidationError("\(url) answered \(response.status.code)")
+        guard let json = await ClusterLauncher.getJSON(url, timeout: .seconds(10)) else {
+            throw ValidationError("\(url) did not answer 200 with a JSON object")
         }
         return json
     }

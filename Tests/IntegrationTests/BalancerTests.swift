@@ -6,11 +6,7 @@ import Testing
 /// clients.
 @Suite(.serialized) struct BalancerTests {
     static func startBalancer(_ cluster: TestCluster, strategy: String) async throws -> (process: OrderlyProcess, http: String) {
-        let seeds = cluster.ids.map { cluster.peer($0) }.joined(separator: ",")
-        let process = try OrderlyProcess(
-            ["balancer", "--http", "127.0.0.1:0", "--seeds", seeds, "--strategy", strategy],
-            stderrPath: cluster.folder.file("balancer-\(strategy).log"), environment: TestCluster.environment)
-        return (process, try await process.waitReady())
+        try await cluster.startRole(["balancer", "--http", "127.0.0.1:0", "--strategy", strategy], log: "balancer-\(strategy).log")
     }
 
     static func backends(_ balancer: String) async throws -> [String: [String: Any]] {

@@ -7,11 +7,7 @@ import Testing
 /// as the API serves them, and the rebuild tool agrees with the live node.
 @Suite(.serialized) struct StatsTests {
     static func startStats(_ cluster: TestCluster, run: Int) async throws -> (process: OrderlyProcess, http: String) {
-        let seeds = cluster.ids.map { cluster.peer($0) }.joined(separator: ",")
-        let process = try OrderlyProcess(
-            ["stats", "--data", cluster.folder.path, "--http", "127.0.0.1:0", "--seeds", seeds],
-            stderrPath: cluster.folder.file("stats-\(run).log"), environment: TestCluster.environment)
-        return (process, try await process.waitReady())
+        try await cluster.startRole(["stats", "--data", cluster.folder.path, "--http", "127.0.0.1:0"], log: "stats-\(run).log")
     }
 
     /// Waits until the stats node has read every log to its end.

@@ -47,6 +47,15 @@ final class TestCluster: @unchecked Sendable {
         nodes.value[id]?.process.stop(signal: signal)
     }
 
+    /// Starts a role that reads from the cluster (stats, wms, balancer) with
+    /// every node's peer address as seeds; its stderr goes to `log`. The
+    /// caller stops it (deinit does too).
+    func startRole(_ arguments: [String], log: String) async throws -> (process: OrderlyProcess, http: String) {
+        let seeds = ids.map { peer($0) }.joined(separator: ",")
+        let process = try OrderlyProcess(arguments + ["--seeds", seeds], stderrPath: folder.file(log), environment: Self.environment)
+        return (process, try await process.waitReady())
+    }
+
     /// Stops a node for good: it leaves the ids the other helpers walk.
     func remove(_ id: String, signal: Int32 = SIGTERM) {
         guard let node = nodes.withLock({ $0.removeValue(forKey: id) }) else { return }

@@ -7,11 +7,8 @@ import Testing
 /// order without stock is backordered.
 @Suite(.serialized) struct WarehouseTests {
     static func startWarehouse(_ cluster: TestCluster, run: Int) async throws -> (process: OrderlyProcess, http: String) {
-        let seeds = cluster.ids.map { cluster.peer($0) }.joined(separator: ",")
-        let process = try OrderlyProcess(
-            ["wms", "--data", cluster.folder.path, "--http", "127.0.0.1:0", "--seeds", seeds, "--handling-time", "100ms"],
-            stderrPath: cluster.folder.file("wms-\(run).log"), environment: TestCluster.environment)
-        return (process, try await process.waitReady())
+        try await cluster.startRole(
+            ["wms", "--data", cluster.folder.path, "--http", "127.0.0.1:0", "--handling-time", "100ms"], log: "wms-\(run).log")
     }
 
     @Test func paidOrdersShipOnceAcrossAKillCancelledNeverAndMissingStockIsBackordered() async throws {

@@ -246,7 +246,8 @@ func withDeadline<T>(_ timeout: Duration, onTimeout: @escaping @Sendable () -> V
 }
 
 extension Duration {
-    var milliseconds: Int64 {
+    /// Whole milliseconds (truncated).
+    public var milliseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
