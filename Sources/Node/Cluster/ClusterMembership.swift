@@ -73,7 +73,13 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         let incarnation = core.withLock { $0.me.incarnation }
         if settledIncarnation.load(ordering: .sequentiallyConsistent) == incarnation { return true }
         let seen = seenAliveBy.withLock { $0.incarnation == incarnation ? $0.peers : [] }
-        let live = Set(reachablePeers().keys)
+        // A suspect keeps its orders, so it may still stand in for this
+        // node's: it must have seen this node too. Only the dead (and peers
+        // cut off by a partition) are not waited for.
+        let blocked = clients.filter.blockedIDs
+        let live = Set(routing.withLock { $0.members }.filter { id, member in
+            id != selfID && (member.status == .alive || member.status == .suspect) && !blocked.contains(id)
+        }.keys)
         guard live.isSubset(of: seen) else { return false }
         settledIncarnation.store(incarnation, ordering: .sequentiallyConsistent)
         // Orders loaded while others led them are reloaded (and gathered).
