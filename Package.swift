@@ -26,7 +26,10 @@ let package = Package(
         .target(name: "HashRing"),
         .target(name: "Membership"),
         .target(name: "Replication"),
-        .target(name: "Checksum"),
+        .target(name: "Checksum", dependencies: ["CRC32CHardware"]),
+        // The CPU's CRC-32C instruction, when it has one (C: Swift has no
+        // portable way to reach it).
+        .target(name: "CRC32CHardware"),
         .target(name: "StatsProjection", dependencies: ["OrderDomain"]),
         .target(name: "BalancerCore", dependencies: ["HashRing"]),
 

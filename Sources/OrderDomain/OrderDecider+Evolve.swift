@@ -16,6 +16,13 @@ extension OrderDecider {
     /// `paidCents` is the sum of `appliedCents`.
     public static func evolve(_ state: OrderState, _ event: OrderEvent) -> OrderState {
         var state = state
+        evolve(&state, event)
+        return state
+    }
+
+    /// `evolve` in place: a fold over many events copies nothing (the value
+    /// form copies the payments array on every event it changes).
+    public static func evolve(_ state: inout OrderState, _ event: OrderEvent) {
         state.version &+= 1
         switch event {
         case .orderPlaced(let customer, let lines, let total):
@@ -86,7 +93,6 @@ extension OrderDecider {
                 state.conflicts.append(OrderConflict(code: code, detail: detail, recorded: true))
             }
         }
-        return state
     }
 
     /// A new payment record. Its first outcome mirrors what `decide` did with

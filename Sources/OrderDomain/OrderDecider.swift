@@ -16,7 +16,9 @@ public enum OrderDecider {
     }
 
     public static func fold(_ state: OrderState, _ events: [OrderEvent]) -> OrderState {
-        events.reduce(state, evolve)
+        var state = state
+        for event in events { evolve(&state, event) }
+        return state
     }
 
     // MARK: Place

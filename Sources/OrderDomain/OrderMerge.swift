@@ -51,7 +51,7 @@ public enum OrderMerge {
         var state = base
         var version = base.version
         for stored in canonical(events) {
-            state = OrderDecider.evolve(state, stored.event)
+            OrderDecider.evolve(&state, stored.event)
             version = max(version, stored.version)
         }
         state.version = version
@@ -115,7 +115,7 @@ public enum OrderMerge {
         if work.status == .placed && work.outstandingCents == 0 {
             let paid = OrderEvent.orderPaid(paidCents: work.totalCents)
             events.append(paid)
-            work = OrderDecider.evolve(work, paid)
+            OrderDecider.evolve(&work, paid)
         }
         // Paid on one side while the other sent the money back (a held
         // payment refunded as never arrived, or taken with another amount):

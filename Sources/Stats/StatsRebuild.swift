@@ -10,8 +10,9 @@ import Synchronization
 public enum StatsRebuild {
     public struct Result: Sendable {
         public var totals: StatsTotals
-        /// Distinct events counted.
-        public var events: [StatsEvent]
+        /// Distinct events counted, one array per order.
+        public var eventsByOrder: [[StatsEvent]]
+        public var distinctEvents: Int
         /// Per origin, the newest offset read.
         public var positions: [String: Int64]
         /// Rows read, copies included.
@@ -80,7 +81,6 @@ public enum StatsRebuild {
         }
         final class RowCount: Sendable { let value = Mutex(0) }
         let rowsRead = RowCount()
-        let multiFile = files.count > 1
         // Ranges, at most `workers` at a time.
         var reads: [Read] = []
         try await withThrowingTaskGroup(of: Read.self) { group in
@@ -90,27 +90,41 @@ public enum StatsRebuild {
                 next += 1
                 let workers = workers
                 group.addTask { [rowsRead, progress] in
-                    var read = Read(partitions: Array(repeating: [:], count: workers))
                     let log = try EventLog.openReadOnly(path: unit.file)
-                    var from = unit.from
-                    while from <= unit.through {
-                        let batch = try await log.scan(origin: unit.origin, fromOffset: from, limit: 5000)
-                        guard let lastRead = batch.last else { break }
-                        for record in batch where record.offset <= unit.through {
+                    return try await log.withEventRows(origin: unit.origin, fromOffset: unit.from, throughOffset: unit.through) { rows in
+                        var read = Read(partitions: Array(repeating: [:], count: workers))
+                        var unreported = 0
+                        var newest: Int64 = 0
+                        func report() {
+                            let (before, after) = rowsRead.value.withLock { total -> (Int, Int) in
+                                let before = total
+                                total += unreported
+                                return (before, total)
+                            }
+                            unreported = 0
+                            if before / 100_000 != after / 100_000 { progress(after) }
+                        }
+                        while let row = try rows.next() {
+                            let orderID = String(decoding: row.orderID, as: UTF8.self)
+                            let event: OrderEvent
+                            do {
+                                event = try OrderEvent.decode(typeName: row.type, payload: row.payload)
+                            } catch {
+                                throw StatsError.badInput("\(unit.file): event \(unit.origin):\(row.offset) of order \(orderID): \(error)")
+                            }
+                            let partition = Int(Self.bucketHash(row.orderID) % UInt64(workers))
+                            read.partitions[partition][orderID, default: []].append(StatsEvent(
+                                orderID: orderID, version: row.version, eventID: String(decoding: row.eventID, as: UTF8.self),
+                                recordedAtMs: row.recordedAt, event: event))
                             read.rows += 1
-                            let partition = Int(UInt(bitPattern: record.orderID.hashValue) % UInt(workers))
-                            read.partitions[partition][record.orderID, default: []].append(try StatsStore.statsEvent(record))
-                            read.positions[unit.origin] = max(read.positions[unit.origin] ?? 0, record.offset)
+                            newest = row.offset
+                            unreported += 1
+                            if unreported == 10_000 { report() }
                         }
-                        from = lastRead.offset + 1
-                        let (before, after) = rowsRead.value.withLock { total -> (Int, Int) in
-                            let before = total
-                            total += batch.count
-                            return (before, total)
-                        }
-                        if before / 100_000 != after / 100_000 { progress(after) }
+                        report()
+                        if newest > 0 { read.positions[unit.origin] = newest }
+                        return read
                     }
-                    return read
                 }
             }
             for _ in 0..<min(workers, units.count) { launch() }
@@ -128,33 +142,44 @@ public enum StatsRebuild {
         // Each partition merged and folded on its own.
         let partitionInputs = (0..<workers).map { index in reads.map { $0.partitions[index] } }
         var totals = StatsTotals()
-        var events: [StatsEvent] = []
-        events.reserveCapacity(rows)
-        try await withThrowingTaskGroup(of: (StatsTotals, [StatsEvent]).self) { group in
+        var eventsByOrder: [[StatsEvent]] = []
+        var distinct = 0
+        try await withThrowingTaskGroup(of: (StatsTotals, [[StatsEvent]], Int).self) { group in
             for parts in partitionInputs {
                 group.addTask {
                     var byOrder: [String: [StatsEvent]] = [:]
-                    for part in parts { byOrder.merge(part) { $0 + $1 } }
-                    var totals = StatsTotals()
-                    var events: [StatsEvent] = []
-                    for (_, orderEvents) in byOrder {
-                        totals.add(OrderContribution.of(orderEvents))
-                        if multiFile {
-                            var seen = Set<String>()
-                            events += orderEvents.filter { seen.insert($0.eventID).inserted }
-                        } else {
-                            events += orderEvents
-                        }
+                    for part in parts where !part.isEmpty {
+                        if byOrder.isEmpty { byOrder = part } else { byOrder.merge(part) { $0 + $1 } }
                     }
-                    return (totals, events)
+                    var totals = StatsTotals()
+                    var orders: [[StatsEvent]] = []
+                    orders.reserveCapacity(byOrder.count)
+                    var distinct = 0
+                    for (_, orderEvents) in byOrder {
+                        let canonical = OrderContribution.canonical(orderEvents)
+                        totals.add(OrderContribution.of(canonical: canonical))
+                        distinct += canonical.count
+                        orders.append(canonical)
+                    }
+                    return (totals, orders, distinct)
                 }
             }
-            for try await (partTotals, partEvents) in group {
+            for try await (partTotals, partOrders, partDistinct) in group {
                 totals.add(partTotals)
-                events += partEvents
+                eventsByOrder += partOrders
+                distinct += partDistinct
             }
         }
-        return Result(totals: totals, events: events, positions: positions, rowsRead: rows, seconds: (ContinuousClock.now - start).seconds)
+        return Result(
+            totals: totals, eventsByOrder: eventsByOrder, distinctEvents: distinct, positions: positions, rowsRead: rows,
+            seconds: (ContinuousClock.now - start).seconds)
+    }
+
+    /// FNV-1a of an order id's bytes: which partition folds the order.
+    static func bucketHash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        return hash
     }
 
     /// What differs between two projections, one line each (empty: equal).

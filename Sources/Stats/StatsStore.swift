@@ -219,20 +219,22 @@ public final class StatsStore: LogSink, Sendable {
 
     /// Writes a whole projection into an empty file (the rebuild): figures,
     /// the events counted and the positions, in one transaction.
-    public func write(totals: StatsTotals, events: [StatsEvent], positions: [String: Int64]) async throws {
+    public func write(totals: StatsTotals, eventsByOrder: [[StatsEvent]], positions: [String: Int64]) async throws {
         try await pool.write { db in
             let existing = try Int64.fetchOne(db, sql: "SELECT count(*) FROM order_events") ?? 0
             guard existing == 0 else { throw StatsError.badInput("\(self.path) is not empty; rebuild into a new file") }
             let insert = try db.cachedStatement(sql: """
                 INSERT OR IGNORE INTO order_events (event_id, order_id, version, recorded_at, type, payload) VALUES (?, ?, ?, ?, ?, ?)
                 """)
-            for event in events {
+            var count = 0
+            for event in eventsByOrder.joined() {
+                count += 1
                 try insert.execute(arguments: [
                     event.eventID, event.orderID, event.version, event.recordedAtMs, event.event.typeName, event.event.payloadJSON(),
                 ])
             }
             try Self.add(totals, db)
-            try db.execute(sql: "UPDATE stats_meta SET value = ? WHERE key = 'events_counted'", arguments: [events.count])
+            try db.execute(sql: "UPDATE stats_meta SET value = ? WHERE key = 'events_counted'", arguments: [count])
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             for (origin, through) in positions {
                 try db.execute(

@@ -18,16 +18,36 @@ public struct OrderContribution: Sendable, Equatable {
     /// The contribution of an order with these events (any order, copies
     /// included: they are folded canonically, an event id once).
     public static func of(_ events: [StatsEvent]) -> OrderContribution {
-        guard let first = events.first, let orderID = ClientID(first.orderID) else { return .none }
+        of(canonical: canonical(events))
+    }
+
+    /// An order's events in the canonical order, each event id once. A
+    /// stream written by one leader at a time is already so (one event per
+    /// version, rising), and is returned as it is.
+    public static func canonical(_ events: [StatsEvent]) -> [StatsEvent] {
+        var rising = true
+        var index = 1
+        while rising && index < events.count {
+            rising = events[index - 1].version < events[index].version
+            index += 1
+        }
+        // An event id names one event at one version, so rising versions
+        // hold no id twice.
+        if rising { return events }
+        var seen = Set<String>()
+        return events
+            .sorted { ($0.version, $0.eventID) < ($1.version, $1.eventID) }
+            .filter { seen.insert($0.eventID).inserted }
+    }
+
+    /// The contribution of events already in canonical order (`canonical`).
+    public static func of(canonical: [StatsEvent]) -> OrderContribution {
+        guard let first = canonical.first, let orderID = ClientID(first.orderID) else { return .none }
         var state = OrderState(orderID: orderID)
         var placedAt: Int64?
         var paidAt: Int64?
-        var seen = Set<String>()
-        let canonical = events
-            .sorted { ($0.version, $0.eventID) < ($1.version, $1.eventID) }
-            .filter { seen.insert($0.eventID).inserted }
         for stored in canonical {
-            state = OrderDecider.evolve(state, stored.event)
+            OrderDecider.evolve(&state, stored.event)
             if placedAt == nil && state.exists { placedAt = stored.recordedAtMs }
             if paidAt == nil && (state.status == .paid || state.status == .shipped) { paidAt = stored.recordedAtMs }
         }

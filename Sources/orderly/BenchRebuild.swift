@@ -49,13 +49,13 @@ struct BenchRebuild: AsyncParsableCommand {
             raw.append(Double(scanned.rows) / scanSeconds)
             let rebuilt = try await StatsRebuild.run(files: [file])
             rebuild.append(Double(rebuilt.rowsRead) / rebuilt.seconds)
-            counted = rebuilt.events.count
+            counted = rebuilt.distinctEvents
             result = rebuilt
             print("  run \(run): raw scan \(Int(raw.last!)) rows/s, rebuild \(Int(rebuild.last!)) events/s")
         }
         let out = (folder as NSString).appendingPathComponent("rebuilt.sqlite")
         let writeStart = ContinuousClock.now
-        if let result { try await StatsStore(path: out).write(totals: result.totals, events: result.events, positions: result.positions) }
+        if let result { try await StatsStore(path: out).write(totals: result.totals, eventsByOrder: result.eventsByOrder, positions: result.positions) }
         let writeSeconds = BenchSupport.seconds(since: writeStart)
 
         let rebuildRate = BenchSupport.quantile(rebuild, 0.5)

@@ -109,11 +109,11 @@ struct StatsRebuildCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("  \(rows) events read\n".utf8))
         }
         let rate = Double(result.rowsRead) / max(result.seconds, 1e-9)
-        print("rebuilt from \(result.rowsRead) events (\(result.events.count) distinct) in \(String(format: "%.2f", result.seconds)) s: \(Int(rate)) events/s")
+        print("rebuilt from \(result.rowsRead) events (\(result.distinctEvents) distinct) in \(String(format: "%.2f", result.seconds)) s: \(Int(rate)) events/s")
         print("orders: \(result.totals.statuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); revenue \(result.totals.revenueCents) cents")
         if let out {
             let store = try StatsStore(path: out)
-            try await store.write(totals: result.totals, events: result.events, positions: result.positions)
+            try await store.write(totals: result.totals, eventsByOrder: result.eventsByOrder, positions: result.positions)
             print("wrote \(out)")
         }
         if let other {

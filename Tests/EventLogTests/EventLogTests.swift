@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 @testable import EventLog
-import Checksum
+@testable import Checksum
 
 @Suite struct EventLogTests {
     func event(_ order: String, _ version: Int64, type: String = "OrderPlaced", payload: String = #"{"v":1}"#) -> NewEvent {
@@ -114,8 +114,36 @@ import Checksum
         await #expect(throws: EventLogError.corruptEvent(origin: "api-1", offset: 2, orderID: "o1")) {
             _ = try await reader.scan(fromOffset: 1)
         }
+        await #expect(throws: EventLogError.corruptEvent(origin: "api-1", offset: 2, orderID: "o1")) {
+            _ = try await reader.withEventRows(origin: "api-1") { rows in
+                while try rows.next() != nil {}
+            }
+        }
         let rows = try await reader.scanUnverified(fromOffset: 1)
         #expect(rows.map(\.isIntact) == [true, false, true])
+    }
+
+    @Test func theRowCursorReadsWhatScanReads() async throws {
+        let folder = try TemporaryFolder()
+        let log = try EventLog.open(data: folder.path, node: "api-1")
+        defer { log.close() }
+        _ = try await log.append(AppendRequest(events: (1...50).map { event("o\($0 % 7)", Int64($0), payload: #"{"v":1,"n":"é\#($0)"}"#) }))
+        let scanned = try await log.scan(fromOffset: 11, limit: 30)
+        struct Row: Equatable, Sendable { let offset, version, recordedAt: Int64; let orderID, type, payload, eventID: String }
+        let read = try await log.withEventRows(origin: "api-1", fromOffset: 11, throughOffset: 40) { rows in
+            var read: [Row] = []
+            while let row = try rows.next() {
+                read.append(Row(
+                    offset: row.offset, version: row.version, recordedAt: row.recordedAt, orderID: String(decoding: row.orderID, as: UTF8.self),
+                    type: String(decoding: row.type, as: UTF8.self), payload: String(decoding: row.payload, as: UTF8.self),
+                    eventID: String(decoding: row.eventID, as: UTF8.self)))
+            }
+            return read
+        }
+        #expect(read == scanned.map {
+            Row(offset: $0.offset, version: $0.version, recordedAt: $0.recordedAt, orderID: $0.orderID, type: $0.type, payload: $0.payload, eventID: $0.eventID)
+        })
+        #expect(read.count == 30)
     }
 
     @Test func aCorruptTailIsFoundWhenTheLogOpens() async throws {
@@ -219,6 +247,25 @@ import Checksum
         for length in 0..<70 {
             let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
             #expect(CRC32C.checksum(bytes) == reference(bytes), "length \(length)")
+        }
+    }
+
+    /// The CPU instruction (when there is one) and the tables give the same
+    /// sum, fed whole or in pieces at any cut.
+    @Test func hardwareAndSoftwareAgree() {
+        var random = SystemRandomNumberGenerator()
+        for length in 0..<300 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let cut = length == 0 ? 0 : Int.random(in: 0...length, using: &random)
+            var software = CRC32C.Accumulator()
+            var mixed = CRC32C.Accumulator()
+            bytes.withUnsafeBytes { whole in
+                software.updateInSoftware(whole)
+                mixed.update(UnsafeRawBufferPointer(rebasing: whole[..<cut]))
+                mixed.update(UnsafeRawBufferPointer(rebasing: whole[cut...]))
+            }
+            #expect(software.value == reference(bytes), "length \(length)")
+            #expect(mixed.value == software.value, "length \(length), cut \(cut), hardware \(CRC32C.hardware)")
         }
     }
 }
