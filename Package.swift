@@ -81,6 +81,7 @@ let package = Package(
             dependencies: [
                 "OrderDomain", "EventLog", "Node", "HTTPAPI", "Membership", "StatsProjection",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

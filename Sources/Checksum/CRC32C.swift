@@ -35,10 +35,13 @@ public enum CRC32C {
     /// Incremental form, so a record's fields can be fed without joining them.
     public struct Accumulator {
         private var crc: UInt32 = 0xFFFF_FFFF
+        /// Read once here: a global's lazy check on every update costs more
+        /// than the update itself for short fields.
+        private let hardware = CRC32C.hardware
         public init() {}
 
         public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-            guard CRC32C.hardware else { return updateInSoftware(bytes) }
+            guard hardware else { return updateInSoftware(bytes) }
             guard let start = bytes.baseAddress else { return }
             crc = orderly_crc32c_hardware_update(crc, start, bytes.count)
         }

@@ -94,6 +94,10 @@ public final class EventLog: Sendable {
         return EventLog(origin: node, path: file, logID: logID, lastOffset: lastOffset, reader: pool, writer: writer)
     }
 
+    /// How much of a file a read-only connection maps (SQLite caps it at its
+    /// compile-time maximum).
+    static let readOnlyMapBytes: Int64 = 1 << 32
+
     /// Opens a log file read-only, for inspection while its node may run.
     public static func openReadOnly(path file: String) throws -> EventLog {
         guard FileManager.default.fileExists(atPath: file) else {
@@ -102,6 +106,12 @@ public final class EventLog: Sendable {
         var configuration = Configuration()
         configuration.readonly = true
         configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            // Long reads (a rebuild, a scan) map the file instead of copying
+            // every page through read(2). Read-only: a fault in the mapping
+            // cannot damage the file.
+            try db.execute(sql: "PRAGMA mmap_size = \(readOnlyMapBytes)")
+        }
         let queue = try DatabaseQueue(path: file, configuration: configuration)
         let (node, logID, last) = try queue.read { db -> (String, String, Int64) in
             let node = try String.fetchOne(db, sql: "SELECT value FROM log_meta WHERE key = 'node'") ?? ""

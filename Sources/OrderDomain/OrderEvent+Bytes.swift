@@ -95,8 +95,7 @@ private struct CanonicalReader {
         let count = text.utf8CodeUnitCount
         guard bytes.count - position >= count else { return false }
         let matches = text.withUTF8Buffer { expected in
-            for index in 0..<count where bytes[position + index] != expected[index] { return false }
-            return true
+            UnsafeRawBufferPointer(rebasing: bytes[position..<position + count]).elementsEqual(UnsafeRawBufferPointer(expected))
         }
         if matches { position += count }
         return matches

@@ -3,7 +3,7 @@ import Foundation
 import OrderDomain
 
 extension BenchSupport {
-    /// Orders of 10 valid events each: placed, then nine 1-cent payments.
+    /// Orders of 10 valid events each: placed, eight payments, paid.
     static func fillLog(data: String, events: Int) async throws {
         try? FileManager.default.removeItem(atPath: data)
         var options = EventLogOptions()
@@ -21,9 +21,13 @@ extension BenchSupport {
                     for order in stride(from: appender, to: orders, by: appenders) {
                         let id = "bench-o-\(order)"
                         var stream: [OrderEvent] = [.orderPlaced(customer: "c-\(order % 997)", lines: [line], totalCents: product.priceCents)]
-                        for payment in 1...9 {
-                            stream.append(.paymentReceived(paymentID: ClientID("p\(payment)")!, amountCents: 1, heldUntilMs: nil))
+                        // Paid in 8 parts, the last one making the order paid.
+                        let part = product.priceCents / 8
+                        for payment in 1...8 {
+                            let amount = payment < 8 ? part : product.priceCents - 7 * part
+                            stream.append(.paymentReceived(paymentID: ClientID("p\(payment)")!, amountCents: amount, heldUntilMs: nil))
                         }
+                        stream.append(.orderPaid(paidCents: product.priceCents))
                         for (index, event) in stream.enumerated() {
                             batch.append(NewEvent(orderID: id, version: Int64(index + 1), type: event.typeName, payload: event.payloadJSON()))
                         }
