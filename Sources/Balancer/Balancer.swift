@@ -1,8 +1,7 @@
 import AsyncHTTPClient
 import BalancerCore
 import Foundation
-import HTTPAPI
-import Hummingbird
+
 import Logging
 import Membership
 import Metrics
@@ -132,73 +131,102 @@ public final class Balancer: Service, Sendable {
         return nil
     }
 
-    struct Failure: Error { let reason: String }
-
     /// Forwards a request to a backend; on a connection failure, a backend
     /// gone before answering, or a 503 (an order whose leader just died is
     /// unavailable until its next replica takes over), tries again on
     /// another backend with a growing pause, within the deadline and the
     /// retry budget. Commands carry client ids, so a retry never doubles one.
-    public func forward(method: HTTPRequest.Method, path: String, contentType: String?, body: ByteBuffer?) async -> Response {
+    /// Runs on the proxy's event loop.
+    func forward(_ request: ProxyRequest, connections: BackendConnections) -> EventLoopFuture<ProxyResponse> {
+        let loop = connections.loop
         let start = ContinuousClock.now
         requestsCounter.increment()
         retryTokens.withLock { $0.tokens = min($0.tokens + config.retryBudgetRatio, config.retryBudgetMax) }
-        defer { latency.recordNanoseconds((ContinuousClock.now - start).nanoseconds) }
+        let path = request.path
         if path.hasPrefix("/stats/") || path == "/stats" {
             guard let stats = config.stats else {
-                return APIError(.serviceUnavailable, "unavailable", "no stats node is configured (--stats)").response()
+                return loop.makeSucceededFuture(.error(.serviceUnavailable, "unavailable", "no stats node is configured (--stats)"))
             }
-            return (try? await send(method: method, to: stats, path: path, contentType: contentType, body: body))
-                ?? APIError(.badGateway, "bad_gateway", "the stats node did not answer").response()
+            return connections.exchange(request, address: stats).recover { _ in
+                .error(.badGateway, "bad_gateway", "the stats node did not answer")
+            }.always { _ in self.latency.recordNanoseconds((ContinuousClock.now - start).nanoseconds) }
         }
-        let order = Self.orderID(path: path, body: body)
+        let attempts = Attempts(order: Self.orderID(path: String(path), body: request.body), start: start)
+        return attempt(request, attempts, connections).always { result in
+            self.latency.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
+        }
+    }
+
+    /// The state of one request's tries; confined to the proxy's loop.
+    final class Attempts: @unchecked Sendable {
+        let order: String?
+        let start: ContinuousClock.Instant
         var tried: Set<String> = []
         var pause = Duration.milliseconds(25)
         var lastError = "no backend is known yet"
-        var attempt = 0
-        while true {
-            attempt += 1
-            let now = Self.nowMs()
-            let chosen = pool.withLock { pool -> (String, String)? in
-                var random = self.random.withLock { $0 }
-                guard let id = pool.pick(orderID: order, nowMs: now, excluding: tried, random: &random) ?? pool.pick(orderID: order, nowMs: now, random: &random),
-                    let address = pool.entries[id]?.backend.address
-                else { return nil }
-                pool.requestStarted(id)
-                return (id, address)
-            }
-            if let (id, address) = chosen {
-                let sent = ContinuousClock.now
-                var failed = true
-                var response: Response?
-                do {
-                    let answer = try await send(method: method, to: address, path: path, contentType: contentType, body: body)
-                    failed = answer.status.code >= 500
-                    if answer.status != .serviceUnavailable { response = answer } else { lastError = "\(id) answered 503" }
-                } catch {
-                    lastError = "\(id): \(error)"
-                }
-                let elapsedMs = Double((ContinuousClock.now - sent).nanoseconds) / 1e6
-                pool.withLock { $0.requestEnded(id, failed: failed, latencyMs: elapsedMs, nowMs: Self.nowMs()) }
-                if let response { return response }
-                tried.insert(id)
-            }
-            guard ContinuousClock.now - start + pause < config.retryDeadline else { break }
-            retriesCounter.increment()
-            if tried.count >= pool.withLock({ $0.entries.count }) {
-                // Every backend tried: a new round, if the budget allows,
-                // after a pause.
-                guard takeRetryToken() else { break }
-                try? await Task.sleep(for: pause)
-                pause = min(pause * 2, .milliseconds(500))
-                tried = []
-            }
+        var count = 0
+
+        init(order: String?, start: ContinuousClock.Instant) {
+            self.order = order
+            self.start = start
         }
-        errorsCounter.increment()
-        return APIError(.serviceUnavailable, "unavailable", "no backend answered after \(attempt) attempt(s): \(lastError)").response()
     }
 
-    private func takeRetryToken() -> Bool {
+    private func attempt(_ request: ProxyRequest, _ attempts: Attempts, _ connections: BackendConnections) -> EventLoopFuture<ProxyResponse> {
+        attempts.count += 1
+        let now = Self.nowMs()
+        let chosen = pool.withLock { pool -> (String, String)? in
+            var random = self.random.withLock { $0 }
+            guard let id = pool.pick(orderID: attempts.order, nowMs: now, excluding: attempts.tried, random: &random)
+                ?? pool.pick(orderID: attempts.order, nowMs: now, random: &random),
+                let address = pool.entries[id]?.backend.address
+            else { return nil }
+            pool.requestStarted(id)
+            return (id, address)
+        }
+        guard let (id, address) = chosen else { return retry(request, attempts, connections) }
+        let sent = ContinuousClock.now
+        return connections.exchange(request, address: address).flatMap { response in
+            self.ended(id, failed: response.status.code >= 500, since: sent)
+            guard response.status == .serviceUnavailable else { return connections.loop.makeSucceededFuture(response) }
+            attempts.lastError = "\(id) answered 503"
+            attempts.tried.insert(id)
+            return self.retry(request, attempts, connections)
+        }.flatMapError { error in
+            self.ended(id, failed: true, since: sent)
+            attempts.lastError = "\(id): \(error)"
+            attempts.tried.insert(id)
+            return self.retry(request, attempts, connections)
+        }
+    }
+
+    private func ended(_ id: String, failed: Bool, since sent: ContinuousClock.Instant) {
+        let elapsedMs = Double((ContinuousClock.now - sent).nanoseconds) / 1e6
+        pool.withLock { $0.requestEnded(id, failed: failed, latencyMs: elapsedMs, nowMs: Self.nowMs()) }
+    }
+
+    private func retry(_ request: ProxyRequest, _ attempts: Attempts, _ connections: BackendConnections) -> EventLoopFuture<ProxyResponse> {
+        let loop = connections.loop
+        guard ContinuousClock.now - attempts.start + attempts.pause < config.retryDeadline else { return giveUp(attempts, loop) }
+        retriesCounter.increment()
+        guard attempts.tried.count >= pool.withLock({ $0.entries.count }) else { return attempt(request, attempts, connections) }
+        // Every backend tried: a new round, if the budget allows, after a pause.
+        guard takeRetryToken() else { return giveUp(attempts, loop) }
+        let pause = attempts.pause
+        attempts.pause = min(attempts.pause * 2, .milliseconds(500))
+        attempts.tried = []
+        return loop.flatScheduleTask(in: .nanoseconds(pause.nanoseconds)) {
+            self.attempt(request, attempts, connections)
+        }.futureResult
+    }
+
+    private func giveUp(_ attempts: Attempts, _ loop: any EventLoop) -> EventLoopFuture<ProxyResponse> {
+        errorsCounter.increment()
+        return loop.makeSucceededFuture(
+            .error(.serviceUnavailable, "unavailable", "no backend answered after \(attempts.count) attempt(s): \(attempts.lastError)"))
+    }
+
+    func takeRetryToken() -> Bool {
         let now = Self.nowMs()
         return retryTokens.withLock { bucket in
             bucket.tokens = min(config.retryBudgetMax, bucket.tokens + Double(now - bucket.refilledMs) / 1000 * config.retryBudgetPerSecond)
@@ -207,18 +235,6 @@ public final class Balancer: Service, Sendable {
             bucket.tokens -= 1
             return true
         }
-    }
-
-    private func send(method: HTTPRequest.Method, to address: String, path: String, contentType: String?, body: ByteBuffer?) async throws -> Response {
-        var request = HTTPClientRequest(url: "http://\(address)\(path)")
-        request.method = .init(rawValue: method.rawValue)
-        if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
-        if let body { request.body = .bytes(body) }
-        let answer = try await http.execute(request, timeout: .seconds(10))
-        let bytes = try await answer.body.collect(upTo: 8 << 20)
-        var headers = HTTPFields()
-        if let type = answer.headers.first(name: "Content-Type") { headers[.contentType] = type }
-        return Response(status: .init(code: Int(answer.status.code)), headers: headers, body: ResponseBody(byteBuffer: bytes))
     }
 
     // MARK: Visibility

@@ -90,10 +90,16 @@ struct BalancerCommand: AsyncParsableCommand {
         let clients = config.seeds.isEmpty
             ? nil : PeerClients(security: HandshakeConfig(cluster: access.cluster, nodeID: "balancer", secret: try access.secret()), logger: logger)
         let balancer = Balancer(config: config, clients: clients, logger: logger)
-        let router = Router()
-        router.add(middleware: ProxyMiddleware(balancer: balancer))
-        BalancerRoutes(balancer: balancer).register(on: router)
-        try await RoleServer.run(
-            role: "balancer", id: "balancer", http: http, router: router, registry: registry, ready: { true }, services: [balancer], logger: logger)
+        let proxy = ProxyServer(balancer: balancer, host: http.host, port: http.port, registry: registry, logger: logger) { address in
+            Bootstrap.printReady([
+                ("ready", true), ("role", "balancer"), ("id", "balancer"),
+                ("http", "\(address.ipAddress ?? "127.0.0.1"):\(address.port ?? 0)"),
+                ("pid", Int(ProcessInfo.processInfo.processIdentifier)),
+            ])
+        }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: balancer), .init(service: proxy)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 }
