@@ -184,6 +184,13 @@ final class ProxyFrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// A request that is not HTTP: NIO's error handler has answered 400;
+    /// nothing more is read or answered on this connection.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        closing = true
+        context.close(promise: nil)
+    }
+
     private func write(_ response: ProxyResponse, for request: HTTPRequestHead, context: ChannelHandlerContext) {
         var headers = response.headers
         headers.replaceOrAdd(name: "Content-Length", value: String(response.body?.readableBytes ?? 0))

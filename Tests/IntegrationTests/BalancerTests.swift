@@ -94,4 +94,103 @@ import Testing
         let stats = try await HTTP.send(.GET, "http://\(balancer.http)/stats/summary")
         #expect(stats.status == 503, "no stats node configured: \(stats.body)")
     }
+
+    /// HTTP details of the proxy itself, against a real API node: pipelined
+    /// requests answered in order, HTTP/1.0, bad requests, bodies over the
+    /// limit (refused before any backend sees them), API errors passed
+    /// through unchanged, and its own routes.
+    @Test func theProxyKeepsHTTPOrderAndRefusesBadInput() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.stopAll(signal: SIGKILL) }
+        try await cluster.start("api-1")
+        let balancer = try await Self.startBalancer(cluster, strategy: "round-robin")
+        defer { balancer.process.stop(signal: SIGKILL) }
+        try await waitFor("the balancer to find api-1 healthy", timeout: .seconds(20)) {
+            try await Self.backends(balancer.http)["api-1"]?["state"] as? String == "healthy"
+        }
+        let parts = balancer.http.split(separator: ":")
+        let host = String(parts[0])
+        let port = try #require(Int(parts[1]))
+
+        // Three requests in one write; the answers come back in their order.
+        let pipelined = try RawHTTP.exchange(host: host, port: port, """
+            GET /products/SKU-00002 HTTP/1.1\r\nHost: x\r\n\r\n\
+            GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n\
+            GET /products/SKU-00001 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n
+            """)
+        #expect(pipelined.components(separatedBy: "HTTP/1.1 200 OK").count == 4, "\(pipelined)")
+        let second = try #require(pipelined.range(of: "SKU-00002")).lowerBound
+        let live = try #require(pipelined.range(of: #""live""#)).lowerBound
+        let first = try #require(pipelined.range(of: "SKU-00001")).lowerBound
+        #expect(second < live && live < first, "answers in request order: \(pipelined)")
+
+        // HTTP/1.0 without keep-alive: one answer, then the connection closes
+        // (the exchange returns only at end of stream).
+        let old = try RawHTTP.exchange(host: host, port: port, "GET /products/SKU-00001 HTTP/1.0\r\n\r\n")
+        #expect(old.hasPrefix("HTTP/1.0 200 OK") && old.contains("SKU-00001"), "\(old)")
+
+        // A request that is not HTTP: 400, and the connection closes.
+        let garbage = try RawHTTP.exchange(host: host, port: port, "NOT HTTP AT ALL\r\n\r\n")
+        #expect(garbage.hasPrefix("HTTP/1.1 400"), "\(garbage)")
+
+        // A body over 1 MiB never reaches a backend.
+        let big = String(repeating: "x", count: (1 << 20) + 10)
+        let proxiedBefore = try await Self.backends(balancer.http)["api-1"]?["requests"] as? Int
+        let refused = try await HTTP.send(
+            .POST, "http://\(balancer.http)/orders", #"{"id":"too-big","customer":"\#(big)","lines":[{"sku":"SKU-00001","qty":1}]}"#)
+        #expect(refused.status == 413 && (refused.body["error"] as? [String: Any])?["code"] as? String == "body_too_large", "\(refused.body)")
+        #expect(try await Self.backends(balancer.http)["api-1"]?["requests"] as? Int == proxiedBefore, "not proxied")
+        #expect(try await HTTP.send(.GET, "http://\(balancer.http)/orders/too-big").status == 404)
+
+        // The API's own refusals pass through as they are.
+        let bad = try await HTTP.send(.POST, "http://\(balancer.http)/orders", #"{"id":"bad","customer":"c","lines":[{"sku":"SKU-00001","qty":0}]}"#)
+        #expect(bad.status == 400 && (bad.body["error"] as? [String: Any])?["code"] != nil, "\(bad.body)")
+
+        let metrics = try RawHTTP.exchange(host: host, port: port, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(metrics.contains("orderly_balancer_requests_total"), "\(metrics.prefix(300))")
+    }
 }
+
+/// One raw exchange over TCP: sends the bytes, reads until the server closes
+/// the connection (or 10 s pass). For what an HTTP client library hides:
+/// pipelining, HTTP/1.0, malformed requests.
+enum RawHTTP {
+    struct Failure: Error, CustomStringConvertible { let description: String }
+
+    static func exchange(host: String, port: Int, _ text: String) throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket: \(errno)") }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, host, &address.sin_addr)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw Failure(description: "connect: \(errno)") }
+        let bytes = Array(text.utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let count = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { throw Failure(description: "send: \(errno)") }
+            sent += count
+        }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count > 0 {
+                received += buffer[0..<count]
+            } else if count == 0 {
+                break
+            } else {
+                throw Failure(description: "no end of stream within 10 s (errno \(errno)); got \(String(decoding: received, as: UTF8.self))")
+            }
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+}
+
