@@ -145,10 +145,10 @@ public final class Balancer: Service, Sendable {
         let path = request.path
         if path.hasPrefix("/stats/") || path == "/stats" {
             guard let stats = config.stats else {
-                return loop.makeSucceededFuture(.error(.serviceUnavailable, "unavailable", "no stats node is configured (--stats)"))
+                return loop.makeSucceededFuture(.error(503, "unavailable", "no stats node is configured (--stats)"))
             }
             return connections.exchange(request, address: stats).recover { _ in
-                .error(.badGateway, "bad_gateway", "the stats node did not answer")
+                .error(502, "bad_gateway", "the stats node did not answer")
             }.always { _ in self.latency.recordNanoseconds((ContinuousClock.now - start).nanoseconds) }
         }
         let attempts = Attempts(order: Self.orderID(path: String(path), body: request.body), start: start)
@@ -187,8 +187,8 @@ public final class Balancer: Service, Sendable {
         guard let (id, address) = chosen else { return retry(request, attempts, connections) }
         let sent = ContinuousClock.now
         return connections.exchange(request, address: address).flatMap { response in
-            self.ended(id, failed: response.status.code >= 500, since: sent)
-            guard response.status == .serviceUnavailable else { return connections.loop.makeSucceededFuture(response) }
+            self.ended(id, failed: response.status >= 500, since: sent)
+            guard response.status == 503 else { return connections.loop.makeSucceededFuture(response) }
             attempts.lastError = "\(id) answered 503"
             attempts.tried.insert(id)
             return self.retry(request, attempts, connections)
@@ -223,7 +223,7 @@ public final class Balancer: Service, Sendable {
     private func giveUp(_ attempts: Attempts, _ loop: any EventLoop) -> EventLoopFuture<ProxyResponse> {
         errorsCounter.increment()
         return loop.makeSucceededFuture(
-            .error(.serviceUnavailable, "unavailable", "no backend answered after \(attempts.count) attempt(s): \(attempts.lastError)"))
+            .error(503, "unavailable", "no backend answered after \(attempts.count) attempt(s): \(attempts.lastError)"))
     }
 
     func takeRetryToken() -> Bool {

@@ -1,3 +1,4 @@
+import BalancerCore
 import Foundation
 import Logging
 import NIOCore
@@ -6,40 +7,66 @@ import NIOPosix
 import Prometheus
 import ServiceLifecycle
 
-/// A request as the proxy holds it: the head and the whole body (bodies are
-/// small commands; a retry must be able to send them again).
+/// A request as the proxy holds it: its parsed head, the head to send on,
+/// and its whole body (commands are small; a retry sends them again).
 struct ProxyRequest: Sendable {
-    var head: HTTPRequestHead
-    var body: ByteBuffer?
+    let method: String
+    let target: String
+    let path: Substring
+    /// The request line and end-to-end headers, for the backend.
+    let forwardHead: ByteBuffer
+    let body: ByteBuffer?
+    /// An HTTP/1.0 request ends its backend connection (the backend closes
+    /// it after the answer), so the connection is not kept.
+    let keepsBackendConnection: Bool
 
-    var path: Substring { head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "" }
+    init(_ head: HTTPFraming.Request, body: ByteBuffer?) {
+        method = head.method
+        target = head.target
+        path = head.path
+        forwardHead = ByteBuffer(bytes: head.forwardHead)
+        self.body = body
+        keepsBackendConnection = head.minorVersion == 1
+    }
 }
 
-/// An answer to send back: a backend's, or the balancer's own.
+/// An answer as bytes on the wire: a backend's as it came (head and body),
+/// or one the balancer makes.
 struct ProxyResponse: Sendable {
-    var status: HTTPResponseStatus
-    var headers: HTTPHeaders
-    var body: ByteBuffer?
+    var status: Int
+    var bytes: ByteBuffer
 
-    /// The error shape of the API: {"error":{"code":...,"message":...}}.
-    static func error(_ status: HTTPResponseStatus, _ code: String, _ message: String) -> ProxyResponse {
-        json(status, ["error": ["code": code, "message": message]])
+    static func make(_ status: Int, contentType: String, body: ByteBuffer, close: Bool = false) -> ProxyResponse {
+        let reason = HTTPResponseStatus(statusCode: status).reasonPhrase
+        var bytes = ByteBuffer()
+        bytes.writeString("HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.readableBytes)\r\n")
+        if close { bytes.writeString("Connection: close\r\n") }
+        bytes.writeString("\r\n")
+        var body = body
+        bytes.writeBuffer(&body)
+        return ProxyResponse(status: status, bytes: bytes)
     }
 
-    static func json(_ status: HTTPResponseStatus, _ value: some Encodable) -> ProxyResponse {
+    /// The error shape of the API: {"error":{"code":...,"message":...}}.
+    static func error(_ status: Int, _ code: String, _ message: String, close: Bool = false) -> ProxyResponse {
+        json(status, ["error": ["code": code, "message": message]], close: close)
+    }
+
+    static func json(_ status: Int, _ value: some Encodable, close: Bool = false) -> ProxyResponse {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let data = (try? encoder.encode(value)) ?? Data(#"{"error":{"code":"internal","message":"response encoding failed"}}"#.utf8)
-        return ProxyResponse(status: status, headers: ["Content-Type": "application/json"], body: ByteBuffer(bytes: data))
+        return make(status, contentType: "application/json", body: ByteBuffer(bytes: data), close: close)
     }
 }
 
-/// The balancer's HTTP front: a reverse proxy written on SwiftNIO's channels,
-/// one event loop (like nginx's single worker), no task hop per request. A
-/// client connection's request is read whole, sent on a kept-alive
-/// connection to the chosen backend (both connections live on the same
-/// loop), and the backend's answer is written back. `/balancer`,
-/// `/metrics` and `/health/*` are answered here.
+/// The balancer's HTTP front: a reverse proxy that moves bytes between
+/// SwiftNIO channels on one event loop (like nginx's single worker). It
+/// reads only what it must of HTTP (`HTTPFraming`: where a request or an
+/// answer ends, the request line, the hop-by-hop headers), sends the request
+/// on a kept-alive connection to the chosen backend, and writes the
+/// backend's answer back as it came. `/balancer`, `/metrics` and
+/// `/health/*` are answered here.
 public final class ProxyServer: Service, Sendable {
     let balancer: Balancer
     let host: String
@@ -65,17 +92,13 @@ public final class ProxyServer: Service, Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let connections = BackendConnections(loop: loop, logger: logger)
-        let server: Channel
+        let server: any Channel
         do {
             server = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 1024)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { [self] channel in
                     channel.eventLoop.makeCompletedFuture {
-                        // No pipelining assistance: it stops and restarts reading
-                        // around every request, an epoll_ctl call each time. The
-                        // front handler keeps pipelined answers in order itself.
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
                         try channel.pipeline.syncOperations.addHandler(ProxyFrontHandler(server: self, connections: connections))
                     }
                 }
@@ -93,18 +116,18 @@ public final class ProxyServer: Service, Sendable {
 
     /// What the balancer answers itself, or nil to proxy.
     func ownAnswer(_ request: ProxyRequest) -> ProxyResponse? {
-        guard request.head.method == .GET || request.head.method == .HEAD else { return nil }
+        guard request.method == "GET" else { return nil }
         switch request.path {
         case "/balancer":
-            return .json(.ok, BalancerView(strategy: balancer.config.strategy.rawValue, backends: balancer.status()))
+            return .json(200, BalancerView(strategy: balancer.config.strategy.rawValue, backends: balancer.status()))
         case "/health/live":
-            return .json(.ok, ["status": "live"])
+            return .json(200, ["status": "live"])
         case "/health/ready":
-            return .json(.ok, ["status": "ready"])
+            return .json(200, ["status": "ready"])
         case "/metrics":
             var bytes: [UInt8] = []
             registry.emit(into: &bytes)
-            return ProxyResponse(status: .ok, headers: ["Content-Type": "text/plain; version=0.0.4"], body: ByteBuffer(bytes: bytes))
+            return .make(200, contentType: "text/plain; version=0.0.4", body: ByteBuffer(bytes: bytes))
         default:
             return nil
         }
@@ -120,21 +143,25 @@ struct BalancerView: Encodable {
 /// One client connection: reads each request whole, gets its answer, and
 /// writes the answers in the order the requests came (a client may send its
 /// next request before the answer to the previous one).
-final class ProxyFrontHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+final class ProxyFrontHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     let server: ProxyServer
     let connections: BackendConnections
-    private var head: HTTPRequestHead?
-    private var body: ByteBuffer?
-    private var tooLarge = false
+    /// Bytes received and not yet taken by a request.
+    private var received: ByteBuffer?
+    /// The head of the request whose body is still coming.
+    private var current: HTTPFraming.Request?
+    private var continueSent = false
+    /// Body bytes of a request over the limit still to read past.
+    private var discarding = 0
     /// Completes once every answer so far is written.
     private var written: EventLoopFuture<Void>?
     /// Requests read and not yet answered.
     private var unanswered = 0
-    /// Set once an answer said the connection closes: later requests on it
-    /// are not answered.
+    /// Set once a request said it is the last (or was not HTTP): nothing
+    /// more is read, and the connection closes after its answer.
     private var closing = false
 
     init(server: ProxyServer, connections: BackendConnections) {
@@ -143,80 +170,97 @@ final class ProxyFrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let requestHead):
-            head = requestHead
-            body = nil
-            tooLarge = false
-        case .body(var chunk):
-            guard !tooLarge else { return }
-            if (body?.readableBytes ?? 0) + chunk.readableBytes > ProxyServer.requestBodyBytesMax {
-                tooLarge = true
-                body = nil
-            } else if body == nil {
-                body = chunk
-            } else {
-                body!.writeBuffer(&chunk)
+        var chunk = unwrapInboundIn(data)
+        guard !closing else { return }
+        if discarding > 0 {
+            let skipped = min(discarding, chunk.readableBytes)
+            chunk.moveReaderIndex(forwardBy: skipped)
+            discarding -= skipped
+            if discarding == 0, let head = current { refuseTooLarge(head, context: context) }
+        }
+        if received == nil { received = chunk } else { received!.writeBuffer(&chunk) }
+        takeRequests(context: context)
+    }
+
+    private func takeRequests(context: ChannelHandlerContext) {
+        while !closing, discarding == 0, var buffer = received, buffer.readableBytes > 0 {
+            if current == nil {
+                let parsed = buffer.withUnsafeReadableBytes { HTTPFraming.request($0, bodyBytesMax: ProxyServer.requestBodyBytesMax) }
+                switch parsed {
+                case .incomplete:
+                    return
+                case .invalid(let status, let message):
+                    closing = true
+                    received = nil
+                    answer(context.eventLoop.makeSucceededFuture(.error(status, status == 413 ? "body_too_large" : "bad_request", message, close: true)),
+                        keepAlive: false, context: context)
+                    return
+                case .complete(let head):
+                    current = head
+                    continueSent = false
+                    buffer.moveReaderIndex(forwardBy: head.headLength)
+                    received = buffer
+                    if head.bodyTooLarge {
+                        let skipped = min(head.bodyLength, buffer.readableBytes)
+                        buffer.moveReaderIndex(forwardBy: skipped)
+                        received = buffer
+                        discarding = head.bodyLength - skipped
+                        if discarding == 0 { refuseTooLarge(head, context: context) }
+                        continue
+                    }
+                }
             }
-        case .end:
-            guard let head, !closing else { return }
-            self.head = nil
-            let request = ProxyRequest(head: head, body: body)
-            body = nil
-            if !head.isKeepAlive { closing = true }
-            let answer: EventLoopFuture<ProxyResponse>
-            if tooLarge {
-                answer = context.eventLoop.makeSucceededFuture(
-                    .error(.payloadTooLarge, "body_too_large", "the request body exceeds \(ProxyServer.requestBodyBytesMax) bytes"))
-            } else if let own = server.ownAnswer(request) {
-                answer = context.eventLoop.makeSucceededFuture(own)
-            } else {
-                answer = server.balancer.forward(request, connections: connections)
+            guard let head = current else { return }
+            guard buffer.readableBytes >= head.bodyLength else {
+                if head.expectContinue && !continueSent {
+                    continueSent = true
+                    context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
+                }
+                return
             }
-            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            let inOrder = unanswered > 0 ? written.map { previous in previous.flatMap { answer } } ?? answer : answer
-            unanswered += 1
-            written = inOrder.map { response in
-                let (handler, context) = bound.value
-                handler.unanswered -= 1
-                handler.write(response, for: head, context: context)
+            let body = head.bodyLength > 0 ? buffer.readSlice(length: head.bodyLength) : nil
+            received = buffer.readableBytes > 0 ? buffer : nil
+            current = nil
+            if !head.keepAlive { closing = true }
+            let request = ProxyRequest(head, body: body)
+            if let own = server.ownAnswer(request) {
+                answer(context.eventLoop.makeSucceededFuture(own), keepAlive: head.keepAlive, context: context)
+            } else {
+                answer(server.balancer.forward(request, connections: connections), keepAlive: head.keepAlive, context: context)
+            }
+        }
+        if received?.readableBytes == 0 { received = nil }
+    }
+
+    private func refuseTooLarge(_ head: HTTPFraming.Request, context: ChannelHandlerContext) {
+        current = nil
+        if !head.keepAlive { closing = true }
+        answer(
+            context.eventLoop.makeSucceededFuture(
+                .error(413, "body_too_large", "the request body exceeds \(ProxyServer.requestBodyBytesMax) bytes", close: !head.keepAlive)),
+            keepAlive: head.keepAlive, context: context)
+    }
+
+    /// Writes `answer` once every earlier answer is written; closes the
+    /// connection after it when the client does not keep it.
+    private func answer(_ answer: EventLoopFuture<ProxyResponse>, keepAlive: Bool, context: ChannelHandlerContext) {
+        let inOrder = unanswered > 0 ? written.map { previous in previous.flatMap { answer } } ?? answer : answer
+        unanswered += 1
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        written = inOrder.map { response in
+            let (handler, context) = bound.value
+            handler.unanswered -= 1
+            let done = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(handler.wrapOutboundOut(response.bytes), promise: done)
+            if !keepAlive {
+                done.futureResult.whenComplete { _ in bound.value.1.close(promise: nil) }
             }
         }
     }
 
-    /// A request that is not HTTP: NIO's error handler has answered 400;
-    /// nothing more is read or answered on this connection.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         closing = true
         context.close(promise: nil)
-    }
-
-    private func write(_ response: ProxyResponse, for request: HTTPRequestHead, context: ChannelHandlerContext) {
-        var headers = response.headers
-        headers.replaceOrAdd(name: "Content-Length", value: String(response.body?.readableBytes ?? 0))
-        let keepAlive = request.isKeepAlive
-        if request.version.major == 1 && request.version.minor == 0 && keepAlive {
-            headers.replaceOrAdd(name: "Connection", value: "keep-alive")
-        } else if !keepAlive {
-            headers.replaceOrAdd(name: "Connection", value: "close")
-        }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: response.status, headers: headers))), promise: nil)
-        if let body = response.body, request.method != .HEAD, body.readableBytes > 0 {
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        }
-        let done = context.writeAndFlushPromise(wrapOutboundOut(.end(nil)))
-        if !keepAlive {
-            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            done.futureResult.whenComplete { _ in bound.value.close(promise: nil) }
-        }
-    }
-}
-
-extension ChannelHandlerContext {
-    fileprivate func writeAndFlushPromise(_ data: NIOAny) -> EventLoopPromise<Void> {
-        let promise = eventLoop.makePromise(of: Void.self)
-        writeAndFlush(data, promise: promise)
-        return promise
     }
 }
 
@@ -286,12 +330,12 @@ final class BackendConnections: @unchecked Sendable {
         return nil
     }
 
-    private func release(_ connection: BackendConnection, address: String) {
-        guard connection.channel.isActive, idle[address, default: []].count < Self.idleMaxPerBackend else {
+    private func release(_ connection: BackendConnection) {
+        guard connection.channel.isActive, idle[connection.address, default: []].count < Self.idleMaxPerBackend else {
             connection.channel.close(promise: nil)
             return
         }
-        idle[address, default: []].append(connection)
+        idle[connection.address, default: []].append(connection)
     }
 
     private func connect(_ address: String) -> EventLoopFuture<BackendConnection> {
@@ -302,19 +346,12 @@ final class BackendConnections: @unchecked Sendable {
         return ClientBootstrap(group: loop)
             .connectTimeout(.milliseconds(500))
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(BackendHandler())
-                }
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(BackendHandler()) }
             }
             .connect(host: host, port: port)
             .flatMapErrorThrowing { error in throw BackendFailure(description: "connect to \(address): \(error)") }
             .flatMapThrowing { channel in
-                BackendConnection(channel: channel, handler: try channel.pipeline.syncOperations.handler(type: BackendHandler.self))
-            }
-            .map { connection in
-                connection.address = address
-                return connection
+                BackendConnection(channel: channel, handler: try channel.pipeline.syncOperations.handler(type: BackendHandler.self), address: address)
             }
     }
 
@@ -325,16 +362,12 @@ final class BackendConnections: @unchecked Sendable {
             promise.fail(BackendFailure(description: "connection to \(connection.address) closed", noAnswer: true))
             return promise.futureResult
         }
-        connection.handler.expect(promise)
-        var headers = HTTPHeaders()
-        for (name, value) in request.head.headers where !Self.hopByHop(name) { headers.add(name: name, value: value) }
-        if let body = request.body { headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes)) }
-        let head = HTTPRequestHead(version: .http1_1, method: request.head.method, uri: request.head.uri, headers: headers)
+        connection.handler.expect(promise, toHEAD: request.method == "HEAD")
         let channel = connection.channel
-        channel.write(HTTPClientRequestPart.head(head), promise: nil)
-        if let body = request.body { channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
-        channel.writeAndFlush(HTTPClientRequestPart.end(nil)).whenFailure { error in
-            promise.fail(BackendFailure(description: "send to \(connection.address): \(error)", noAnswer: true))
+        var bytes = request.forwardHead
+        if var body = request.body { bytes.writeBuffer(&body) }
+        channel.writeAndFlush(bytes).whenFailure { error in
+            connection.handler.failAnswer(BackendFailure(description: "send to \(connection.address): \(error)", noAnswer: true))
             channel.close(promise: nil)
         }
         connection.deadline = .now() + Self.answerTimeout
@@ -343,105 +376,147 @@ final class BackendConnections: @unchecked Sendable {
         return promise.futureResult.always { result in
             self.busy[ObjectIdentifier(connection)] = nil
             switch result {
-            case .success where connection.handler.reusable: self.release(connection, address: connection.address)
+            case .success where connection.handler.reusable && request.keepsBackendConnection: self.release(connection)
             default: channel.close(promise: nil)
             }
         }
     }
-
-    /// Headers of one connection, not of the request (RFC 9110 §7.6.1), and
-    /// the framing, which the proxy sets again.
-    static func hopByHop(_ name: String) -> Bool {
-        // Compared without making a lowercased copy of every header name.
-        var name = name
-        return name.withUTF8 { bytes in
-            for candidate in hopByHopNames where candidate.count == bytes.count {
-                var equal = true
-                for index in 0..<bytes.count where bytes[index] | 0x20 != candidate[index] {
-                    equal = false
-                    break
-                }
-                if equal { return true }
-            }
-            return false
-        }
-    }
-
-    private static let hopByHopNames: [[UInt8]] = [
-        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "content-length",
-    ].map { Array($0.utf8) }
 }
 
 final class BackendConnection: @unchecked Sendable {
     let channel: any Channel
     let handler: BackendHandler
-    var address = ""
+    let address: String
     var deadline = NIODeadline.distantFuture
 
-    init(channel: any Channel, handler: BackendHandler) {
+    init(channel: any Channel, handler: BackendHandler, address: String) {
         self.channel = channel
         self.handler = handler
+        self.address = address
     }
 }
 
-/// Collects one answer at a time on a backend connection.
+/// Collects one answer at a time on a backend connection, as bytes: it
+/// reads the head for the status and the framing, then takes the body by
+/// Content-Length, by chunks, or until the backend closes.
 final class BackendHandler: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
 
     private var promise: EventLoopPromise<ProxyResponse>?
-    private var head: HTTPResponseHead?
-    private var body: ByteBuffer?
+    private var toHEAD = false
+    private var received: ByteBuffer?
+    private var head: HTTPFraming.Response?
     /// The connection may carry another request after this answer.
     private(set) var reusable = false
 
-    func expect(_ promise: EventLoopPromise<ProxyResponse>) {
+    func expect(_ promise: EventLoopPromise<ProxyResponse>, toHEAD: Bool) {
         self.promise = promise
+        self.toHEAD = toHEAD
+        received = nil
         head = nil
-        body = nil
         reusable = false
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let responseHead):
-            head = responseHead
-        case .body(var chunk):
-            if (body?.readableBytes ?? 0) + chunk.readableBytes > BackendConnections.responseBytesMax {
-                fail(BackendFailure(description: "answer over \(BackendConnections.responseBytesMax) bytes"))
-                context.close(promise: nil)
+        var chunk = unwrapInboundIn(data)
+        guard promise != nil else {
+            // Bytes nobody asked for: the connection cannot be trusted.
+            context.close(promise: nil)
+            return
+        }
+        if received == nil { received = chunk } else { received!.writeBuffer(&chunk) }
+        guard received!.readableBytes <= BackendConnections.responseBytesMax else {
+            failAnswer(BackendFailure(description: "answer over \(BackendConnections.responseBytesMax) bytes"))
+            context.close(promise: nil)
+            return
+        }
+        complete(context: context)
+    }
+
+    private func complete(context: ChannelHandlerContext) {
+        while let buffer = received, promise != nil {
+            if head == nil {
+                switch buffer.withUnsafeReadableBytes({ HTTPFraming.response($0, toHEAD: toHEAD) }) {
+                case .incomplete:
+                    return
+                case .invalid(_, let message):
+                    failAnswer(BackendFailure(description: message))
+                    context.close(promise: nil)
+                    return
+                case .complete(let parsed):
+                    if parsed.status < 200 {
+                        // 1xx: not the answer; the answer follows.
+                        var rest = buffer
+                        rest.moveReaderIndex(forwardBy: parsed.headLength)
+                        received = rest
+                        continue
+                    }
+                    head = parsed
+                }
+            }
+            guard let head else { return }
+            let total: Int
+            switch head.body {
+            case .none:
+                total = head.headLength
+            case .length(let length):
+                total = head.headLength + length
+            case .chunked:
+                let framing = buffer.withUnsafeReadableBytes { bytes in
+                    HTTPFraming.chunkedBodyLength(UnsafeRawBufferPointer(rebasing: bytes[head.headLength...]))
+                }
+                switch framing {
+                case .incomplete:
+                    return
+                case .invalid(_, let message):
+                    failAnswer(BackendFailure(description: message))
+                    context.close(promise: nil)
+                    return
+                case .complete(let length):
+                    total = head.headLength + length
+                }
+            case .untilClose:
                 return
             }
-            if body == nil { body = chunk } else { body!.writeBuffer(&chunk) }
-        case .end:
-            guard let head, let promise else { return }
-            var headers = HTTPHeaders()
-            for (name, value) in head.headers where !BackendConnections.hopByHop(name) { headers.add(name: name, value: value) }
-            reusable = head.isKeepAlive
-            self.promise = nil
-            self.head = nil
-            promise.succeed(ProxyResponse(status: head.status, headers: headers, body: body))
-            body = nil
+            guard buffer.readableBytes >= total else { return }
+            var rest = buffer
+            let answer = rest.readSlice(length: total)!
+            // More bytes than one answer: not a connection to reuse.
+            reusable = head.keepAlive && rest.readableBytes == 0
+            succeed(ProxyResponse(status: head.status, bytes: answer))
+            return
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        // Nothing of the answer came: the backend died or closed a kept-alive
-        // connection; either way the request may be retried elsewhere.
-        fail(BackendFailure(description: "the backend closed the connection before answering", noAnswer: head == nil))
+        if let head, head.body == .untilClose, let received {
+            reusable = false
+            succeed(ProxyResponse(status: head.status, bytes: received))
+        } else {
+            // Nothing (or part) of the answer came: the backend died or
+            // closed a kept-alive connection.
+            failAnswer(BackendFailure(description: "the backend closed the connection before answering", noAnswer: head == nil && received == nil))
+        }
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        fail(BackendFailure(description: "\(error)"))
+        failAnswer(BackendFailure(description: "\(error)"))
         context.close(promise: nil)
     }
 
-    func failAnswer(_ error: BackendFailure) { fail(error) }
-
-    private func fail(_ error: BackendFailure) {
+    func failAnswer(_ error: BackendFailure) {
         reusable = false
         guard let promise else { return }
         self.promise = nil
         promise.fail(error)
+    }
+
+    private func succeed(_ response: ProxyResponse) {
+        guard let promise else { return }
+        self.promise = nil
+        head = nil
+        received = nil
+        promise.succeed(response)
     }
 }
