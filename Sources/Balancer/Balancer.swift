@@ -151,7 +151,9 @@ public final class Balancer: Service, Sendable {
                 .error(502, "bad_gateway", "the stats node did not answer")
             }.always { _ in self.latency.recordNanoseconds((ContinuousClock.now - start).nanoseconds) }
         }
-        let attempts = Attempts(order: Self.orderID(path: String(path), body: request.body), start: start)
+        // Only the ring strategy routes by order.
+        let order = config.strategy == .ring ? Self.orderID(path: String(path), body: request.body) : nil
+        let attempts = Attempts(order: order, start: start)
         return attempt(request, attempts, connections).always { result in
             self.latency.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
         }

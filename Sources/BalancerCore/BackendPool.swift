@@ -43,6 +43,9 @@ public struct BackendPool: Sendable {
     /// (faster gets more) instead of the configured ones.
     public let weightsFromLatency: Bool
     public private(set) var entries: [String: Entry] = [:]
+    /// The keys of `entries`, sorted: picks walk them in a stable order
+    /// without sorting on every request.
+    private var sortedIDs: [String] = []
     private var ring = HashRing(nodes: [:])
     private var nextIndex = 0
 
@@ -66,6 +69,7 @@ public struct BackendPool: Sendable {
                 entries[backend.id]!.backend = backend
             }
         }
+        sortedIDs = entries.keys.sorted()
         let nodes = ringNodes ?? backends.map(\.id)
         let wanted = Dictionary(uniqueKeysWithValues: nodes.map { ($0, 1) })
         if ring.weights != wanted { ring = HashRing(nodes: wanted) }
@@ -74,7 +78,7 @@ public struct BackendPool: Sendable {
     /// The backends that may get traffic; all of them when none may (a
     /// balancer that refuses everything helps nobody).
     public func eligible(nowMs: Int64, excluding: Set<String> = []) -> [String] {
-        let candidates = entries.keys.filter { !excluding.contains($0) }.sorted()
+        let candidates = excluding.isEmpty ? sortedIDs : sortedIDs.filter { !excluding.contains($0) }
         let usable = candidates.filter { entries[$0]!.health.usable(nowMs: nowMs) }
         return usable.isEmpty ? candidates : usable
     }

@@ -31,7 +31,7 @@ public enum HTTPFraming {
         /// when there is a body. The backend connection is kept alive.
         public var forwardHead: [UInt8]
 
-        public var path: Substring { target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0] }
+        public var path: Substring { target[..<(target.firstIndex(of: "?") ?? target.endIndex)] }
     }
 
     public enum BodyFraming: Equatable {
