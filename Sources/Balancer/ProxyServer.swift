@@ -250,11 +250,13 @@ final class ProxyFrontHandler: ChannelInboundHandler {
         written = inOrder.map { response in
             let (handler, context) = bound.value
             handler.unanswered -= 1
+            guard !keepAlive else {
+                context.writeAndFlush(handler.wrapOutboundOut(response.bytes), promise: nil)
+                return
+            }
             let done = context.eventLoop.makePromise(of: Void.self)
             context.writeAndFlush(handler.wrapOutboundOut(response.bytes), promise: done)
-            if !keepAlive {
-                done.futureResult.whenComplete { _ in bound.value.1.close(promise: nil) }
-            }
+            done.futureResult.whenComplete { _ in bound.value.1.close(promise: nil) }
         }
     }
 
@@ -366,10 +368,9 @@ final class BackendConnections: @unchecked Sendable {
         let channel = connection.channel
         var bytes = request.forwardHead
         if var body = request.body { bytes.writeBuffer(&body) }
-        channel.writeAndFlush(bytes).whenFailure { error in
-            connection.handler.failAnswer(BackendFailure(description: "send to \(connection.address): \(error)", noAnswer: true))
-            channel.close(promise: nil)
-        }
+        // A failed write closes the channel, and the handler fails the
+        // answer then (channelInactive): no future per request for it.
+        channel.writeAndFlush(bytes, promise: nil)
         connection.deadline = .now() + Self.answerTimeout
         busy[ObjectIdentifier(connection)] = connection
         startSweeping()
