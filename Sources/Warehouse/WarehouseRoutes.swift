@@ -1,16 +1,30 @@
+import Foundation
 import HTTPAPI
 import Hummingbird
 import Node
 import OrderDomain
 
-/// `/wms/summary`, `/wms/orders/{id}`, `/wms/stock/{sku}`.
+/// `/wms/summary`, `/wms/orders/{id}`, `/wms/stock/{sku}`, and
+/// `POST /admin/wms/stock/{sku}` (restock; admin token).
 public struct WarehouseRoutes: Sendable {
     let store: WarehouseStore
     let tail: LogTail
+    let admin: AdminToken
 
-    public init(store: WarehouseStore, tail: LogTail) {
+    public init(store: WarehouseStore, tail: LogTail, adminToken: String? = nil) {
         self.store = store
         self.tail = tail
+        self.admin = AdminToken(adminToken)
+    }
+
+    static let restockUnitsMax = 1_000_000
+
+    struct Restock: Decodable { let units: Int }
+
+    struct RestockView: Encodable {
+        let sku: String
+        let on_hand: Int
+        let released_backorders: Int
     }
 
     struct Summary: Encodable {
@@ -45,6 +59,27 @@ public struct WarehouseRoutes: Sendable {
                 return APIError(.notFound, "not_found", "the warehouse has not seen order \(id)").response()
             }
             return JSONResponse.make(status: .ok, OrderView(id: id.rawValue, state: order.state, shipment_id: order.shipmentID, detail: order.detail))
+        }
+        // Goods received: {"units": N}. Backordered orders that need the SKU
+        // are tried again.
+        router.post("admin/wms/stock/:sku") { request, context in
+            if let refusal = admin.refusal(for: request) { return refusal.response() }
+            let sku = context.parameters.get("sku") ?? ""
+            let body = try await request.body.collect(upTo: 4096 + 1)
+            guard body.readableBytes <= 4096 else {
+                return APIError(.contentTooLarge, "body_too_large", "the body is over 4096 bytes").response()
+            }
+            let data = Data(body.readableBytesView)
+            guard (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
+                return APIError.badRequest("malformed_json", "the body must be a JSON object like {\"units\": 10}").response()
+            }
+            guard let units = (try? JSONDecoder().decode(Restock.self, from: data))?.units, (1...Self.restockUnitsMax).contains(units) else {
+                return APIError.badRequest("invalid_units", "units must be an integer from 1 to \(Self.restockUnitsMax)").response()
+            }
+            guard let (onHand, released) = try await store.restock(sku, units: units) else {
+                return APIError(.notFound, "not_found", "no product with sku '\(sku)'").response()
+            }
+            return JSONResponse.make(status: .ok, RestockView(sku: sku, on_hand: onHand, released_backorders: released))
         }
         router.get("wms/stock/:sku") { _, context in
             let sku = context.parameters.get("sku") ?? ""

@@ -194,6 +194,26 @@ public final class WarehouseStore: LogSink, Sendable {
         }
     }
 
+    /// Goods received: adds `units` to the SKU's stock, and puts every
+    /// backordered order that needs the SKU back to ready, in one
+    /// transaction. The next pass reserves them in the order they were
+    /// paid, or backorders them again with what is still missing. nil when
+    /// the SKU is unknown.
+    public func restock(_ sku: String, units: Int) async throws -> (onHand: Int, released: Int)? {
+        try await pool.write { db in
+            guard try Int.fetchOne(db, sql: "SELECT on_hand FROM stock WHERE sku = ?", arguments: [sku]) != nil else { return nil }
+            try db.execute(sql: "UPDATE stock SET on_hand = on_hand + ? WHERE sku = ?", arguments: [units, sku])
+            var released = 0
+            for row in try Row.fetchAll(db, sql: "SELECT order_id, lines FROM orders WHERE state = 'backordered'") {
+                let lines: String = row[1]
+                guard Self.parse(lines).contains(where: { $0.0 == sku }) else { continue }
+                try Self.set(row[0], .ready, db)
+                released += 1
+            }
+            return (try Int.fetchOne(db, sql: "SELECT on_hand FROM stock WHERE sku = ?", arguments: [sku]) ?? 0, released)
+        }
+    }
+
     // MARK: Reading
 
     public func counts() async throws -> [String: Int] {

@@ -64,7 +64,7 @@ struct WarehouseCommand: AsyncParsableCommand {
         let tail = LogTail(sink: store, clients: clients, config: .init(seeds: seedAddresses), id: id, logger: logger)
         let shipper = Shipper(store: store, tail: tail, handlingMs: handlingTime.milliseconds, logger: logger)
         let router = Router()
-        WarehouseRoutes(store: store, tail: tail).register(on: router)
+        WarehouseRoutes(store: store, tail: tail, adminToken: try access.adminToken()).register(on: router)
         try await RoleServer.run(
             role: "wms", id: id, http: http, router: router, registry: registry, ready: { tail.connected }, services: [tail, shipper], logger: logger)
     }

@@ -125,5 +125,28 @@ import Testing
         let summary = try await HTTP.send(.GET, "http://\(wms.http)/wms/summary").body
         #expect((summary["orders"] as? [String: Int])?["shipped"] == shippedCount)
         #expect(try await HTTP.send(.GET, "http://\(wms.http)/wms/orders/bad%20id").status == 400)
+
+        // Restocking: bad requests change nothing; goods received release the
+        // backordered order, which then ships once.
+        let restock = "http://\(wms.http)/admin/wms/stock/\(missing)"
+        let token = ["Authorization": "Bearer \(TestCluster.adminToken)"]
+        #expect(try await HTTP.send(.POST, restock, #"{"units":5}"#).status == 401, "no token")
+        #expect(try await HTTP.send(.POST, restock, #"{"units":5}"#, headers: ["Authorization": "Bearer wrong"]).status == 401)
+        for body in [#"{"units":0}"#, #"{"units":-3}"#, #"{"units":"5"}"#, #"{"units":1.5}"#, #"{"units":true}"#, #"{}"#, "[5]", "{", #"{"units":2000000}"#] {
+            let reply = try await HTTP.send(.POST, restock, body, headers: token)
+            #expect(reply.status == 400 && (reply.body["error"] as? [String: Any])?["code"] != nil, "\(body): \(reply.status) \(reply.body)")
+        }
+        #expect(try await HTTP.send(.POST, "http://\(wms.http)/admin/wms/stock/NO-SUCH-SKU", #"{"units":5}"#, headers: token).status == 404)
+        #expect(try await HTTP.send(.GET, "http://\(wms.http)/wms/stock/\(missing)").body["on_hand"] as? Int == 0, "refusals changed nothing")
+        let restocked = try await HTTP.send(.POST, restock, #"{"units":5}"#, headers: token)
+        #expect(restocked.status == 200, "\(restocked.body)")
+        #expect(restocked.body["on_hand"] as? Int == 5 && restocked.body["released_backorders"] as? Int == 1, "\(restocked.body)")
+        let released = try await waitUntil("w-none to ship after the restock", timeout: .seconds(20)) {
+            let reply = try await HTTP.send(.GET, "http://\(wms.http)/wms/orders/w-none")
+            return reply.body["state"] as? String == "shipped" ? reply.body : nil
+        }
+        #expect(released["shipment_id"] as? String == "wms-w-none")
+        #expect(try await HTTP.send(.GET, "http://\(api)/orders/w-none").body["status"] as? String == "shipped")
+        #expect(try await HTTP.send(.GET, "http://\(wms.http)/wms/stock/\(missing)").body["on_hand"] as? Int == 4)
     }
 }
