@@ -427,9 +427,7 @@ final class BackendHandler: ChannelInboundHandler, @unchecked Sendable {
         }
         if received == nil { received = chunk } else { received!.writeBuffer(&chunk) }
         guard received!.readableBytes <= BackendConnections.responseBytesMax else {
-            failAnswer(BackendFailure(description: "answer over \(BackendConnections.responseBytesMax) bytes"))
-            context.close(promise: nil)
-            return
+            return broken("answer over \(BackendConnections.responseBytesMax) bytes", context: context)
         }
         complete(context: context)
     }
@@ -441,9 +439,7 @@ final class BackendHandler: ChannelInboundHandler, @unchecked Sendable {
                 case .incomplete:
                     return
                 case .invalid(_, let message):
-                    failAnswer(BackendFailure(description: message))
-                    context.close(promise: nil)
-                    return
+                    return broken(message, context: context)
                 case .complete(let parsed):
                     if parsed.status < 200 {
                         // 1xx: not the answer; the answer follows.
@@ -470,9 +466,7 @@ final class BackendHandler: ChannelInboundHandler, @unchecked Sendable {
                 case .incomplete:
                     return
                 case .invalid(_, let message):
-                    failAnswer(BackendFailure(description: message))
-                    context.close(promise: nil)
-                    return
+                    return broken(message, context: context)
                 case .complete(let length):
                     total = head.headLength + length
                 }
@@ -487,6 +481,13 @@ final class BackendHandler: ChannelInboundHandler, @unchecked Sendable {
             succeed(ProxyResponse(status: head.status, bytes: answer))
             return
         }
+    }
+
+    /// The backend's bytes are not an answer: fail it, and drop the
+    /// connection.
+    private func broken(_ message: String, context: ChannelHandlerContext) {
+        failAnswer(BackendFailure(description: message))
+        context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
