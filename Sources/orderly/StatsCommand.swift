@@ -29,45 +29,19 @@ struct StatsRun: AsyncParsableCommand {
             line of JSON goes to stdout: {"ready":true,"role":"stats",...}.
             """)
 
-    @Option(help: "Node id (1-64 of A-Z a-z 0-9 . _ -).")
-    var id: String = "stats"
-
-    @Option(help: "Data folder; the projection goes to DATA/stats/stats.sqlite.")
-    var data: String
-
-    @Option(help: "HTTP address host:port; port 0 picks a free port.")
-    var http: HostPort = HostPort(argument: "127.0.0.1:8090")!
-
-    @Option(help: "Peer addresses host:port,... of API nodes (any member will do).")
-    var seeds: String
-
-    @OptionGroup(title: "Cluster")
-    var access: ClusterAccessOptions
-
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: Logger.Level = .info
-
-    func validate() throws {
-        try validateNodeID(id)
-        guard !(try parseSeeds(seeds)).isEmpty else { throw ValidationError("--seeds needs at least one API node's peer address") }
-    }
+    @OptionGroup
+    var options: FollowerRoleOptions
 
     func run() async throws {
-        let seedAddresses = try parseSeeds(seeds)
-        let secret = try access.secret()
-        Bootstrap.logging(level: logLevel)
-        let registry = Bootstrap.metrics()
-        var logger = Logger(label: "orderly.stats")
-        logger[metadataKey: "node"] = "\(id)"
-
-        let store = try StatsStore(path: (data as NSString).appendingPathComponent("stats/stats.sqlite"))
-        let clients = PeerClients(security: HandshakeConfig(cluster: access.cluster, nodeID: id, secret: secret), logger: logger)
-        let follower = LogTail(sink: store, clients: clients, config: .init(seeds: seedAddresses), id: id, logger: logger)
-        let rebuild = OnlineRebuild(store: store, clients: clients, config: .init(seeds: seedAddresses), id: id, logger: logger)
+        let role = try options.start(.init(name: "stats", defaultHTTP: "127.0.0.1:8090"))
+        let store = try StatsStore(path: role.file)
+        let follower = LogTail(sink: store, clients: role.clients, config: .init(seeds: role.seeds), id: role.id, logger: role.logger)
+        let rebuild = OnlineRebuild(store: store, clients: role.clients, config: .init(seeds: role.seeds), id: role.id, logger: role.logger)
         let router = Router()
-        StatsRoutes(store: store, follower: follower, rebuild: rebuild, adminToken: try access.adminToken()).register(on: router)
+        StatsRoutes(store: store, follower: follower, rebuild: rebuild, adminToken: role.adminToken).register(on: router)
         try await RoleServer.run(
-            role: "stats", id: id, http: http, router: router, registry: registry, ready: { follower.connected }, services: [follower], logger: logger)
+            role: "stats", id: role.id, http: role.http, router: router, registry: role.registry, ready: { follower.connected },
+            services: [follower], logger: role.logger)
     }
 }
 

@@ -25,47 +25,21 @@ struct WarehouseCommand: AsyncParsableCommand {
             {"ready":true,"role":"wms",...}.
             """)
 
-    @Option(help: "Node id (1-64 of A-Z a-z 0-9 . _ -).")
-    var id: String = "wms"
-
-    @Option(help: "Data folder; the warehouse's file goes to DATA/wms/wms.sqlite.")
-    var data: String
-
-    @Option(help: "HTTP address host:port; port 0 picks a free port.")
-    var http: HostPort = HostPort(argument: "127.0.0.1:8091")!
-
-    @Option(help: "Peer addresses host:port,... of API nodes (any member will do).")
-    var seeds: String
+    @OptionGroup
+    var options: FollowerRoleOptions
 
     @Option(help: "Time from payment to shipment (e.g. 2s, 500ms, 0s).")
     var handlingTime: DurationArgument = DurationArgument(argument: "1s")!
 
-    @OptionGroup(title: "Cluster")
-    var access: ClusterAccessOptions
-
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: Logger.Level = .info
-
-    func validate() throws {
-        try validateNodeID(id)
-        guard !(try parseSeeds(seeds)).isEmpty else { throw ValidationError("--seeds needs at least one API node's peer address") }
-    }
-
     func run() async throws {
-        let seedAddresses = try parseSeeds(seeds)
-        let secret = try access.secret()
-        Bootstrap.logging(level: logLevel)
-        let registry = Bootstrap.metrics()
-        var logger = Logger(label: "orderly.wms")
-        logger[metadataKey: "node"] = "\(id)"
-
-        let store = try WarehouseStore(path: (data as NSString).appendingPathComponent("wms/wms.sqlite"), catalog: .standard)
-        let clients = PeerClients(security: HandshakeConfig(cluster: access.cluster, nodeID: id, secret: secret), logger: logger)
-        let tail = LogTail(sink: store, clients: clients, config: .init(seeds: seedAddresses), id: id, logger: logger)
-        let shipper = Shipper(store: store, tail: tail, handlingMs: handlingTime.milliseconds, logger: logger)
+        let role = try options.start(.init(name: "wms", defaultHTTP: "127.0.0.1:8091"))
+        let store = try WarehouseStore(path: role.file, catalog: .standard)
+        let tail = LogTail(sink: store, clients: role.clients, config: .init(seeds: role.seeds), id: role.id, logger: role.logger)
+        let shipper = Shipper(store: store, tail: tail, handlingMs: handlingTime.milliseconds, logger: role.logger)
         let router = Router()
-        WarehouseRoutes(store: store, tail: tail, adminToken: try access.adminToken()).register(on: router)
+        WarehouseRoutes(store: store, tail: tail, adminToken: role.adminToken).register(on: router)
         try await RoleServer.run(
-            role: "wms", id: id, http: http, router: router, registry: registry, ready: { tail.connected }, services: [tail, shipper], logger: logger)
+            role: "wms", id: role.id, http: role.http, router: router, registry: role.registry, ready: { tail.connected },
+            services: [tail, shipper], logger: role.logger)
     }
 }
