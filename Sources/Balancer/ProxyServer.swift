@@ -160,6 +160,11 @@ final class ProxyFrontHandler: ChannelInboundHandler {
     private var written: EventLoopFuture<Void>?
     /// Requests read and not yet answered.
     private var unanswered = 0
+    /// At most this many pipelined requests of one connection are in
+    /// flight; past it the connection is not read until answers go out, so
+    /// one client cannot fan out without bound or fill memory.
+    static let pipelinedMax = 16
+    private var readingPaused = false
     /// Set once a request said it is the last (or was not HTTP): nothing
     /// more is read, and the connection closes after its answer.
     private var closing = false
@@ -183,7 +188,7 @@ final class ProxyFrontHandler: ChannelInboundHandler {
     }
 
     private func takeRequests(context: ChannelHandlerContext) {
-        while !closing, discarding == 0, var buffer = received, buffer.readableBytes > 0 {
+        while !closing, discarding == 0, unanswered < Self.pipelinedMax, var buffer = received, buffer.readableBytes > 0 {
             if current == nil {
                 let parsed = buffer.withUnsafeReadableBytes { HTTPFraming.request($0, bodyBytesMax: ProxyServer.requestBodyBytesMax) }
                 switch parsed {
@@ -230,6 +235,11 @@ final class ProxyFrontHandler: ChannelInboundHandler {
             }
         }
         if received?.readableBytes == 0 { received = nil }
+        let paused = unanswered >= Self.pipelinedMax
+        if paused != readingPaused {
+            readingPaused = paused
+            context.channel.setOption(.autoRead, value: !paused).whenFailure { _ in }
+        }
     }
 
     private func refuseTooLarge(_ head: HTTPFraming.Request, context: ChannelHandlerContext) {
@@ -252,6 +262,8 @@ final class ProxyFrontHandler: ChannelInboundHandler {
             handler.unanswered -= 1
             guard !keepAlive else {
                 context.writeAndFlush(handler.wrapOutboundOut(response.bytes), promise: nil)
+                // Written first: a request taken now is answered after it.
+                if handler.readingPaused { handler.takeRequests(context: context) }
                 return
             }
             let done = context.eventLoop.makePromise(of: Void.self)

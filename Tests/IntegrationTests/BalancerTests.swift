@@ -124,6 +124,16 @@ import Testing
         let first = try #require(pipelined.range(of: "SKU-00001")).lowerBound
         #expect(second < live && live < first, "answers in request order: \(pipelined)")
 
+        // More pipelined requests than the proxy keeps in flight per
+        // connection: it reads on as answers go out, all in order.
+        let skus = (1...40).map { String(format: "SKU-%05d", 41 - $0) }
+        let many = try RawHTTP.exchange(
+            host: host, port: port,
+            skus.enumerated().map { "GET /products/\($1) HTTP/1.1\r\nHost: x\r\n" + ($0 == skus.count - 1 ? "Connection: close\r\n" : "") + "\r\n" }.joined())
+        #expect(many.components(separatedBy: "HTTP/1.1 200 OK").count == skus.count + 1)
+        let found = many.components(separatedBy: #""sku":""#).dropFirst().map { String($0.prefix(9)) }
+        #expect(found == skus, "answers in request order")
+
         // HTTP/1.0 without keep-alive: one answer, then the connection closes
         // (the exchange returns only at end of stream).
         let old = try RawHTTP.exchange(host: host, port: port, "GET /products/SKU-00001 HTTP/1.0\r\n\r\n")
