@@ -99,6 +99,9 @@ public final class ProxyServer: Service, Sendable {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { [self] channel in
                     channel.eventLoop.makeCompletedFuture {
+                        // A client that sends nothing for a minute, with nothing
+                        // of its own in flight, loses its connection.
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(60)))
                         try channel.pipeline.syncOperations.addHandler(ProxyFrontHandler(server: self, connections: connections))
                     }
                 }
@@ -205,6 +208,17 @@ final class ProxyFrontHandler: ChannelInboundHandler {
                     continueSent = false
                     buffer.moveReaderIndex(forwardBy: head.headLength)
                     received = buffer
+                    if head.bodyTooLarge && head.expectContinue && buffer.readableBytes == 0 {
+                        // Refused before the client sends the body it holds back.
+                        closing = true
+                        received = nil
+                        current = nil
+                        answer(
+                            context.eventLoop.makeSucceededFuture(
+                                .error(413, "body_too_large", "the request body exceeds \(ProxyServer.requestBodyBytesMax) bytes", close: true)),
+                            keepAlive: false, context: context)
+                        return
+                    }
                     if head.bodyTooLarge {
                         let skipped = min(head.bodyLength, buffer.readableBytes)
                         buffer.moveReaderIndex(forwardBy: skipped)
@@ -254,6 +268,8 @@ final class ProxyFrontHandler: ChannelInboundHandler {
     /// Writes `answer` once every earlier answer is written; closes the
     /// connection after it when the client does not keep it.
     private func answer(_ answer: EventLoopFuture<ProxyResponse>, keepAlive: Bool, context: ChannelHandlerContext) {
+        // Never a failed answer: the chain of answers would stop there.
+        let answer = answer.recover { error in .error(502, "bad_gateway", "the balancer could not get an answer: \(error)") }
         let inOrder = unanswered > 0 ? written.map { previous in previous.flatMap { answer } } ?? answer : answer
         unanswered += 1
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -275,6 +291,14 @@ final class ProxyFrontHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         closing = true
         context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read, unanswered == 0 {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 }
 

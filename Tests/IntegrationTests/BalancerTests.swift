@@ -153,6 +153,11 @@ import Testing
         let missing = try await HTTP.send(.GET, "http://\(balancer.http)/orders/too-big")
         #expect(missing.status == 404, "\(missing.status) \(missing.body)")
 
+        // A client that waits for "100 Continue" before a body over the
+        // limit gets the refusal at once, and the connection closes.
+        let held = try RawHTTP.exchange(host: host, port: port, "POST /orders HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000000\r\n\r\n")
+        #expect(held.hasPrefix("HTTP/1.1 413") && held.contains("body_too_large"), "\(held)")
+
         // The API's own refusals pass through as they are.
         let bad = try await HTTP.send(.POST, "http://\(balancer.http)/orders", #"{"id":"bad","customer":"c","lines":[{"sku":"SKU-00001","qty":0}]}"#)
         #expect(bad.status == 400 && (bad.body["error"] as? [String: Any])?["code"] != nil, "\(bad.body)")
