@@ -1,7 +1,6 @@
 import AsyncHTTPClient
 import BalancerCore
 import Foundation
-
 import Logging
 import Membership
 import Metrics
@@ -188,18 +187,24 @@ public final class Balancer: Service, Sendable {
         }
         guard let (id, address) = chosen else { return retry(request, attempts, connections) }
         let sent = ContinuousClock.now
-        return connections.exchange(request, address: address).flatMap { response in
-            self.ended(id, failed: response.status >= 500, since: sent)
-            guard response.status == 503 else { return connections.loop.makeSucceededFuture(response) }
-            attempts.lastError = "\(id) answered 503"
-            attempts.tried.insert(id)
-            return self.retry(request, attempts, connections)
-        }.flatMapError { error in
-            self.ended(id, failed: true, since: sent)
-            attempts.lastError = "\(id): \(error)"
-            attempts.tried.insert(id)
-            return self.retry(request, attempts, connections)
-        }
+        // The exchange's outcome is taken once, so a failure further down
+        // the retries is never counted against this backend too.
+        return connections.exchange(request, address: address)
+            .map { Result<ProxyResponse, any Error>.success($0) }
+            .recover { .failure($0) }
+            .flatMap { outcome in
+                switch outcome {
+                case .success(let response):
+                    self.ended(id, failed: response.status >= 500, since: sent)
+                    guard response.status == 503 else { return connections.loop.makeSucceededFuture(response) }
+                    attempts.lastError = "\(id) answered 503"
+                case .failure(let error):
+                    self.ended(id, failed: true, since: sent)
+                    attempts.lastError = "\(id): \(error)"
+                }
+                attempts.tried.insert(id)
+                return self.retry(request, attempts, connections)
+            }
     }
 
     private func ended(_ id: String, failed: Bool, since sent: ContinuousClock.Instant) {
