@@ -35,7 +35,9 @@ import Wire
         let a = try await startNode("api-a", in: folder)
         let b = try await startNode("api-b", in: folder)
         let bPeer = b.peer
-        let dispatcher = Dispatcher(engine: a.engine, security: Self.security("api-a"), logger: Logger(label: "test")) { order in
+        // A generous deadline: this test is about where commands go, and the
+        // whole suite shares two cores with real processes.
+        let dispatcher = Dispatcher(engine: a.engine, security: Self.security("api-a"), forwardTimeout: .seconds(20), logger: Logger(label: "test")) { order in
             order.rawValue.hasPrefix("b-") ? .remote(nodeID: "api-b", peer: bPeer) : .local
         }
         let placed = try await dispatcher.execute(id("b-1"), .place(customer: "c", lines: [OrderLineRequest(sku: someSKU, qty: 1)]))

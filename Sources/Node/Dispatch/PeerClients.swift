@@ -38,6 +38,7 @@ public actor PeerClients {
         let correlationID = nextCorrelationID
         nextCorrelationID += 1
         let remaining = deadline - ContinuousClock.now
+        guard remaining > .zero else { throw EngineError.unavailable("could not reach the leader at \(address) within \(timeout)") }
         let request = ForwardRequest(
             correlationID: correlationID, timeoutMs: UInt32(clamping: max(0, remaining.milliseconds)),
             orderID: orderID, call: call)
