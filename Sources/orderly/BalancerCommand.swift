@@ -24,6 +24,11 @@ struct BalancerCommand: AsyncParsableCommand {
             start). A request whose backend failed to connect, died before answering or
             answered 503 is retried on another backend (commands are idempotent by id).
             /stats/* goes to --stats. GET /balancer shows the backends.
+
+            The proxy runs on one thread and moves bytes: answers come back as the
+            backend wrote them. A request body over 1 MiB gets 413, a chunked request
+            body 411 (send Content-Length), a head over 16 KiB 431; pipelined requests
+            are answered in order.
             """)
 
     @Option(help: "HTTP address host:port; port 0 picks a free port.")
