@@ -135,31 +135,34 @@ public final class Balancer: Service, Sendable {
     /// unavailable until its next replica takes over), tries again on
     /// another backend with a growing pause, within the deadline and the
     /// retry budget. Commands carry client ids, so a retry never doubles one.
-    /// Runs on the proxy's event loop.
-    func forward(_ request: ProxyRequest, connections: BackendConnections) -> EventLoopFuture<ProxyResponse> {
-        let loop = connections.loop
+    /// Runs on the proxy's event loop; `done` gets the answer (always one:
+    /// the backend's, or the balancer's error) on that loop.
+    func forward(_ request: ProxyRequest, connections: BackendConnections, _ done: @escaping (ProxyResponse) -> Void) {
         let start = ContinuousClock.now
         requestsCounter.increment()
         retryTokens.withLock { $0.tokens = min($0.tokens + config.retryBudgetRatio, config.retryBudgetMax) }
+        let finish: (ProxyResponse) -> Void = { response in
+            self.latency.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
+            done(response)
+        }
         let path = request.path
         if path.hasPrefix("/stats/") || path == "/stats" {
-            guard let stats = config.stats else {
-                return loop.makeSucceededFuture(.error(503, "unavailable", "no stats node is configured (--stats)"))
+            guard let stats = config.stats else { return finish(.error(503, "unavailable", "no stats node is configured (--stats)")) }
+            connections.exchange(request, address: stats) { result in
+                switch result {
+                case .success(let response): finish(response)
+                case .failure: finish(.error(502, "bad_gateway", "the stats node did not answer"))
+                }
             }
-            return connections.exchange(request, address: stats).recover { _ in
-                .error(502, "bad_gateway", "the stats node did not answer")
-            }.always { _ in self.latency.recordNanoseconds((ContinuousClock.now - start).nanoseconds) }
+            return
         }
         // Only the ring strategy routes by order.
         let order = config.strategy == .ring ? Self.orderID(path: String(path), body: request.body) : nil
-        let attempts = Attempts(order: order, start: start)
-        return attempt(request, attempts, connections).always { result in
-            self.latency.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
-        }
+        attempt(request, Attempts(order: order, start: start), connections, finish)
     }
 
     /// The state of one request's tries; confined to the proxy's loop.
-    final class Attempts: @unchecked Sendable {
+    final class Attempts {
         let order: String?
         let start: ContinuousClock.Instant
         var tried: Set<String> = []
@@ -173,7 +176,9 @@ public final class Balancer: Service, Sendable {
         }
     }
 
-    private func attempt(_ request: ProxyRequest, _ attempts: Attempts, _ connections: BackendConnections) -> EventLoopFuture<ProxyResponse> {
+    private func attempt(
+        _ request: ProxyRequest, _ attempts: Attempts, _ connections: BackendConnections, _ done: @escaping (ProxyResponse) -> Void
+    ) {
         attempts.count += 1
         let now = Self.nowMs()
         let chosen = pool.withLock { pool -> (String, String)? in
@@ -185,26 +190,21 @@ public final class Balancer: Service, Sendable {
             pool.requestStarted(id)
             return (id, address)
         }
-        guard let (id, address) = chosen else { return retry(request, attempts, connections) }
+        guard let (id, address) = chosen else { return retry(request, attempts, connections, done) }
         let sent = ContinuousClock.now
-        // The exchange's outcome is taken once, so a failure further down
-        // the retries is never counted against this backend too.
-        return connections.exchange(request, address: address)
-            .map { Result<ProxyResponse, any Error>.success($0) }
-            .recover { .failure($0) }
-            .flatMap { outcome in
-                switch outcome {
-                case .success(let response):
-                    self.ended(id, failed: response.status >= 500, since: sent)
-                    guard response.status == 503 else { return connections.loop.makeSucceededFuture(response) }
-                    attempts.lastError = "\(id) answered 503"
-                case .failure(let error):
-                    self.ended(id, failed: true, since: sent)
-                    attempts.lastError = "\(id): \(error)"
-                }
-                attempts.tried.insert(id)
-                return self.retry(request, attempts, connections)
+        connections.exchange(request, address: address) { outcome in
+            switch outcome {
+            case .success(let response):
+                self.ended(id, failed: response.status >= 500, since: sent)
+                guard response.status == 503 else { return done(response) }
+                attempts.lastError = "\(id) answered 503"
+            case .failure(let error):
+                self.ended(id, failed: true, since: sent)
+                attempts.lastError = "\(id): \(error)"
             }
+            attempts.tried.insert(id)
+            self.retry(request, attempts, connections, done)
+        }
     }
 
     private func ended(_ id: String, failed: Bool, since sent: ContinuousClock.Instant) {
@@ -212,25 +212,28 @@ public final class Balancer: Service, Sendable {
         pool.withLock { $0.requestEnded(id, failed: failed, latencyMs: elapsedMs, nowMs: Self.nowMs()) }
     }
 
-    private func retry(_ request: ProxyRequest, _ attempts: Attempts, _ connections: BackendConnections) -> EventLoopFuture<ProxyResponse> {
-        let loop = connections.loop
-        guard ContinuousClock.now - attempts.start + attempts.pause < config.retryDeadline else { return giveUp(attempts, loop) }
+    private func retry(
+        _ request: ProxyRequest, _ attempts: Attempts, _ connections: BackendConnections, _ done: @escaping (ProxyResponse) -> Void
+    ) {
+        guard ContinuousClock.now - attempts.start + attempts.pause < config.retryDeadline else { return giveUp(attempts, done) }
         retriesCounter.increment()
-        guard attempts.tried.count >= pool.withLock({ $0.entries.count }) else { return attempt(request, attempts, connections) }
+        guard attempts.tried.count >= pool.withLock({ $0.entries.count }) else { return attempt(request, attempts, connections, done) }
         // Every backend tried: a new round, if the budget allows, after a pause.
-        guard takeRetryToken() else { return giveUp(attempts, loop) }
+        guard takeRetryToken() else { return giveUp(attempts, done) }
         let pause = attempts.pause
         attempts.pause = min(attempts.pause * 2, .milliseconds(500))
         attempts.tried = []
-        return loop.flatScheduleTask(in: .nanoseconds(pause.nanoseconds)) {
-            self.attempt(request, attempts, connections)
-        }.futureResult
+        let loop = connections.loop
+        let bound = NIOLoopBound((attempts, done), eventLoop: loop)
+        loop.scheduleTask(in: .nanoseconds(pause.nanoseconds)) {
+            let (attempts, done) = bound.value
+            self.attempt(request, attempts, connections, done)
+        }
     }
 
-    private func giveUp(_ attempts: Attempts, _ loop: any EventLoop) -> EventLoopFuture<ProxyResponse> {
+    private func giveUp(_ attempts: Attempts, _ done: (ProxyResponse) -> Void) {
         errorsCounter.increment()
-        return loop.makeSucceededFuture(
-            .error(503, "unavailable", "no backend answered after \(attempts.count) attempt(s): \(attempts.lastError)"))
+        done(.error(503, "unavailable", "no backend answered after \(attempts.count) attempt(s): \(attempts.lastError)"))
     }
 
     func takeRetryToken() -> Bool {

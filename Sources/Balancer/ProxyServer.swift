@@ -159,10 +159,13 @@ final class ProxyFrontHandler: ChannelInboundHandler {
     private var continueSent = false
     /// Body bytes of a request over the limit still to read past.
     private var discarding = 0
-    /// Completes once every answer so far is written.
-    private var written: EventLoopFuture<Void>?
+    /// The answers owed, oldest first: filled as they come, written in
+    /// order from the front.
+    private var owed: [(answer: ProxyResponse?, keepAlive: Bool)] = []
+    /// The sequence number of `owed[0]`.
+    private var owedBase = 0
     /// Requests read and not yet answered.
-    private var unanswered = 0
+    private var unanswered: Int { owed.count }
     /// At most this many pipelined requests of one connection are in
     /// flight; past it the connection is not read until answers go out, so
     /// one client cannot fan out without bound or fill memory.
@@ -200,8 +203,7 @@ final class ProxyFrontHandler: ChannelInboundHandler {
                 case .invalid(let status, let message):
                     closing = true
                     received = nil
-                    answer(context.eventLoop.makeSucceededFuture(.error(status, status == 413 ? "body_too_large" : "bad_request", message, close: true)),
-                        keepAlive: false, context: context)
+                    respond(.error(status, status == 413 ? "body_too_large" : "bad_request", message, close: true), keepAlive: false, context: context)
                     return
                 case .complete(let head):
                     current = head
@@ -213,9 +215,8 @@ final class ProxyFrontHandler: ChannelInboundHandler {
                         closing = true
                         received = nil
                         current = nil
-                        answer(
-                            context.eventLoop.makeSucceededFuture(
-                                .error(413, "body_too_large", "the request body exceeds \(ProxyServer.requestBodyBytesMax) bytes", close: true)),
+                        respond(
+                            .error(413, "body_too_large", "the request body exceeds \(ProxyServer.requestBodyBytesMax) bytes", close: true),
                             keepAlive: false, context: context)
                         return
                     }
@@ -243,9 +244,12 @@ final class ProxyFrontHandler: ChannelInboundHandler {
             if !head.keepAlive { closing = true }
             let request = ProxyRequest(head, body: body)
             if let own = server.ownAnswer(request) {
-                answer(context.eventLoop.makeSucceededFuture(own), keepAlive: head.keepAlive, context: context)
+                respond(own, keepAlive: head.keepAlive, context: context)
             } else {
-                answer(server.balancer.forward(request, connections: connections), keepAlive: head.keepAlive, context: context)
+                let sequence = owe(keepAlive: head.keepAlive)
+                server.balancer.forward(request, connections: connections) { response in
+                    self.fill(sequence, with: response, context: context)
+                }
             }
         }
         if received?.readableBytes == 0 { received = nil }
@@ -259,33 +263,46 @@ final class ProxyFrontHandler: ChannelInboundHandler {
     private func refuseTooLarge(_ head: HTTPFraming.Request, context: ChannelHandlerContext) {
         current = nil
         if !head.keepAlive { closing = true }
-        answer(
-            context.eventLoop.makeSucceededFuture(
-                .error(413, "body_too_large", "the request body exceeds \(ProxyServer.requestBodyBytesMax) bytes", close: !head.keepAlive)),
+        respond(
+            .error(413, "body_too_large", "the request body exceeds \(ProxyServer.requestBodyBytesMax) bytes", close: !head.keepAlive),
             keepAlive: head.keepAlive, context: context)
     }
 
-    /// Writes `answer` once every earlier answer is written; closes the
-    /// connection after it when the client does not keep it.
-    private func answer(_ answer: EventLoopFuture<ProxyResponse>, keepAlive: Bool, context: ChannelHandlerContext) {
-        // Never a failed answer: the chain of answers would stop there.
-        let answer = answer.recover { error in .error(502, "bad_gateway", "the balancer could not get an answer: \(error)") }
-        let inOrder = unanswered > 0 ? written.map { previous in previous.flatMap { answer } } ?? answer : answer
-        unanswered += 1
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        written = inOrder.map { response in
-            let (handler, context) = bound.value
-            handler.unanswered -= 1
-            guard !keepAlive else {
-                context.writeAndFlush(handler.wrapOutboundOut(response.bytes), promise: nil)
-                // Written first: a request taken now is answered after it.
-                if handler.readingPaused { handler.takeRequests(context: context) }
+    /// An answer ready now, written after every earlier one.
+    private func respond(_ response: ProxyResponse, keepAlive: Bool, context: ChannelHandlerContext) {
+        fill(owe(keepAlive: keepAlive), with: response, context: context)
+    }
+
+    /// Takes a place in the order of answers.
+    private func owe(keepAlive: Bool) -> Int {
+        owed.append((nil, keepAlive))
+        return owedBase + owed.count - 1
+    }
+
+    /// Puts an answer in its place and writes every answer that is now at
+    /// the front; closes the connection after an answer whose client does
+    /// not keep it.
+    private func fill(_ sequence: Int, with response: ProxyResponse, context: ChannelHandlerContext) {
+        guard sequence >= owedBase, sequence - owedBase < owed.count else { return }
+        owed[sequence - owedBase].answer = response
+        var wroteAny = false
+        while let first = owed.first, let answer = first.answer {
+            owed.removeFirst()
+            owedBase += 1
+            wroteAny = true
+            if first.keepAlive {
+                context.write(wrapOutboundOut(answer.bytes), promise: nil)
+            } else {
+                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                context.writeAndFlush(wrapOutboundOut(answer.bytes)).whenComplete { _ in bound.value.close(promise: nil) }
+                owed.removeAll()
                 return
             }
-            let done = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(handler.wrapOutboundOut(response.bytes), promise: done)
-            done.futureResult.whenComplete { _ in bound.value.1.close(promise: nil) }
         }
+        guard wroteAny else { return }
+        context.flush()
+        // Written first: a request taken now is answered after them.
+        if readingPaused { takeRequests(context: context) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -328,15 +345,26 @@ final class BackendConnections: @unchecked Sendable {
     /// Sends the request to `address` and gets the whole answer. A kept-alive
     /// connection the backend closed in the meantime is replaced by a new one
     /// once, without counting against the backend.
-    func exchange(_ request: ProxyRequest, address: String) -> EventLoopFuture<ProxyResponse> {
+    func exchange(_ request: ProxyRequest, address: String, _ done: @escaping BackendHandler.Completion) {
         loop.preconditionInEventLoop()
-        if let reused = takeIdle(address) {
-            return send(request, on: reused).flatMapError { error in
-                guard let failure = error as? BackendFailure, failure.noAnswer else { return self.loop.makeFailedFuture(error) }
-                return self.connect(address).flatMap { self.send(request, on: $0) }
+        guard let reused = takeIdle(address) else { return connectAndSend(request, address: address, done) }
+        send(request, on: reused) { result in
+            if case .failure(let failure) = result, failure.noAnswer {
+                self.connectAndSend(request, address: address, done)
+            } else {
+                done(result)
             }
         }
-        return connect(address).flatMap { self.send(request, on: $0) }
+    }
+
+    private func connectAndSend(_ request: ProxyRequest, address: String, _ done: @escaping BackendHandler.Completion) {
+        let bound = NIOLoopBound(done, eventLoop: loop)
+        connect(address).whenComplete { result in
+            switch result {
+            case .success(let connection): self.send(request, on: connection, bound.value)
+            case .failure(let error): bound.value(.failure(error as? BackendFailure ?? BackendFailure(description: "\(error)")))
+            }
+        }
     }
 
     func closeAll() {
@@ -393,30 +421,29 @@ final class BackendConnections: @unchecked Sendable {
             }
     }
 
-    private func send(_ request: ProxyRequest, on connection: BackendConnection) -> EventLoopFuture<ProxyResponse> {
-        let promise = loop.makePromise(of: ProxyResponse.self)
-        guard connection.channel.isActive else {
-            connection.channel.close(promise: nil)
-            promise.fail(BackendFailure(description: "connection to \(connection.address) closed", noAnswer: true))
-            return promise.futureResult
-        }
-        connection.handler.expect(promise, toHEAD: request.method == "HEAD")
+    private func send(_ request: ProxyRequest, on connection: BackendConnection, _ done: @escaping BackendHandler.Completion) {
         let channel = connection.channel
-        var bytes = request.forwardHead
-        if var body = request.body { bytes.writeBuffer(&body) }
-        // A failed write closes the channel, and the handler fails the
-        // answer then (channelInactive): no future per request for it.
-        channel.writeAndFlush(bytes, promise: nil)
-        connection.deadline = .now() + Self.answerTimeout
-        busy[ObjectIdentifier(connection)] = connection
-        startSweeping()
-        return promise.futureResult.always { result in
-            self.busy[ObjectIdentifier(connection)] = nil
+        guard channel.isActive else {
+            channel.close(promise: nil)
+            return done(.failure(BackendFailure(description: "connection to \(connection.address) closed", noAnswer: true)))
+        }
+        let key = ObjectIdentifier(connection)
+        connection.handler.expect(toHEAD: request.method == "HEAD") { result in
+            self.busy[key] = nil
             switch result {
             case .success where connection.handler.reusable && request.keepsBackendConnection: self.release(connection)
             default: channel.close(promise: nil)
             }
+            done(result)
         }
+        var bytes = request.forwardHead
+        if var body = request.body { bytes.writeBuffer(&body) }
+        // A failed write closes the channel, and the handler fails the
+        // answer then (channelInactive).
+        channel.writeAndFlush(bytes, promise: nil)
+        connection.deadline = .now() + Self.answerTimeout
+        busy[key] = connection
+        startSweeping()
     }
 }
 
@@ -439,15 +466,17 @@ final class BackendConnection: @unchecked Sendable {
 final class BackendHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
 
-    private var promise: EventLoopPromise<ProxyResponse>?
+    typealias Completion = (Result<ProxyResponse, BackendFailure>) -> Void
+
+    private var completion: Completion?
     private var toHEAD = false
     private var received: ByteBuffer?
     private var head: HTTPFraming.Response?
     /// The connection may carry another request after this answer.
     private(set) var reusable = false
 
-    func expect(_ promise: EventLoopPromise<ProxyResponse>, toHEAD: Bool) {
-        self.promise = promise
+    func expect(toHEAD: Bool, _ completion: @escaping Completion) {
+        self.completion = completion
         self.toHEAD = toHEAD
         received = nil
         head = nil
@@ -456,7 +485,7 @@ final class BackendHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var chunk = unwrapInboundIn(data)
-        guard promise != nil else {
+        guard completion != nil else {
             // Bytes nobody asked for: the connection cannot be trusted.
             context.close(promise: nil)
             return
@@ -469,7 +498,7 @@ final class BackendHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func complete(context: ChannelHandlerContext) {
-        while let buffer = received, promise != nil {
+        while let buffer = received, completion != nil {
             if head == nil {
                 switch buffer.withUnsafeReadableBytes({ HTTPFraming.response($0, toHEAD: toHEAD) }) {
                 case .incomplete:
@@ -545,16 +574,16 @@ final class BackendHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func failAnswer(_ error: BackendFailure) {
         reusable = false
-        guard let promise else { return }
-        self.promise = nil
-        promise.fail(error)
+        guard let completion else { return }
+        self.completion = nil
+        completion(.failure(error))
     }
 
     private func succeed(_ response: ProxyResponse) {
-        guard let promise else { return }
-        self.promise = nil
+        guard let completion else { return }
+        self.completion = nil
         head = nil
         received = nil
-        promise.succeed(response)
+        completion(.success(response))
     }
 }
