@@ -20,11 +20,13 @@ struct ProxyRequest: Sendable {
     /// it after the answer), so the connection is not kept.
     let keepsBackendConnection: Bool
 
-    init(_ head: HTTPFraming.Request, body: ByteBuffer?) {
+    /// `verbatimHead`: the head's bytes as received, sent on as they are
+    /// when nothing is taken out of them (`forwardHead` empty; no copy).
+    init(_ head: HTTPFraming.Request, verbatimHead: ByteBuffer?, body: ByteBuffer?) {
         method = head.method
         target = head.target
         path = head.path
-        forwardHead = ByteBuffer(bytes: head.forwardHead)
+        forwardHead = verbatimHead ?? ByteBuffer(bytes: head.forwardHead)
         self.body = body
         keepsBackendConnection = head.minorVersion == 1
     }
@@ -154,8 +156,10 @@ final class ProxyFrontHandler: ChannelInboundHandler {
     let connections: BackendConnections
     /// Bytes received and not yet taken by a request.
     private var received: ByteBuffer?
-    /// The head of the request whose body is still coming.
+    /// The head of the request whose body is still coming, and its bytes
+    /// when they go to the backend as they came.
     private var current: HTTPFraming.Request?
+    private var currentHeadBytes: ByteBuffer?
     private var continueSent = false
     /// Body bytes of a request over the limit still to read past.
     private var discarding = 0
@@ -207,8 +211,9 @@ final class ProxyFrontHandler: ChannelInboundHandler {
                     return
                 case .complete(let head):
                     current = head
+                    currentHeadBytes = head.forwardHead.isEmpty ? buffer.readSlice(length: head.headLength) : nil
+                    if currentHeadBytes == nil { buffer.moveReaderIndex(forwardBy: head.headLength) }
                     continueSent = false
-                    buffer.moveReaderIndex(forwardBy: head.headLength)
                     received = buffer
                     if head.bodyTooLarge && head.expectContinue && buffer.readableBytes == 0 {
                         // Refused before the client sends the body it holds back.
@@ -242,7 +247,8 @@ final class ProxyFrontHandler: ChannelInboundHandler {
             received = buffer.readableBytes > 0 ? buffer : nil
             current = nil
             if !head.keepAlive { closing = true }
-            let request = ProxyRequest(head, body: body)
+            let request = ProxyRequest(head, verbatimHead: currentHeadBytes, body: body)
+            currentHeadBytes = nil
             if let own = server.ownAnswer(request) {
                 respond(own, keepAlive: head.keepAlive, context: context)
             } else {
@@ -262,6 +268,7 @@ final class ProxyFrontHandler: ChannelInboundHandler {
 
     private func refuseTooLarge(_ head: HTTPFraming.Request, context: ChannelHandlerContext) {
         current = nil
+        currentHeadBytes = nil
         if !head.keepAlive { closing = true }
         respond(
             .error(413, "body_too_large", "the request body exceeds \(ProxyServer.requestBodyBytesMax) bytes", close: !head.keepAlive),

@@ -79,6 +79,8 @@ public struct BackendPool: Sendable {
     /// balancer that refuses everything helps nobody).
     public func eligible(nowMs: Int64, excluding: Set<String> = []) -> [String] {
         let candidates = excluding.isEmpty ? sortedIDs : sortedIDs.filter { !excluding.contains($0) }
+        // The common case, every candidate usable, makes no new array.
+        if candidates.allSatisfy({ entries[$0]!.health.usable(nowMs: nowMs) }) { return candidates }
         let usable = candidates.filter { entries[$0]!.health.usable(nowMs: nowMs) }
         return usable.isEmpty ? candidates : usable
     }

@@ -29,6 +29,7 @@ public enum HTTPFraming {
         /// The head to send to a backend: the request line and every header
         /// but the hop-by-hop ones and Content-Length, then Content-Length
         /// when there is a body. The backend connection is kept alive.
+        /// Empty when the head can be sent as it came (`headLength` bytes).
         public var forwardHead: [UInt8]
 
         public var path: Substring { target[..<(target.firstIndex(of: "?") ?? target.endIndex)] }
@@ -80,15 +81,12 @@ public enum HTTPFraming {
             return .invalid(status: 505, message: "only HTTP/1.0 and HTTP/1.1 are served")
         }
         let method = String(decoding: parts[0], as: UTF8.self)
-        var forward: [UInt8] = []
-        forward.reserveCapacity(headEnd + 24)
-        forward += parts[0]
-        forward.append(UInt8(ascii: " "))
-        forward += parts[1]
-        forward += minorVersion == 1 ? Array(" HTTP/1.1\r\n".utf8) : Array(" HTTP/1.0\r\n".utf8)
+        let headerLines = lines
         var contentLength: Int?
         var close = minorVersion == 0
         var expectContinue = false
+        /// A header the backend must not get was seen: the head is rebuilt.
+        var dropsHeaders = false
         while let line = lines.next() {
             guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex,
                 line[line.startIndex..<colon].allSatisfy(isTokenByte)
@@ -102,6 +100,7 @@ public enum HTTPFraming {
                 contentLength = length
                 continue
             }
+            dropsHeaders = dropsHeaders || staysWithClient(name)
             if equalsIgnoringCase(name, "transfer-encoding") {
                 return .invalid(status: 411, message: "a request body needs Content-Length (chunked request bodies are not proxied)")
             }
@@ -118,13 +117,26 @@ public enum HTTPFraming {
                 expectContinue = equalsIgnoringCase(value, "100-continue")
                 continue
             }
-            if isHopByHop(name) { continue }
-            forward += line
-            forward += [13, 10]
         }
         let bodyLength = contentLength ?? 0
-        if let contentLength { forward += Array("Content-Length: \(contentLength)\r\n".utf8) }
-        forward += [13, 10]
+        var forward: [UInt8] = []
+        if dropsHeaders {
+            forward.reserveCapacity(headEnd + 24)
+            forward += parts[0]
+            forward.append(UInt8(ascii: " "))
+            forward += parts[1]
+            forward += minorVersion == 1 ? Array(" HTTP/1.1\r\n".utf8) : Array(" HTTP/1.0\r\n".utf8)
+            var kept = headerLines
+            while let line = kept.next() {
+                guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
+                let name = line[line.startIndex..<colon]
+                if equalsIgnoringCase(name, "content-length") || staysWithClient(name) { continue }
+                forward += line
+                forward += [13, 10]
+            }
+            if let contentLength { forward += Array("Content-Length: \(contentLength)\r\n".utf8) }
+            forward += [13, 10]
+        }
         // An HTTP/1.0 client is answered and the connection closed: its
         // keep-alive would need the answer's head rewritten.
         return .complete(Request(
@@ -275,6 +287,12 @@ public enum HTTPFraming {
             }
             return true
         }
+    }
+
+    /// A request header the backend does not get: the hop-by-hop ones, and
+    /// Expect (the proxy holds the whole body before it sends anything on).
+    static func staysWithClient(_ name: Slice<UnsafeRawBufferPointer>) -> Bool {
+        equalsIgnoringCase(name, "connection") || equalsIgnoringCase(name, "expect") || isHopByHop(name)
     }
 
     static func isHopByHop(_ name: Slice<UnsafeRawBufferPointer>) -> Bool {

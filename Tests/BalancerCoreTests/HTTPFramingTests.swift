@@ -32,8 +32,7 @@ import Testing
         #expect(parsed.method == "POST" && parsed.target == "/orders?x=1" && parsed.path == "/orders")
         #expect(parsed.keepAlive && parsed.minorVersion == 1 && !parsed.bodyTooLarge && !parsed.expectContinue)
         #expect(parsed.headLength + parsed.bodyLength == text.utf8.count, "the next request's bytes are not taken")
-        #expect(String(decoding: parsed.forwardHead, as: UTF8.self)
-            == "POST /orders?x=1 HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n")
+        #expect(parsed.forwardHead.isEmpty, "nothing to take out: the head goes on as it came")
     }
 
     @Test func hopByHopHeadersStayWithTheClientConnection() throws {
@@ -50,6 +49,11 @@ import Testing
         }
         #expect(!old.keepAlive && old.minorVersion == 0, "an HTTP/1.0 client is answered and closed")
         #expect(String(decoding: old.forwardHead, as: UTF8.self) == "GET /p HTTP/1.0\r\n\r\n")
+        guard case .complete(let plain) = request("GET /p HTTP/1.0\r\nHost: a\r\n\r\n") else {
+            Issue.record("not complete")
+            return
+        }
+        #expect(plain.forwardHead.isEmpty && !plain.keepAlive)
     }
 
     @Test func badRequestsAreRefusedWithTheirStatus() {
@@ -79,7 +83,7 @@ import Testing
             return
         }
         #expect(big.bodyTooLarge && big.bodyLength == 2_000_000 && big.expectContinue)
-        #expect(String(decoding: big.forwardHead, as: UTF8.self) == "POST /p HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n")
+        #expect(String(decoding: big.forwardHead, as: UTF8.self) == "POST /p HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n", "Expect is taken out")
     }
 
     @Test func answersAreFramedByLengthChunksOrClose() {
