@@ -79,7 +79,7 @@ let package = Package(
         .target(
             name: "Stats",
             dependencies: [
-                "OrderDomain", "EventLog", "Node", "HTTPAPI", "Membership", "StatsProjection",
+                "OrderDomain", "EventLog", "Node", "HTTPAPI", "Membership", "StatsProjection", "HashRing",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),

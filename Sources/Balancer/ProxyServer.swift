@@ -1,5 +1,6 @@
 import BalancerCore
 import Foundation
+import HTTPAPI
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -55,9 +56,7 @@ struct ProxyResponse: Sendable {
     }
 
     static func json(_ status: Int, _ value: some Encodable, close: Bool = false) -> ProxyResponse {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let data = (try? encoder.encode(value)) ?? Data(#"{"error":{"code":"internal","message":"response encoding failed"}}"#.utf8)
+        let data = (try? JSONResponse.encoder.encode(value)) ?? Data(#"{"error":{"code":"internal","message":"response encoding failed"}}"#.utf8)
         return make(status, contentType: "application/json", body: ByteBuffer(bytes: data), close: close)
     }
 }

@@ -32,7 +32,8 @@ public struct APIError: Error, Sendable, Equatable {
 }
 
 public enum JSONResponse {
-    static let encoder: JSONEncoder = {
+    /// Sorted keys, slashes as they are: every JSON answer of every role.
+    public static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder

@@ -4,8 +4,14 @@
 /// Changing it moves every key: the test pins its values.
 public enum StableHash {
     public static func hash64(_ text: String) -> UInt64 {
+        hash64(bytes: text.utf8)
+    }
+
+    /// The same hash over bytes (a String's UTF-8 gives the same value).
+    @inlinable
+    public static func hash64(bytes: some Sequence<UInt8>) -> UInt64 {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in text.utf8 {
+        for byte in bytes {
             hash ^= UInt64(byte)
             hash &*= 0x0000_0100_0000_01B3
         }

@@ -1,4 +1,5 @@
 import EventLog
+import HashRing
 import Foundation
 import OrderDomain
 import StatsProjection
@@ -112,7 +113,7 @@ public enum StatsRebuild {
                             } catch {
                                 throw StatsError.badInput("\(unit.file): event \(unit.origin):\(row.offset) of order \(orderID): \(error)")
                             }
-                            let partition = Int(Self.bucketHash(row.orderID) % UInt64(workers))
+                            let partition = Int(StableHash.hash64(bytes: row.orderID) % UInt64(workers))
                             read.partitions[partition][orderID, default: []].append(StatsEvent(
                                 orderID: orderID, version: row.version, eventID: String(decoding: row.eventID, as: UTF8.self),
                                 recordedAtMs: row.recordedAt, event: event))
@@ -173,13 +174,6 @@ public enum StatsRebuild {
         return Result(
             totals: totals, eventsByOrder: eventsByOrder, distinctEvents: distinct, positions: positions, rowsRead: rows,
             seconds: (ContinuousClock.now - start).seconds)
-    }
-
-    /// FNV-1a of an order id's bytes: which partition folds the order.
-    static func bucketHash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
-        return hash
     }
 
     /// What differs between two projections, one line each (empty: equal).
