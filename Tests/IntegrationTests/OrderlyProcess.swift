@@ -77,10 +77,19 @@ final class OrderlyProcess: @unchecked Sendable {
         if process.isRunning { kill(process.processIdentifier, signal) }
     }
 
-    /// Sends the signal and waits until the process has ended.
+    /// Sends the signal and waits until Foundation has seen the process end:
+    /// at most 30 s, then SIGKILL and at most 30 s more. Not
+    /// `waitUntilExit`, which has no deadline: a local test run once stalled
+    /// with a child left a zombie that Foundation had not reaped.
     func stop(signal: Int32 = SIGTERM) {
         self.signal(signal)
-        if process.isRunning || process.processIdentifier > 0 { process.waitUntilExit() }
+        guard process.processIdentifier > 0 else { return }
+        for fallback in [Int32(SIGKILL), nil] {
+            let end = ContinuousClock.now + .seconds(30)
+            while process.isRunning && ContinuousClock.now < end { usleep(5_000) }
+            guard process.isRunning else { return }
+            if let fallback { kill(process.processIdentifier, fallback) }
+        }
     }
 }
 
