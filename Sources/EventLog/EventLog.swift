@@ -55,13 +55,14 @@ public final class EventLog: Sendable {
             try db.execute(sql: "PRAGMA page_size = \(pageBytes)")
         }
         let pool = try DatabasePool(path: file, configuration: configuration)
-        let synchronous = options.durability == .fsync ? "FULL" : "NORMAL"
         var logID = ""
         var lastOffset: Int64 = 0
         try pool.writeWithoutTransaction { db in
-            // GRDB sets NORMAL when it turns WAL on; the writer connection is
-            // the only one that commits, so this setting governs every commit.
-            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            // Commits write the WAL without syncing it; with `.fsync` the
+            // writer's sync thread fsyncs it before any reply (see
+            // GroupCommitWriter). The writer connection is the only one
+            // that commits, so this setting governs every commit.
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
             try db.execute(sql: "PRAGMA wal_autocheckpoint = \(options.walAutocheckpointPages)")
             // The order index takes random inserts: keep its pages in memory.
             try db.execute(sql: "PRAGMA cache_size = -\(options.writerCacheKibibytes)")
@@ -88,8 +89,9 @@ public final class EventLog: Sendable {
                 return .commit
             }
         }
-        let writer = GroupCommitWriter(pool: pool, origin: node, logID: logID, lastOffset: lastOffset, options: options, logger: logger)
-        writer.start()
+        let writer = GroupCommitWriter(
+            pool: pool, path: file, origin: node, logID: logID, lastOffset: lastOffset, options: options, logger: logger)
+        try writer.start()
         logger.info("event log open", metadata: ["node": "\(node)", "path": "\(file)", "last_offset": "\(lastOffset)"])
         return EventLog(origin: node, path: file, logID: logID, lastOffset: lastOffset, reader: pool, writer: writer)
     }
@@ -191,6 +193,10 @@ public final class EventLog: Sendable {
     public var writerStatistics: (commits: Int, events: Int) {
         writer?.statistics ?? (0, 0)
     }
+
+    /// Times the writer's sync thread fsynced the WAL (0 when SQLite syncs
+    /// inside each commit, or with `.relaxed`).
+    public var walSyncs: Int { writer?.walSyncs ?? 0 }
 
     /// Lets queued appends finish, then stops the writer. Reads keep working.
     public func close() {

@@ -9,6 +9,8 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
     case closed
     case invalidAppend(String)
     case noLogFile(path: String)
+    /// fsync of the log failed: what it held may not be on disk.
+    case syncFailed(String)
 
     public var description: String {
         switch self {
@@ -28,6 +30,8 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
             return "invalid append: \(reason)"
         case .noLogFile(let path):
             return "no log file at \(path)"
+        case .syncFailed(let reason):
+            return "fsync of the event log failed (\(reason)); restart the node to recover from its file"
         }
     }
 }

@@ -1,7 +1,7 @@
 /// How hard a commit tries to reach the disk.
 public enum Durability: String, Sendable, CaseIterable {
-    /// fsync the WAL on every commit (SQLite `synchronous=FULL`): a reply
-    /// sent after the commit survives a power cut.
+    /// fsync the WAL before answering any commit: a reply survives a power
+    /// cut. One fsync covers every transaction written before it.
     case fsync
     /// Leave syncing to SQLite's WAL checkpoints (`synchronous=NORMAL`): a
     /// process crash loses nothing, a power cut may lose the last commits.
@@ -15,6 +15,11 @@ public struct EventLogOptions: Sendable {
     /// Most append requests one transaction takes; 1 makes the naive writer
     /// (one transaction per request) that the benchmark compares against.
     public var batchRequestsMax: Int = 4096
+    /// With `.fsync`: a sync thread fsyncs the WAL while the writer starts
+    /// the next transaction, and one fsync may cover several transactions.
+    /// Off, SQLite fsyncs inside every commit (`synchronous=FULL`), which
+    /// with `batchRequestsMax` 1 is the naive writer of the benchmark.
+    public var pipelinedSync: Bool = true
     /// Most append requests waiting for the writer; past it appends fail fast
     /// with `overloaded` instead of growing memory without bound.
     public var pendingRequestsMax: Int = 65_536

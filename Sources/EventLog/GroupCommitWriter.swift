@@ -7,6 +7,16 @@ import Metrics
 /// up while a transaction commits; the next transaction takes all of them
 /// (group commit), so one fsync covers many events. Runs on its own thread so
 /// blocking SQLite calls never occupy the Swift concurrency pool.
+///
+/// Writing and syncing are pipelined over two threads. The writer thread
+/// commits with SQLite's `synchronous=NORMAL` (the WAL is written, not
+/// synced) and hands the batch to the sync thread, then starts the next
+/// transaction at once. The sync thread `fdatasync`s the WAL, which makes
+/// every commit written before the call durable, and only then answers the
+/// batch, moves `committedOffset` and tells the commit observers (so no
+/// follower ever copies an event that a power cut could take back). With
+/// `synchronous=FULL` the writer would sit idle through every fsync while
+/// the next batch waits.
 final class GroupCommitWriter: @unchecked Sendable {
     private enum Pending {
         case append(AppendRequest, CheckedContinuation<[EventRecord], any Error>)
@@ -27,7 +37,19 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
     }
 
+    /// A committed transaction on its way to the disk.
+    private struct Written {
+        let batch: [Pending]
+        let appended: [[EventRecord]]
+        let copied: [Int]
+        /// Newest own offset once it is durable.
+        let through: Int64
+        let ownEvents: Int
+        let startNs: UInt64
+    }
+
     private let pool: DatabasePool
+    private let path: String
     private let origin: String
     private let logID: String
     private let options: EventLogOptions
@@ -35,22 +57,35 @@ final class GroupCommitWriter: @unchecked Sendable {
     private let condition = NSCondition()
     // Guarded by `condition`.
     private var pending: [Pending] = []
+    /// Appends accepted and not yet answered (queued, being written or
+    /// being synced): the bound on the writer's memory.
+    private var unanswered = 0
+    private var syncFailure: EventLogError?
     private var stopping = false
     private var commits = 0
     private var committedEvents = 0
+    private var syncs = 0
     private var stopped = false
     private var committedThrough: Int64
     private var commitObservers: [@Sendable (Int64) -> Void] = []
     // Touched only by the writer thread once started.
     private var nextOffset: Int64
     private var thread: Thread?
+    private var syncThread: Thread?
+    /// Guards `written` and `writerDone`, the hand-off to the sync thread.
+    private let syncCondition = NSCondition()
+    private var written: [Written] = []
+    private var writerDone = false
+    /// The WAL file, opened to fsync it; -1 when SQLite syncs instead.
+    private var walDescriptor: Int32 = -1
 
     private let appendedCounter = Counter(label: "orderly_events_appended_total")
     private let batchEvents = Recorder(label: "orderly_append_batch_events")
     private let commitTimer = Metrics.Timer(label: "orderly_append_commit_seconds")
 
-    init(pool: DatabasePool, origin: String, logID: String, lastOffset: Int64, options: EventLogOptions, logger: Logger) {
+    init(pool: DatabasePool, path: String, origin: String, logID: String, lastOffset: Int64, options: EventLogOptions, logger: Logger) {
         self.pool = pool
+        self.path = path
         self.origin = origin
         self.logID = logID
         self.nextOffset = lastOffset + 1
@@ -59,11 +94,39 @@ final class GroupCommitWriter: @unchecked Sendable {
         self.logger = logger
     }
 
-    func start() {
+    /// Opens the WAL for syncing (the file exists: opening the log wrote
+    /// to it), then starts both threads. Without the WAL descriptor SQLite
+    /// syncs every commit itself (`synchronous=FULL`).
+    func start() throws {
+        if options.durability == .fsync && !options.pipelinedSync {
+            try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
+        } else if options.durability == .fsync {
+            walDescriptor = open(path + "-wal", O_RDONLY | O_CLOEXEC)
+            if walDescriptor >= 0 {
+                // The WAL's directory entry must survive a power cut too.
+                let folder = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_CLOEXEC)
+                if folder >= 0 {
+                    _ = fsync(folder)
+                    close(folder)
+                }
+                guard fdatasync(walDescriptor) == 0 else {
+                    let code = errno
+                    close(walDescriptor)
+                    throw EventLogError.syncFailed(String(cString: strerror(code)))
+                }
+            } else {
+                logger.warning("cannot open the WAL to sync it; SQLite syncs every commit", metadata: ["path": "\(path)-wal"])
+                try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
+            }
+        }
         let thread = Thread { [self] in self.run() }
         thread.name = "orderly-log-writer-\(origin)"
         self.thread = thread
+        let syncThread = Thread { [self] in self.runSync() }
+        syncThread.name = "orderly-log-sync-\(origin)"
+        self.syncThread = syncThread
         thread.start()
+        syncThread.start()
     }
 
     /// Appends the request's events atomically with its checkpoint and timer
@@ -85,15 +148,20 @@ final class GroupCommitWriter: @unchecked Sendable {
     private func enqueue(_ item: Pending) {
         condition.lock()
         defer { condition.unlock() }
+        if let syncFailure {
+            item.fail(syncFailure)
+            return
+        }
         if stopping {
             item.fail(EventLogError.closed)
             return
         }
-        if pending.count >= options.pendingRequestsMax {
+        if unanswered >= options.pendingRequestsMax {
             item.fail(EventLogError.overloaded(pendingMax: options.pendingRequestsMax))
             return
         }
         pending.append(item)
+        unanswered += 1
         condition.signal()
     }
 
@@ -111,6 +179,13 @@ final class GroupCommitWriter: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// fdatasync calls of the WAL by the sync thread, since start.
+    var walSyncs: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return syncs
+    }
+
     /// Transactions committed and the events they held, since start.
     var statistics: (commits: Int, events: Int) {
         condition.lock()
@@ -118,7 +193,8 @@ final class GroupCommitWriter: @unchecked Sendable {
         return (commits, committedEvents)
     }
 
-    /// Finishes what is queued, then stops the thread. Later appends fail.
+    /// Finishes what is queued (written and synced), then stops both
+    /// threads. Later appends fail.
     func stop() {
         condition.lock()
         stopping = true
@@ -127,6 +203,10 @@ final class GroupCommitWriter: @unchecked Sendable {
             condition.wait()
         }
         condition.unlock()
+        if walDescriptor >= 0 {
+            close(walDescriptor)
+            walDescriptor = -1
+        }
     }
 
     private func run() {
@@ -136,9 +216,11 @@ final class GroupCommitWriter: @unchecked Sendable {
                 condition.wait()
             }
             if pending.isEmpty && stopping {
-                stopped = true
-                condition.broadcast()
                 condition.unlock()
+                syncCondition.lock()
+                writerDone = true
+                syncCondition.signal()
+                syncCondition.unlock()
                 return
             }
             let batch = takeBatch()
@@ -188,29 +270,95 @@ final class GroupCommitWriter: @unchecked Sendable {
             }
         } catch {
             logger.error("append batch failed", metadata: ["requests": "\(batch.count)", "error": "\(error)"])
+            condition.lock()
+            unanswered -= batch.count
+            condition.unlock()
             for item in batch { item.fail(error) }
             return
         }
         let eventCount = offset - nextOffset
         nextOffset = offset
+        syncCondition.lock()
+        written.append(Written(
+            batch: batch, appended: results, copied: copied, through: offset - 1, ownEvents: Int(eventCount), startNs: start))
+        syncCondition.signal()
+        syncCondition.unlock()
+    }
+
+    /// The sync thread: makes what the writer committed durable, then
+    /// answers it. One fdatasync covers every transaction written before it.
+    private func runSync() {
+        while true {
+            syncCondition.lock()
+            while written.isEmpty && !writerDone {
+                syncCondition.wait()
+            }
+            if written.isEmpty && writerDone {
+                syncCondition.unlock()
+                condition.lock()
+                stopped = true
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+            let ready = written
+            written.removeAll(keepingCapacity: true)
+            syncCondition.unlock()
+            if walDescriptor >= 0 {
+                guard fdatasync(walDescriptor) == 0 else {
+                    fail(ready, EventLogError.syncFailed(String(cString: strerror(errno))))
+                    continue
+                }
+                condition.lock()
+                syncs += 1
+                condition.unlock()
+            }
+            answer(ready)
+        }
+    }
+
+    private func answer(_ ready: [Written]) {
+        var ownEvents = 0
+        for transaction in ready { ownEvents += transaction.ownEvents }
+        var requests = 0
+        for transaction in ready { requests += transaction.batch.count }
         condition.lock()
-        commits += 1
-        committedEvents += Int(eventCount)
-        committedThrough = offset - 1
-        let observers = eventCount > 0 ? commitObservers : []
+        commits += ready.count
+        committedEvents += ownEvents
+        committedThrough = ready[ready.count - 1].through
+        unanswered -= requests
+        let observers = ownEvents > 0 ? commitObservers : []
         condition.unlock()
-        appendedCounter.increment(by: Int(eventCount))
-        batchEvents.record(eventCount)
-        commitTimer.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
-        var appended = results.makeIterator()
-        var replicated = copied.makeIterator()
-        for item in batch {
-            switch item {
-            case .append(_, let continuation): continuation.resume(returning: appended.next()!)
-            case .replicate(_, let continuation): continuation.resume(returning: replicated.next()!)
+        let now = DispatchTime.now().uptimeNanoseconds
+        for transaction in ready {
+            appendedCounter.increment(by: transaction.ownEvents)
+            batchEvents.record(transaction.ownEvents)
+            commitTimer.recordNanoseconds(Int64(now - transaction.startNs))
+            var appended = transaction.appended.makeIterator()
+            var replicated = transaction.copied.makeIterator()
+            for item in transaction.batch {
+                switch item {
+                case .append(_, let continuation): continuation.resume(returning: appended.next()!)
+                case .replicate(_, let continuation): continuation.resume(returning: replicated.next()!)
+                }
             }
         }
-        for observer in observers { observer(offset - 1) }
+        let through = ready[ready.count - 1].through
+        for observer in observers { observer(through) }
+    }
+
+    /// An fsync that fails leaves the file's durability unknown (the kernel
+    /// may have dropped the dirty pages): the writer refuses everything from
+    /// then on, and the node must be restarted to recover from the file.
+    private func fail(_ ready: [Written], _ error: EventLogError) {
+        logger.critical("fsync of the WAL failed; the log refuses appends until restarted", metadata: ["error": "\(error)"])
+        condition.lock()
+        syncFailure = error
+        for transaction in ready { unanswered -= transaction.batch.count }
+        condition.unlock()
+        for transaction in ready {
+            for item in transaction.batch { item.fail(error) }
+        }
     }
 
     private func write(_ request: AppendRequest, from offset: inout Int64, now: Int64, _ db: Database) throws -> [EventRecord] {

@@ -9,7 +9,8 @@ struct BenchAppend: AsyncParsableCommand {
         discussion: """
             W concurrent writers each append one event at a time and wait until it is
             durable. The group-commit writer batches whatever is waiting into one
-            transaction; the naive writer commits each event on its own. Both run in
+            transaction and fsyncs on a second thread while the next one is written;
+            the naive writer commits and fsyncs each event on its own. Both run in
             this process, one after the other, on fresh files in a temp folder.
             """)
 
@@ -51,8 +52,8 @@ struct BenchAppend: AsyncParsableCommand {
         let naiveCount = max(writers, naiveEvents ?? max(2000, events / 20))
 
         print("bench append: \(writers) writers, durability \(durability.rawValue), files in \(folder)")
-        let grouped = try await measure(folder: folder, name: "group", events: events, batchRequestsMax: 4096)
-        let naive = try await measure(folder: folder, name: "naive", events: naiveCount, batchRequestsMax: 1)
+        let grouped = try await measure(folder: folder, name: "group", events: events, batchRequestsMax: 4096, pipelinedSync: true)
+        let naive = try await measure(folder: folder, name: "naive", events: naiveCount, batchRequestsMax: 1, pipelinedSync: false)
         let ratio = grouped.eventsPerSecond / naive.eventsPerSecond
 
         print("")
@@ -75,10 +76,11 @@ struct BenchAppend: AsyncParsableCommand {
         ]))
     }
 
-    private func measure(folder: String, name: String, events: Int, batchRequestsMax: Int) async throws -> Measurement {
+    private func measure(folder: String, name: String, events: Int, batchRequestsMax: Int, pipelinedSync: Bool) async throws -> Measurement {
         var options = EventLogOptions()
         options.durability = durability
         options.batchRequestsMax = batchRequestsMax
+        options.pipelinedSync = pipelinedSync
         options.pageBytes = pageBytes
         options.walAutocheckpointPages = walPages
         let log = try EventLog.open(path: (folder as NSString).appendingPathComponent("\(name).sqlite"), node: "bench", options: options)

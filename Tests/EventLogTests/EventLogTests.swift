@@ -49,18 +49,31 @@ import Testing
         #expect(next[0].offset == 401)
     }
 
-    @Test func writerFsyncsEveryCommitByDefaultAndRelaxedWhenAsked() async throws {
+    @Test func writerFsyncsBeforeAnsweringByDefaultAndRelaxedWhenAsked() async throws {
         let folder = try TemporaryFolder()
-        for (durability, expected) in [(Durability.fsync, 2), (.relaxed, 1)] {
+        // (durability, pipelined, SQLite's own synchronous level, the sync thread fsyncs)
+        let cases: [(Durability, Bool, Int, Bool)] = [(.fsync, true, 1, true), (.fsync, false, 2, false), (.relaxed, true, 1, false)]
+        for (durability, pipelined, level, syncs) in cases {
             var options = EventLogOptions()
             options.durability = durability
-            let log = try EventLog.open(data: folder.path, node: "n-\(durability.rawValue)", options: options)
+            options.pipelinedSync = pipelined
+            let log = try EventLog.open(data: folder.path, node: "n-\(durability.rawValue)-\(pipelined)", options: options)
             defer { log.close() }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<50 {
+                    group.addTask { _ = try await log.append(AppendRequest(events: [self.event("o\(index)", 1)])) }
+                }
+                try await group.waitForAll()
+            }
             let pool = try #require(log.reader as? DatabasePool)
             let synchronous = try await pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
             let journal = try await pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
-            #expect(synchronous == expected)
+            #expect(synchronous == level, "\(durability) pipelined \(pipelined)")
             #expect(journal == "wal")
+            // Every answered append was covered by an fsync issued after
+            // its commit: at least one per answered batch, at most one per commit.
+            let commits = log.writerStatistics.commits
+            #expect(syncs ? (log.walSyncs >= 1 && log.walSyncs <= commits) : log.walSyncs == 0, "\(durability) pipelined \(pipelined): \(log.walSyncs) syncs, \(commits) commits")
         }
     }
 
