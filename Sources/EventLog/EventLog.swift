@@ -64,7 +64,7 @@ public final class EventLog: Sendable {
             // that commits, so this setting governs every commit.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
             try db.execute(sql: "PRAGMA wal_autocheckpoint = \(options.walAutocheckpointPages)")
-            // The order index takes random inserts: keep its pages in memory.
+            // See EventLogOptions.writerCacheKibibytes: bigger is slower.
             try db.execute(sql: "PRAGMA cache_size = -\(options.writerCacheKibibytes)")
             try db.inTransaction(.immediate) {
                 try Migrations.apply(db, nowMs: options.clock())

@@ -32,6 +32,9 @@ struct BenchAppend: AsyncParsableCommand {
     @Option(help: "WAL pages between SQLite checkpoints.")
     var walPages: Int = EventLogOptions().walAutocheckpointPages
 
+    @Option(help: "Page cache of the writer connection, KiB.")
+    var cacheKib: Int = EventLogOptions().writerCacheKibibytes
+
     @Option(help: "Folder for the log files (default: a temp folder, removed at the end).")
     var dir: String?
 
@@ -83,6 +86,7 @@ struct BenchAppend: AsyncParsableCommand {
         options.pipelinedSync = pipelinedSync
         options.pageBytes = pageBytes
         options.walAutocheckpointPages = walPages
+        options.writerCacheKibibytes = cacheKib
         let log = try EventLog.open(path: (folder as NSString).appendingPathComponent("\(name).sqlite"), node: "bench", options: options)
         defer { log.close() }
         let perWriter = events / writers
