@@ -22,7 +22,14 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     private let clients: PeerClients
     private let logger: Logger
     private let directoryBox = Mutex<(any ReplicaDirectory)?>(nil)
-    private let copiedHook = Mutex<(@Sendable ([String: Int]) async -> Void)?>(nil)
+    /// In a struct, not as a bare closure: a function type held in a
+    /// generic container is re-abstracted on every `withLock` access, and
+    /// the thunks were written back and nested, one more pair per batch
+    /// copied, so each call walked a chain as long as the node's uptime.
+    private struct CopiedHook: Sendable {
+        let call: @Sendable ([String: Int]) async -> Void
+    }
+    private let copiedHook = Mutex<CopiedHook?>(nil)
 
     private struct State {
         var tracker = AckTracker()
@@ -82,7 +89,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// counts (the engine drops what it holds in memory of them; followers
     /// checkpoint them).
     public func onCopied(_ body: @escaping @Sendable ([String: Int]) async -> Void) {
-        copiedHook.withLock { $0 = body }
+        copiedHook.withLock { $0 = CopiedHook(call: body) }
     }
     public var epoch: UInt64 { directory?.epoch ?? 0 }
 
@@ -407,7 +414,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     let copied = try await log.replicate(ReplicatedBatch(origin: origin, events: kept, throughOffset: reply.throughOffset))
                     copiedCounter.increment(by: copied)
                     if copied > 0, let hook = copiedHook.withLock({ $0 }) {
-                        await hook(Self.counts(kept))
+                        await hook.call(Self.counts(kept))
                     }
                     let now = WallClock.nowMs()
                     for event in reply.events { lagTimer.recordMilliseconds(max(0, now - event.recordedAt)) }
@@ -493,7 +500,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             if !kept.isEmpty {
                 let stored = try await log.replicate(ReplicatedBatch(origin: origin, events: kept, throughOffset: nil))
                 copied += stored
-                if stored > 0, let hook = copiedHook.withLock({ $0 }) { await hook(Self.counts(kept)) }
+                if stored > 0, let hook = copiedHook.withLock({ $0 }) { await hook.call(Self.counts(kept)) }
             }
             let next = max(position, reply.throughOffset, reply.events.last?.offset ?? 0)
             if reply.events.isEmpty || next >= target ?? 0 || next == position { break }
