@@ -57,6 +57,7 @@ public final class EventLog: Sendable {
         let pool = try DatabasePool(path: file, configuration: configuration)
         var logID = ""
         var lastOffset: Int64 = 0
+        var indexedThrough: Int64 = 0
         try pool.writeWithoutTransaction { db in
             // Commits write the WAL without syncing it; with `.fsync` the
             // writer's sync thread fsyncs it before any reply (see
@@ -86,11 +87,25 @@ public final class EventLog: Sendable {
                     db, sql: "SELECT \(EventRecord.columns) FROM events WHERE origin = ? ORDER BY \"offset\" DESC LIMIT ?",
                     arguments: [node, tailEventsVerifiedAtOpen])
                 for row in tail { _ = try EventRecord(row: row).verified() }
+                // Own events a crash left out of order_index go in now (at
+                // most one index batch and what was waiting for it).
+                indexedThrough = try Self.indexedThrough(db)
+                if lastOffset > indexedThrough {
+                    try db.execute(
+                        sql: """
+                            INSERT OR IGNORE INTO order_index (order_id, version, origin, "offset")
+                            SELECT order_id, version, origin, "offset" FROM events WHERE origin = ? AND "offset" > ?
+                            """,
+                        arguments: [node, indexedThrough])
+                    try db.execute(sql: "UPDATE log_meta SET value = ? WHERE key = 'indexed_through'", arguments: [lastOffset])
+                    indexedThrough = lastOffset
+                }
                 return .commit
             }
         }
         let writer = GroupCommitWriter(
-            pool: pool, path: file, origin: node, logID: logID, lastOffset: lastOffset, options: options, logger: logger)
+            pool: pool, path: file, origin: node, logID: logID, lastOffset: lastOffset, indexedThrough: indexedThrough,
+            options: options, logger: logger)
         try writer.start()
         logger.info("event log open", metadata: ["node": "\(node)", "path": "\(file)", "last_offset": "\(lastOffset)"])
         return EventLog(origin: node, path: file, logID: logID, lastOffset: lastOffset, reader: pool, writer: writer)
@@ -203,10 +218,13 @@ public final class EventLog: Sendable {
         writer?.stop()
     }
 
-    static func upsert(_ checkpoint: Checkpoint, writtenAt: Int64, in db: Database) throws {
+    /// `unindexed`: the order's own events not in `order_index` yet.
+    static func upsert(_ checkpoint: Checkpoint, writtenAt: Int64, in db: Database, unindexed: [UnindexedTail.Entry]) throws {
         if let covered = checkpoint.coveredEvents {
-            let held = try Int64.fetchOne(
-                db, sql: "SELECT count(*) FROM events WHERE order_id = ? AND version <= ?", arguments: [checkpoint.orderID, checkpoint.version]) ?? 0
+            let indexed = try Int64.fetchOne(
+                db, sql: "SELECT count(*) FROM order_index WHERE order_id = ? AND version <= ?",
+                arguments: [checkpoint.orderID, checkpoint.version]) ?? 0
+            let held = indexed + Int64(unindexed.count { $0.version <= checkpoint.version })
             guard held == covered else { return }
         }
         // A late checkpoint from an old activation never replaces a newer one.
@@ -228,16 +246,67 @@ public final class EventLog: Sendable {
 
     /// The order's events after `afterVersion`, in version order, verified.
     public func events(orderID: String, afterVersion: Int64 = 0) async throws -> [EventRecord] {
-        try await reader.read { db in try Self.events(orderID: orderID, afterVersion: afterVersion, db) }
+        try await readOrder { db in
+            try self.orderEvents(orderID: orderID, afterVersion: afterVersion, db)?.map { try $0.verified() }
+        }
     }
 
     /// The checkpoint and the events after it, read in one snapshot.
     public func load(orderID: String) async throws -> (checkpoint: Checkpoint?, events: [EventRecord]) {
-        try await reader.read { db in
+        try await readOrder { db in
             let checkpoint = try Self.checkpoint(orderID: orderID, db)
-            let events = try Self.events(orderID: orderID, afterVersion: checkpoint?.version ?? 0, db)
-            return (checkpoint, events)
+            guard let events = try self.orderEvents(orderID: orderID, afterVersion: checkpoint?.version ?? 0, db) else { return nil }
+            return (checkpoint, try events.map { try $0.verified() })
         }
+    }
+
+    /// Runs a read by order in a snapshot; again in a newer one when the
+    /// writer no longer holds the unindexed entries that snapshot needs
+    /// (it began before the last two index batches).
+    private func readOrder<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T?) async throws -> T {
+        while true {
+            if let value = try await reader.read(body) { return value }
+        }
+    }
+
+    /// The order's events after `afterVersion` in this snapshot, in
+    /// version order, not verified: the indexed ones from `order_index`,
+    /// then this node's own events after the snapshot's `indexed_through`,
+    /// found through the writer's memory or, for a read-only log, by
+    /// scanning the log from there (the `order_events` view does the same).
+    /// Nil when the writer dropped entries this snapshot needs.
+    private func orderEvents(orderID: String, afterVersion: Int64, _ db: Database) throws -> [EventRecord]? {
+        let indexedThrough = try Self.indexedThrough(db)
+        let indexed = try db.cachedStatement(sql: """
+            SELECT \(EventRecord.columns(prefix: "e.")) FROM order_index i
+            JOIN events e ON e.origin = i.origin AND e."offset" = i."offset"
+            WHERE i.order_id = ? AND i.version > ?
+            ORDER BY i.version, i.origin, i."offset"
+            """)
+        var records = try Row.fetchAll(indexed, arguments: [orderID, afterVersion]).map(EventRecord.init(row:))
+        let indexedCount = records.count
+        if let writer {
+            guard let entries = writer.tail.entries(orderID: orderID, after: indexedThrough) else { return nil }
+            let byOffset = try db.cachedStatement(sql: "SELECT \(EventRecord.columns) FROM events WHERE origin = ? AND \"offset\" = ?")
+            for entry in entries where entry.version > afterVersion {
+                // Not in this snapshot when written after it began.
+                if let row = try Row.fetchOne(byOffset, arguments: [origin, entry.offset]) { records.append(EventRecord(row: row)) }
+            }
+        } else {
+            let scan = try db.cachedStatement(sql: """
+                SELECT \(EventRecord.columns) FROM events
+                WHERE origin = ? AND "offset" > ? AND order_id = ? AND version > ?
+                """)
+            records += try Row.fetchAll(scan, arguments: [origin, indexedThrough, orderID, afterVersion]).map(EventRecord.init(row:))
+        }
+        if records.count > indexedCount {
+            records.sort { ($0.version, $0.origin, $0.offset) < ($1.version, $1.origin, $1.offset) }
+        }
+        return records
+    }
+
+    static func indexedThrough(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT CAST(value AS INTEGER) FROM log_meta WHERE key = 'indexed_through'")) ?? 0
     }
 
     /// Events of one origin from `fromOffset` on, verified; a corrupt row
@@ -285,11 +354,6 @@ public final class EventLog: Sendable {
         return checkpoint
     }
 
-    private static func events(orderID: String, afterVersion: Int64, _ db: Database) throws -> [EventRecord] {
-        let statement = try db.cachedStatement(
-            sql: "SELECT \(EventRecord.columns) FROM events WHERE order_id = ? AND version > ? ORDER BY version, origin, \"offset\"")
-        return try Row.fetchAll(statement, arguments: [orderID, afterVersion]).map { try EventRecord(row: $0).verified() }
-    }
 }
 
 // MARK: Inspection
@@ -344,11 +408,6 @@ extension EventLog {
 
     /// Every event of an order, corrupt ones included (check `isIntact`).
     public func eventsUnverified(orderID: String) async throws -> [EventRecord] {
-        try await reader.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT \(EventRecord.columns) FROM events WHERE order_id = ? ORDER BY version, origin, \"offset\"",
-                arguments: [orderID]
-            ).map(EventRecord.init(row:))
-        }
+        try await readOrder { db in try self.orderEvents(orderID: orderID, afterVersion: 0, db) }
     }
 }

@@ -37,6 +37,11 @@ public struct EventLogOptions: Sendable {
     /// ran at 26k rows/s with 2 MiB and 16k with 64 MiB; `bench append`
     /// 62k against 54k). Pages it drops are still in the OS page cache.
     public var writerCacheKibibytes: Int = 2048
+    /// Own events the writer lets wait before it adds them to `order_index`
+    /// in one sorted batch (sooner when it has nothing else to do).
+    public var indexBatchEvents: Int = 4096
+    /// How long the writer waits for work before it indexes what is waiting.
+    public var indexIdleDelaySeconds: Double = 0.02
     /// Wall clock in ms since the epoch, an input so tests can fix it.
     public var clock: @Sendable () -> Int64 = { WallClock.nowMs() }
 

@@ -64,7 +64,12 @@ public struct EventRecord: Sendable, Equatable {
 
     public var isIntact: Bool { checksum == computedChecksum }
 
-    static let columns = "origin, \"offset\", order_id, version, type, payload, event_id, recorded_at, term, checksum"
+    static let columns = columns(prefix: "")
+
+    static func columns(prefix: String) -> String {
+        ["origin", "\"offset\"", "order_id", "version", "type", "payload", "event_id", "recorded_at", "term", "checksum"]
+            .map { prefix + $0 }.joined(separator: ", ")
+    }
 
     /// Binds the row straight to SQLite: the hot path of every append, where
     /// GRDB's general argument handling cost more than the insert itself.

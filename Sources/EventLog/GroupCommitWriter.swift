@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import Logging
 import Metrics
 
@@ -70,6 +71,10 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var commitObservers: [@Sendable (Int64) -> Void] = []
     // Touched only by the writer thread once started.
     private var nextOffset: Int64
+    /// Own offsets up to here are in `order_index` (committed).
+    private var indexedThrough: Int64
+    /// Own events not yet in `order_index`, for readers by order.
+    let tail: UnindexedTail
     private var thread: Thread?
     private var syncThread: Thread?
     /// Guards `written` and `writerDone`, the hand-off to the sync thread.
@@ -80,12 +85,18 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var walDescriptor: Int32 = -1
 
     private let appendedCounter = Counter(label: "orderly_events_appended_total")
+    private let indexedCounter = Counter(label: "orderly_events_indexed_total")
     private let batchEvents = Recorder(label: "orderly_append_batch_events")
     private let commitTimer = Metrics.Timer(label: "orderly_append_commit_seconds")
 
-    init(pool: DatabasePool, path: String, origin: String, logID: String, lastOffset: Int64, options: EventLogOptions, logger: Logger) {
+    init(
+        pool: DatabasePool, path: String, origin: String, logID: String, lastOffset: Int64, indexedThrough: Int64,
+        options: EventLogOptions, logger: Logger
+    ) {
         self.pool = pool
         self.path = path
+        self.indexedThrough = indexedThrough
+        self.tail = UnindexedTail(keptAfter: indexedThrough)
         self.origin = origin
         self.logID = logID
         self.nextOffset = lastOffset + 1
@@ -213,10 +224,21 @@ final class GroupCommitWriter: @unchecked Sendable {
         while true {
             condition.lock()
             while pending.isEmpty && !stopping {
-                condition.wait()
+                if nextOffset - 1 > indexedThrough {
+                    // Idle with events not indexed: index them unless work
+                    // comes within the idle delay.
+                    if !condition.wait(until: Date(timeIntervalSinceNow: options.indexIdleDelaySeconds)) && pending.isEmpty && !stopping {
+                        condition.unlock()
+                        indexTail()
+                        condition.lock()
+                    }
+                } else {
+                    condition.wait()
+                }
             }
             if pending.isEmpty && stopping {
                 condition.unlock()
+                indexTail()
                 syncCondition.lock()
                 writerDone = true
                 syncCondition.signal()
@@ -226,6 +248,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             let batch = takeBatch()
             condition.unlock()
             commit(batch)
+            if nextOffset - 1 - indexedThrough >= Int64(options.indexBatchEvents) { indexTail() }
         }
     }
 
@@ -247,6 +270,7 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     private func commit(_ batch: [Pending]) {
         let start = DispatchTime.now().uptimeNanoseconds
+        let firstOffset = nextOffset
         let now = options.clock()
         var offset = nextOffset
         var results: [[EventRecord]] = []
@@ -270,6 +294,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             }
         } catch {
             logger.error("append batch failed", metadata: ["requests": "\(batch.count)", "error": "\(error)"])
+            tail.removeFrom(offset: firstOffset)
             condition.lock()
             unanswered -= batch.count
             condition.unlock()
@@ -373,11 +398,12 @@ final class GroupCommitWriter: @unchecked Sendable {
                 type: event.type, payload: event.payload, eventID: EventLog.eventID(origin: origin, logID: logID, offset: offset),
                 recordedAt: now)
             try record.insert(using: insert, db)
+            tail.add(UnindexedTail.Entry(orderID: record.orderID, version: record.version, offset: offset))
             records.append(record)
             offset += 1
         }
         if let checkpoint = request.checkpoint {
-            try EventLog.upsert(checkpoint, writtenAt: now, in: db)
+            try EventLog.upsert(checkpoint, writtenAt: now, in: db, unindexed: tail.entries(orderID: checkpoint.orderID, after: indexedThrough) ?? [])
         }
         if let deadline = request.deadline {
             switch deadline.change {
@@ -392,6 +418,58 @@ final class GroupCommitWriter: @unchecked Sendable {
         return records
     }
 
+    static let indexInsertSQL = #"INSERT OR IGNORE INTO order_index (order_id, version, origin, "offset") VALUES (?, ?, ?, ?)"#
+
+    static func index(orderID: String, version: Int64, origin: String, offset: Int64, using statement: Statement, _ db: Database) throws {
+        let handle = statement.sqliteStatement
+        let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+        sqlite3_reset(handle)
+        sqlite3_bind_text(handle, 1, orderID, -1, transient)
+        sqlite3_bind_int64(handle, 2, version)
+        sqlite3_bind_text(handle, 3, origin, -1, transient)
+        sqlite3_bind_int64(handle, 4, offset)
+        let code = sqlite3_step(handle)
+        guard code == SQLITE_DONE else {
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+        }
+    }
+
+    /// Adds the own events written since the last call to `order_index`,
+    /// sorted, in one transaction with the new `indexed_through`: a batch
+    /// of them shares the index pages that commits one by one would each
+    /// rewrite. Not synced here; the next fsync covers it, and after a crash
+    /// `EventLog.open` indexes whatever the file's `indexed_through` lacks.
+    /// Runs on the writer thread between commits.
+    private func indexTail() {
+        let through = nextOffset - 1
+        guard through > indexedThrough else { return }
+        let entries = tail.entries(after: indexedThrough).sorted {
+            ($0.orderID, $0.version, $0.offset) < ($1.orderID, $1.version, $1.offset)
+        }
+        do {
+            try pool.writeWithoutTransaction { db in
+                try db.inTransaction(.immediate) {
+                    let insert = try db.cachedStatement(sql: Self.indexInsertSQL)
+                    for entry in entries {
+                        try Self.index(orderID: entry.orderID, version: entry.version, origin: origin, offset: entry.offset, using: insert, db)
+                    }
+                    try db.execute(sql: "UPDATE log_meta SET value = ? WHERE key = 'indexed_through'", arguments: [through])
+                    return .commit
+                }
+            }
+        } catch {
+            // The entries stay in the tail; the next call tries again.
+            logger.error("indexing the newest events failed", metadata: ["through": "\(through)", "error": "\(error)"])
+            return
+        }
+        let previous = indexedThrough
+        indexedThrough = through
+        // Readers whose snapshot still says `previous` need the entries
+        // after it: forget only what an older snapshot would ask for.
+        tail.forget(through: previous)
+        indexedCounter.increment(by: entries.count)
+    }
+
     /// Copies of a peer's events: a row already here (same origin and
     /// offset, or same event id) is left as it is. A copy that lands at or
     /// below an order's checkpoint was not folded into it (two sides of a
@@ -402,11 +480,13 @@ final class GroupCommitWriter: @unchecked Sendable {
             INSERT OR IGNORE INTO events (\(EventRecord.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         let dropStaleCheckpoint = try db.cachedStatement(sql: "DELETE FROM checkpoints WHERE order_id = ? AND version >= ?")
+        let index = try db.cachedStatement(sql: Self.indexInsertSQL)
         var inserted = 0
         for record in batch.events {
             try record.insert(using: insert, db)
             if db.changesCount > 0 {
                 inserted += 1
+                try Self.index(orderID: record.orderID, version: record.version, origin: record.origin, offset: record.offset, using: index, db)
                 try dropStaleCheckpoint.execute(arguments: [record.orderID, record.version])
             }
         }

@@ -32,6 +32,9 @@ struct BenchAppend: AsyncParsableCommand {
     @Option(help: "WAL pages between SQLite checkpoints.")
     var walPages: Int = EventLogOptions().walAutocheckpointPages
 
+    @Option(help: "Own events the writer lets wait before it adds them to order_index in one sorted batch.")
+    var indexBatch: Int = EventLogOptions().indexBatchEvents
+
     @Option(help: "Page cache of the writer connection, KiB.")
     var cacheKib: Int = EventLogOptions().writerCacheKibibytes
 
@@ -87,6 +90,7 @@ struct BenchAppend: AsyncParsableCommand {
         options.pageBytes = pageBytes
         options.walAutocheckpointPages = walPages
         options.writerCacheKibibytes = cacheKib
+        options.indexBatchEvents = indexBatch
         let log = try EventLog.open(path: (folder as NSString).appendingPathComponent("\(name).sqlite"), node: "bench", options: options)
         defer { log.close() }
         let perWriter = events / writers

@@ -1,0 +1,120 @@
+import Foundation
+import GRDB
+import TestSupport
+import Testing
+
+@testable import EventLog
+
+/// The order index is written in the background: reads by order must see
+/// every event whether it is in `order_index` yet or not, from the node,
+/// from a read-only open and through the SQL views, and a crash before the
+/// index caught up must be repaired at open.
+@Suite struct OrderIndexTests {
+    func event(_ order: String, _ version: Int64) -> NewEvent {
+        NewEvent(orderID: order, version: version, type: "PaymentReceived", payload: #"{"v":\#(version)}"#)
+    }
+
+    /// Indexes every 50 own events and never when idle.
+    func options(batch: Int = 50) -> EventLogOptions {
+        var options = EventLogOptions()
+        options.indexBatchEvents = batch
+        options.indexIdleDelaySeconds = 3600
+        return options
+    }
+
+    func meta(_ file: String) async throws -> (indexed: Int64, entries: Int) {
+        let queue = try DatabaseQueue(path: file, configuration: { var c = Configuration(); c.readonly = true; return c }())
+        return try await queue.read { db in
+            (try Int64.fetchOne(db, sql: "SELECT CAST(value AS INTEGER) FROM log_meta WHERE key = 'indexed_through'") ?? -1,
+             try Int.fetchOne(db, sql: "SELECT count(*) FROM order_index") ?? -1)
+        }
+    }
+
+    @Test func readsByOrderSeeEveryEventWhetherItIsIndexedOrNot() async throws {
+        let folder = try TemporaryFolder()
+        let log = try EventLog.open(data: folder.path, node: "api-1", options: options())
+        let orders = (0..<10).map { "o\($0)" }
+        for version in 1...13 {
+            for order in orders { _ = try await log.append(AppendRequest(events: [event(order, Int64(version))])) }
+        }
+        // 130 events: 100 indexed in two batches, 30 in the writer's memory.
+        let before = try await meta(log.path)
+        #expect(before.indexed == 100)
+        #expect(before.entries == 100)
+
+        for order in orders {
+            let events = try await log.events(orderID: order)
+            #expect(events.map(\.version) == Array(1...13), "\(order)")
+            #expect(events.allSatisfy { $0.orderID == order && $0.isIntact })
+            #expect(try await log.events(orderID: order, afterVersion: 11).map(\.version) == [12, 13])
+        }
+        // The checkpoint guard counts the unindexed events too.
+        _ = try await log.append(AppendRequest(events: [], checkpoint: Checkpoint(orderID: "o3", version: 13, state: "s12", coveredEvents: 12)))
+        #expect(try await log.checkpoint(orderID: "o3") == nil)
+        _ = try await log.append(AppendRequest(events: [], checkpoint: Checkpoint(orderID: "o3", version: 13, state: "s13", coveredEvents: 13)))
+        #expect(try await log.checkpoint(orderID: "o3")?.state == "s13")
+
+        // A read-only open (inspect) finds the unindexed ones by scanning.
+        let reader = try EventLog.openReadOnly(path: log.path)
+        for order in orders {
+            #expect(try await reader.events(orderID: order).map(\.offset) == log.events(orderID: order).map(\.offset))
+        }
+        // So do the views people query with sqlite3.
+        let queue = try DatabaseQueue(path: log.path, configuration: { var c = Configuration(); c.readonly = true; return c }())
+        let perOrder = try await queue.read { db in
+            try Int.fetchAll(db, sql: "SELECT count(*) FROM order_timeline WHERE order_id IN ('o0', 'o9') GROUP BY order_id")
+        }
+        #expect(perOrder == [13, 13])
+
+        // A clean stop indexes the rest.
+        log.close()
+        let after = try await meta(log.path)
+        #expect(after.indexed == 130)
+        #expect(after.entries == 130)
+    }
+
+    @Test func aCrashBeforeTheIndexCaughtUpIsRepairedAtOpen() async throws {
+        let folder = try TemporaryFolder()
+        let log = try EventLog.open(data: folder.path, node: "api-1", options: options(batch: 10_000))
+        defer { log.close() }
+        for version in 1...20 {
+            for order in ["a", "b"] { _ = try await log.append(AppendRequest(events: [event(order, Int64(version))])) }
+        }
+        // The files as a crash would leave them: every append answered,
+        // none indexed.
+        let crashed = try TemporaryFolder()
+        let copy = EventLog.path(data: crashed.path, node: "api-1")
+        try FileManager.default.createDirectory(atPath: (copy as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        for suffix in ["", "-wal"] { try FileManager.default.copyItem(atPath: log.path + suffix, toPath: copy + suffix) }
+        #expect(try await meta(copy).entries == 0)
+
+        let reopened = try EventLog.open(data: crashed.path, node: "api-1", options: options(batch: 10_000))
+        defer { reopened.close() }
+        let repaired = try await meta(copy)
+        #expect(repaired.indexed == 40)
+        #expect(repaired.entries == 40)
+        #expect(try await reopened.events(orderID: "a").map(\.version) == Array(1...20))
+        #expect(try await reopened.events(orderID: "b").count == 20)
+        let next = try await reopened.append(AppendRequest(events: [event("a", 21)]))
+        #expect(next[0].offset == 41)
+        #expect(try await reopened.events(orderID: "a").last?.version == 21)
+    }
+
+    @Test func theTailKeepsWhatASnapshotNeedsAndSaysWhenItCannot() {
+        let tail = UnindexedTail(keptAfter: 0)
+        for offset in Int64(1)...10 {
+            tail.add(.init(orderID: offset % 2 == 0 ? "even" : "odd", version: offset, offset: offset))
+        }
+        #expect(tail.entries(orderID: "even", after: 0)?.map(\.offset) == [2, 4, 6, 8, 10])
+        #expect(tail.entries(orderID: "odd", after: 5)?.map(\.offset) == [7, 9])
+        // Indexed through 5, then through 8: what a snapshot at 5 needs stays.
+        tail.forget(through: 5)
+        #expect(tail.entries(orderID: "even", after: 4) == nil)
+        #expect(tail.entries(orderID: "even", after: 5)?.map(\.offset) == [6, 8, 10])
+        #expect(tail.entries(after: 8).map(\.offset) == [9, 10])
+        // A rolled-back transaction's entries go.
+        tail.removeFrom(offset: 9)
+        #expect(tail.entries(orderID: "odd", after: 5)?.map(\.offset) == [7])
+        #expect(tail.count == 3)
+    }
+}
