@@ -91,13 +91,7 @@ public final class EventLog: Sendable {
                 // most one index batch and what was waiting for it).
                 indexedThrough = try Self.indexedThrough(db)
                 if lastOffset > indexedThrough {
-                    try db.execute(
-                        sql: """
-                            INSERT OR IGNORE INTO order_index (order_id, version, origin, "offset")
-                            SELECT order_id, version, origin, "offset" FROM events WHERE origin = ? AND "offset" > ?
-                            """,
-                        arguments: [node, indexedThrough])
-                    try db.execute(sql: "UPDATE log_meta SET value = ? WHERE key = 'indexed_through'", arguments: [lastOffset])
+                    try Self.index(origin: node, after: indexedThrough, through: lastOffset, db)
                     indexedThrough = lastOffset
                 }
                 return .commit
@@ -142,8 +136,30 @@ public final class EventLog: Sendable {
     /// `origin-logid-offset`, the offset zero-padded to 12 digits so ids of
     /// one log sort in offset order and the unique index grows at its end.
     static func eventID(origin: String, logID: String, offset: Int64) -> String {
-        let digits = String(offset)
-        return "\(origin)-\(logID)-" + String(repeating: "0", count: max(0, 12 - digits.count)) + digits
+        eventID(prefix: "\(origin)-\(logID)-", offset: offset)
+    }
+
+    /// The same from `origin-logid-`, written into one allocation (the
+    /// writer makes one per event).
+    static func eventID(prefix: String, offset: Int64) -> String {
+        var digits = offset.magnitude
+        var count = 1
+        while digits >= 10 { digits /= 10; count += 1 }
+        let width = max(12, count)
+        var prefix = prefix
+        return prefix.withUTF8 { head in
+            String(unsafeUninitializedCapacity: head.count + width) { buffer in
+                _ = buffer.initialize(fromContentsOf: head)
+                var value = offset.magnitude
+                var index = head.count + width - 1
+                while index >= head.count {
+                    buffer[index] = UInt8(ascii: "0") + UInt8(value % 10)
+                    value /= 10
+                    index -= 1
+                }
+                return head.count + width
+            }
+        }
     }
 
     // MARK: Writing
@@ -303,6 +319,19 @@ public final class EventLog: Sendable {
             records.sort { ($0.version, $0.origin, $0.offset) < ($1.version, $1.origin, $1.offset) }
         }
         return records
+    }
+
+    /// Adds `origin`'s events in (`after`, `through`] to `order_index` in
+    /// key order and moves `indexed_through` to `through`.
+    static func index(origin: String, after: Int64, through: Int64, _ db: Database) throws {
+        let insert = try db.cachedStatement(sql: """
+            INSERT OR IGNORE INTO order_index (order_id, version, origin, "offset")
+            SELECT order_id, version, origin, "offset" FROM events
+            WHERE origin = ? AND "offset" > ? AND "offset" <= ?
+            ORDER BY order_id, version, origin, "offset"
+            """)
+        try insert.execute(arguments: [origin, after, through])
+        try db.execute(sql: "UPDATE log_meta SET value = ? WHERE key = 'indexed_through'", arguments: [through])
     }
 
     static func indexedThrough(_ db: Database) throws -> Int64 {

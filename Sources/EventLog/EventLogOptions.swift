@@ -23,10 +23,11 @@ public struct EventLogOptions: Sendable {
     /// Most append requests waiting for the writer; past it appends fail fast
     /// with `overloaded` instead of growing memory without bound.
     public var pendingRequestsMax: Int = 65_536
-    /// SQLite page size of a new file. Small pages suit this log: each
-    /// commit rewrites, whole, every page it touches in the order index, and
-    /// those touches are scattered across concurrent orders.
-    public var pageBytes: Int = 1024
+    /// SQLite page size of a new file. With the order index off the commit
+    /// path a commit touches few pages, all at the log's end, and larger
+    /// pages make the index batches cheaper (`bench append`: about 98k
+    /// events/s with 4 KiB pages against 86k with 1 KiB).
+    public var pageBytes: Int = 4096
     /// WAL pages before SQLite copies them back into the database file. A
     /// larger WAL copies a hot page once for many commits; recovery reads at
     /// most this much WAL, so it stays bounded.
@@ -39,7 +40,8 @@ public struct EventLogOptions: Sendable {
     public var writerCacheKibibytes: Int = 2048
     /// Own events the writer lets wait before it adds them to `order_index`
     /// in one sorted batch (sooner when it has nothing else to do).
-    public var indexBatchEvents: Int = 4096
+    /// Larger batches share more index pages; 16,384 index in about 20 ms.
+    public var indexBatchEvents: Int = 16_384
     /// How long the writer waits for work before it indexes what is waiting.
     public var indexIdleDelaySeconds: Double = 0.02
     /// Wall clock in ms since the epoch, an input so tests can fix it.

@@ -75,6 +75,7 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var indexedThrough: Int64
     /// Own events not yet in `order_index`, for readers by order.
     let tail: UnindexedTail
+    private let eventIDPrefix: String
     private var thread: Thread?
     private var syncThread: Thread?
     /// Guards `written` and `writerDone`, the hand-off to the sync thread.
@@ -97,6 +98,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         self.path = path
         self.indexedThrough = indexedThrough
         self.tail = UnindexedTail(keptAfter: indexedThrough)
+        self.eventIDPrefix = "\(origin)-\(logID)-"
         self.origin = origin
         self.logID = logID
         self.nextOffset = lastOffset + 1
@@ -395,7 +397,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         for event in request.events {
             let record = EventRecord(
                 origin: origin, offset: offset, orderID: event.orderID, version: event.version,
-                type: event.type, payload: event.payload, eventID: EventLog.eventID(origin: origin, logID: logID, offset: offset),
+                type: event.type, payload: event.payload, eventID: EventLog.eventID(prefix: eventIDPrefix, offset: offset),
                 recordedAt: now)
             try record.insert(using: insert, db)
             tail.add(UnindexedTail.Entry(orderID: record.orderID, version: record.version, offset: offset))
@@ -435,25 +437,20 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     /// Adds the own events written since the last call to `order_index`,
-    /// sorted, in one transaction with the new `indexed_through`: a batch
-    /// of them shares the index pages that commits one by one would each
-    /// rewrite. Not synced here; the next fsync covers it, and after a crash
+    /// sorted (SQLite sorts them as it reads them back from the log), in one
+    /// transaction with the new `indexed_through`: a batch of them shares
+    /// the index pages that commits one by one would each rewrite. Not
+    /// synced here; the next fsync covers it, and after a crash
     /// `EventLog.open` indexes whatever the file's `indexed_through` lacks.
     /// Runs on the writer thread between commits.
     private func indexTail() {
         let through = nextOffset - 1
         guard through > indexedThrough else { return }
-        let entries = tail.entries(after: indexedThrough).sorted {
-            ($0.orderID, $0.version, $0.offset) < ($1.orderID, $1.version, $1.offset)
-        }
+        let from = indexedThrough
         do {
             try pool.writeWithoutTransaction { db in
                 try db.inTransaction(.immediate) {
-                    let insert = try db.cachedStatement(sql: Self.indexInsertSQL)
-                    for entry in entries {
-                        try Self.index(orderID: entry.orderID, version: entry.version, origin: origin, offset: entry.offset, using: insert, db)
-                    }
-                    try db.execute(sql: "UPDATE log_meta SET value = ? WHERE key = 'indexed_through'", arguments: [through])
+                    try EventLog.index(origin: origin, after: from, through: through, db)
                     return .commit
                 }
             }
@@ -462,12 +459,11 @@ final class GroupCommitWriter: @unchecked Sendable {
             logger.error("indexing the newest events failed", metadata: ["through": "\(through)", "error": "\(error)"])
             return
         }
-        let previous = indexedThrough
         indexedThrough = through
-        // Readers whose snapshot still says `previous` need the entries
-        // after it: forget only what an older snapshot would ask for.
-        tail.forget(through: previous)
-        indexedCounter.increment(by: entries.count)
+        // Readers whose snapshot still says `from` need the entries after
+        // it: forget only what an older snapshot would ask for.
+        tail.indexed(previous: from)
+        indexedCounter.increment(by: Int(through - from))
     }
 
     /// Copies of a peer's events: a row already here (same origin and

@@ -6,10 +6,10 @@ import Foundation
 /// by order look here for the offsets after the snapshot's
 /// `indexed_through`. Thread-safe.
 ///
-/// It keeps every own offset after `keptAfter`. After an index commit moves
-/// `indexed_through` from A to B, the entries up to A are dropped, not those
-/// up to B: a reader whose snapshot still says A finds them here. A reader
-/// with an older snapshot gets nil and reads again.
+/// Two generations: when an index commit moves `indexed_through` from A to
+/// B, the entries up to A are dropped whole and those in (A, B] become the
+/// older generation. A reader whose snapshot still says A finds them here;
+/// a reader with an older snapshot gets nil and reads again.
 final class UnindexedTail: @unchecked Sendable {
     struct Entry: Sendable, Equatable {
         let orderID: String
@@ -18,10 +18,12 @@ final class UnindexedTail: @unchecked Sendable {
     }
 
     private let lock = NSLock()
-    /// In offset order.
-    private var entries: [Entry] = []
-    private var first = 0
-    private var byOrder: [String: [Entry]] = [:]
+    /// Entries in (keptAfter, older's end], then the newer ones, each in
+    /// offset order per order.
+    private var older: [String: [Entry]] = [:]
+    private var newer: [String: [Entry]] = [:]
+    private var olderCount = 0
+    private var newerCount = 0
     private var keptAfter: Int64
 
     init(keptAfter: Int64) {
@@ -29,24 +31,25 @@ final class UnindexedTail: @unchecked Sendable {
     }
 
     var count: Int {
-        lock.withLock { entries.count - first }
+        lock.withLock { olderCount + newerCount }
     }
 
     /// Writer: an own event written in the open transaction.
     func add(_ entry: Entry) {
         lock.withLock {
-            entries.append(entry)
-            byOrder[entry.orderID, default: []].append(entry)
+            newer[entry.orderID, default: []].append(entry)
+            newerCount += 1
         }
     }
 
-    /// Writer: the transaction that wrote offsets from `offset` on rolled back.
+    /// Writer: the transaction that wrote offsets from `offset` on rolled
+    /// back (its entries are all in the newer generation).
     func removeFrom(offset: Int64) {
         lock.withLock {
-            while entries.count > first, let last = entries.last, last.offset >= offset {
-                entries.removeLast()
-                byOrder[last.orderID]?.removeAll { $0.offset == last.offset }
-                if byOrder[last.orderID]?.isEmpty == true { byOrder[last.orderID] = nil }
+            for (orderID, entries) in newer where entries.last.map({ $0.offset >= offset }) == true {
+                let kept = entries.filter { $0.offset < offset }
+                newerCount -= entries.count - kept.count
+                newer[orderID] = kept.isEmpty ? nil : kept
             }
         }
     }
@@ -56,36 +59,25 @@ final class UnindexedTail: @unchecked Sendable {
     func entries(orderID: String, after indexedThrough: Int64) -> [Entry]? {
         lock.withLock {
             guard keptAfter <= indexedThrough else { return nil }
-            return (byOrder[orderID] ?? []).filter { $0.offset > indexedThrough }
+            let all = (older[orderID] ?? []) + (newer[orderID] ?? [])
+            return all.filter { $0.offset > indexedThrough }
         }
     }
 
-    /// Writer: the entries after `indexedThrough`, to index.
-    func entries(after indexedThrough: Int64) -> [Entry] {
-        lock.withLock {
-            entries[first...].filter { $0.offset > indexedThrough }
+    /// Writer: every entry held is indexed now, and the index commit before
+    /// covered up to `previous`: drops what is at or below `previous` and
+    /// keeps the rest for readers whose snapshot says `previous`. MUST be
+    /// called between transactions, after the index commit.
+    func indexed(previous: Int64) {
+        let dropped: [String: [Entry]] = lock.withLock {
+            let dropped = older
+            older = newer
+            olderCount = newerCount
+            newer = [:]
+            newerCount = 0
+            keptAfter = max(keptAfter, previous)
+            return dropped
         }
-    }
-
-    /// Writer: forgets the entries up to `offset` (indexed, and no reader
-    /// needs them from here any more).
-    func forget(through offset: Int64) {
-        lock.withLock {
-            guard offset > keptAfter else { return }
-            keptAfter = offset
-            var touched = Set<String>()
-            while first < entries.count, entries[first].offset <= offset {
-                touched.insert(entries[first].orderID)
-                first += 1
-            }
-            for orderID in touched {
-                byOrder[orderID]?.removeAll { $0.offset <= offset }
-                if byOrder[orderID]?.isEmpty == true { byOrder[orderID] = nil }
-            }
-            if first > 4096 && first * 2 > entries.count {
-                entries.removeFirst(first)
-                first = 0
-            }
-        }
+        withExtendedLifetime(dropped) {}  // freed outside the lock
     }
 }

@@ -11,6 +11,16 @@ import Testing
         NewEvent(orderID: order, version: version, type: type, payload: payload)
     }
 
+    @Test func eventIDsPadTheOffsetToTwelveDigitsSoTheySortInOffsetOrder() {
+        for offset: Int64 in [1, 9, 10, 12_345, 999_999_999_999, 1_000_000_000_000, 4_611_686_018_427_387_904] {
+            let digits = String(offset)
+            let expected = "api-1-ab12-" + String(repeating: "0", count: max(0, 12 - digits.count)) + digits
+            #expect(EventLog.eventID(origin: "api-1", logID: "ab12", offset: offset) == expected)
+        }
+        let ids = (1...2000).map { EventLog.eventID(prefix: "n-x-", offset: Int64($0)) }
+        #expect(ids == ids.sorted())
+    }
+
     @Test func appendAssignsDenseOffsetsAndStoresEveryColumn() async throws {
         let folder = try TemporaryFolder()
         let log = try EventLog.open(data: folder.path, node: "api-1")

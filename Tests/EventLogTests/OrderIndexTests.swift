@@ -102,19 +102,25 @@ import Testing
 
     @Test func theTailKeepsWhatASnapshotNeedsAndSaysWhenItCannot() {
         let tail = UnindexedTail(keptAfter: 0)
-        for offset in Int64(1)...10 {
-            tail.add(.init(orderID: offset % 2 == 0 ? "even" : "odd", version: offset, offset: offset))
+        func add(_ range: ClosedRange<Int64>) {
+            for offset in range { tail.add(.init(orderID: offset % 2 == 0 ? "even" : "odd", version: offset, offset: offset)) }
         }
-        #expect(tail.entries(orderID: "even", after: 0)?.map(\.offset) == [2, 4, 6, 8, 10])
+        add(1...5)
+        #expect(tail.entries(orderID: "even", after: 0)?.map(\.offset) == [2, 4])
+        // Indexed through 5 (from 0): a snapshot at 0 or at 5 is served.
+        tail.indexed(previous: 0)
+        add(6...10)
+        #expect(tail.entries(orderID: "odd", after: 0)?.map(\.offset) == [1, 3, 5, 7, 9])
         #expect(tail.entries(orderID: "odd", after: 5)?.map(\.offset) == [7, 9])
-        // Indexed through 5, then through 8: what a snapshot at 5 needs stays.
-        tail.forget(through: 5)
-        #expect(tail.entries(orderID: "even", after: 4) == nil)
-        #expect(tail.entries(orderID: "even", after: 5)?.map(\.offset) == [6, 8, 10])
-        #expect(tail.entries(after: 8).map(\.offset) == [9, 10])
         // A rolled-back transaction's entries go.
         tail.removeFrom(offset: 9)
         #expect(tail.entries(orderID: "odd", after: 5)?.map(\.offset) == [7])
+        #expect(tail.count == 8)
+        // Indexed through 8 (from 5): a snapshot at 0 is too old now.
+        tail.indexed(previous: 5)
+        #expect(tail.entries(orderID: "even", after: 0) == nil)
+        #expect(tail.entries(orderID: "even", after: 5)?.map(\.offset) == [6, 8])
+        #expect(tail.entries(orderID: "even", after: 8) == [])
         #expect(tail.count == 3)
     }
 }
