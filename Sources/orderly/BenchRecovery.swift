@@ -44,7 +44,10 @@ struct BenchRecovery: AsyncParsableCommand {
             let data = (folder as NSString).appendingPathComponent("size-\(size)")
             let start = ContinuousClock.now
             try await BenchSupport.fillLog(data: data, events: size)
-            let fileBytes = (try? FileManager.default.attributesOfItem(atPath: EventLog.path(data: data, node: "bench"))[.size] as? Int) ?? 0
+            // The file and its WAL (a fresh log may still be all WAL).
+            let fileBytes = ["", "-wal"].reduce(0) { total, suffix in
+                total + ((try? FileManager.default.attributesOfItem(atPath: EventLog.path(data: data, node: "bench") + suffix)[.size] as? Int) ?? 0)
+            }
             print("wrote \(size) events (\(fileBytes / 1_000_000) MB) in \(BenchSupport.format(BenchSupport.seconds(since: start), 1)) s")
             var times: [Double] = []
             // The first start only leaves a node to crash; the timed ones
