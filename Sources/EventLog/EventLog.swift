@@ -27,7 +27,15 @@ public final class EventLog: Sendable {
 
     public var isReadOnly: Bool { writer == nil }
 
-    private init(origin: String, path: String, logID: String, lastOffset: Int64, reader: any DatabaseReader, writer: GroupCommitWriter?) {
+    /// False only for a file from before migration 3 opened read-only
+    /// (reads by order then scan `events`).
+    private let hasOrderIndex: Bool
+
+    private init(
+        origin: String, path: String, logID: String, lastOffset: Int64, reader: any DatabaseReader, writer: GroupCommitWriter?,
+        hasOrderIndex: Bool = true
+    ) {
+        self.hasOrderIndex = hasOrderIndex
         self.origin = origin
         self.path = path
         self.logID = logID
@@ -124,13 +132,13 @@ public final class EventLog: Sendable {
             try db.execute(sql: "PRAGMA mmap_size = \(readOnlyMapBytes)")
         }
         let queue = try DatabaseQueue(path: file, configuration: configuration)
-        let (node, logID, last) = try queue.read { db -> (String, String, Int64) in
+        let (node, logID, last, hasOrderIndex) = try queue.read { db -> (String, String, Int64, Bool) in
             let node = try String.fetchOne(db, sql: "SELECT value FROM log_meta WHERE key = 'node'") ?? ""
             let logID = try String.fetchOne(db, sql: "SELECT value FROM log_meta WHERE key = 'log_id'") ?? ""
             let last = try Int64.fetchOne(db, sql: "SELECT MAX(\"offset\") FROM events WHERE origin = ?", arguments: [node]) ?? 0
-            return (node, logID, last)
+            return (node, logID, last, try db.tableExists("order_index"))
         }
-        return EventLog(origin: node, path: file, logID: logID, lastOffset: last, reader: queue, writer: nil)
+        return EventLog(origin: node, path: file, logID: logID, lastOffset: last, reader: queue, writer: nil, hasOrderIndex: hasOrderIndex)
     }
 
     /// `origin-logid-offset`, the offset zero-padded to 12 digits so ids of
@@ -214,7 +222,8 @@ public final class EventLog: Sendable {
     public var committedOffset: Int64 { writer?.committedOffset ?? lastOffsetAtOpen }
 
     /// Calls `body` with the newest own offset after every commit that
-    /// appended own events. `body` runs on the writer thread: keep it short.
+    /// appended own events, once they are durable. `body` runs on the log's sync
+    /// thread: keep it short.
     public func onCommit(_ body: @escaping @Sendable (Int64) -> Void) {
         writer?.onCommit(body)
     }
@@ -280,9 +289,11 @@ public final class EventLog: Sendable {
     /// writer no longer holds the unindexed entries that snapshot needs
     /// (it began before the last two index batches).
     private func readOrder<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T?) async throws -> T {
-        while true {
+        // A fresh snapshot is never too old: one retry is the rule.
+        for _ in 0..<100 {
             if let value = try await reader.read(body) { return value }
         }
+        throw EventLogError.invalidAppend("reads by order kept finding the unindexed events dropped; this is a bug")
     }
 
     /// The order's events after `afterVersion` in this snapshot, in
@@ -291,7 +302,18 @@ public final class EventLog: Sendable {
     /// found through the writer's memory or, for a read-only log, by
     /// scanning the log from there (the `order_events` view does the same).
     /// Nil when the writer dropped entries this snapshot needs.
+    ///
+    /// With a writer, own events it has not synced yet are left out: they
+    /// are not acknowledged, and a power cut could take them back after a
+    /// peer copied them.
     private func orderEvents(orderID: String, afterVersion: Int64, _ db: Database) throws -> [EventRecord]? {
+        guard hasOrderIndex else {
+            // A file from before migration 3, opened read-only.
+            let statement = try db.cachedStatement(
+                sql: "SELECT \(EventRecord.columns) FROM events WHERE order_id = ? AND version > ? ORDER BY version, origin, \"offset\"")
+            return try Row.fetchAll(statement, arguments: [orderID, afterVersion]).map(EventRecord.init(row:))
+        }
+        let durableThrough = writer?.committedOffset
         let indexedThrough = try Self.indexedThrough(db)
         let indexed = try db.cachedStatement(sql: """
             SELECT \(EventRecord.columns(prefix: "e.")) FROM order_index i
@@ -318,6 +340,9 @@ public final class EventLog: Sendable {
         if records.count > indexedCount {
             records.sort { ($0.version, $0.origin, $0.offset) < ($1.version, $1.origin, $1.offset) }
         }
+        if let durableThrough, records.contains(where: { $0.origin == origin && $0.offset > durableThrough }) {
+            records.removeAll { $0.origin == origin && $0.offset > durableThrough }
+        }
         return records
     }
 
@@ -331,7 +356,9 @@ public final class EventLog: Sendable {
             ORDER BY order_id, version, origin, "offset"
             """)
         try insert.execute(arguments: [origin, after, through])
-        try db.execute(sql: "UPDATE log_meta SET value = ? WHERE key = 'indexed_through'", arguments: [through])
+        try db.execute(
+            sql: "INSERT INTO log_meta (key, value) VALUES ('indexed_through', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            arguments: [through])
     }
 
     static func indexedThrough(_ db: Database) throws -> Int64 {

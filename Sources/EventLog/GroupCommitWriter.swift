@@ -111,24 +111,29 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// to it), then starts both threads. Without the WAL descriptor SQLite
     /// syncs every commit itself (`synchronous=FULL`).
     func start() throws {
-        if options.durability == .fsync && !options.pipelinedSync {
-            try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
-        } else if options.durability == .fsync {
-            walDescriptor = open(path + "-wal", O_RDONLY | O_CLOEXEC)
-            if walDescriptor >= 0 {
+        if options.durability == .fsync {
+            // What an earlier run (or this open) wrote without syncing is
+            // made durable before `committedOffset` offers it to anyone.
+            let wal = open(path + "-wal", O_RDONLY | O_CLOEXEC)
+            if wal >= 0 {
                 // The WAL's directory entry must survive a power cut too.
                 let folder = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_CLOEXEC)
                 if folder >= 0 {
                     _ = fsync(folder)
                     close(folder)
                 }
-                guard fdatasync(walDescriptor) == 0 else {
+                guard fdatasync(wal) == 0 else {
                     let code = errno
-                    close(walDescriptor)
+                    close(wal)
                     throw EventLogError.syncFailed(String(cString: strerror(code)))
                 }
+            }
+            if wal >= 0 && options.pipelinedSync {
+                walDescriptor = wal
             } else {
-                logger.warning("cannot open the WAL to sync it; SQLite syncs every commit", metadata: ["path": "\(path)-wal"])
+                if wal >= 0 { close(wal) } else {
+                    logger.warning("cannot open the WAL to sync it; SQLite syncs every commit", metadata: ["path": "\(path)-wal"])
+                }
                 try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
             }
         }
@@ -248,7 +253,16 @@ final class GroupCommitWriter: @unchecked Sendable {
                 return
             }
             let batch = takeBatch()
+            let failure = syncFailure
             condition.unlock()
+            if let failure {
+                // After a failed fsync nothing more is written or answered.
+                condition.lock()
+                unanswered -= batch.count
+                condition.unlock()
+                for item in batch { item.fail(failure) }
+                continue
+            }
             commit(batch)
             if nextOffset - 1 - indexedThrough >= Int64(options.indexBatchEvents) { indexTail() }
         }
@@ -331,6 +345,15 @@ final class GroupCommitWriter: @unchecked Sendable {
             let ready = written
             written.removeAll(keepingCapacity: true)
             syncCondition.unlock()
+            condition.lock()
+            let failure = syncFailure
+            condition.unlock()
+            if let failure {
+                // Linux reports a writeback error once: a later fdatasync
+                // may succeed without the lost pages. Never answer again.
+                fail(ready, failure)
+                continue
+            }
             if walDescriptor >= 0 {
                 guard fdatasync(walDescriptor) == 0 else {
                     fail(ready, EventLogError.syncFailed(String(cString: strerror(errno))))
@@ -378,8 +401,10 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// may have dropped the dirty pages): the writer refuses everything from
     /// then on, and the node must be restarted to recover from the file.
     private func fail(_ ready: [Written], _ error: EventLogError) {
-        logger.critical("fsync of the WAL failed; the log refuses appends until restarted", metadata: ["error": "\(error)"])
         condition.lock()
+        if syncFailure == nil {
+            logger.critical("fsync of the WAL failed; the log refuses appends until restarted", metadata: ["error": "\(error)"])
+        }
         syncFailure = error
         for transaction in ready { unanswered -= transaction.batch.count }
         condition.unlock()

@@ -100,6 +100,39 @@ import Testing
         #expect(try await reopened.events(orderID: "a").last?.version == 21)
     }
 
+    @Test func aFileFromBeforeTheOrderIndexIsReadThenMigrated() async throws {
+        // A log written by a release with only migrations 1 and 2.
+        let folder = try TemporaryFolder()
+        let file = EventLog.path(data: folder.path, node: "api-1")
+        try FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let old = try DatabaseQueue(path: file)
+        try await old.write { db in
+            try Migrations.apply(db, migrations: Array(Migrations.all.prefix(2)), nowMs: 0)
+            try db.execute(sql: "INSERT INTO log_meta (key, value) VALUES ('node', 'api-1'), ('log_id', 'ab12')")
+            let insert = try db.cachedStatement(sql: "INSERT INTO events (\(EventRecord.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            for offset in Int64(1)...6 {
+                let order = offset % 2 == 0 ? "even" : "odd"
+                try EventRecord(
+                    origin: "api-1", offset: offset, orderID: order, version: (offset + 1) / 2, type: "PaymentReceived", payload: "{}",
+                    eventID: EventLog.eventID(origin: "api-1", logID: "ab12", offset: offset), recordedAt: 1
+                ).insert(using: insert, db)
+            }
+        }
+        try old.close()
+
+        // inspect, read-only: no order_index yet.
+        let reader = try EventLog.openReadOnly(path: file)
+        #expect(try await reader.events(orderID: "even").map(\.offset) == [2, 4, 6])
+
+        // The node's next start migrates: every event is indexed.
+        let log = try EventLog.open(data: folder.path, node: "api-1")
+        defer { log.close() }
+        #expect(try await meta(file) == (indexed: 6, entries: 6))
+        #expect(try await log.events(orderID: "odd").map(\.offset) == [1, 3, 5])
+        let next = try await log.append(AppendRequest(events: [event("odd", 4)]))
+        #expect(try await log.events(orderID: "odd").map(\.offset) == [1, 3, 5, next[0].offset])
+    }
+
     @Test func theTailKeepsWhatASnapshotNeedsAndSaysWhenItCannot() {
         let tail = UnindexedTail(keptAfter: 0)
         func add(_ range: ClosedRange<Int64>) {
