@@ -18,7 +18,8 @@ CREATE TABLE order_index (
 ) WITHOUT ROWID;
 
 INSERT INTO order_index (order_id, version, origin, "offset")
-SELECT order_id, version, origin, "offset" FROM events;
+SELECT order_id, version, origin, "offset" FROM events
+ORDER BY order_id, version, origin, "offset";
 
 -- This node's own events up to this offset are in order_index; later ones
 -- are found by scanning the log from it (a few thousand at most).
