@@ -73,6 +73,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var nextOffset: Int64
     /// Own offsets up to here are in `order_index` (committed).
     private var indexedThrough: Int64
+    /// After a failed index batch, the next waits until then (monotonic ns).
+    private var indexRetryAtNs: UInt64 = 0
     /// Own events not yet in `order_index`, for readers by order.
     let tail: UnindexedTail
     private let eventIDPrefix: String
@@ -231,7 +233,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         while true {
             condition.lock()
             while pending.isEmpty && !stopping {
-                if nextOffset - 1 > indexedThrough {
+                if nextOffset - 1 > indexedThrough && DispatchTime.now().uptimeNanoseconds >= indexRetryAtNs {
                     // Idle with events not indexed: index them unless work
                     // comes within the idle delay.
                     if !condition.wait(until: Date(timeIntervalSinceNow: options.indexIdleDelaySeconds)) && pending.isEmpty && !stopping {
@@ -264,7 +266,9 @@ final class GroupCommitWriter: @unchecked Sendable {
                 continue
             }
             commit(batch)
-            if nextOffset - 1 - indexedThrough >= Int64(options.indexBatchEvents) { indexTail() }
+            if nextOffset - 1 - indexedThrough >= Int64(options.indexBatchEvents) && DispatchTime.now().uptimeNanoseconds >= indexRetryAtNs {
+                indexTail()
+            }
         }
     }
 
@@ -480,8 +484,9 @@ final class GroupCommitWriter: @unchecked Sendable {
                 }
             }
         } catch {
-            // The entries stay in the tail; the next call tries again.
+            // The entries stay in the tail; the next try is a second away.
             logger.error("indexing the newest events failed", metadata: ["through": "\(through)", "error": "\(error)"])
+            indexRetryAtNs = DispatchTime.now().uptimeNanoseconds + 1_000_000_000
             return
         }
         indexedThrough = through
