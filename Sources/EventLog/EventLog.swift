@@ -340,7 +340,7 @@ public final class EventLog: Sendable {
         if records.count > indexedCount {
             records.sort { ($0.version, $0.origin, $0.offset) < ($1.version, $1.origin, $1.offset) }
         }
-        if let durableThrough, records.contains(where: { $0.origin == origin && $0.offset > durableThrough }) {
+        if let durableThrough {
             records.removeAll { $0.origin == origin && $0.offset > durableThrough }
         }
         return records

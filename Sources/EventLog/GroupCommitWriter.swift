@@ -449,22 +449,6 @@ final class GroupCommitWriter: @unchecked Sendable {
         return records
     }
 
-    static let indexInsertSQL = #"INSERT OR IGNORE INTO order_index (order_id, version, origin, "offset") VALUES (?, ?, ?, ?)"#
-
-    static func index(orderID: String, version: Int64, origin: String, offset: Int64, using statement: Statement, _ db: Database) throws {
-        let handle = statement.sqliteStatement
-        let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
-        sqlite3_reset(handle)
-        sqlite3_bind_text(handle, 1, orderID, -1, transient)
-        sqlite3_bind_int64(handle, 2, version)
-        sqlite3_bind_text(handle, 3, origin, -1, transient)
-        sqlite3_bind_int64(handle, 4, offset)
-        let code = sqlite3_step(handle)
-        guard code == SQLITE_DONE else {
-            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
-        }
-    }
-
     /// Adds the own events written since the last call to `order_index`,
     /// sorted (SQLite sorts them as it reads them back from the log), in one
     /// transaction with the new `indexed_through`: a batch of them shares
@@ -506,13 +490,15 @@ final class GroupCommitWriter: @unchecked Sendable {
             INSERT OR IGNORE INTO events (\(EventRecord.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         let dropStaleCheckpoint = try db.cachedStatement(sql: "DELETE FROM checkpoints WHERE order_id = ? AND version >= ?")
-        let index = try db.cachedStatement(sql: Self.indexInsertSQL)
+        let index = try db.cachedStatement(sql: #"INSERT OR IGNORE INTO order_index (order_id, version, origin, "offset") VALUES (?, ?, ?, ?)"#)
         var inserted = 0
         for record in batch.events {
             try record.insert(using: insert, db)
             if db.changesCount > 0 {
                 inserted += 1
-                try Self.index(orderID: record.orderID, version: record.version, origin: record.origin, offset: record.offset, using: index, db)
+                // Like dropStaleCheckpoint, through GRDB: copies are not the
+                // append path that EventRecord.insert binds by hand for.
+                try index.execute(arguments: [record.orderID, record.version, record.origin, record.offset])
                 try dropStaleCheckpoint.execute(arguments: [record.orderID, record.version])
             }
         }

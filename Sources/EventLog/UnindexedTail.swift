@@ -22,8 +22,6 @@ final class UnindexedTail: @unchecked Sendable {
     /// offset order per order.
     private var older: [String: [Entry]] = [:]
     private var newer: [String: [Entry]] = [:]
-    private var olderCount = 0
-    private var newerCount = 0
     private var keptAfter: Int64
 
     init(keptAfter: Int64) {
@@ -31,14 +29,13 @@ final class UnindexedTail: @unchecked Sendable {
     }
 
     var count: Int {
-        lock.withLock { olderCount + newerCount }
+        lock.withLock { older.values.reduce(0) { $0 + $1.count } + newer.values.reduce(0) { $0 + $1.count } }
     }
 
     /// Writer: an own event written in the open transaction.
     func add(_ entry: Entry) {
         lock.withLock {
             newer[entry.orderID, default: []].append(entry)
-            newerCount += 1
         }
     }
 
@@ -48,7 +45,6 @@ final class UnindexedTail: @unchecked Sendable {
         lock.withLock {
             for (orderID, entries) in newer where entries.last.map({ $0.offset >= offset }) == true {
                 let kept = entries.filter { $0.offset < offset }
-                newerCount -= entries.count - kept.count
                 newer[orderID] = kept.isEmpty ? nil : kept
             }
         }
@@ -72,9 +68,7 @@ final class UnindexedTail: @unchecked Sendable {
         let dropped: [String: [Entry]] = lock.withLock {
             let dropped = older
             older = newer
-            olderCount = newerCount
             newer = [:]
-            newerCount = 0
             keptAfter = max(keptAfter, previous)
             return dropped
         }

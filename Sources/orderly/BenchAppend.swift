@@ -43,6 +43,12 @@ struct BenchAppend: AsyncParsableCommand {
 
     func validate() throws {
         guard events >= writers, writers >= 1 else { throw ValidationError("--events must be at least --writers, and --writers at least 1") }
+        guard [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536].contains(pageBytes) else {
+            throw ValidationError("--page-bytes must be a power of two from 512 to 65536")
+        }
+        guard walPages >= 1, cacheKib >= 1, indexBatch >= 1 else {
+            throw ValidationError("--wal-pages, --cache-kib and --index-batch must each be at least 1")
+        }
     }
 
     struct Measurement {
