@@ -142,9 +142,24 @@ public final class EventLog: Sendable {
     }
 
     /// `origin-logid-offset`, the offset zero-padded to 12 digits so ids of
-    /// one log sort in offset order and the unique index grows at its end.
+    /// one log sort in offset order. The log id is hex (no dash), so an id
+    /// names one (origin, offset): the primary key keeps ids unique.
     static func eventID(origin: String, logID: String, offset: Int64) -> String {
         eventID(prefix: "\(origin)-\(logID)-", offset: offset)
+    }
+
+    /// Whether `eventID` spells `origin-LOGID-offset` with a log id that has
+    /// no dash: what lets `events` leave id uniqueness to its primary key.
+    static func eventID(_ eventID: String, spells origin: String, offset: Int64) -> Bool {
+        let id = Substring(eventID)
+        guard id.hasPrefix(origin + "-") else { return false }
+        let rest = id.dropFirst(origin.count + 1)
+        guard let dash = rest.lastIndex(of: "-") else { return false }
+        let logID = rest[..<dash]
+        let digits = rest[rest.index(after: dash)...]
+        return !logID.isEmpty && !logID.contains("-")
+            && !digits.isEmpty && digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+            && Int64(digits) == offset
     }
 
     /// The same from `origin-logid-`, written into one allocation (the
@@ -199,6 +214,10 @@ public final class EventLog: Sendable {
             guard batch.throughOffset == nil || record.origin == batch.origin else {
                 throw EventLogError.invalidAppend("event \(record.eventID) is not from \(batch.origin)")
             }
+            guard Self.eventID(record.eventID, spells: record.origin, offset: record.offset) else {
+                throw EventLogError.invalidAppend(
+                    "event id \(record.eventID) does not spell its origin \(record.origin) and offset \(record.offset)")
+            }
         }
         guard batch.origin != origin || batch.throughOffset == nil else {
             throw EventLogError.invalidAppend("this node is the writer of \(origin)'s log")
@@ -230,8 +249,8 @@ public final class EventLog: Sendable {
 
     /// Transactions committed by this process's writer and the events in
     /// them: their ratio is the mean group-commit batch.
-    public var writerStatistics: (commits: Int, events: Int) {
-        writer?.statistics ?? (0, 0)
+    public var writerStatistics: (commits: Int, events: Int, writerCPUSeconds: Double) {
+        writer?.statistics ?? (0, 0, 0)
     }
 
     /// Times the writer's sync thread fsynced the WAL (0 when SQLite syncs

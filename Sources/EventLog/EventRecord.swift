@@ -51,10 +51,15 @@ public struct EventRecord: Sendable, Equatable {
     /// bytes from one column to the next changes the sum.
     public var computedChecksum: UInt32 {
         var crc = CRC32C.Accumulator()
-        for text in [origin, orderID, type, payload, eventID] {
+        func add(_ text: String) {
             crc.update(Int64(text.utf8.count))
             crc.update(text)
         }
+        add(origin)
+        add(orderID)
+        add(type)
+        add(payload)
+        add(eventID)
         crc.update(offset)
         crc.update(version)
         crc.update(recordedAt)
@@ -76,14 +81,29 @@ public struct EventRecord: Sendable, Equatable {
     func insert(using statement: Statement, _ db: Database) throws {
         let handle = statement.sqliteStatement
         let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+        // SQLite copies the bytes (transient); a short string is read in
+        // place, without the temporary C string an implicit bridge makes.
+        func bind(_ index: Int32, _ text: String) {
+            var text = text
+            text.withUTF8 { bytes in
+                bytes.withMemoryRebound(to: CChar.self) { chars in
+                    // An empty buffer may have no address: NULL would bind SQL NULL.
+                    if let start = chars.baseAddress {
+                        _ = sqlite3_bind_text(handle, index, start, Int32(chars.count), transient)
+                    } else {
+                        _ = sqlite3_bind_text(handle, index, "", 0, transient)
+                    }
+                }
+            }
+        }
         sqlite3_reset(handle)
-        sqlite3_bind_text(handle, 1, origin, -1, transient)
+        bind(1, origin)
         sqlite3_bind_int64(handle, 2, offset)
-        sqlite3_bind_text(handle, 3, orderID, -1, transient)
+        bind(3, orderID)
         sqlite3_bind_int64(handle, 4, version)
-        sqlite3_bind_text(handle, 5, type, -1, transient)
-        sqlite3_bind_text(handle, 6, payload, -1, transient)
-        sqlite3_bind_text(handle, 7, eventID, -1, transient)
+        bind(5, type)
+        bind(6, payload)
+        bind(7, eventID)
         sqlite3_bind_int64(handle, 8, recordedAt)
         sqlite3_bind_int64(handle, 9, term)
         sqlite3_bind_int64(handle, 10, Int64(checksum))

@@ -66,6 +66,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var commits = 0
     private var committedEvents = 0
     private var syncs = 0
+    /// CPU time of the writer thread, as of its last trip round the loop.
+    private var writerCPUNs: UInt64 = 0
     private var stopped = false
     private var committedThrough: Int64
     private var commitObservers: [@Sendable (Int64) -> Void] = []
@@ -77,6 +79,10 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var indexRetryAtNs: UInt64 = 0
     /// Own events not yet in `order_index`, for readers by order.
     let tail: UnindexedTail
+    /// The open transaction's entries for `tail`, added under one lock
+    /// before it commits (readers by order never look past the committed
+    /// offset) or before a checkpoint reads them.
+    private var tailBuffer: [UnindexedTail.Entry] = []
     private let eventIDPrefix: String
     private var thread: Thread?
     private var syncThread: Thread?
@@ -206,11 +212,18 @@ final class GroupCommitWriter: @unchecked Sendable {
         return syncs
     }
 
-    /// Transactions committed and the events they held, since start.
-    var statistics: (commits: Int, events: Int) {
+    /// Transactions committed and the events they held, since start, and
+    /// the CPU time the writer thread has used (what bounds throughput).
+    var statistics: (commits: Int, events: Int, writerCPUSeconds: Double) {
         condition.lock()
         defer { condition.unlock() }
-        return (commits, committedEvents)
+        return (commits, committedEvents, Double(writerCPUNs) / 1e9)
+    }
+
+    private static func threadCPUNs() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 
     /// Finishes what is queued (written and synced), then stops both
@@ -231,7 +244,9 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     private func run() {
         while true {
+            let cpu = Self.threadCPUNs()
             condition.lock()
+            writerCPUNs = cpu
             while pending.isEmpty && !stopping {
                 if nextOffset - 1 > indexedThrough && DispatchTime.now().uptimeNanoseconds >= indexRetryAtNs {
                     // Idle with events not indexed: index them unless work
@@ -297,10 +312,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         var copied: [Int] = []
         do {
             try pool.writeWithoutTransaction { db in
-                try db.inTransaction(.immediate) {
-                    offset = nextOffset
-                    results.removeAll(keepingCapacity: true)
-                    copied.removeAll(keepingCapacity: true)
+                try Self.inImmediateTransaction(db) {
                     for item in batch {
                         switch item {
                         case .append(let request, _):
@@ -309,11 +321,12 @@ final class GroupCommitWriter: @unchecked Sendable {
                             copied.append(try write(replicated, now: now, db))
                         }
                     }
-                    return .commit
+                    flushTailBuffer()
                 }
             }
         } catch {
             logger.error("append batch failed", metadata: ["requests": "\(batch.count)", "error": "\(error)"])
+            tailBuffer.removeAll(keepingCapacity: true)
             tail.removeFrom(offset: firstOffset)
             condition.lock()
             unanswered -= batch.count
@@ -429,11 +442,12 @@ final class GroupCommitWriter: @unchecked Sendable {
                 type: event.type, payload: event.payload, eventID: EventLog.eventID(prefix: eventIDPrefix, offset: offset),
                 recordedAt: now)
             try record.insert(using: insert, db)
-            tail.add(UnindexedTail.Entry(orderID: record.orderID, version: record.version, offset: offset))
+            tailBuffer.append(UnindexedTail.Entry(orderID: record.orderID, version: record.version, offset: offset))
             records.append(record)
             offset += 1
         }
         if let checkpoint = request.checkpoint {
+            flushTailBuffer()
             try EventLog.upsert(checkpoint, writtenAt: now, in: db, unindexed: tail.entries(orderID: checkpoint.orderID, after: indexedThrough) ?? [])
         }
         if let deadline = request.deadline {
@@ -449,6 +463,28 @@ final class GroupCommitWriter: @unchecked Sendable {
         return records
     }
 
+    /// BEGIN IMMEDIATE … COMMIT through cached statements (GRDB's
+    /// `inTransaction` prepares both anew each time, thousands a second
+    /// here); rolls back when the body or the commit fails.
+    private static func inImmediateTransaction(_ db: Database, _ body: () throws -> Void) throws {
+        try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
+        do {
+            try body()
+            try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
+        } catch {
+            if db.isInsideTransaction {
+                try? db.cachedStatement(sql: "ROLLBACK TRANSACTION").execute()
+            }
+            throw error
+        }
+    }
+
+    private func flushTailBuffer() {
+        guard !tailBuffer.isEmpty else { return }
+        tail.add(tailBuffer)
+        tailBuffer.removeAll(keepingCapacity: true)
+    }
+
     /// Adds the own events written since the last call to `order_index`,
     /// sorted (SQLite sorts them as it reads them back from the log), in one
     /// transaction with the new `indexed_through`: a batch of them shares
@@ -462,9 +498,8 @@ final class GroupCommitWriter: @unchecked Sendable {
         let from = indexedThrough
         do {
             try pool.writeWithoutTransaction { db in
-                try db.inTransaction(.immediate) {
+                try Self.inImmediateTransaction(db) {
                     try EventLog.index(origin: origin, after: from, through: through, db)
-                    return .commit
                 }
             }
         } catch {
@@ -481,7 +516,7 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     /// Copies of a peer's events: a row already here (same origin and
-    /// offset, or same event id) is left as it is. A copy that lands at or
+    /// offset, hence same event id) is left as it is. A copy that lands at or
     /// below an order's checkpoint was not folded into it (two sides of a
     /// partition wrote the same versions), so that checkpoint is dropped
     /// and the next activation replays the order whole.

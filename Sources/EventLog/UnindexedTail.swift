@@ -17,11 +17,49 @@ final class UnindexedTail: @unchecked Sendable {
         let offset: Int64
     }
 
+    /// One generation's entries in offset order. Each links to the previous
+    /// entry of its order, so adding one allocates nothing per order.
+    struct Generation {
+        private(set) var entries: [Entry] = []
+        private var previous: [Int32] = []
+        private var newest: [String: Int32]
+
+        init(expected: Int = 0) {
+            entries.reserveCapacity(expected)
+            previous.reserveCapacity(expected)
+            newest = Dictionary(minimumCapacity: expected)
+        }
+
+        mutating func add(_ entry: Entry) {
+            previous.append(newest.updateValue(Int32(entries.count), forKey: entry.orderID) ?? -1)
+            entries.append(entry)
+        }
+
+        /// The order's entries, in offset order.
+        func entries(of orderID: String) -> [Entry] {
+            var found: [Entry] = []
+            var index = newest[orderID] ?? -1
+            while index >= 0 {
+                found.append(entries[Int(index)])
+                index = previous[Int(index)]
+            }
+            return found.reversed()
+        }
+
+        /// Drops the entries from `offset` on (they are the newest).
+        mutating func removeFrom(offset: Int64) {
+            while let last = entries.last, last.offset >= offset {
+                let link = previous.removeLast()
+                newest[last.orderID] = link >= 0 ? link : nil
+                entries.removeLast()
+            }
+        }
+    }
+
     private let lock = NSLock()
-    /// Entries in (keptAfter, older's end], then the newer ones, each in
-    /// offset order per order.
-    private var older: [String: [Entry]] = [:]
-    private var newer: [String: [Entry]] = [:]
+    /// Entries in (keptAfter, older's end], then the newer ones.
+    private var older = Generation()
+    private var newer = Generation()
     private var keptAfter: Int64
 
     init(keptAfter: Int64) {
@@ -29,25 +67,25 @@ final class UnindexedTail: @unchecked Sendable {
     }
 
     var count: Int {
-        lock.withLock { older.values.reduce(0) { $0 + $1.count } + newer.values.reduce(0) { $0 + $1.count } }
+        lock.withLock { older.entries.count + newer.entries.count }
     }
 
     /// Writer: an own event written in the open transaction.
     func add(_ entry: Entry) {
+        lock.withLock { newer.add(entry) }
+    }
+
+    /// Writer: a transaction's own events, under one lock.
+    func add(_ entries: [Entry]) {
         lock.withLock {
-            newer[entry.orderID, default: []].append(entry)
+            for entry in entries { newer.add(entry) }
         }
     }
 
     /// Writer: the transaction that wrote offsets from `offset` on rolled
     /// back (its entries are all in the newer generation).
     func removeFrom(offset: Int64) {
-        lock.withLock {
-            for (orderID, entries) in newer where entries.last.map({ $0.offset >= offset }) == true {
-                let kept = entries.filter { $0.offset < offset }
-                newer[orderID] = kept.isEmpty ? nil : kept
-            }
-        }
+        lock.withLock { newer.removeFrom(offset: offset) }
     }
 
     /// The order's own events after `indexedThrough` (a snapshot's
@@ -55,8 +93,7 @@ final class UnindexedTail: @unchecked Sendable {
     func entries(orderID: String, after indexedThrough: Int64) -> [Entry]? {
         lock.withLock {
             guard keptAfter <= indexedThrough else { return nil }
-            let all = (older[orderID] ?? []) + (newer[orderID] ?? [])
-            return all.filter { $0.offset > indexedThrough }
+            return (older.entries(of: orderID) + newer.entries(of: orderID)).filter { $0.offset > indexedThrough }
         }
     }
 
@@ -65,12 +102,13 @@ final class UnindexedTail: @unchecked Sendable {
     /// keeps the rest for readers whose snapshot says `previous`. MUST be
     /// called between transactions, after the index commit.
     func indexed(previous: Int64) {
-        let dropped: [String: [Entry]] = lock.withLock {
-            let dropped = older
+        var dropped = Generation(expected: 0)
+        lock.withLock {
+            // The next generation is about as big: no regrowing as it fills.
+            dropped = older
             older = newer
-            newer = [:]
+            newer = Generation(expected: older.entries.count)
             keptAfter = max(keptAfter, previous)
-            return dropped
         }
         withExtendedLifetime(dropped) {}  // freed outside the lock
     }

@@ -106,8 +106,9 @@ struct BenchAppend: AsyncParsableCommand {
                 payload: #"{"v":1,"customer":"c-\#(writer)","lines":[{"sku":"SKU-00042","qty":2,"unit_price_cents":1999}],"total_cents":3998}"#)
             _ = try await log.append(AppendRequest(events: [event]))
         }
-        let (commits, committed) = log.writerStatistics
-        print("  \(name): \(commits) commits, mean batch \(BenchSupport.format(Double(committed) / Double(max(commits, 1)), 1)) events")
+        let (commits, committed, writerCPU) = log.writerStatistics
+        print("  \(name): \(commits) commits, mean batch \(BenchSupport.format(Double(committed) / Double(max(commits, 1)), 1)) events, \(log.walSyncs) WAL fsyncs")
+        print("  \(name): writer thread CPU \(BenchSupport.format(writerCPU, 2)) s, \(BenchSupport.format(writerCPU * 1e6 / Double(max(committed, 1)), 2)) µs an event")
         let measurement = Measurement(events: perWriter * writers, seconds: seconds, latenciesMs: latencies)
         print("  \(name): \(measurement.events) events in \(BenchSupport.format(seconds, 2)) s")
         return measurement

@@ -36,6 +36,15 @@ import Testing
         #expect(Set(rows.map(\.eventID)).count == 3)
         #expect(rows[1].type == "PaymentReceived")
         #expect(EventLog.path(data: folder.path, node: "api-1") == log.path)
+
+        // Text is bound by its bytes: empty, short (stored inline) and long
+        // strings, and bytes past the BMP, come back exactly.
+        for payload in ["", "{}", String(repeating: "x", count: 300), #"{"note":"café 🧾"}"#] {
+            let stored = try await log.append(AppendRequest(events: [event("o3", Int64(payload.count + 1), payload: payload)]))
+            let back = try await log.scan(fromOffset: stored[0].offset, limit: 1)
+            #expect(back.map(\.payload) == [payload])
+            #expect(back.allSatisfy { $0.isIntact })
+        }
     }
 
     @Test func concurrentAppendsAllCommitWithUniqueDenseOffsets() async throws {
@@ -226,6 +235,35 @@ import Testing
         #expect(throws: EventLogError.wrongOwner(expected: "api-2", found: "api-1")) {
             _ = try EventLog.open(path: path, node: "api-2")
         }
+    }
+
+    /// `events` keeps event ids unique through its primary key, so a copy
+    /// whose id names another position is refused whole.
+    @Test func copiesWhoseEventIDNamesAnotherPositionAreRefused() async throws {
+        let folder = try TemporaryFolder()
+        let leader = try EventLog.open(data: folder.path, node: "api-1")
+        defer { leader.close() }
+        let follower = try EventLog.open(data: folder.path, node: "api-2")
+        defer { follower.close() }
+        let written = try await leader.append(AppendRequest(events: [event("o1", 1), event("o1", 2)]))
+        #expect(EventLog.eventID(written[1].eventID, spells: "api-1", offset: 2))
+
+        for forged in [
+            written[0].eventID, "api-1-\(leader.logID)-000000000003", "api-2-\(leader.logID)-000000000002",
+            "api-1-000000000002", "api-1-a-b-000000000002", "api-1-\(leader.logID)-00000000000x", "api-1-\(leader.logID)-",
+        ] {
+            var copy = written[1]
+            copy.eventID = forged
+            copy.checksum = copy.computedChecksum  // intact, but misnamed
+            await #expect(throws: EventLogError.self, "\(forged)") {
+                _ = try await follower.replicate(ReplicatedBatch(origin: "api-1", events: [written[0], copy], throughOffset: 2))
+            }
+        }
+        #expect(try await follower.replicaPositions()["api-1"] == nil)
+        #expect(try await follower.events(orderID: "o1").isEmpty)
+
+        #expect(try await follower.replicate(ReplicatedBatch(origin: "api-1", events: written, throughOffset: 2)) == 2)
+        #expect(try await follower.events(orderID: "o1").map(\.eventID) == written.map(\.eventID))
     }
 
     @Test func invalidAppendsAndReadOnlyLogsChangeNothing() async throws {

@@ -131,6 +131,20 @@ import Testing
         #expect(try await log.events(orderID: "odd").map(\.offset) == [1, 3, 5])
         let next = try await log.append(AppendRequest(events: [event("odd", 4)]))
         #expect(try await log.events(orderID: "odd").map(\.offset) == [1, 3, 5, next[0].offset])
+        // Migration 0004 rebuilt `events` without the event_id index, kept
+        // every row and made the views again.
+        let after = try DatabaseQueue(path: file)
+        defer { try? after.close() }
+        let (indexes, rows, timeline, origins) = try await after.read { db in
+            (
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM pragma_index_list('events') WHERE origin = 'u'") ?? -1,
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events") ?? -1,
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM order_timeline") ?? -1,
+                try Int.fetchOne(db, sql: "SELECT events FROM log_origins WHERE origin = 'api-1'") ?? -1
+            )
+        }
+        #expect(indexes == 0)
+        #expect(rows == 7 && timeline == 7 && origins == 7)
     }
 
     @Test func theTailKeepsWhatASnapshotNeedsAndSaysWhenItCannot() {
