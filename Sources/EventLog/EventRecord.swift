@@ -80,37 +80,49 @@ public struct EventRecord: Sendable, Equatable {
     /// GRDB's general argument handling cost more than the insert itself.
     func insert(using statement: Statement, _ db: Database) throws {
         let handle = statement.sqliteStatement
-        let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
-        // SQLite copies the bytes (transient); a short string is read in
-        // place, without the temporary C string an implicit bridge makes.
-        func bind(_ index: Int32, _ text: String) {
-            var text = text
-            text.withUTF8 { bytes in
-                bytes.withMemoryRebound(to: CChar.self) { chars in
-                    // An empty buffer may have no address: NULL would bind SQL NULL.
-                    if let start = chars.baseAddress {
-                        _ = sqlite3_bind_text(handle, index, start, Int32(chars.count), transient)
-                    } else {
-                        _ = sqlite3_bind_text(handle, index, "", 0, transient)
+        // The text is bound in place (SQLITE_STATIC), without the copy
+        // SQLite makes of transient text or the temporary C string an
+        // implicit bridge makes: the pointers live only inside `withText`,
+        // so the step runs there and the bindings are cleared after it.
+        let code = Self.withText(origin) { origin in
+            Self.withText(orderID) { orderID in
+                Self.withText(type) { type in
+                    Self.withText(payload) { payload in
+                        Self.withText(eventID) { eventID in
+                            sqlite3_reset(handle)
+                            Self.bind(handle, 1, origin)
+                            sqlite3_bind_int64(handle, 2, offset)
+                            Self.bind(handle, 3, orderID)
+                            sqlite3_bind_int64(handle, 4, version)
+                            Self.bind(handle, 5, type)
+                            Self.bind(handle, 6, payload)
+                            Self.bind(handle, 7, eventID)
+                            sqlite3_bind_int64(handle, 8, recordedAt)
+                            sqlite3_bind_int64(handle, 9, term)
+                            sqlite3_bind_int64(handle, 10, Int64(checksum))
+                            let code = sqlite3_step(handle)
+                            sqlite3_clear_bindings(handle)
+                            return code
+                        }
                     }
                 }
             }
         }
-        sqlite3_reset(handle)
-        bind(1, origin)
-        sqlite3_bind_int64(handle, 2, offset)
-        bind(3, orderID)
-        sqlite3_bind_int64(handle, 4, version)
-        bind(5, type)
-        bind(6, payload)
-        bind(7, eventID)
-        sqlite3_bind_int64(handle, 8, recordedAt)
-        sqlite3_bind_int64(handle, 9, term)
-        sqlite3_bind_int64(handle, 10, Int64(checksum))
-        let code = sqlite3_step(handle)
         guard code == SQLITE_DONE else {
             throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
         }
+    }
+
+    private static func withText<R>(_ text: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        var text = text
+        return text.withUTF8(body)
+    }
+
+    /// An empty buffer may have no address, and NULL would bind SQL NULL.
+    private static func bind(_ handle: OpaquePointer?, _ index: Int32, _ bytes: UnsafeBufferPointer<UInt8>) {
+        let empty: StaticString = ""
+        let start = UnsafeRawPointer(bytes.baseAddress ?? empty.utf8Start).assumingMemoryBound(to: CChar.self)
+        sqlite3_bind_text(handle, index, start, Int32(bytes.count), nil)  // nil: SQLITE_STATIC
     }
 
     init(row: Row) {
