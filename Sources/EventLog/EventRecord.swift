@@ -70,6 +70,9 @@ public struct EventRecord: Sendable, Equatable {
     public var isIntact: Bool { checksum == computedChecksum }
 
     static let columns = columns(prefix: "")
+    /// Built once: the writer looks its statement up by this text per append.
+    static let insertSQL = "INSERT INTO events (\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    static let insertOrIgnoreSQL = "INSERT OR IGNORE INTO events (\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
     static func columns(prefix: String) -> String {
         ["origin", "\"offset\"", "order_id", "version", "type", "payload", "event_id", "recorded_at", "term", "checksum"]

@@ -298,6 +298,11 @@ final class GroupCommitWriter: @unchecked Sendable {
             events += size
             count += 1
         }
+        if count == pending.count {
+            // The usual case: everything waiting goes, without copying it.
+            defer { pending = [] }
+            return pending
+        }
         let batch = Array(pending[0..<count])
         pending.removeFirst(count)
         return batch
@@ -431,9 +436,7 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     private func write(_ request: AppendRequest, from offset: inout Int64, now: Int64, _ db: Database) throws -> [EventRecord] {
-        let insert = try db.cachedStatement(sql: """
-            INSERT INTO events (\(EventRecord.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
+        let insert = try db.cachedStatement(sql: EventRecord.insertSQL)
         var records: [EventRecord] = []
         records.reserveCapacity(request.events.count)
         for event in request.events {
@@ -521,9 +524,7 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// partition wrote the same versions), so that checkpoint is dropped
     /// and the next activation replays the order whole.
     private func write(_ batch: ReplicatedBatch, now: Int64, _ db: Database) throws -> Int {
-        let insert = try db.cachedStatement(sql: """
-            INSERT OR IGNORE INTO events (\(EventRecord.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
+        let insert = try db.cachedStatement(sql: EventRecord.insertOrIgnoreSQL)
         let dropStaleCheckpoint = try db.cachedStatement(sql: "DELETE FROM checkpoints WHERE order_id = ? AND version >= ?")
         let index = try db.cachedStatement(sql: #"INSERT OR IGNORE INTO order_index (order_id, version, origin, "offset") VALUES (?, ?, ?, ?)"#)
         var inserted = 0

@@ -109,7 +109,7 @@ import Testing
         try await old.write { db in
             try Migrations.apply(db, migrations: Array(Migrations.all.prefix(2)), nowMs: 0)
             try db.execute(sql: "INSERT INTO log_meta (key, value) VALUES ('node', 'api-1'), ('log_id', 'ab12')")
-            let insert = try db.cachedStatement(sql: "INSERT INTO events (\(EventRecord.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            let insert = try db.cachedStatement(sql: EventRecord.insertSQL)
             for offset in Int64(1)...6 {
                 let order = offset % 2 == 0 ? "even" : "odd"
                 try EventRecord(
