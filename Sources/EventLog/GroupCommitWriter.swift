@@ -92,6 +92,10 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var writerDone = false
     /// The WAL file, opened to fsync it; -1 when SQLite syncs instead.
     private var walDescriptor: Int32 = -1
+    /// Frames in the WAL after the newest commit (set by the WAL hook on the
+    /// writer thread) and the end of the zeros written ahead of them.
+    private var walFrames = 0
+    private var walZeroedThrough = 0
 
     private let appendedCounter = Counter(label: "orderly_events_appended_total")
     private let indexedCounter = Counter(label: "orderly_events_indexed_total")
@@ -122,7 +126,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         if options.durability == .fsync {
             // What an earlier run (or this open) wrote without syncing is
             // made durable before `committedOffset` offers it to anyone.
-            let wal = open(path + "-wal", O_RDONLY | O_CLOEXEC)
+            let wal = open(path + "-wal", O_RDWR | O_CLOEXEC)
             if wal >= 0 {
                 // The WAL's directory entry must survive a power cut too.
                 let folder = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_CLOEXEC)
@@ -138,6 +142,11 @@ final class GroupCommitWriter: @unchecked Sendable {
             }
             if wal >= 0 && options.pipelinedSync {
                 walDescriptor = wal
+                var info = stat()
+                walZeroedThrough = fstat(wal, &info) == 0 ? Int(info.st_size) : 0
+                try pool.writeWithoutTransaction { db in
+                    sqlite3_wal_hook(db.sqliteConnection, walHook, Unmanaged.passUnretained(self).toOpaque())
+                }
             } else {
                 if wal >= 0 { close(wal) } else {
                     logger.warning("cannot open the WAL to sync it; SQLite syncs every commit", metadata: ["path": "\(path)-wal"])
@@ -237,6 +246,10 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
         condition.unlock()
         if walDescriptor >= 0 {
+            // SQLite's own hook again: ours points at this writer.
+            try? pool.writeWithoutTransaction { db in
+                _ = sqlite3_wal_autocheckpoint(db.sqliteConnection, Int32(clamping: options.walAutocheckpointPages))
+            }
             close(walDescriptor)
             walDescriptor = -1
         }
@@ -281,6 +294,7 @@ final class GroupCommitWriter: @unchecked Sendable {
                 continue
             }
             commit(batch)
+            zeroWALAhead()
             if nextOffset - 1 - indexedThrough >= Int64(options.indexBatchEvents) && DispatchTime.now().uptimeNanoseconds >= indexRetryAtNs {
                 indexTail()
             }
@@ -466,6 +480,39 @@ final class GroupCommitWriter: @unchecked Sendable {
         return records
     }
 
+    /// SQLite calls this after each commit of the writer connection with the
+    /// frames in the WAL. It does what SQLite's own hook does (checkpoint
+    /// past `walAutocheckpointPages`) and notes where the WAL ends.
+    fileprivate func walCommitted(frames: Int, _ connection: OpaquePointer?, _ schema: UnsafePointer<CChar>?) {
+        walFrames = frames
+        if frames >= options.walAutocheckpointPages {
+            sqlite3_wal_checkpoint(connection, schema)
+        }
+    }
+
+    /// Writes zeros ahead of SQLite's newest frame, 1 MiB at a time, up to
+    /// the size the WAL reaches between checkpoints (etcd preallocates its
+    /// WAL for the same reason). An fdatasync after SQLite overwrites blocks
+    /// the file already has need not journal a new size or extent, and takes
+    /// about half as long as one after an append (106 µs against 190 µs
+    /// here). SQLite reads frames only up to the first invalid one: zeros
+    /// are invalid. Runs on the writer thread between transactions; the
+    /// sync thread's next fdatasync covers the zeros too.
+    private func zeroWALAhead() {
+        guard walDescriptor >= 0 else { return }
+        let frameBytes = options.pageBytes + 24
+        let target = 32 + options.walAutocheckpointPages * frameBytes
+        let end = 32 + walFrames * frameBytes
+        guard walZeroedThrough < target, walZeroedThrough - end < Self.walZeroChunk / 2 else { return }
+        let from = max(walZeroedThrough, end)
+        let count = min(Self.walZeroChunk, target - from)
+        let wrote = Self.zeros.withUnsafeBytes { pwrite(walDescriptor, $0.baseAddress, count, off_t(from)) }
+        if wrote > 0 { walZeroedThrough = from + wrote }
+    }
+
+    private static let walZeroChunk = 1 << 20
+    private static let zeros = [UInt8](repeating: 0, count: walZeroChunk)
+
     /// BEGIN IMMEDIATE … COMMIT through cached statements (GRDB's
     /// `inTransaction` prepares both anew each time, thousands a second
     /// here); rolls back when the body or the commit fails.
@@ -549,4 +596,11 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
         return inserted
     }
+}
+
+/// `sqlite3_wal_hook` callback of a pipelined writer (see `walCommitted`).
+private func walHook(_ context: UnsafeMutableRawPointer?, _ connection: OpaquePointer?, _ schema: UnsafePointer<CChar>?, _ frames: Int32) -> Int32 {
+    guard let context else { return SQLITE_OK }
+    Unmanaged<GroupCommitWriter>.fromOpaque(context).takeUnretainedValue().walCommitted(frames: Int(frames), connection, schema)
+    return SQLITE_OK
 }

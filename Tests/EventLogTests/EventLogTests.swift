@@ -96,6 +96,43 @@ import Testing
         }
     }
 
+    /// The writer zeroes the WAL ahead of SQLite (so fsyncs overwrite blocks
+    /// the file has) up to its size between checkpoints, through WAL
+    /// restarts; a crash image of such a WAL opens with every answered event.
+    @Test func theWALIsZeroedAheadAndACrashImageOpensWithEveryAnsweredEvent() async throws {
+        let folder = try TemporaryFolder()
+        var options = EventLogOptions()
+        options.walAutocheckpointPages = 400  // 1.6 MiB of 4 KiB frames
+        let log = try EventLog.open(data: folder.path, node: "api-1", options: options)
+        defer { log.close() }
+        func walBytes(_ path: String) throws -> Int {
+            try (FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? NSNumber)?.intValue ?? -1
+        }
+        _ = try await log.append(AppendRequest(events: [event("o0", 1)]))
+        // SQLite alone would have written a few frames (tens of KiB).
+        #expect(try walBytes(log.path) >= 1 << 20)
+
+        var answered: [EventRecord] = []
+        for batch in 0..<300 {
+            answered += try await log.append(AppendRequest(events: (0..<10).map { event("o\(batch)-\($0)", 1, payload: #"{"pad":"\#(String(repeating: "p", count: 200))"}"#) }))
+        }
+        // Past a few checkpoints the WAL restarted and never grew past its
+        // size between them (plus the commit that crossed it).
+        let frameBytes = options.pageBytes + 24
+        let target = 32 + options.walAutocheckpointPages * frameBytes
+        let size = try walBytes(log.path)
+        #expect(size >= target && size <= target + 64 * frameBytes, "WAL \(size) bytes, target \(target)")
+
+        let crashed = try TemporaryFolder()
+        let copy = EventLog.path(data: crashed.path, node: "api-1")
+        try FileManager.default.createDirectory(atPath: (copy as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        for suffix in ["", "-wal"] { try FileManager.default.copyItem(atPath: log.path + suffix, toPath: copy + suffix) }
+        let reader = try EventLog.openReadOnly(path: copy)
+        let rows = try await reader.scan(fromOffset: 1, limit: 10_000)
+        #expect(rows.count == 1 + answered.count)
+        #expect(Array(rows.dropFirst()) == answered)
+    }
+
     @Test func migrationsAreRecordedOnceAndTheEmbeddedCopyMatchesTheFiles() async throws {
         let folder = try TemporaryFolder()
         let log = try EventLog.open(data: folder.path, node: "api-1")
