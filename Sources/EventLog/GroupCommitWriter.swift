@@ -490,7 +490,8 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
     }
 
-    /// Writes zeros ahead of SQLite's newest frame, 1 MiB at a time, up to
+    /// Writes zeros ahead of SQLite's newest frame, 256 KiB at a time (each
+    /// a short pause of the writer, and one fsync that journals), up to
     /// the size the WAL reaches between checkpoints (etcd preallocates its
     /// WAL for the same reason). An fdatasync after SQLite overwrites blocks
     /// the file already has need not journal a new size or extent, and takes
@@ -510,7 +511,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         if wrote > 0 { walZeroedThrough = from + wrote }
     }
 
-    private static let walZeroChunk = 1 << 20
+    private static let walZeroChunk = 1 << 18
     private static let zeros = [UInt8](repeating: 0, count: walZeroChunk)
 
     /// BEGIN IMMEDIATE … COMMIT through cached statements (GRDB's
