@@ -58,7 +58,10 @@ import Testing
             let reply = try await Self.place("minority-1", via: cluster.http("api-3"))
             return reply.status == 503 ? nil : reply
         }
-        #expect(healed.status == 201, "\(healed.body)")
+        // 201, or 200 when an attempt refused while the cluster healed had
+        // reached the leader's log after all (a 503 is an unknown outcome,
+        // and the retry with the same id gives the order's state).
+        #expect([201, 200].contains(healed.status) && healed.body["status"] as? String == "placed", "\(healed.body)")
         try await cluster.waitForReplicasToCatchUp()
         for order in ["minority-1", "majority-1"] {
             for id in cluster.ids {
