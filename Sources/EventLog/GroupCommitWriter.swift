@@ -222,7 +222,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     /// Transactions committed and the events they held, since start, and
-    /// the CPU time the writer thread has used (what bounds throughput).
+    /// the CPU time the writer thread has used (compare builds by it: it
+    /// moves far less with the host than events/s do).
     var statistics: (commits: Int, events: Int, writerCPUSeconds: Double) {
         condition.lock()
         defer { condition.unlock() }
