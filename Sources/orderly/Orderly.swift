@@ -10,4 +10,19 @@ struct Orderly: AsyncParsableCommand {
             `orderly inspect`, and measure it with `orderly bench`.
             """,
         subcommands: [DemoCommand.self, ClusterCommand.self, SimulateCommand.self, NodeCommand.self, BalancerCommand.self, StatsCommand.self, WarehouseCommand.self, InspectCommand.self, BenchCommand.self])
+
+    /// ArgumentParser's entry point, after the parent watch (see ParentWatch).
+    static func main() async {
+        ParentWatch.startIfAsked()
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

@@ -33,6 +33,8 @@ final class OrderlyProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = arguments
         var merged = ProcessInfo.processInfo.environment
+        // If this test process dies, the child (and its children) stop too.
+        merged["ORDERLY_EXIT_WITH_PARENT"] = "1"
         for (key, value) in environment { merged[key] = value }
         process.environment = merged
         FileManager.default.createFile(atPath: stderrPath, contents: nil)
