@@ -59,6 +59,7 @@ public struct MembershipCore: Sendable {
     /// Merges a peer's view into ours.
     public mutating func receive(_ digest: GossipDigest, nowMs: Int64) -> [MembershipDirective] {
         var directives: [MembershipDirective] = []
+        var toldDead: [String] = []
         for remote in digest.members {
             if remote.id == selfID {
                 refuteIfNeeded(remote)
@@ -82,6 +83,14 @@ public struct MembershipCore: Sendable {
                     merged.heartbeat = remote.heartbeat
                     lastAdvanced[remote.id] = nowMs
                     if local.status == .suspect { merged.status = .alive }
+                    // Dead here, yet still beating and unaware of it: it may
+                    // go on leading orders that others lead now. Tell it at
+                    // once (it refutes with a new incarnation and stops
+                    // leading until every peer sees it alive), rather than
+                    // wait for an occasional digest to the dead.
+                    if local.status == .dead && remote.status == .alive && !local.peer.isEmpty {
+                        toldDead.append(local.peer)
+                    }
                 }
                 if remote.status == .left || (remote.status == .dead && local.status != .left) {
                     merged.status = remote.status
@@ -98,6 +107,8 @@ public struct MembershipCore: Sendable {
                 }
             }
         }
+        let digest = self.digest
+        directives += toldDead.map { .sendGossip(to: $0, digest) }
         return directives
     }
 

@@ -154,6 +154,35 @@ struct SimulatedCluster {
         #expect(core.member("b")?.peer == "pb-new")
     }
 
+    /// A node declared dead that is in fact running (a long pause, lost
+    /// heartbeats) may still lead orders others now lead: the first sign of
+    /// its life sends it the digest that makes it refute.
+    @Test func aDeadMemberThatStillBeatsIsToldAtOnce() {
+        var core = MembershipCore(selfMember: Member(id: "a", http: "", peer: "pa", incarnation: 1), config: MembershipConfig(), nowMs: 0)
+        var b = Member(id: "b", http: "hb", peer: "pb", incarnation: 3)
+        b.heartbeat = 5
+        _ = core.receive(GossipDigest(members: [b]), nowMs: 0)
+        var rumour = b
+        rumour.status = .dead
+        _ = core.receive(GossipDigest(members: [rumour]), nowMs: 10)
+        #expect(core.member("b")?.status == .dead)
+
+        // An old heartbeat tells nothing new; a fresh one from the same life does.
+        #expect(core.receive(GossipDigest(members: [b]), nowMs: 20).isEmpty)
+        var beating = b
+        beating.heartbeat = 9
+        let directives = core.receive(GossipDigest(members: [beating]), nowMs: 30)
+        #expect(directives == [.sendGossip(to: "pb", core.digest)])
+        #expect(core.member("b")?.status == .dead, "dead until it refutes with a new life")
+
+        // Told, b refutes; its new life is alive here.
+        var other = MembershipCore(selfMember: b, config: MembershipConfig(), nowMs: 0)
+        _ = other.receive(core.digest, nowMs: 40)
+        #expect(other.me.incarnation == 4)
+        _ = core.receive(other.digest, nowMs: 50)
+        #expect(core.member("b")?.status == .alive)
+    }
+
     @Test func aNodeRefutesARumourOfItsDeath() {
         var core = MembershipCore(selfMember: Member(id: "a", http: "", peer: "pa", incarnation: 5), config: MembershipConfig(), nowMs: 0)
         var rumour = core.me
