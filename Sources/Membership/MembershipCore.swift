@@ -107,8 +107,10 @@ public struct MembershipCore: Sendable {
                 }
             }
         }
-        let digest = self.digest
-        directives += toldDead.map { .sendGossip(to: $0, digest) }
+        if !toldDead.isEmpty {
+            let digest = self.digest
+            directives += toldDead.map { .sendGossip(to: $0, digest) }
+        }
         return directives
     }
 
