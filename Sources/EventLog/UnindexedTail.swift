@@ -70,11 +70,6 @@ final class UnindexedTail: @unchecked Sendable {
         lock.withLock { older.entries.count + newer.entries.count }
     }
 
-    /// Writer: an own event written in the open transaction.
-    func add(_ entry: Entry) {
-        lock.withLock { newer.add(entry) }
-    }
-
     /// Writer: a transaction's own events, under one lock.
     func add(_ entries: [Entry]) {
         lock.withLock {

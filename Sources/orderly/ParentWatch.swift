@@ -10,8 +10,8 @@ import Foundation
 enum ParentWatch {
     static let variable = "ORDERLY_EXIT_WITH_PARENT"
 
-    static func startIfAsked(environment: [String: String] = ProcessInfo.processInfo.environment) {
-        guard environment[variable] == "1" else { return }
+    static func startIfAsked() {
+        guard ProcessInfo.processInfo.environment[variable] == "1" else { return }
         let parent = getppid()
         let thread = Thread {
             while getppid() == parent { usleep(200_000) }

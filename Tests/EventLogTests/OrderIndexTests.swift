@@ -150,7 +150,7 @@ import Testing
     @Test func theTailKeepsWhatASnapshotNeedsAndSaysWhenItCannot() {
         let tail = UnindexedTail(keptAfter: 0)
         func add(_ range: ClosedRange<Int64>) {
-            for offset in range { tail.add(.init(orderID: offset % 2 == 0 ? "even" : "odd", version: offset, offset: offset)) }
+            tail.add(range.map { .init(orderID: $0 % 2 == 0 ? "even" : "odd", version: $0, offset: $0) })
         }
         add(1...5)
         #expect(tail.entries(orderID: "even", after: 0)?.map(\.offset) == [2, 4])
