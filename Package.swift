@@ -160,7 +160,7 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "Node", "EventLog", "OrderDomain", "Wire", "TestSupport",
+                "Node", "EventLog", "OrderDomain", "Wire", "Replication", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -197,6 +197,12 @@ public final class EventLog: Sendable {
         return try await writer.append(request)
     }
 
+    /// Returns once every append and copy queued before the call is
+    /// committed (and durable per the durability setting).
+    public func barrier() async throws {
+        _ = try await append(AppendRequest(events: []))
+    }
+
     /// Stores copies of other nodes' events, verified first: a corrupt or
     /// misaddressed copy is refused whole and changes nothing. Events with an
     /// origin other than `batch.origin` are allowed only without a position

@@ -73,6 +73,12 @@ public struct ClusterRoutes: Sendable {
         let joined: Bool
         /// Every live peer sees this node alive: it leads its orders.
         let leading: Bool
+        /// Per peer whose lease to this node holds: the ms it has left (a
+        /// leader decides only while enough of its replicas' leases hold).
+        let leases: [String: Int64]
+        /// Members whose orders this node lets others lead (left, or dead and
+        /// silent here for the failure detector's dead-after).
+        let released: [String]
         let members: [MemberView]
         let ring: RingView
         let replication: ReplicationView
@@ -94,6 +100,8 @@ public struct ClusterRoutes: Sendable {
                 node: membership.nodeID,
                 joined: membership.joined,
                 leading: membership.settled,
+                leases: membership.leasesRemainingMs,
+                released: membership.released.sorted(),
                 members: membership.members.map {
                     MemberView(id: $0.id, http: $0.http, peer: $0.peer, status: $0.status.rawValue, incarnation: $0.incarnation)
                 },

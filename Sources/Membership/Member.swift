@@ -44,4 +44,7 @@ public enum MembershipDirective: Sendable, Equatable {
     /// A member appeared, changed status or started a new incarnation
     /// (`previous` nil: first seen).
     case memberChanged(Member, previous: MemberStatus?)
+    /// The members this node has released changed (see
+    /// `MembershipCore.released(nowMs:)`): their orders may move.
+    case releasedChanged(Set<String>)
 }

@@ -6,6 +6,19 @@
 /// peers. A member whose heartbeat has not advanced for `suspectAfterMs` is
 /// suspect, for `deadAfterMs` dead. Incarnations order a node's lives: a
 /// higher one wins outright; at equal incarnation, `left` and `dead` stick.
+///
+/// Leases. A node that sees a member's heartbeat advance promises, by the
+/// rule below, not to let another node take that member's orders for
+/// `deadAfterMs`: it *releases* a member only once the member is dead (or
+/// left) here and its heartbeat has not advanced here for that long, even
+/// when the death came by gossip from another node's detector. A peer's
+/// digest that shows this node alive in its current life with heartbeat
+/// `h` therefore proves the peer will not release this node before `h`'s
+/// send time plus `deadAfterMs`: that is the lease the peer grants
+/// (`leaseExpiries`), shortened by one heartbeat interval for the clocks'
+/// granularity. A leader decides only while enough replicas' leases hold
+/// (see `AckRules.leaseSuffices`), so when others take its orders over it
+/// has already stopped deciding on what it holds in memory.
 public struct MembershipCore: Sendable {
     public let selfID: String
     public let config: MembershipConfig
@@ -14,6 +27,18 @@ public struct MembershipCore: Sendable {
     private var lastAdvanced: [String: Int64]
     /// Where the round-robin over live peers continues next tick.
     private var gossipCursor = 0
+    /// When this node's recent heartbeats were first sent, oldest first:
+    /// what dates a lease (a peer reports the heartbeat it last saw).
+    private var heartbeatsSent: [(heartbeat: UInt64, atMs: Int64)] = []
+    /// Heartbeats remembered; older ones date no lease (they are far past
+    /// `deadAfterMs` at any sane heartbeat interval).
+    static let heartbeatsRemembered = 64
+    /// Per peer: until when (our clock) it will not release this node.
+    private var leases: [String: Int64] = [:]
+    /// What the last tick found released, to report changes.
+    private var lastReleased: Set<String> = []
+    /// When this node last ticked.
+    private var lastTickMs: Int64?
 
     public init(selfMember: Member, config: MembershipConfig, nowMs: Int64) {
         selfID = selfMember.id
@@ -22,6 +47,7 @@ public struct MembershipCore: Sendable {
         me.status = .alive
         members = [me.id: me]
         lastAdvanced = [:]
+        heartbeatsSent = [(me.heartbeat, nowMs)]
     }
 
     public var me: Member { members[selfID]! }
@@ -38,10 +64,50 @@ public struct MembershipCore: Sendable {
 
     public var digest: GossipDigest { GossipDigest(members: view) }
 
+    /// Per peer, until when (in our clock, ms) it has promised not to
+    /// release this node in its current incarnation: the send time of the
+    /// newest own heartbeat its digests showed it alive with, plus
+    /// `deadAfterMs`, less one heartbeat interval. Past entries are kept;
+    /// compare them with the time of the decision.
+    public var leaseExpiries: [String: Int64] { leases }
+
+    /// Members whose orders this node lets others lead: those that left,
+    /// and the dead whose heartbeat has not advanced here for
+    /// `deadAfterMs` (a death learned by gossip while the member still
+    /// beat here recently waits that long, so the lease this node granted
+    /// runs out first).
+    public func released(nowMs: Int64) -> Set<String> {
+        var released: Set<String> = []
+        for (id, member) in members where id != selfID {
+            switch member.status {
+            case .left:
+                released.insert(id)
+            case .dead:
+                if nowMs - (lastAdvanced[id] ?? .min) >= config.deadAfterMs { released.insert(id) }
+            case .alive, .suspect:
+                continue
+            }
+        }
+        return released
+    }
+
     /// Heartbeat, failure detection, gossip.
     public mutating func tick(nowMs: Int64, random: inout some RandomNumberGenerator) -> [MembershipDirective] {
         var directives: [MembershipDirective] = []
-        if members[selfID]!.status == .alive { members[selfID]!.heartbeat += 1 }
+        if let lastTickMs, nowMs - lastTickMs > config.suspectAfterMs {
+            // This node did not run for a while (SIGSTOP, a long pause): the
+            // silence it sees is its own, not its peers'. Counting it would
+            // declare every peer dead and spread that, making each refute.
+            for (id, member) in members where id != selfID && (member.status == .alive || member.status == .suspect) {
+                lastAdvanced[id] = nowMs
+            }
+        }
+        lastTickMs = nowMs
+        if members[selfID]!.status == .alive {
+            members[selfID]!.heartbeat += 1
+            heartbeatsSent.append((members[selfID]!.heartbeat, nowMs))
+            if heartbeatsSent.count > Self.heartbeatsRemembered { heartbeatsSent.removeFirst(heartbeatsSent.count - Self.heartbeatsRemembered) }
+        }
         for (id, member) in members where id != selfID && (member.status == .alive || member.status == .suspect) {
             let silence = nowMs - (lastAdvanced[id] ?? nowMs)
             let status: MemberStatus = silence >= config.deadAfterMs ? .dead : silence >= config.suspectAfterMs ? .suspect : .alive
@@ -50,18 +116,26 @@ public struct MembershipCore: Sendable {
                 directives.append(.memberChanged(members[id]!, previous: member.status))
             }
         }
+        let released = released(nowMs: nowMs)
+        if released != lastReleased {
+            lastReleased = released
+            directives.append(.releasedChanged(released))
+        }
         for target in gossipTargets(random: &random) {
             directives.append(.sendGossip(to: target, digest))
         }
         return directives
     }
 
-    /// Merges a peer's view into ours.
-    public mutating func receive(_ digest: GossipDigest, nowMs: Int64) -> [MembershipDirective] {
+    /// Merges a peer's view into ours. `sender`: the peer it came from (an
+    /// authenticated connection's node id), whose report of this node
+    /// renews the lease it grants.
+    public mutating func receive(_ digest: GossipDigest, from sender: String? = nil, nowMs: Int64) -> [MembershipDirective] {
         var directives: [MembershipDirective] = []
         var toldDead: [String] = []
         for remote in digest.members {
             if remote.id == selfID {
+                if let sender, sender != selfID { noteLease(from: sender, reporting: remote) }
                 refuteIfNeeded(remote)
                 continue
             }
@@ -125,10 +199,29 @@ public struct MembershipCore: Sendable {
     }
 
     /// Someone says we are suspect or dead in our current life: start a new
-    /// one, which outranks the rumour everywhere it spreads.
+    /// one, which outranks the rumour everywhere it spreads. Leases name a
+    /// life, so none holds in the new one until peers report it.
     private mutating func refuteIfNeeded(_ remote: Member) {
         guard members[selfID]!.status == .alive, remote.status != .alive, remote.incarnation >= members[selfID]!.incarnation else { return }
         members[selfID]!.incarnation = remote.incarnation + 1
+        leases = [:]
+    }
+
+    /// A peer's record of this node: alive (or suspect, which keeps its
+    /// orders) in this life with heartbeat `h` renews its lease to the send
+    /// time of `h` plus `deadAfterMs`, less a heartbeat interval; dead or
+    /// left ends it.
+    private mutating func noteLease(from sender: String, reporting record: Member) {
+        guard record.incarnation == members[selfID]!.incarnation else { return }
+        switch record.status {
+        case .alive, .suspect:
+            // A heartbeat older than what is remembered dates nothing.
+            guard let sent = heartbeatsSent.last(where: { $0.heartbeat == record.heartbeat }) else { return }
+            let expiry = sent.atMs + config.deadAfterMs - config.heartbeatIntervalMs
+            leases[sender] = max(leases[sender] ?? .min, expiry)
+        case .dead, .left:
+            leases[sender] = nil
+        }
     }
 
     /// Live peers in turn, `gossipFanout` a tick: every peer hears from us

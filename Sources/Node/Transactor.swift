@@ -22,6 +22,9 @@ actor Transactor {
 
     private var state: OrderState
     private var loaded = false
+    /// Grows with every `invalidate`: a load that awaited the log while
+    /// events arrived does not count as loaded.
+    private var generation: UInt64 = 0
     /// The view under which the state was loaded (see `ReplicaDirectory.epoch`).
     private var loadedEpoch: UInt64 = 0
     /// Newest offset of this node's log holding an event of the order: the
@@ -58,6 +61,9 @@ actor Transactor {
         try replication?.admit(orderID)
         try await loadIfNeeded()
         try await repairMerged()
+        // The view may have moved while the state loaded: decide only as
+        // the leader, now (no suspension from here to the append).
+        try replication?.checkLeadership(orderID)
         if command == .expireHeldPayments {
             // The timer row fired, so it exists whatever memory says: make the
             // append below rewrite or clear it, or it would fire forever.
@@ -106,6 +112,7 @@ actor Transactor {
         let repair = OrderMerge.reconcile(state)
         guard !repair.isEmpty else { return }
         try replication?.admit(orderID)
+        try replication?.checkLeadership(orderID)
         let next = OrderDecider.fold(state, repair)
         try await persist(repair, next: next)
         state = next
@@ -119,6 +126,7 @@ actor Transactor {
     /// the next command.
     func invalidate() {
         loaded = false
+        generation &+= 1
     }
 
     /// Writes a checkpoint if events arrived since the last one. Called once
@@ -173,8 +181,23 @@ actor Transactor {
     /// order meanwhile.
     private func loadIfNeeded() async throws {
         if loaded, let replication, replication.epoch != loadedEpoch { loaded = false }
-        guard !loaded else { return }
+        var attempts = 0
+        while !loaded {
+            // Another node's events of this order stored while the load
+            // awaited may be missing from it: load again, a few times.
+            guard attempts < Self.loadAttemptsMax else {
+                throw EngineError.unavailable("order \(orderID) keeps receiving events from other nodes while it loads; retry")
+            }
+            attempts += 1
+            try await load()
+        }
+    }
+
+    static let loadAttemptsMax = 3
+
+    private func load() async throws {
         let epoch = replication?.epoch ?? 0
+        let generation = self.generation
         try await replication?.gather(orderID)
         let (checkpoint, records) = try await log.load(orderID: orderID.rawValue)
         var base = OrderState(orderID: orderID)
@@ -195,7 +218,7 @@ actor Transactor {
         self.checkpointVersion = checkpoint?.version ?? 0
         self.storedDeadline = state.nextHoldDeadlineMs
         self.loadedEpoch = epoch
-        self.loaded = true
+        self.loaded = generation == self.generation
     }
 
     // Commands are serialized by hand: an actor lets another call in while

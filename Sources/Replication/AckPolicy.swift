@@ -58,3 +58,79 @@ public enum AckRules {
         }
     }
 }
+
+extension AckRules {
+    /// Replicas, besides the leader, whose leases must hold for it to
+    /// decide on an order: enough that with the leader they meet every
+    /// majority of the preference list (`list - majority` of them). Another
+    /// node's write needs a majority that vouches for it (`Vouching`), and
+    /// a replica whose lease to this leader holds vouches for no one else,
+    /// so while they hold no other node can have a write acknowledged and
+    /// what this leader holds is complete.
+    public static func leasesNeeded(preferenceList: [String], leader: String) -> Int {
+        guard preferenceList.contains(leader) else { return preferenceList.count }
+        return preferenceList.count - (preferenceList.count / 2 + 1)
+    }
+
+    /// Whether the leases a leader holds at `nowMs` let it decide on an
+    /// order (see `leasesNeeded`). `leases`: per peer, until when its lease
+    /// holds.
+    public static func leaseSuffices(preferenceList: [String], leader: String, leases: [String: Int64], nowMs: Int64) -> Bool {
+        let needed = leasesNeeded(preferenceList: preferenceList, leader: leader)
+        guard needed > 0 else { return true }
+        var holding = 0
+        for replica in preferenceList where replica != leader && (leases[replica] ?? .min) > nowMs {
+            holding += 1
+            if holding >= needed { return true }
+        }
+        return false
+    }
+}
+
+/// What a follower tells the origins it copies about its view: which nodes
+/// it lets lead (those it has not released, itself once settled) on which
+/// ring. An origin counts a follower's copy of an order's write as an
+/// acknowledgement only when, in the follower's view, the origin leads the
+/// order: the first node of the order's preference list it lets lead is
+/// the origin. So of two nodes that both believe they lead an order (one
+/// with a stale view), at most one is acknowledged by any follower, and a
+/// majority acknowledges at most one.
+public struct VouchView: Sendable, Equatable {
+    /// Every node on the follower's ring, sorted.
+    public var ring: [String]
+    /// The nodes the follower lets lead.
+    public var eligible: Set<String>
+
+    public init(ring: [String], eligible: Set<String>) {
+        self.ring = ring
+        self.eligible = eligible
+    }
+
+    /// The node this view lets lead an order with this preference list.
+    public func leader(of preferenceList: [String]) -> String? {
+        preferenceList.first { eligible.contains($0) }
+    }
+}
+
+/// What a write must be vouched for by: the order's preference list and the
+/// ring it comes from, and the node that wrote it.
+public struct Fence: Sendable, Equatable {
+    public var preferenceList: [String]
+    /// The writer's ring, sorted: a follower on another ring (a join or a
+    /// departure it has not seen yet) would place the order elsewhere, so
+    /// its copy does not count until the rings agree.
+    public var ring: [String]
+    public var leader: String
+
+    public init(preferenceList: [String], ring: [String], leader: String) {
+        self.preferenceList = preferenceList
+        self.ring = ring
+        self.leader = leader
+    }
+
+    /// Whether a follower with this view vouches for the write.
+    public func isVouched(by view: VouchView?) -> Bool {
+        guard let view, view.ring == ring else { return false }
+        return view.leader(of: preferenceList) == leader
+    }
+}

@@ -12,9 +12,14 @@ public struct AckTracker: Sendable {
         public let offset: Int64
         public var followers: Set<String>
         public var needed: Int
+        /// Set in consistent mode: a follower's copy counts only while its
+        /// view vouches for the write (see `VouchView`).
+        public var fence: Fence?
     }
 
     public private(set) var positions: [String: Int64] = [:]
+    /// Each follower's latest view (consistent mode).
+    public private(set) var views: [String: VouchView] = [:]
     private var waiting: [UInt64: Waiter] = [:]
 
     public init() {}
@@ -22,20 +27,30 @@ public struct AckTracker: Sendable {
     public var waitingCount: Int { waiting.count }
 
     /// Registers a reply that waits for `needed` of `followers` to hold
-    /// `offset`. Returns true when it is released at once.
-    public mutating func add(token: UInt64, offset: Int64, followers: Set<String>, needed: Int) -> Bool {
-        let waiter = Waiter(token: token, offset: offset, followers: followers, needed: needed)
+    /// `offset` (and, with a fence, to vouch for it). Returns true when it
+    /// is released at once.
+    public mutating func add(token: UInt64, offset: Int64, followers: Set<String>, needed: Int, fence: Fence? = nil) -> Bool {
+        let waiter = Waiter(token: token, offset: offset, followers: followers, needed: needed, fence: fence)
         if isReleased(waiter) { return true }
         waiting[token] = waiter
         return false
     }
 
-    /// A follower holds every event through `offset`. Returns the tokens
-    /// this releases. Positions never move back (an old, delayed ack is
-    /// harmless).
-    public mutating func acknowledge(follower: String, through offset: Int64) -> [UInt64] {
-        guard offset > positions[follower, default: 0] else { return [] }
-        positions[follower] = offset
+    /// A follower holds every event through `offset`, and sees the cluster
+    /// as `view` (nil: unchanged). Returns the tokens this releases.
+    /// Positions never move back (an old, delayed ack is harmless).
+    public mutating func acknowledge(follower: String, through offset: Int64, view: VouchView? = nil) -> [UInt64] {
+        let viewChanged = view != nil && views[follower] != view
+        if let view { views[follower] = view }
+        guard offset > positions[follower, default: 0] || viewChanged else { return [] }
+        positions[follower] = max(offset, positions[follower, default: 0])
+        return releaseReady { $0.followers.contains(follower) }
+    }
+
+    /// A follower's view changed. Returns the tokens this releases.
+    public mutating func noteView(follower: String, _ view: VouchView) -> [UInt64] {
+        guard views[follower] != view else { return [] }
+        views[follower] = view
         return releaseReady { $0.followers.contains(follower) }
     }
 
@@ -61,12 +76,14 @@ public struct AckTracker: Sendable {
     /// Forgets a follower's position, e.g. when it restarts from scratch.
     public mutating func reset(follower: String) {
         positions[follower] = nil
+        views[follower] = nil
     }
 
     private func isReleased(_ waiter: Waiter) -> Bool {
         guard waiter.needed > 0 else { return true }
         var holding = 0
         for follower in waiter.followers where positions[follower, default: 0] >= waiter.offset {
+            if let fence = waiter.fence, !fence.isVouched(by: views[follower]) { continue }
             holding += 1
             if holding >= waiter.needed { return true }
         }

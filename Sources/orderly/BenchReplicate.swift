@@ -79,12 +79,14 @@ struct BenchReplicate: AsyncParsableCommand {
             }
         }
         let body = #"{"customer":"c","lines":[{"sku":"SKU-00001","qty":1}]}"#
-        let (seconds, latencies) = try await BenchSupport.runClients(clients, perClient: commands / clients) { client, index in
+        let targetIndex = Dictionary(uniqueKeysWithValues: cluster.enumerated().map { ($0.element.id, $0.offset) })
+        let load = try await HTTPLoad.run(targets: addresses, clients: clients, perClient: commands / clients) { client, index in
             let order = "r-\(client)-\(index)"
-            let leader = byID[ring.owner(of: order)!]!
-            let status = try await Self.post("http://\(leader.http)/orders", #"{"id":"\#(order)","# + body.dropFirst())
-            guard status == 201 else { throw ValidationError("order \(order) answered \(status)") }
+            return HTTPLoad.Request(
+                target: targetIndex[ring.owner(of: order)!]!, method: "POST", path: "/orders", body: #"{"id":"\#(order)","# + body.dropFirst())
         }
+        if let failure = load.firstFailure { throw ValidationError("the load failed: \(failure) (answers: \(load.statuses))") }
+        let (seconds, latencies) = (load.seconds, load.latenciesMs)
         sampler.cancel()
         let lags = await lagSamples.values
 

@@ -107,7 +107,7 @@ struct NodeCommand: AsyncParsableCommand {
         let wasInCluster = !(try await log.replicaPositions()).isEmpty
         let membership = ClusterMembership(
             self: Member(id: id, http: "", peer: peerService?.address ?? "", incarnation: UInt64(WallClock.nowMs())),
-            config: membershipConfig, replicationFactor: clusterOptions.replicationFactor,
+            config: membershipConfig, replicationFactor: clusterOptions.replicationFactor, partitionMode: clusterOptions.partitionMode,
             mustJoin: !membershipConfig.seeds.isEmpty || wasInCluster, clients: clients, logger: logger)
         membershipBox.value = membership
         replicator?.attach(membership)

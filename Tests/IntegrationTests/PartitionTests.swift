@@ -50,7 +50,12 @@ import Testing
         #expect(refused.status == 503)
         let message = (refused.body["error"] as? [String: Any])?["message"] as? String ?? ""
         #expect(message.contains("majority"), "the reason is given: \(message)")
-        let majority = try await Self.place("majority-1", via: cluster.http("api-1"))
+        // An order api-3 led moves once api-3 has been silent for the
+        // failure detector's dead-after (its lease ran out): a client retries.
+        let majority = try await waitUntil("the majority side to take majority-1", timeout: .seconds(20)) {
+            let reply = try await Self.place("majority-1", via: cluster.http("api-1"))
+            return reply.status == 503 ? nil : reply
+        }
         #expect(majority.status == 201, "\(majority.body)")
 
         try await Self.heal(cluster)
@@ -133,6 +138,63 @@ import Testing
         for id in cluster.ids {
             let recorded = try await cluster.log(id).events(orderID: "ship-1").filter { $0.type == "ConflictRecorded" }
             #expect(recorded.count == 2, "\(id): \(recorded)")
+        }
+    }
+
+    /// A cut between the leader of an order and its second replica, both of
+    /// which still reach the third: neither takes the other for dead (the
+    /// third relays their heartbeats), the second cannot reach the leader,
+    /// and it must not lead the order in its stead. Before the fence it did,
+    /// and the third acknowledged both: two leaders wrote different
+    /// payments at the same versions.
+    @Test func aReplicaCutOffFromTheLeaderDoesNotLeadInItsStead() async throws {
+        let cluster = try await Self.startThree("consistent")
+        defer { cluster.stopAll(signal: SIGKILL) }
+        let order = "cut-1"
+        let placement = try await HTTP.send(.GET, "http://\(cluster.http("api-1"))/cluster?order=\(order)").body["order"] as? [String: Any]
+        let list = try #require(placement?["preference_list"] as? [String], "\(String(describing: placement))")
+        let (leader, second, third) = (list[0], list[1], list[2])
+        #expect(try await Self.place(order, via: cluster.http(leader)).status == 201)
+
+        #expect(try await cluster.admin(leader, .post, #"{"drop":["\#(second)"]}"#).status == 200)
+        #expect(try await cluster.admin(second, .post, #"{"drop":["\#(leader)"]}"#).status == 200)
+        // Payments through every node for longer than the failure detector
+        // needs to call a silent node dead; every acknowledged one counts.
+        var acknowledged: Set<String> = []
+        var refusedBySecond = 0
+        let start = ContinuousClock.now
+        var index = 0
+        while ContinuousClock.now - start < .seconds(4) {
+            for via in [leader, second, third] {
+                index += 1
+                let payment = "p-\(via)-\(index)"
+                let reply = try await Self.pay(order, payment, 1, via: cluster.http(via))
+                if (200..<300).contains(reply.status) {
+                    acknowledged.insert(payment)
+                } else if via == second {
+                    #expect(reply.status == 503, "\(reply.body)")
+                    refusedBySecond += 1
+                }
+            }
+        }
+        #expect(acknowledged.contains { $0.hasPrefix("p-\(leader)-") }, "the leader's side keeps taking payments")
+        #expect(!acknowledged.contains { $0.hasPrefix("p-\(second)-") }, "the cut-off replica acknowledged a write")
+        #expect(refusedBySecond > 0)
+
+        try await Self.heal(cluster)
+        try await cluster.waitForReplicasToCatchUp()
+        for id in cluster.ids {
+            let events = try await cluster.log(id).events(orderID: order)
+            let versions = Dictionary(grouping: events, by: \.version)
+            for (version, atVersion) in versions where atVersion.count > 1 {
+                #expect(Set(atVersion.map(\.payload)).count == 1, "\(id): two facts at version \(version): \(atVersion.map(\.payload))")
+            }
+            let reply = try await waitUntil("\(order) via \(id)", timeout: .seconds(15)) {
+                let reply = try await HTTP.send(.GET, "http://\(cluster.http(id))/orders/\(order)")
+                return reply.status == 503 ? nil : reply
+            }
+            let held = Set((reply.body["payments"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String })
+            #expect(acknowledged.isSubset(of: held), "\(id) lost an acknowledged payment: \(acknowledged.subtracting(held))")
         }
     }
 

@@ -93,23 +93,30 @@ final class TestCluster: @unchecked Sendable {
     }
 
     /// Waits until every node holds every other node's log up to its end.
+    /// On a timeout the error says how far each copy got.
     func waitForReplicasToCatchUp(timeout: Duration = .seconds(30)) async throws {
-        try await waitFor("every copy to reach its origin's end", timeout: timeout) {
-            var own: [String: Int64] = [:]
-            var copies: [String: [String: Int64]] = [:]
-            for id in ids {
-                let origins = try await HTTP.send(.GET, "http://\(http(id))/cluster").body["replication"] as? [String: Any]
-                for origin in origins?["origins"] as? [[String: Any]] ?? [] {
-                    let name = origin["origin"] as? String ?? ""
-                    if name == id { own[id] = (origin["last_offset"] as? NSNumber)?.int64Value ?? -1 }
-                    else if let follower = (origin["followers"] as? [[String: Any]])?.first {
-                        copies[id, default: [:]][name] = (follower["position"] as? NSNumber)?.int64Value ?? -1
+        var last = ""
+        do {
+            try await waitFor("every copy to reach its origin's end", timeout: timeout) {
+                var own: [String: Int64] = [:]
+                var copies: [String: [String: Int64]] = [:]
+                for id in ids {
+                    let origins = try await HTTP.send(.GET, "http://\(http(id))/cluster").body["replication"] as? [String: Any]
+                    for origin in origins?["origins"] as? [[String: Any]] ?? [] {
+                        let name = origin["origin"] as? String ?? ""
+                        if name == id { own[id] = (origin["last_offset"] as? NSNumber)?.int64Value ?? -1 }
+                        else if let follower = (origin["followers"] as? [[String: Any]])?.first {
+                            copies[id, default: [:]][name] = (follower["position"] as? NSNumber)?.int64Value ?? -1
+                        }
                     }
                 }
+                last = "own logs end at \(own.sorted { $0.key < $1.key }), copies at \(copies.sorted { $0.key < $1.key })"
+                return ids.allSatisfy { id in
+                    ids.filter { $0 != id }.allSatisfy { origin in (own[origin] ?? 0) == 0 || copies[id]?[origin] == own[origin] }
+                }
             }
-            return ids.allSatisfy { id in
-                ids.filter { $0 != id }.allSatisfy { origin in (own[origin] ?? 0) == 0 || copies[id]?[origin] == own[origin] }
-            }
+        } catch {
+            throw TestFailure("\(error); \(last)")
         }
     }
 

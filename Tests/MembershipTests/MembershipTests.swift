@@ -10,7 +10,7 @@ struct SimulatedCluster {
     var nowMs: Int64 = 0
     var random: SplitMix64
     var maxDelayMs: Int64 = 0
-    var inFlight: [(at: Int64, to: String, digest: GossipDigest)] = []
+    var inFlight: [(at: Int64, from: String, to: String, digest: GossipDigest)] = []
     var config = MembershipConfig()
 
     init(nodes: Int, seed: UInt64, maxDelayMs: Int64 = 0) {
@@ -34,20 +34,37 @@ struct SimulatedCluster {
         nowMs += config.heartbeatIntervalMs
         for id in cores.keys.sorted() where !stopped.contains(id) {
             for directive in cores[id]!.tick(nowMs: nowMs, random: &random) {
-                if case .sendGossip(let to, let digest) = directive { send(digest, to: to) }
+                if case .sendGossip(let to, let digest) = directive { send(digest, from: id, to: to) }
             }
         }
         let due = inFlight.filter { $0.at <= nowMs }
         inFlight.removeAll { $0.at <= nowMs }
         for message in due {
             guard let id = cores.keys.first(where: { Self.peer($0) == message.to }), !stopped.contains(id) else { continue }
-            _ = cores[id]!.receive(message.digest, nowMs: nowMs)
+            for directive in cores[id]!.receive(message.digest, from: message.from, nowMs: nowMs) {
+                if case .sendGossip(let to, let digest) = directive { send(digest, from: id, to: to) }
+            }
         }
     }
 
-    mutating func send(_ digest: GossipDigest, to peer: String) {
+    mutating func send(_ digest: GossipDigest, from sender: String, to peer: String) {
         let delay = maxDelayMs == 0 ? 0 : Int64(random.next() % UInt64(maxDelayMs + 1))
-        inFlight.append((nowMs + delay, peer, digest))
+        inFlight.append((nowMs + delay, sender, peer, digest))
+    }
+
+    /// The lease rule: no node is released by a peer whose lease to it
+    /// still holds (so a leader stops deciding before others take over).
+    func leaseViolations() -> [String] {
+        var violations: [String] = []
+        for (holder, core) in cores {
+            for (granter, expiry) in core.leaseExpiries where expiry > nowMs {
+                guard let other = cores[granter] else { continue }
+                if other.released(nowMs: nowMs).contains(holder) && other.member(holder)?.incarnation == core.me.incarnation {
+                    violations.append("at \(nowMs) ms \(granter) released \(holder), whose lease from it holds until \(expiry)")
+                }
+            }
+        }
+        return violations
     }
 
     func status(of id: String, seenBy observer: String) -> MemberStatus? {
@@ -136,7 +153,7 @@ struct SimulatedCluster {
         var cluster = SimulatedCluster(nodes: 4, seed: 5)
         _ = cluster.run(until: 5000) { $0.everyone { $0.view.count == 4 } }
         for directive in cluster.cores["n1"]!.leave() {
-            if case .sendGossip(let to, let digest) = directive { cluster.send(digest, to: to) }
+            if case .sendGossip(let to, let digest) = directive { cluster.send(digest, from: "n1", to: to) }
         }
         cluster.stopped.insert("n1")
         let took = cluster.run(until: 2000) { $0.everyone { $0.member("n1")?.status == .left } }
@@ -181,6 +198,87 @@ struct SimulatedCluster {
         #expect(other.me.incarnation == 4)
         _ = core.receive(other.digest, nowMs: 50)
         #expect(core.member("b")?.status == .alive)
+    }
+
+    @Test func aPeersReportOfThisNodeAliveIsALeaseDatedByTheHeartbeatItSaw() {
+        var config = MembershipConfig()
+        config.seeds = []
+        var a = MembershipCore(selfMember: Member(id: "a", http: "", peer: "pa", incarnation: 1), config: config, nowMs: 0)
+        var random = SplitMix64(seed: 1)
+        _ = a.tick(nowMs: 200, random: &random)  // heartbeat 1, sent at 200
+        _ = a.tick(nowMs: 400, random: &random)  // heartbeat 2, sent at 400
+        var seenByB = a.me
+        seenByB.heartbeat = 1
+        let b = Member(id: "b", http: "", peer: "pb", incarnation: 1)
+        _ = a.receive(GossipDigest(members: [seenByB, b]), from: "b", nowMs: 900)
+        // Heartbeat 1 went out at 200: b releases a no sooner than 200 + dead-after.
+        #expect(a.leaseExpiries["b"] == 200 + config.deadAfterMs - config.heartbeatIntervalMs)
+        // A digest from someone else about a is no lease from b.
+        seenByB.heartbeat = 2
+        _ = a.receive(GossipDigest(members: [seenByB]), from: "c", nowMs: 950)
+        #expect(a.leaseExpiries["b"] == 200 + config.deadAfterMs - config.heartbeatIntervalMs)
+        #expect(a.leaseExpiries["c"] == 400 + config.deadAfterMs - config.heartbeatIntervalMs)
+        // b says a is dead: its lease ends (and a refutes, so none holds in the new life).
+        var dead = a.me
+        dead.status = .dead
+        _ = a.receive(GossipDigest(members: [dead]), from: "b", nowMs: 1000)
+        #expect(a.leaseExpiries.isEmpty)
+        #expect(a.me.incarnation == 2)
+    }
+
+    @Test func aDeathHeardByGossipIsNotReleasedWhileTheMemberBeatRecentlyHere() {
+        var c = MembershipCore(selfMember: Member(id: "c", http: "", peer: "pc", incarnation: 1), config: MembershipConfig(), nowMs: 0)
+        var a = Member(id: "a", http: "", peer: "pa", incarnation: 1)
+        a.heartbeat = 7
+        _ = c.receive(GossipDigest(members: [a]), nowMs: 1000)
+        a.status = .dead
+        _ = c.receive(GossipDigest(members: [a]), nowMs: 1100)
+        #expect(c.member("a")?.status == .dead)
+        #expect(!c.released(nowMs: 1100).contains("a"), "a beat here at 1000: its lease from c holds")
+        #expect(!c.released(nowMs: 2999).contains("a"))
+        #expect(c.released(nowMs: 3000).contains("a"))
+        var left = Member(id: "l", http: "", peer: "pl", status: .left, incarnation: 1)
+        left.heartbeat = 1
+        _ = c.receive(GossipDigest(members: [left]), nowMs: 3000)
+        #expect(c.released(nowMs: 3000).contains("l"), "a member that left gave its orders up")
+    }
+
+    @Test func aNodeThatWasPausedDoesNotTakeItsOwnSilenceForItsPeers() {
+        var a = MembershipCore(selfMember: Member(id: "a", http: "", peer: "pa", incarnation: 1), config: MembershipConfig(), nowMs: 0)
+        var random = SplitMix64(seed: 2)
+        var b = Member(id: "b", http: "", peer: "pb", incarnation: 1)
+        b.heartbeat = 1
+        _ = a.receive(GossipDigest(members: [b]), nowMs: 0)
+        _ = a.tick(nowMs: 200, random: &random)
+        // a stops for 5 s, then runs again: b is not dead for it...
+        let directives = a.tick(nowMs: 5200, random: &random)
+        #expect(a.member("b")?.status == .alive, "\(directives)")
+        // ...until b stays silent for dead-after in a's running time.
+        var now: Int64 = 5200
+        while now < 5200 + MembershipConfig().deadAfterMs {
+            now += 200
+            _ = a.tick(nowMs: now, random: &random)
+        }
+        #expect(a.member("b")?.status == .dead)
+    }
+
+    /// The lease rule under delays and pauses: a node is never released by
+    /// a peer whose lease to it still holds.
+    @Test(arguments: 0..<20)
+    func noNodeIsReleasedByAPeerWhoseLeaseToItHolds(seed: UInt64) {
+        var cluster = SimulatedCluster(nodes: 4, seed: seed, maxDelayMs: 700)
+        var pauses = SplitMix64(seed: seed &+ 99)
+        var violations: [String] = []
+        for _ in 0..<300 {
+            // Now and then a node freezes for a while (SIGSTOP, a long GC-like
+            // pause) and resumes; messages to it meanwhile are lost.
+            if pauses.next() % 20 == 0, let victim = cluster.cores.keys.sorted().randomElement(using: &pauses) {
+                if cluster.stopped.contains(victim) { cluster.stopped.remove(victim) } else { cluster.stopped.insert(victim) }
+            }
+            cluster.step()
+            violations += cluster.leaseViolations()
+        }
+        #expect(violations.isEmpty, "seed \(seed): \(violations.prefix(3))")
     }
 
     @Test func aNodeRefutesARumourOfItsDeath() {

@@ -112,3 +112,72 @@ import Testing
         #expect(tracker.positions.count == 0)
     }
 }
+
+@Suite struct LeaseAndVouchingTests {
+    let list = ["a", "b", "c"]
+    let ring = ["a", "b", "c"]
+
+    @Test func aLeaderOfThreeNeedsOneReplicasLeaseAndOfFiveTwo() {
+        #expect(AckRules.leasesNeeded(preferenceList: list, leader: "a") == 1)
+        #expect(AckRules.leasesNeeded(preferenceList: ["a", "b", "c", "d", "e"], leader: "c") == 2)
+        // Two replicas: a write needs both, so the other cannot write
+        // without this leader's vouch; one replica: no one else.
+        #expect(AckRules.leasesNeeded(preferenceList: ["a", "b"], leader: "a") == 0)
+        #expect(AckRules.leasesNeeded(preferenceList: ["a"], leader: "a") == 0)
+    }
+
+    @Test func leasesCountOnlyReplicasOfTheOrderAndOnlyUntilTheyExpire() {
+        let leases: [String: Int64] = ["b": 1000, "x": 5000]
+        #expect(AckRules.leaseSuffices(preferenceList: list, leader: "a", leases: leases, nowMs: 999))
+        #expect(!AckRules.leaseSuffices(preferenceList: list, leader: "a", leases: leases, nowMs: 1000), "expired at 1000")
+        #expect(!AckRules.leaseSuffices(preferenceList: list, leader: "a", leases: ["x": 5000], nowMs: 0), "x holds no replica of the order")
+        #expect(AckRules.leaseSuffices(preferenceList: ["a", "b"], leader: "a", leases: [:], nowMs: 0))
+    }
+
+    @Test func aFollowerVouchesOnlyForTheFirstNodeItLetsLead() {
+        let fence = Fence(preferenceList: list, ring: ring, leader: "b")
+        // a is released in this view: b leads.
+        #expect(fence.isVouched(by: VouchView(ring: ring, eligible: ["b", "c"])))
+        // a may still lead here (a suspect, or dead by gossip only): b is no leader.
+        #expect(!fence.isVouched(by: VouchView(ring: ring, eligible: ["a", "b", "c"])))
+        // Another ring places the order elsewhere: no vouch until rings agree.
+        #expect(!fence.isVouched(by: VouchView(ring: ["a", "b", "c", "d"], eligible: ["b", "c"])))
+        #expect(!fence.isVouched(by: nil), "a follower that never said what it sees vouches for nothing")
+    }
+
+    @Test func aCopyCountsOnceTheFollowersViewVouchesForIt() {
+        var tracker = AckTracker()
+        let fence = Fence(preferenceList: list, ring: ring, leader: "b")
+        let releasedAtOnce = tracker.add(token: 1, offset: 10, followers: ["a", "c"], needed: 1, fence: fence)
+        #expect(!releasedAtOnce)
+        // c holds the write but still lets a lead: not acknowledged.
+        let releasedByTheCopy = tracker.acknowledge(follower: "c", through: 10, view: VouchView(ring: ring, eligible: ["a", "b", "c"]))
+        #expect(releasedByTheCopy.isEmpty)
+        // c's view changes (a released there): the write it holds is vouched now.
+        let releasedByTheView = tracker.noteView(follower: "c", VouchView(ring: ring, eligible: ["b", "c"]))
+        #expect(releasedByTheView == [1])
+    }
+
+    @Test func twoNodesThatBothThinkTheyLeadAreNeverBothAcknowledgedByOneFollower() {
+        var tracker1 = AckTracker()
+        var tracker2 = AckTracker()
+        let view = VouchView(ring: ring, eligible: ["a", "b", "c"])
+        // a leads in c's view; b (which released a) thinks it leads too.
+        let aReleasedAtOnce = tracker1.add(token: 1, offset: 5, followers: ["b", "c"], needed: 1, fence: Fence(preferenceList: list, ring: ring, leader: "a"))
+        #expect(!aReleasedAtOnce)
+        let bReleasedAtOnce = tracker2.add(token: 1, offset: 5, followers: ["a", "c"], needed: 1, fence: Fence(preferenceList: list, ring: ring, leader: "b"))
+        #expect(!bReleasedAtOnce)
+        let aReleased = tracker1.acknowledge(follower: "c", through: 5, view: view)
+        #expect(aReleased == [1])
+        let bReleased = tracker2.acknowledge(follower: "c", through: 5, view: view)
+        #expect(bReleased.isEmpty)
+    }
+
+    @Test func withoutAFencePositionsAloneCount() {
+        var tracker = AckTracker()
+        let releasedAtOnce = tracker.add(token: 1, offset: 3, followers: ["b"], needed: 1)
+        #expect(!releasedAtOnce)
+        let released = tracker.acknowledge(follower: "b", through: 3, view: VouchView(ring: [], eligible: []))
+        #expect(released == [1])
+    }
+}

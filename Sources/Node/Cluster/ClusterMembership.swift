@@ -3,20 +3,35 @@ import Logging
 import Membership
 import NIOCore
 import OrderDomain
+import Replication
 import ServiceLifecycle
 import Synchronization
 import Wire
 
 /// The membership shell: owns the pure core, runs its ticks, carries its
 /// gossip over the peer protocol, and derives the ring from the view.
-/// An order's leader is the first member of its preference list that is
-/// alive (and not cut off by the partition switch); the others replicate.
+/// An order's leader is the first member of its preference list that may
+/// lead (see `mayLead`); the others replicate.
 public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     public let replicationFactor: Int
+    public let partitionMode: PartitionMode
     private let core: Mutex<MembershipCore>
-    /// The ring and each member's status and address, rebuilt when a
-    /// member's status changes, so routing a command reads a snapshot.
-    private let routing = Mutex<(ring: HashRing, members: [String: Member])>((HashRing(nodes: [:]), [:]))
+    /// What routing reads, rebuilt when a member's status changes or the
+    /// released set does, so routing a command reads a snapshot.
+    private struct Routing {
+        var ring = HashRing(nodes: [:])
+        /// The ring's nodes, sorted (what followers compare, see `VouchView`).
+        var ringNodes: [String] = []
+        var members: [String: Member] = [:]
+        var released: Set<String> = []
+    }
+    private let routing = Mutex(Routing())
+    /// Per peer, until when (monotonic ms) its lease to this node holds
+    /// (`MembershipCore.leaseExpiries`), renewed by every digest.
+    private let leases = Mutex<[String: Int64]>([:])
+    /// Set once this node announces that it leaves: it leads nothing more.
+    private let leaving = Atomic<Bool>(false)
+    private let deadAfterMs: Int64
     private let clients: PeerClients
     private let logger: Logger
     private let epochCounter = Atomic<UInt64>(1)
@@ -30,9 +45,14 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     /// - Parameter mustJoin: the node has seeds, or its log shows it was
     ///   part of a cluster before; it serves no order before it has heard
     ///   from a peer.
-    public init(self member: Member, config: MembershipConfig, replicationFactor: Int, mustJoin: Bool = false, clients: PeerClients, logger: Logger) {
+    public init(
+        self member: Member, config: MembershipConfig, replicationFactor: Int, partitionMode: PartitionMode = .consistent,
+        mustJoin: Bool = false, clients: PeerClients, logger: Logger
+    ) {
         self.joinedFlag = Atomic(!mustJoin)
         self.replicationFactor = replicationFactor
+        self.partitionMode = partitionMode
+        self.deadAfterMs = config.deadAfterMs
         self.selfID = member.id
         self.core = Mutex(MembershipCore(selfMember: member, config: config, nowMs: MonotonicMs.now()))
         self.clients = clients
@@ -99,30 +119,67 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     /// Where an order's commands go, from the current view.
     public func route(_ orderID: ClientID) -> Route {
         guard joined else { return .unavailable("this node is still joining the cluster") }
-        let placement = placement(of: orderID)
-        guard !placement.preferenceList.isEmpty else { return .unavailable("the ring is empty") }
-        guard let leader = placement.leader else {
-            return .unavailable("none of its replicas (\(placement.preferenceList.joined(separator: ", "))) is reachable")
+        let snapshot = routing.withLock { $0 }
+        let blocked = clients.filter.blockedIDs
+        let list = snapshot.ring.preferenceList(for: orderID.rawValue, count: replicationFactor)
+        guard !list.isEmpty else { return .unavailable("the ring is empty") }
+        let selfLeads = selfMayLead
+        guard let leader = list.first(where: { mayLead($0, snapshot, blocked, selfLeads: selfLeads) }) else {
+            return .unavailable("none of its replicas (\(list.joined(separator: ", "))) is reachable")
         }
-        if leader == selfID { return .local }
-        let peer = routing.withLock { $0.members[leader]?.peer } ?? ""
-        return .remote(nodeID: leader, peer: peer)
+        if leader == selfID {
+            if partitionMode == .consistent,
+                !AckRules.leaseSuffices(preferenceList: list, leader: selfID, leases: leases.withLock { $0 }, nowMs: MonotonicMs.now())
+            {
+                return .unavailable(
+                    "order \(orderID): too few of its replicas have confirmed in the last \(deadAfterMs) ms that they see this node alive, so another node may lead it; retry")
+            }
+            return .local
+        }
+        if blocked.contains(leader) {
+            // Cut off here, it keeps its orders until its lease runs out:
+            // it may not know of the cut, and may still be deciding.
+            if case .refuse(let reason) = AckRules.requirement(
+                policy: .quorum, mode: partitionMode, preferenceList: list, leader: selfID, reachable: Set(reachablePeers().keys))
+            {
+                return .unavailable("order \(orderID) refuses writes on this side of a partition: \(reason)")
+            }
+            return .unavailable(
+                "order \(orderID) is led by \(leader), which this node is cut off from; another replica leads it once \(leader) has been silent for \(deadAfterMs) ms")
+        }
+        return .remote(nodeID: leader, peer: snapshot.members[leader]?.peer ?? "")
     }
 
-    /// The preference list and the member that leads the order now: the
-    /// first one alive and reachable.
-    public func placement(of orderID: ClientID) -> (preferenceList: [String], leader: String?) {
-        let list = preferenceList(for: orderID)
-        let (members, blocked) = (routing.withLock { $0.members }, clients.filter.blockedIDs)
-        let selfLeads = settled
-        // A suspect keeps its orders: only death (or a cut) moves them, so a
-        // slow node and its stand-in never lead at once.
-        let leader = list.first { id in
-            guard id != selfID else { return selfLeads }
-            let status = members[id]?.status
-            return (status == .alive || status == .suspect) && !blocked.contains(id)
+    /// Whether this node may lead an order it is first for: settled and not
+    /// leaving (leases are checked per order, see `route`).
+    private var selfMayLead: Bool { settled && !leaving.load(ordering: .sequentiallyConsistent) }
+
+    /// Whether a member may lead the orders it is first for, in this view.
+    /// In `consistent` mode a member leads until this node has released it
+    /// (see `MembershipCore.released`): a suspect, a member cut off by the
+    /// partition switch, or one declared dead by gossip while it still beat
+    /// here may still be deciding, and its lease runs out first. In
+    /// `available` mode both sides of a cut lead at once, by design: a
+    /// member leads while it is alive or suspect and not cut off.
+    private func mayLead(_ id: String, _ snapshot: Routing, _ blocked: Set<String>, selfLeads: Bool) -> Bool {
+        if id == selfID { return selfLeads }
+        guard let member = snapshot.members[id] else { return false }
+        switch partitionMode {
+        case .consistent:
+            return member.status != .left && !snapshot.released.contains(id)
+        case .available:
+            return (member.status == .alive || member.status == .suspect) && !blocked.contains(id)
         }
-        return (list, leader)
+    }
+
+    /// The preference list and the member that leads the order now (nil
+    /// when none of its replicas may).
+    public func placement(of orderID: ClientID) -> (preferenceList: [String], leader: String?) {
+        let snapshot = routing.withLock { $0 }
+        let blocked = clients.filter.blockedIDs
+        let list = snapshot.ring.preferenceList(for: orderID.rawValue, count: replicationFactor)
+        let selfLeads = selfMayLead
+        return (list, list.first { mayLead($0, snapshot, blocked, selfLeads: selfLeads) })
     }
 
     public func preferenceList(for orderID: ClientID) -> [String] {
@@ -134,8 +191,36 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         return false
     }
 
+    public func whyNotLeading(_ orderID: ClientID) -> String? {
+        switch route(orderID) {
+        case .local: return nil
+        case .remote(let leader, _): return "order \(orderID) is led by \(leader) in this node's view"
+        case .unavailable(let reason): return reason
+        }
+    }
+
     public var ringMembers: Set<String> {
-        Set(routing.withLock { $0.ring.weights.keys })
+        Set(routing.withLock { $0.ringNodes })
+    }
+
+    public var ringNodes: [String] { routing.withLock { $0.ringNodes } }
+
+    /// Per peer whose lease to this node holds now: the ms it has left.
+    public var leasesRemainingMs: [String: Int64] {
+        let now = MonotonicMs.now()
+        return leases.withLock { $0 }.filter { $0.value > now }.mapValues { $0 - now }
+    }
+
+    /// The members whose orders this node lets others lead.
+    public var released: Set<String> { routing.withLock { $0.released } }
+
+    /// The nodes this node lets lead, on its ring (see `VouchView`).
+    public var vouchView: VouchView {
+        let snapshot = routing.withLock { $0 }
+        let blocked = clients.filter.blockedIDs
+        let selfLeads = selfMayLead
+        let eligible = Set(snapshot.members.keys.filter { mayLead($0, snapshot, blocked, selfLeads: selfLeads) })
+        return VouchView(ring: snapshot.ringNodes, eligible: eligible)
     }
 
     public func reachablePeers() -> [String: String] {
@@ -170,7 +255,10 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         if let sender, let mine = digest.members.first(where: { $0.id == selfID }) {
             noteSeen(by: sender, as: mine)
         }
-        let directives = core.withLock { $0.receive(digest, nowMs: MonotonicMs.now()) }
+        let (directives, expiries) = core.withLock { core in
+            (core.receive(digest, from: sender, nowMs: MonotonicMs.now()), core.leaseExpiries)
+        }
+        leases.withLock { $0 = expiries }
         handle(directives)
         // Joined only once the peer's view is merged (and the ring rebuilt):
         // a node that counted as joined before would see no live peer, find
@@ -199,7 +287,9 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
             handle(directives)
             try? await Task.sleep(for: .milliseconds(interval))
         }
-        // Announce the departure, so peers mark us left rather than dead.
+        // Announce the departure, so peers mark us left rather than dead:
+        // they take our orders at once, so we lead none from here on.
+        leaving.store(true, ordering: .sequentiallyConsistent)
         let farewells = core.withLock { $0.leave() }
         await withDiscardingTaskGroup { group in
             for case .sendGossip(let peer, let digest) in farewells {
@@ -222,6 +312,9 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
                 logger.info("member \(member.status.rawValue)", metadata: [
                     "member": "\(member.id)", "previous": "\(previous?.rawValue ?? "unknown")", "incarnation": "\(member.incarnation)",
                 ])
+            case .releasedChanged(let released):
+                ringChanged = true
+                logger.info("released members changed", metadata: ["released": "\(released.sorted())"])
             }
         }
         if ringChanged {
@@ -233,10 +326,11 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     /// Every member that has not left is on the ring: a dead node keeps its
     /// place, so its orders do not move while it is away.
     private func rebuildRing() {
-        let view = core.withLock { $0.view }
-        let ring = HashRing(nodes: Dictionary(uniqueKeysWithValues: view.filter { $0.status != .left }.map { ($0.id, 1) }))
+        let (view, released) = core.withLock { ($0.view, $0.released(nowMs: MonotonicMs.now())) }
+        let onRing = view.filter { $0.status != .left }.map(\.id)
+        let ring = HashRing(nodes: Dictionary(uniqueKeysWithValues: onRing.map { ($0, 1) }))
         let members = Dictionary(uniqueKeysWithValues: view.map { ($0.id, $0) })
-        routing.withLock { $0 = (ring, members) }
+        routing.withLock { $0 = Routing(ring: ring, ringNodes: onRing.sorted(), members: members, released: released) }
     }
 
     static func frame(_ digest: GossipDigest) -> Frame {

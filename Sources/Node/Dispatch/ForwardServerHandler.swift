@@ -123,6 +123,20 @@ final class ForwardServerHandler: ChannelInboundHandler, Sendable {
                 let reply = await replicator.serve(request)
                 try? await channel.writeAndFlush(ReplicationCodec.encode(reply, correlationID: request.correlationID))
             }
+        case ReplicationFrame.vouch.rawValue:
+            guard let replicator = handlers.replicator else { return }
+            do {
+                let (follower, view) = try ReplicationCodec.decodeVouch(frame)
+                // Only a peer speaks for itself.
+                let sender = peerID.withLockedValue { $0 } ?? follower
+                guard sender == follower else {
+                    context.fireErrorCaught(WireError.malformed("\(sender) sent a view as \(follower)"))
+                    return
+                }
+                replicator.noteView(follower, view)
+            } catch {
+                context.fireErrorCaught(error)
+            }
         default:
             logger.debug("dropping peer frame with no handler", metadata: ["type": "\(frame.type)"])
         }

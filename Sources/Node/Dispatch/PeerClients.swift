@@ -3,6 +3,7 @@ import Membership
 import NIOConcurrencyHelpers
 import NIOCore
 import OrderDomain
+import Replication
 import Wire
 
 /// One outgoing connection per peer, shared by all forwarded calls to it.
@@ -49,12 +50,12 @@ public actor PeerClients {
 
     /// Asks the node at `address` for events (log shipping, gathering an
     /// order); at most `timeout` in all.
-    public func fetch(_ address: String, follower: String, _ scope: FetchScope, timeout: Duration) async throws -> FetchReply {
+    public func fetch(_ address: String, follower: String, _ scope: FetchScope, view: VouchView? = nil, timeout: Duration) async throws -> FetchReply {
         let deadline = ContinuousClock.now + timeout
         let connection = try await connection(to: address, timeout: timeout)
         let correlationID = nextCorrelationID
         nextCorrelationID += 1
-        let request = FetchRequest(correlationID: correlationID, follower: follower, scope: scope)
+        let request = FetchRequest(correlationID: correlationID, follower: follower, scope: scope, view: view)
         let frame = try await connection.exchange(
             ReplicationCodec.encode(request), correlationID: correlationID, timeout: deadline - ContinuousClock.now)
         try checkNotCut(address)

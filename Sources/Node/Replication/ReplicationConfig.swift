@@ -38,10 +38,19 @@ public protocol ReplicaDirectory: Sendable {
     /// The nodes on the ring (every member that has not left): when it
     /// changes, orders move and each node backfills the ones it gained.
     var ringMembers: Set<String> { get }
+    /// The same, sorted.
+    var ringNodes: [String] { get }
     /// Replicas per order (`--replication-factor`).
     var replicationFactor: Int { get }
-    /// This node leads the order in its current view.
+    /// This node leads the order in its current view, and (in `consistent`
+    /// mode) the leases of enough of its replicas hold.
     func leads(_ orderID: ClientID) -> Bool
+    /// Why this node does not lead the order now; nil when it does.
+    func whyNotLeading(_ orderID: ClientID) -> String?
+    /// Which nodes this node lets lead, on which ring: what it tells the
+    /// origins it copies, so they count its copies only of writes it vouches
+    /// for.
+    var vouchView: VouchView { get }
     /// Every live peer has seen this node alive in its current incarnation
     /// (so no peer still stands in for it).
     var settled: Bool { get }
@@ -62,5 +71,9 @@ public protocol ReplicationCoordinator: Sendable {
     /// Throws `EngineError.unavailable` when this node no longer leads the
     /// order: a write it finished replicating meanwhile is not acknowledged.
     func confirmLeadership(_ orderID: ClientID) throws
+    /// Throws `EngineError.unavailable` unless this node leads the order
+    /// now. MUST be called right before deciding, with no suspension between
+    /// it and the append of what was decided.
+    func checkLeadership(_ orderID: ClientID) throws
     var epoch: UInt64 { get }
 }

@@ -1,6 +1,7 @@
 import EventLog
 import NIOCore
 import OrderDomain
+import Replication
 import Wire
 
 /// Frame types of log shipping (application range).
@@ -10,6 +11,9 @@ enum ReplicationFrame: UInt8 {
     case fetch = 19
     /// Holder to follower: the events asked for.
     case batch = 20
+    /// Follower to origin, when its view changes: the nodes it lets lead
+    /// (see `VouchView`). No reply.
+    case vouch = 23
 }
 
 /// What a follower asks of a node that holds a log.
@@ -26,6 +30,9 @@ struct FetchRequest: Sendable, Equatable {
     var correlationID: UInt64
     var follower: String
     var scope: FetchScope
+    /// The follower's view as it sends the fetch (for `.log` fetches of an
+    /// origin's own log: see `VouchView`).
+    var view: VouchView? = nil
 }
 
 public struct FetchReply: Sendable, Equatable {
@@ -45,6 +52,8 @@ enum ReplicationCodec {
     /// frame limit.
     static let batchBytesMax = 1 << 20
     static let payloadBytesMax = 1 << 20
+    /// Nodes named in a view, at most (as many as a digest holds).
+    static let viewNodesMax = 1024
 
     static func encode(_ request: FetchRequest) -> Frame {
         var buffer = ByteBuffer()
@@ -61,7 +70,49 @@ enum ReplicationCodec {
             buffer.writeInteger(UInt8(1))
             buffer.writeLengthPrefixed(orderID.rawValue)
         }
+        if let view = request.view {
+            buffer.writeInteger(UInt8(1))
+            write(view, to: &buffer)
+        } else {
+            buffer.writeInteger(UInt8(0))
+        }
         return Frame(type: ReplicationFrame.fetch.rawValue, payload: buffer)
+    }
+
+    private static func write(_ view: VouchView, to buffer: inout ByteBuffer) {
+        for nodes in [view.ring, view.eligible.sorted()] {
+            buffer.writeInteger(UInt16(nodes.count))
+            for node in nodes { buffer.writeLengthPrefixed(node) }
+        }
+    }
+
+    private static func readView(_ reader: inout PayloadReader) throws(WireError) -> VouchView {
+        var lists: [[String]] = []
+        for what in ["ring", "eligible nodes"] {
+            let count = Int(try reader.integer("\(what) count", as: UInt16.self))
+            guard count <= viewNodesMax else { throw .malformed("\(count) \(what), at most \(viewNodesMax)") }
+            var nodes: [String] = []
+            for _ in 0..<count { nodes.append(try reader.string("node id", max: 64)) }
+            lists.append(nodes)
+        }
+        guard lists[0] == lists[0].sorted() else { throw .malformed("the ring's nodes are not sorted") }
+        return VouchView(ring: lists[0], eligible: Set(lists[1]))
+    }
+
+    /// A follower's view, sent when it changes.
+    static func encodeVouch(follower: String, _ view: VouchView) -> Frame {
+        var buffer = ByteBuffer()
+        buffer.writeLengthPrefixed(follower)
+        write(view, to: &buffer)
+        return Frame(type: ReplicationFrame.vouch.rawValue, payload: buffer)
+    }
+
+    static func decodeVouch(_ frame: Frame) throws(WireError) -> (follower: String, view: VouchView) {
+        var reader = PayloadReader(frame.payload)
+        let follower = try reader.string("follower", max: 64)
+        let view = try readView(&reader)
+        try reader.finish("view")
+        return (follower, view)
     }
 
     static func decodeRequest(_ frame: Frame) throws(WireError) -> FetchRequest {
@@ -83,8 +134,14 @@ enum ReplicationCodec {
         case let other:
             throw .malformed("unknown fetch scope \(other)")
         }
+        var view: VouchView?
+        switch try reader.integer("view flag", as: UInt8.self) {
+        case 0: view = nil
+        case 1: view = try readView(&reader)
+        case let other: throw .malformed("view flag \(other)")
+        }
         try reader.finish("fetch request")
-        return FetchRequest(correlationID: correlationID, follower: follower, scope: scope)
+        return FetchRequest(correlationID: correlationID, follower: follower, scope: scope, view: view)
     }
 
     static func encode(_ reply: FetchReply, correlationID: UInt64) -> Frame {

@@ -115,6 +115,11 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             "order \(orderID): this node stopped leading it while the write was replicated; the write is not acknowledged (retrying is safe)")
     }
 
+    public func checkLeadership(_ orderID: ClientID) throws {
+        guard let directory, let reason = directory.whyNotLeading(orderID) else { return }
+        throw EngineError.unavailable("\(reason); nothing was written (retrying is safe)")
+    }
+
     public func awaitReplicas(_ orderID: ClientID, through offset: Int64) async throws {
         guard let directory, offset > 0 else { return }
         let followers: Set<String>
@@ -126,6 +131,10 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             (followers, needed) = (set, count)
         }
         guard needed > 0 else { return }
+        // Consistent mode: a copy counts only from a follower that lets this
+        // node lead the order (see `VouchView`).
+        let fence = config.partitionMode == .consistent
+            ? Fence(preferenceList: directory.preferenceList(for: orderID), ring: directory.ringNodes, leader: directory.nodeID) : nil
         let token = state.withLock { state -> UInt64 in
             defer { state.nextToken += 1 }
             return state.nextToken
@@ -143,7 +152,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             try await withDeadline(timeout, onTimeout: expire) {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                     let released = state.withLock { state -> Bool in
-                        if state.tracker.add(token: token, offset: offset, followers: followers, needed: needed) { return true }
+                        if state.tracker.add(token: token, offset: offset, followers: followers, needed: needed, fence: fence) { return true }
                         state.ackWaiters[token] = continuation
                         return false
                     }
@@ -156,10 +165,19 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         }
     }
 
-    private func acknowledge(_ follower: String, through offset: Int64) {
+    private func acknowledge(_ follower: String, through offset: Int64, view: VouchView?) {
         let released = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
             state.followerSeenMs[follower] = WallClock.nowMs()
-            return state.tracker.acknowledge(follower: follower, through: offset).compactMap { state.ackWaiters.removeValue(forKey: $0) }
+            return state.tracker.acknowledge(follower: follower, through: offset, view: view).compactMap { state.ackWaiters.removeValue(forKey: $0) }
+        }
+        for continuation in released { continuation.resume() }
+    }
+
+    /// A follower's view changed (it sends it at once, not with its next
+    /// fetch, which may wait at this node for a commit).
+    func noteView(_ follower: String, _ view: VouchView) {
+        let released = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+            state.tracker.noteView(follower: follower, view).compactMap { state.ackWaiters.removeValue(forKey: $0) }
         }
         for continuation in released { continuation.resume() }
     }
@@ -172,11 +190,17 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         do {
             switch request.scope {
             case .order(let orderID):
+                // A new leader asks: what this node's transactors enqueued
+                // before (while it still led the order, or stood in for it)
+                // must be in the answer, so wait until the writer has
+                // committed everything queued so far.
+                try await log.barrier()
                 let events = try await log.events(orderID: orderID.rawValue)
                 return FetchReply(events: events, throughOffset: 0, holderLastOffset: 0, refusal: nil)
             case .log(let origin, let fromOffset, let eventsMax, let waitMs):
                 if origin == log.origin {
-                    return try await serveOwn(follower: request.follower, fromOffset: fromOffset, eventsMax: eventsMax, waitMs: waitMs)
+                    return try await serveOwn(
+                        follower: request.follower, view: request.view, fromOffset: fromOffset, eventsMax: eventsMax, waitMs: waitMs)
                 }
                 return try await serveCopy(origin: origin, fromOffset: fromOffset, eventsMax: eventsMax)
             }
@@ -186,7 +210,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         }
     }
 
-    private func serveOwn(follower: String, fromOffset: Int64, eventsMax: UInt32, waitMs: UInt32) async throws -> FetchReply {
+    private func serveOwn(follower: String, view: VouchView?, fromOffset: Int64, eventsMax: UInt32, waitMs: UInt32) async throws -> FetchReply {
         let committed = log.committedOffset
         guard fromOffset - 1 <= committed else {
             // The follower holds offsets this log never committed: this
@@ -194,7 +218,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             return FetchReply(events: [], throughOffset: 0, holderLastOffset: committed, refusal:
                 "\(follower) asks from offset \(fromOffset) but \(log.origin)'s log ends at \(committed)")
         }
-        acknowledge(follower, through: fromOffset - 1)
+        acknowledge(follower, through: fromOffset - 1, view: view)
         var events = try await ownEvents(from: fromOffset, max: eventsMax)
         if events.isEmpty && waitMs > 0 {
             await waitForCommit(beyond: fromOffset - 1, timeout: .milliseconds(Int(waitMs)))
@@ -330,6 +354,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     public func run() async throws {
         var loops: [String: Task<Void, Never>] = [:]
         var backfill: (ring: Set<String>, task: Task<Void, Never>)?
+        var toldView: (view: VouchView, peers: Set<String>)?
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             if let directory, directory.joined, directory.ringMembers != backfill?.ring {
                 let ring = directory.ringMembers
@@ -354,6 +379,19 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             }
             for id in peers.keys where loops[id] == nil {
                 loops[id] = Task { await self.follow(id) }
+            }
+            // The origins learn of a change in what this node vouches for
+            // now, not with the next fetch, which may wait at the origin.
+            if config.partitionMode == .consistent, let directory {
+                let view = directory.vouchView
+                if toldView?.view != view || toldView?.peers != Set(peers.keys) {
+                    let frame = ReplicationCodec.encodeVouch(follower: directory.nodeID, view)
+                    for (id, address) in peers where toldView?.view != view || toldView?.peers.contains(id) == false {
+                        let clients = self.clients
+                        Task { await clients.post(address, frame, timeout: .seconds(1)) }
+                    }
+                    toldView = (view, Set(peers.keys))
+                }
             }
             try? await Task.sleep(for: config.followInterval)
         }
@@ -387,8 +425,16 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         }
         let selfID = log.origin
         let fetchTimeout = Duration.milliseconds(Int(config.fetchWaitMs)) + .seconds(2)
+        var lastFailure: String?
         while !Task.isCancelled {
-            guard let address = directory?.reachablePeers()[origin] else { return }
+            // The loop ends only when `run` cancels it (the peer left the
+            // view): returning on its own while the peer flapped dead and
+            // alive between two of `run`'s looks would leave the log
+            // uncopied for good, since `run` starts no second loop.
+            guard let address = directory?.reachablePeers()[origin] else {
+                try? await Task.sleep(for: config.retryDelay)
+                continue
+            }
             // Whether the reply may set this view's catch-up target.
             let sentEpoch = directory?.epoch ?? 0
             let sentSettled = directory?.settled ?? false
@@ -396,6 +442,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 let reply = try await clients.fetch(
                     address, follower: selfID,
                     .log(origin: origin, fromOffset: position + 1, eventsMax: config.fetchEventsMax, waitMs: config.fetchWaitMs),
+                    view: config.partitionMode == .consistent ? directory?.vouchView : nil,
                     timeout: fetchTimeout)
                 if let refusal = reply.refusal {
                     logger.warning("the origin refused a fetch", metadata: ["reason": "\(refusal)"])
@@ -429,9 +476,16 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             } catch is CancellationError {
                 return
             } catch {
-                logger.debug("fetch failed", metadata: ["error": "\(error)"])
+                // A failure that repeats is logged once, not every retry.
+                let description = "\(error)"
+                if description != lastFailure {
+                    logger.warning("copying failed; retrying", metadata: ["error": "\(description)"])
+                    lastFailure = description
+                }
                 try? await Task.sleep(for: config.retryDelay)
+                continue
             }
+            lastFailure = nil
         }
     }
 
