@@ -588,13 +588,11 @@ final class GroupCommitWriter: @unchecked Sendable {
             }
         }
         if let through = batch.throughOffset {
-            try db.execute(
-                sql: """
-                    INSERT INTO replica_positions (origin, through_offset, updated_at) VALUES (?, ?, ?)
-                    ON CONFLICT(origin) DO UPDATE SET through_offset = excluded.through_offset, updated_at = excluded.updated_at
-                    WHERE excluded.through_offset > replica_positions.through_offset
-                    """,
-                arguments: [batch.origin, through, now])
+            try db.cachedStatement(sql: """
+                INSERT INTO replica_positions (origin, through_offset, updated_at) VALUES (?, ?, ?)
+                ON CONFLICT(origin) DO UPDATE SET through_offset = excluded.through_offset, updated_at = excluded.updated_at
+                WHERE excluded.through_offset > replica_positions.through_offset
+                """).execute(arguments: [batch.origin, through, now])
         }
         return inserted
     }

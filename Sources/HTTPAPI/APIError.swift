@@ -39,6 +39,13 @@ public enum JSONResponse {
         return encoder
     }()
 
+    static func make(status: HTTPResponse.Status, _ value: some JSONRepresentable) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: value.json.serialized())))
+    }
+
     public static func make(status: HTTPResponse.Status, _ value: some Encodable) -> Response {
         // Encoding our own response types cannot fail; a failure here is a bug.
         let data = (try? encoder.encode(value)) ?? Data(#"{"error":{"code":"internal","message":"response encoding failed"}}"#.utf8)

@@ -96,3 +96,75 @@ struct ProductPage: Encodable {
 
     enum CodingKeys: String, CodingKey { case products, next }
 }
+
+/// A view written with the domain's JSON writer instead of JSONEncoder,
+/// for the answers of the command path (JSONEncoder took about 12 µs of a
+/// command's time; this a tenth of that). Keys sorted and absent values
+/// left out, as `JSONResponse.encoder` writes them.
+protocol JSONRepresentable: Encodable {
+    var json: JSONValue { get }
+}
+
+extension JSONValue {
+    /// An object of the fields that have a value, keys sorted.
+    static func sortedObject(_ fields: [(String, JSONValue?)]) -> JSONValue {
+        .object(fields.compactMap { key, value in value.map { (key, $0) } }.sorted { $0.0 < $1.0 })
+    }
+}
+
+extension Optional where Wrapped == String {
+    var json: JSONValue? { map(JSONValue.string) }
+}
+
+extension OrderView: JSONRepresentable {
+    var json: JSONValue {
+        .sortedObject([
+            ("id", .string(id)), ("status", .string(status)), ("customer", customer.json),
+            ("lines", .array(lines.map(\.json))), ("total_cents", .integer(total_cents)), ("paid_cents", .integer(paid_cents)),
+            ("refunded_cents", .integer(refunded_cents)), ("payments", .array(payments.map(\.json))),
+            ("shipment_id", shipment_id.json), ("cancel_reason", cancel_reason.json), ("conflicts", .array(conflicts.map(\.json))),
+            ("version", .integer(version)),
+        ])
+    }
+}
+
+extension OrderView.Line: JSONRepresentable {
+    var json: JSONValue {
+        .sortedObject([
+            ("sku", .string(sku)), ("qty", .integer(Int64(qty))), ("unit_price_cents", .integer(unit_price_cents)),
+            ("line_total_cents", .integer(line_total_cents)),
+        ])
+    }
+}
+
+extension ConflictView: JSONRepresentable {
+    var json: JSONValue { .sortedObject([("code", .string(code)), ("detail", .string(detail))]) }
+}
+
+extension PaymentView: JSONRepresentable {
+    var json: JSONValue {
+        .sortedObject([
+            ("id", .string(id)), ("amount_cents", .integer(amount_cents)), ("applied_cents", .integer(applied_cents)),
+            ("refunded_cents", .integer(refunded_cents)), ("status", .string(status)), ("held_until_ms", held_until_ms.map(JSONValue.integer)),
+        ])
+    }
+}
+
+extension PaymentReply: JSONRepresentable {
+    var json: JSONValue {
+        .sortedObject([("order_id", .string(order_id)), ("payment", payment.json), ("order", order?.json)])
+    }
+}
+
+extension ProductView: JSONRepresentable {
+    var json: JSONValue {
+        .sortedObject([("sku", .string(sku)), ("name", .string(name)), ("price_cents", .integer(price_cents)), ("stock", .integer(Int64(stock)))])
+    }
+}
+
+extension ProductPage: JSONRepresentable {
+    /// `next` is always there (null on the last page).
+    var json: JSONValue {
+        .object([("next", next.map(JSONValue.string) ?? .null), ("products", .array(products.map(\.json)))])
+    }
+}

@@ -118,6 +118,7 @@ struct NodeCommand: AsyncParsableCommand {
         let app = Application(
             router: APIServer.router(
                 service: dispatcher, membership: membership, replicator: replicator, adminToken: adminToken, registry: registry),
+            server: .http1OnEventLoops(),
             configuration: .init(address: .hostname(http.host, port: http.port), serverName: "orderly-\(id)"),
             onServerRunning: { channel in
                 let address = channel.localAddress

@@ -135,6 +135,8 @@ let sharedRegistry: PrometheusCollectorRegistry = {
         ("/orders", "{not json", 400, "malformed_json"),
         ("/orders", "[1,2]", 400, "malformed_json"),
         ("/orders", "", 400, "malformed_json"),
+        ("/orders", #"{"id":"x","id":"y","customer":"a","lines":[{"sku":"SKU-00001","qty":1}]}"#, 400, "malformed_json"),
+        ("/orders", #"{"id":"x","customer":"a","lines":[{"sku":"SKU-00001","qty":1}]} x"#, 400, "malformed_json"),
         ("/orders", #"{"customer":"a","lines":[{"sku":"SKU-00001","qty":1}]}"#, 400, "missing_field"),
         ("/orders", #"{"id":"x","lines":[{"sku":"SKU-00001","qty":1}]}"#, 400, "missing_field"),
         ("/orders", #"{"id":7,"customer":"a","lines":[]}"#, 400, "wrong_type"),
@@ -162,6 +164,18 @@ let sharedRegistry: PrometheusCollectorRegistry = {
             let response = try await client.execute(uri: uri, method: .post, body: json(body))
             #expect(response.status.code == status, "\(uri) \(body)")
             #expect(try errorCode(response) == code, "\(uri) \(body)")
+            #expect(try await engine.log.lastOffset() == 0, "nothing was written")
+        }
+    }
+
+    @Test func aBodyThatIsNotUTF8IsRefusedAndChangesNothing() async throws {
+        try await withAPI { client, engine in
+            var body = ByteBuffer(string: #"{"id":"x","customer":""#)
+            body.writeBytes([0xC3, 0x28])  // an invalid two-byte sequence
+            body.writeString(#"","lines":[{"sku":"SKU-00001","qty":1}]}"#)
+            let response = try await client.execute(uri: "/orders", method: .post, body: body)
+            #expect(response.status == .badRequest)
+            #expect(try errorCode(response) == "malformed_json")
             #expect(try await engine.log.lastOffset() == 0, "nothing was written")
         }
     }
