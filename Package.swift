@@ -146,6 +146,14 @@ let package = Package(
         .testTarget(name: "ReplicationTests", dependencies: ["Replication"]),
         .testTarget(name: "StatsProjectionTests", dependencies: ["StatsProjection", "OrderDomain"]),
         .testTarget(name: "BalancerCoreTests", dependencies: ["BalancerCore", "HashRing", "OrderDomain"]),
+        .testTarget(
+            name: "BalancerProxyTests",
+            dependencies: [
+                "Balancer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "OrderDomain"]),
         .testTarget(name: "EventLogTests", dependencies: ["EventLog", "Checksum", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(

@@ -99,6 +99,39 @@ import Testing
     /// requests answered in order, HTTP/1.0, bad requests, bodies over the
     /// limit (refused before any backend sees them), API errors passed
     /// through unchanged, and its own routes.
+    /// Reads from many clients at once reach a backend pipelined on shared
+    /// connections: every client gets the answer to its own request.
+    @Test func concurrentReadsEachGetTheirOwnAnswer() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.stopAll(signal: SIGKILL) }
+        for id in ["api-1", "api-2"] { try await cluster.start(id) }
+        try await cluster.waitForView(["api-1": "alive", "api-2": "alive"], on: cluster.ids)
+        let balancer = try await Self.startBalancer(cluster, strategy: "round-robin")
+        defer { balancer.process.stop(signal: SIGKILL) }
+        try await waitFor("the balancer to find two healthy backends", timeout: .seconds(20)) {
+            let backends = try await Self.backends(balancer.http)
+            return backends.count == 2 && backends.values.allSatisfy { $0["state"] as? String == "healthy" }
+        }
+        let mismatches = Locked<[String]>([])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in 0..<32 {
+                group.addTask {
+                    for index in 0..<25 {
+                        let sku = String(format: "SKU-%05d", 1 + (client * 25 + index) % 200)
+                        let reply = try await HTTP.send(.GET, "http://\(balancer.http)/products/\(sku)")
+                        if reply.status != 200 || reply.body["sku"] as? String != sku {
+                            mismatches.withLock { $0.append("\(sku): \(reply.status) \(reply.body)") }
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(mismatches.value.isEmpty, "\(mismatches.value.prefix(5))")
+        let pipelined = try await HTTP.send(.GET, "http://\(balancer.http)/balancer").body["pipelined"] as? Int ?? 0
+        #expect(pipelined > 0, "the reads shared backend connections (else this tests nothing new)")
+    }
+
     @Test func theProxyKeepsHTTPOrderAndRefusesBadInput() async throws {
         let cluster = try TestCluster()
         defer { cluster.stopAll(signal: SIGKILL) }
