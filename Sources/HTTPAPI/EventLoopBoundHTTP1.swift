@@ -2,6 +2,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import Node
 
 extension HTTPServerBuilder {
     /// HTTP/1.1 whose connections run their requests on their own event
@@ -31,20 +32,5 @@ struct EventLoopBoundChannel<Inner: ServerChildChannel>: ServerChildChannel {
         await withTaskExecutorPreference(EventLoopTaskExecutor(value.channel.eventLoop)) {
             await inner.handle(value: value, logger: logger)
         }
-    }
-}
-
-/// Runs Swift jobs on one NIO event loop (NIO's loops are serial
-/// executors, not task executors).
-public final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
-    public let loop: any EventLoop
-
-    public init(_ loop: any EventLoop) {
-        self.loop = loop
-    }
-
-    public func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
