@@ -16,6 +16,8 @@ public final class EventLog: Sendable {
     public let lastOffsetAtOpen: Int64
     let reader: any DatabaseReader
     private let writer: GroupCommitWriter?
+    /// The hot reads of a node's own log (see `FastReaders`); nil read-only.
+    private let fast: FastReaders?
 
     /// How many of the newest own events `open` verifies: a torn tail is found
     /// at start-up, at a cost that does not grow with the log.
@@ -42,6 +44,7 @@ public final class EventLog: Sendable {
         self.lastOffsetAtOpen = lastOffset
         self.reader = reader
         self.writer = writer
+        self.fast = writer == nil ? nil : FastReaders(path: path)
     }
 
     /// Opens (creating if needed) the node's log for writing: applies the
@@ -266,6 +269,7 @@ public final class EventLog: Sendable {
     /// Lets queued appends finish, then stops the writer. Reads keep working.
     public func close() {
         writer?.stop()
+        fast?.close()
     }
 
     /// `unindexed`: the order's own events not in `order_index` yet.
@@ -291,23 +295,44 @@ public final class EventLog: Sendable {
 
     /// The order's newest checkpoint, verified.
     public func checkpoint(orderID: String) async throws -> Checkpoint? {
-        try readHere { db in try Self.checkpoint(orderID: orderID, db) }
+        if let fast { return try fast.read { try Self.checkpoint(orderID: orderID, $0) } }
+        return try readHere { db in try Self.checkpoint(orderID: orderID, db) }
     }
 
     /// The order's events after `afterVersion`, in version order, verified.
     public func events(orderID: String, afterVersion: Int64 = 0) async throws -> [EventRecord] {
-        try await readOrder { db in
+        if let fast, let writer {
+            return try readOrderFast(fast) { reader in
+                try Self.orderEvents(orderID: orderID, afterVersion: afterVersion, reader, writer)?.map { try $0.verified() }
+            }
+        }
+        return try await readOrder { db in
             try self.orderEvents(orderID: orderID, afterVersion: afterVersion, db)?.map { try $0.verified() }
         }
     }
 
     /// The checkpoint and the events after it, read in one snapshot.
     public func load(orderID: String) async throws -> (checkpoint: Checkpoint?, events: [EventRecord]) {
-        try await readOrder { db in
+        if let fast, let writer {
+            return try readOrderFast(fast) { reader in
+                let checkpoint = try Self.checkpoint(orderID: orderID, reader)
+                guard let events = try Self.orderEvents(orderID: orderID, afterVersion: checkpoint?.version ?? 0, reader, writer) else { return nil }
+                return (checkpoint, try events.map { try $0.verified() })
+            }
+        }
+        return try await readOrder { db in
             let checkpoint = try Self.checkpoint(orderID: orderID, db)
             guard let events = try self.orderEvents(orderID: orderID, afterVersion: checkpoint?.version ?? 0, db) else { return nil }
             return (checkpoint, try events.map { try $0.verified() })
         }
+    }
+
+    /// `readOrder` on the log's own connections.
+    private func readOrderFast<T>(_ fast: FastReaders, _ body: (FastReader) throws -> T?) throws -> T {
+        for _ in 0..<100 {
+            if let value = try fast.read(body) { return value }
+        }
+        throw EventLogError.invalidAppend("reads by order kept finding the unindexed events dropped; this is a bug")
     }
 
     /// Runs a read by order in a snapshot; again in a newer one when the
@@ -348,17 +373,12 @@ public final class EventLog: Sendable {
         }
         let durableThrough = writer?.committedOffset
         let indexedThrough = try Self.indexedThrough(db)
-        let indexed = try db.cachedStatement(sql: """
-            SELECT \(EventRecord.columns(prefix: "e.")) FROM order_index i
-            JOIN events e ON e.origin = i.origin AND e."offset" = i."offset"
-            WHERE i.order_id = ? AND i.version > ?
-            ORDER BY i.version, i.origin, i."offset"
-            """)
+        let indexed = try db.cachedStatement(sql: Self.indexedEventsSQL)
         var records = try Row.fetchAll(indexed, arguments: [orderID, afterVersion]).map(EventRecord.init(row:))
         let indexedCount = records.count
         if let writer {
             guard let entries = writer.tail.entries(orderID: orderID, after: indexedThrough) else { return nil }
-            let byOffset = try db.cachedStatement(sql: "SELECT \(EventRecord.columns) FROM events WHERE origin = ? AND \"offset\" = ?")
+            let byOffset = try db.cachedStatement(sql: Self.eventByOffsetSQL)
             for entry in entries where entry.version > afterVersion {
                 // Not in this snapshot when written after it began.
                 if let row = try Row.fetchOne(byOffset, arguments: [origin, entry.offset]) { records.append(EventRecord(row: row)) }
@@ -370,13 +390,67 @@ public final class EventLog: Sendable {
                 """)
             records += try Row.fetchAll(scan, arguments: [origin, indexedThrough, orderID, afterVersion]).map(EventRecord.init(row:))
         }
-        if records.count > indexedCount {
+        return Self.ordered(records, indexed: indexedCount, origin: origin, durableThrough: durableThrough)
+    }
+
+    /// The indexed events then the tail's, in canonical order, without own
+    /// events beyond `durableThrough`.
+    private static func ordered(_ records: [EventRecord], indexed: Int, origin: String, durableThrough: Int64?) -> [EventRecord] {
+        var records = records
+        if records.count > indexed {
             records.sort { ($0.version, $0.origin, $0.offset) < ($1.version, $1.origin, $1.offset) }
         }
         if let durableThrough {
             records.removeAll { $0.origin == origin && $0.offset > durableThrough }
         }
         return records
+    }
+
+    static let indexedEventsSQL = """
+        SELECT \(EventRecord.columns(prefix: "e.")) FROM order_index i
+        JOIN events e ON e.origin = i.origin AND e."offset" = i."offset"
+        WHERE i.order_id = ? AND i.version > ?
+        ORDER BY i.version, i.origin, i."offset"
+        """
+    static let eventByOffsetSQL = "SELECT \(EventRecord.columns) FROM events WHERE origin = ? AND \"offset\" = ?"
+    static let indexedThroughSQL = "SELECT CAST(value AS INTEGER) FROM log_meta WHERE key = 'indexed_through'"
+    static let checkpointSQL = "SELECT order_id, version, state, written_at, checksum FROM checkpoints WHERE order_id = ?"
+    static let scanSQL = "SELECT \(EventRecord.columns) FROM events WHERE origin = ? AND \"offset\" >= ? ORDER BY \"offset\" LIMIT ?"
+
+    /// `orderEvents` on one of the log's own connections (a node's log,
+    /// with its writer's tail).
+    private static func orderEvents(orderID: String, afterVersion: Int64, _ reader: FastReader, _ writer: GroupCommitWriter) throws -> [EventRecord]? {
+        let durableThrough = writer.committedOffset
+        let indexedThrough = try reader.rows(reader.statement(indexedThroughSQL), bind: { _ in }) { sqlite3_column_int64($0, 0) }.first ?? 0
+        var records = try reader.rows(reader.statement(indexedEventsSQL), bind: {
+            FastReader.bind($0, 1, orderID)
+            sqlite3_bind_int64($0, 2, afterVersion)
+        }, FastReader.record)
+        let indexedCount = records.count
+        guard let entries = writer.tail.entries(orderID: orderID, after: indexedThrough) else { return nil }
+        let byOffset = try reader.statement(eventByOffsetSQL)
+        let origin = writer.origin
+        for entry in entries where entry.version > afterVersion {
+            // Not in this snapshot when written after it began.
+            records += try reader.rows(byOffset, bind: {
+                FastReader.bind($0, 1, origin)
+                sqlite3_bind_int64($0, 2, entry.offset)
+            }, FastReader.record)
+        }
+        return ordered(records, indexed: indexedCount, origin: origin, durableThrough: durableThrough)
+    }
+
+    private static func checkpoint(orderID: String, _ reader: FastReader) throws -> Checkpoint? {
+        let rows = try reader.rows(reader.statement(checkpointSQL), bind: { FastReader.bind($0, 1, orderID) }) { statement in
+            (Checkpoint(
+                orderID: FastReader.text(statement, 0), version: sqlite3_column_int64(statement, 1), state: FastReader.text(statement, 2),
+                writtenAt: sqlite3_column_int64(statement, 3)), sqlite3_column_int64(statement, 4))
+        }
+        guard let (checkpoint, stored) = rows.first else { return nil }
+        guard UInt32(truncatingIfNeeded: stored) == checkpoint.checksum else {
+            throw EventLogError.corruptCheckpoint(orderID: orderID)
+        }
+        return checkpoint
     }
 
     /// Adds `origin`'s events in (`after`, `through`] to `order_index` in
@@ -395,7 +469,7 @@ public final class EventLog: Sendable {
     }
 
     static func indexedThrough(_ db: Database) throws -> Int64 {
-        try Int64.fetchOne(db.cachedStatement(sql: "SELECT CAST(value AS INTEGER) FROM log_meta WHERE key = 'indexed_through'")) ?? 0
+        try Int64.fetchOne(db.cachedStatement(sql: indexedThroughSQL)) ?? 0
     }
 
     /// Events of one origin from `fromOffset` on, verified; a corrupt row
@@ -433,7 +507,7 @@ public final class EventLog: Sendable {
     private static func checkpoint(orderID: String, _ db: Database) throws -> Checkpoint? {
         // Cached: activation runs these for every order it loads, and
         // preparing a statement costs more than running it.
-        let statement = try db.cachedStatement(sql: "SELECT order_id, version, state, written_at, checksum FROM checkpoints WHERE order_id = ?")
+        let statement = try db.cachedStatement(sql: checkpointSQL)
         guard let row = try Row.fetchOne(statement, arguments: [orderID]) else { return nil }
         let checkpoint = Checkpoint(orderID: row[0], version: row[1], state: row[2], writtenAt: row[3])
         let stored: Int64 = row[4]
@@ -453,11 +527,18 @@ extension EventLog {
     public func scanUnverified(origin: String? = nil, fromOffset: Int64 = 1, limit: Int = 1000) async throws -> [EventRecord] {
         let origin = origin ?? self.origin
         // Followers' fetches read here, many a second: on the calling
-        // thread, through a prepared statement (see `readHere`).
+        // thread, through a prepared statement.
+        if let fast {
+            return try fast.read { reader in
+                try reader.rows(reader.statement(Self.scanSQL), bind: {
+                    FastReader.bind($0, 1, origin)
+                    sqlite3_bind_int64($0, 2, fromOffset)
+                    sqlite3_bind_int64($0, 3, Int64(limit))
+                }, FastReader.record)
+            }
+        }
         return try readHere { db in
-            let statement = try db.cachedStatement(
-                sql: "SELECT \(EventRecord.columns) FROM events WHERE origin = ? AND \"offset\" >= ? ORDER BY \"offset\" LIMIT ?")
-            return try Row.fetchAll(statement, arguments: [origin, fromOffset, limit]).map(EventRecord.init(row:))
+            try Row.fetchAll(db.cachedStatement(sql: Self.scanSQL), arguments: [origin, fromOffset, limit]).map(EventRecord.init(row:))
         }
     }
 

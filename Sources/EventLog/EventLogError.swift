@@ -11,6 +11,8 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
     case noLogFile(path: String)
     /// fsync of the log failed: what it held may not be on disk.
     case syncFailed(String)
+    /// SQLite failed a read.
+    case readFailed(String)
 
     public var description: String {
         switch self {
@@ -32,6 +34,8 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
             return "no log file at \(path)"
         case .syncFailed(let reason):
             return "fsync of the event log failed (\(reason)); restart the node to recover from its file"
+        case .readFailed(let reason):
+            return "reading the event log failed: \(reason)"
         }
     }
 }

@@ -51,7 +51,7 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     private let pool: DatabasePool
     private let path: String
-    private let origin: String
+    let origin: String
     private let logID: String
     private let options: EventLogOptions
     private let logger: Logger
