@@ -27,9 +27,9 @@ public struct Member: Sendable, Equatable {
 public struct MembershipConfig: Sendable {
     public var heartbeatIntervalMs: Int64 = 200
     /// No new heartbeat for this long: suspect.
-    public var suspectAfterMs: Int64 = 1000
+    public var suspectAfterMs: Int64 = 750
     /// No new heartbeat for this long: dead.
-    public var deadAfterMs: Int64 = 2000
+    public var deadAfterMs: Int64 = 1500
     /// Peers gossiped to per tick.
     public var gossipFanout: Int = 3
     /// Peer addresses to gossip to while no other member is known.

@@ -108,10 +108,10 @@ struct ClusterOptions: ParsableArguments {
     var partitionMode: PartitionMode = .consistent
 
     @Option(help: "A member silent this long is suspect (it keeps its orders).")
-    var suspectAfter: DurationArgument = DurationArgument(argument: "1s")!
+    var suspectAfter: DurationArgument = DurationArgument(argument: "750ms")!
 
     @Option(help: "A member silent this long is dead: the next replicas lead its orders.")
-    var deadAfter: DurationArgument = DurationArgument(argument: "2s")!
+    var deadAfter: DurationArgument = DurationArgument(argument: "1500ms")!
 
 
     static let secretBytesMin = ClusterAccessOptions.secretBytesMin

@@ -121,10 +121,10 @@ struct SimulatedCluster {
 
     @Test(arguments: 0..<10)
     func delaysWithinTheBoundRaiseNoSuspicion(seed: UInt64) {
-        // Every message is late by up to 500 ms. Round-robin gossip reaches
+        // Every message is late by up to 300 ms. Round-robin gossip reaches
         // each of 4 peers every 2 ticks (400 ms), so heartbeats are at most
-        // 900 ms apart, under the 1 s suspicion bound.
-        var cluster = SimulatedCluster(nodes: 5, seed: seed, maxDelayMs: 500)
+        // 700 ms apart, under the 750 ms suspicion bound.
+        var cluster = SimulatedCluster(nodes: 5, seed: seed, maxDelayMs: 300)
         _ = cluster.run(until: 10_000) { $0.everyone { $0.view.count == 5 } }
         for _ in 0..<200 {
             cluster.step()
@@ -234,13 +234,14 @@ struct SimulatedCluster {
         a.status = .dead
         _ = c.receive(GossipDigest(members: [a]), nowMs: 1100)
         #expect(c.member("a")?.status == .dead)
+        let dead = MembershipConfig().deadAfterMs
         #expect(!c.released(nowMs: 1100).contains("a"), "a beat here at 1000: its lease from c holds")
-        #expect(!c.released(nowMs: 2999).contains("a"))
-        #expect(c.released(nowMs: 3000).contains("a"))
+        #expect(!c.released(nowMs: 1000 + dead - 1).contains("a"))
+        #expect(c.released(nowMs: 1000 + dead).contains("a"))
         var left = Member(id: "l", http: "", peer: "pl", status: .left, incarnation: 1)
         left.heartbeat = 1
-        _ = c.receive(GossipDigest(members: [left]), nowMs: 3000)
-        #expect(c.released(nowMs: 3000).contains("l"), "a member that left gave its orders up")
+        _ = c.receive(GossipDigest(members: [left]), nowMs: 1000 + dead)
+        #expect(c.released(nowMs: 1000 + dead).contains("l"), "a member that left gave its orders up")
     }
 
     @Test func aNodeThatWasPausedDoesNotTakeItsOwnSilenceForItsPeers() {
