@@ -104,7 +104,7 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         settledIncarnation.store(incarnation, ordering: .sequentiallyConsistent)
         // Orders loaded while others led them are reloaded (and gathered).
         bumpEpoch()
-        logger.info("every live peer sees this node alive: it leads its orders")
+        logger.info("every live peer sees this node alive: it leads its orders", metadata: ["peers": "\(live.sorted())"])
         return true
     }
 
@@ -255,10 +255,14 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         if let sender, let mine = digest.members.first(where: { $0.id == selfID }) {
             noteSeen(by: sender, as: mine)
         }
-        let (directives, expiries) = core.withLock { core in
-            (core.receive(digest, from: sender, nowMs: MonotonicMs.now()), core.leaseExpiries)
+        let directives = core.withLock { core in
+            let directives = core.receive(digest, from: sender, nowMs: MonotonicMs.now())
+            // Stored under the core's lock too, so an older reading never
+            // replaces a newer one.
+            let expiries = core.leaseExpiries
+            leases.withLock { $0 = expiries }
+            return directives
         }
-        leases.withLock { $0 = expiries }
         handle(directives)
         // Joined only once the peer's view is merged (and the ring rebuilt):
         // a node that counted as joined before would see no live peer, find
@@ -326,11 +330,19 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     /// Every member that has not left is on the ring: a dead node keeps its
     /// place, so its orders do not move while it is away.
     private func rebuildRing() {
-        let (view, released) = core.withLock { ($0.view, $0.released(nowMs: MonotonicMs.now())) }
-        let onRing = view.filter { $0.status != .left }.map(\.id)
-        let ring = HashRing(nodes: Dictionary(uniqueKeysWithValues: onRing.map { ($0, 1) }))
-        let members = Dictionary(uniqueKeysWithValues: view.map { ($0.id, $0) })
-        routing.withLock { $0 = Routing(ring: ring, ringNodes: onRing.sorted(), members: members, released: released) }
+        // Built and stored under the core's lock: built from one view and
+        // stored after another thread stored a newer one, a snapshot would
+        // lack a member the core knows, until the next change of the view
+        // (seen: a joining node placed orders on a ring without a live
+        // member, and a follower never copied that member's log).
+        core.withLock { core in
+            let view = core.view
+            let onRing = view.filter { $0.status != .left }.map(\.id)
+            let ring = HashRing(nodes: Dictionary(uniqueKeysWithValues: onRing.map { ($0, 1) }))
+            let members = Dictionary(uniqueKeysWithValues: view.map { ($0.id, $0) })
+            let snapshot = Routing(ring: ring, ringNodes: onRing.sorted(), members: members, released: core.released(nowMs: MonotonicMs.now()))
+            routing.withLock { $0 = snapshot }
+        }
     }
 
     static func frame(_ digest: GossipDigest) -> Frame {
