@@ -69,6 +69,8 @@ public final class EventLog: Sendable {
         var logID = ""
         var lastOffset: Int64 = 0
         var indexedThrough: Int64 = 0
+        var copyWatermarks: [String: Int64] = [:]
+        var copyIndexBatches: Int64 = 0
         try pool.writeWithoutTransaction { db in
             // Commits write the WAL without syncing it; with `.fsync` the
             // writer's sync thread fsyncs it before any reply (see
@@ -105,12 +107,23 @@ public final class EventLog: Sendable {
                     try Self.index(origin: node, after: indexedThrough, through: lastOffset, db)
                     indexedThrough = lastOffset
                 }
+                // Likewise the copies a crash left out (at most an index
+                // batch of them per origin, and gathered ones above it).
+                copyWatermarks = try Self.copyWatermarks(db)
+                for (copied, watermark) in copyWatermarks {
+                    let end = try Int64.fetchOne(db, sql: "SELECT MAX(\"offset\") FROM events WHERE origin = ?", arguments: [copied]) ?? 0
+                    if end > watermark {
+                        try Self.index(copiesOf: copied, after: watermark, through: end, db)
+                        copyWatermarks[copied] = end
+                    }
+                }
+                copyIndexBatches = try Self.copyIndexBatches(db)
                 return .commit
             }
         }
         let writer = GroupCommitWriter(
             pool: pool, path: file, origin: node, logID: logID, lastOffset: lastOffset, indexedThrough: indexedThrough,
-            options: options, logger: logger)
+            copyWatermarks: copyWatermarks, copyIndexBatches: copyIndexBatches, options: options, logger: logger)
         try writer.start()
         logger.info("event log open", metadata: ["node": "\(node)", "path": "\(file)", "last_offset": "\(lastOffset)"])
         return EventLog(origin: node, path: file, logID: logID, lastOffset: lastOffset, reader: pool, writer: writer)
@@ -371,26 +384,22 @@ public final class EventLog: Sendable {
                 sql: "SELECT \(EventRecord.columns) FROM events WHERE order_id = ? AND version > ? ORDER BY version, origin, \"offset\"")
             return try Row.fetchAll(statement, arguments: [orderID, afterVersion]).map(EventRecord.init(row:))
         }
-        let durableThrough = writer?.committedOffset
+        // A read-only open (a node's own log reads through `FastReaders`):
+        // what the index lacks is found by scanning the log after each
+        // watermark, a few index batches at most.
         let indexedThrough = try Self.indexedThrough(db)
         let indexed = try db.cachedStatement(sql: Self.indexedEventsSQL)
         var records = try Row.fetchAll(indexed, arguments: [orderID, afterVersion]).map(EventRecord.init(row:))
         let indexedCount = records.count
-        if let writer {
-            guard let entries = writer.tail.entries(orderID: orderID, after: indexedThrough) else { return nil }
-            let byOffset = try db.cachedStatement(sql: Self.eventByOffsetSQL)
-            for entry in entries where entry.version > afterVersion {
-                // Not in this snapshot when written after it began.
-                if let row = try Row.fetchOne(byOffset, arguments: [origin, entry.offset]) { records.append(EventRecord(row: row)) }
-            }
-        } else {
-            let scan = try db.cachedStatement(sql: """
-                SELECT \(EventRecord.columns) FROM events
-                WHERE origin = ? AND "offset" > ? AND order_id = ? AND version > ?
-                """)
-            records += try Row.fetchAll(scan, arguments: [origin, indexedThrough, orderID, afterVersion]).map(EventRecord.init(row:))
+        let scan = try db.cachedStatement(sql: Self.unindexedScanSQL)
+        records += try Row.fetchAll(scan, arguments: [origin, indexedThrough, orderID, afterVersion]).map(EventRecord.init(row:))
+        // Gathered copies above a watermark are in the index as well.
+        let seen = Set(records.prefix(indexedCount).map { "\($0.origin)\u{0}\($0.offset)" })
+        for (copied, watermark) in try Self.copyWatermarks(db) {
+            records += try Row.fetchAll(scan, arguments: [copied, watermark, orderID, afterVersion]).map(EventRecord.init(row:))
+                .filter { !seen.contains("\($0.origin)\u{0}\($0.offset)") }
         }
-        return Self.ordered(records, indexed: indexedCount, origin: origin, durableThrough: durableThrough)
+        return Self.ordered(records, indexed: indexedCount, origin: origin, durableThrough: nil)
     }
 
     /// The indexed events then the tail's, in canonical order, without own
@@ -413,6 +422,7 @@ public final class EventLog: Sendable {
         ORDER BY i.version, i.origin, i."offset"
         """
     static let eventByOffsetSQL = "SELECT \(EventRecord.columns) FROM events WHERE origin = ? AND \"offset\" = ?"
+    static let unindexedScanSQL = "SELECT \(EventRecord.columns) FROM events WHERE origin = ? AND \"offset\" > ? AND order_id = ? AND version > ?"
     static let indexedThroughSQL = "SELECT CAST(value AS INTEGER) FROM log_meta WHERE key = 'indexed_through'"
     static let checkpointSQL = "SELECT order_id, version, state, written_at, checksum FROM checkpoints WHERE order_id = ?"
     static let scanSQL = "SELECT \(EventRecord.columns) FROM events WHERE origin = ? AND \"offset\" >= ? ORDER BY \"offset\" LIMIT ?"
@@ -421,23 +431,44 @@ public final class EventLog: Sendable {
     /// with its writer's tail).
     private static func orderEvents(orderID: String, afterVersion: Int64, _ reader: FastReader, _ writer: GroupCommitWriter) throws -> [EventRecord]? {
         let durableThrough = writer.committedOffset
-        let indexedThrough = try reader.rows(reader.statement(indexedThroughSQL), bind: { _ in }) { sqlite3_column_int64($0, 0) }.first ?? 0
+        // The snapshot's marks, in one read: `indexed_through`, each
+        // origin's copy watermark and the number of copy index batches.
+        var indexedThrough: Int64 = 0
+        var batches: Int64 = 0
+        var watermarks: [String: Int64] = [:]
+        for (key, value) in try reader.rows(reader.statement(indexMarksSQL), bind: { _ in }, {
+            (FastReader.text($0, 0), sqlite3_column_int64($0, 1))
+        }) {
+            if key == "indexed_through" {
+                indexedThrough = value
+            } else if key == "copies_indexed_batches" {
+                batches = value
+            } else {
+                watermarks[String(key.dropFirst(copyWatermarkPrefix.count))] = value
+            }
+        }
         var records = try reader.rows(reader.statement(indexedEventsSQL), bind: {
             FastReader.bind($0, 1, orderID)
             sqlite3_bind_int64($0, 2, afterVersion)
         }, FastReader.record)
         let indexedCount = records.count
-        guard let entries = writer.tail.entries(orderID: orderID, after: indexedThrough) else { return nil }
+        guard var entries = writer.tail.entries(orderID: orderID, after: indexedThrough) else { return nil }
+        if !watermarks.isEmpty {
+            // Copies the snapshot's index lacks: above their origin's
+            // watermark, in the writer's memory (nil when the writer has
+            // indexed past this snapshot and forgotten them since).
+            guard let copied = writer.copies.entries(orderID: orderID, mark: batches, { $0.offset > (watermarks[$0.origin] ?? 0) }) else { return nil }
+            entries += copied
+        }
         let byOffset = try reader.statement(eventByOffsetSQL)
-        let origin = writer.origin
         for entry in entries where entry.version > afterVersion {
             // Not in this snapshot when written after it began.
             records += try reader.rows(byOffset, bind: {
-                FastReader.bind($0, 1, origin)
+                FastReader.bind($0, 1, entry.origin)
                 sqlite3_bind_int64($0, 2, entry.offset)
             }, FastReader.record)
         }
-        return ordered(records, indexed: indexedCount, origin: origin, durableThrough: durableThrough)
+        return ordered(records, indexed: indexedCount, origin: writer.origin, durableThrough: durableThrough)
     }
 
     private static func checkpoint(orderID: String, _ reader: FastReader) throws -> Checkpoint? {
@@ -466,6 +497,48 @@ public final class EventLog: Sendable {
         try db.execute(
             sql: "INSERT INTO log_meta (key, value) VALUES ('indexed_through', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             arguments: [through])
+    }
+
+    /// Adds the copies of `origin`'s log in (`after`, `through`] to
+    /// `order_index` in key order and moves that origin's watermark.
+    static func index(copiesOf origin: String, after: Int64, through: Int64, _ db: Database) throws {
+        let insert = try db.cachedStatement(sql: """
+            INSERT OR IGNORE INTO order_index (order_id, version, origin, "offset")
+            SELECT order_id, version, origin, "offset" FROM events
+            WHERE origin = ? AND "offset" > ? AND "offset" <= ?
+            ORDER BY order_id, version, origin, "offset"
+            """)
+        try insert.execute(arguments: [origin, after, through])
+        try db.cachedStatement(sql: "INSERT INTO log_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .execute(arguments: [copyWatermarkPrefix + origin, through])
+    }
+
+    /// The first copies of an origin that go to the index in the
+    /// background: those at or below `offset` are indexed already.
+    static func startCopyWatermark(origin: String, at offset: Int64, _ db: Database) throws {
+        try db.cachedStatement(sql: "INSERT OR IGNORE INTO log_meta (key, value) VALUES (?, ?)").execute(arguments: [copyWatermarkPrefix + origin, offset])
+    }
+
+    static func setCopyIndexBatches(_ batches: Int64, _ db: Database) throws {
+        try db.cachedStatement(sql: "INSERT INTO log_meta (key, value) VALUES ('copies_indexed_batches', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .execute(arguments: [batches])
+    }
+
+    /// `indexed_through:ORIGIN`: copies of ORIGIN's log at or below it are
+    /// in `order_index`; above it, only those gathered or backfilled.
+    static let copyWatermarkPrefix = "indexed_through:"
+    static let copyWatermarksSQL = "SELECT substr(key, 17), CAST(value AS INTEGER) FROM log_meta WHERE key GLOB 'indexed_through:*'"
+    static let copyIndexBatchesSQL = "SELECT CAST(value AS INTEGER) FROM log_meta WHERE key = 'copies_indexed_batches'"
+    static let indexMarksSQL = "SELECT key, CAST(value AS INTEGER) FROM log_meta WHERE key GLOB 'indexed_through*' OR key = 'copies_indexed_batches'"
+
+    static func copyWatermarks(_ db: Database) throws -> [String: Int64] {
+        var watermarks: [String: Int64] = [:]
+        for row in try Row.fetchAll(db.cachedStatement(sql: copyWatermarksSQL)) { watermarks[row[0]] = row[1] }
+        return watermarks
+    }
+
+    static func copyIndexBatches(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db.cachedStatement(sql: copyIndexBatchesSQL)) ?? 0
     }
 
     static func indexedThrough(_ db: Database) throws -> Int64 {

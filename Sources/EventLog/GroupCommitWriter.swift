@@ -79,6 +79,21 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var indexRetryAtNs: UInt64 = 0
     /// Own events not yet in `order_index`, for readers by order.
     let tail: UnindexedTail
+    /// Copies stored by followers' tail loops, not yet in `order_index`
+    /// (their mark: `copyIndexBatches`). Gathered and backfilled copies may
+    /// land anywhere in a log, so they are indexed as they are stored.
+    let copies: UnindexedTail
+    /// Per origin copied: its copies up to here are in `order_index`
+    /// (`indexed_through:ORIGIN` in log_meta). Writer thread only.
+    private var copyWatermarks: [String: Int64]
+    /// Index batches of copies committed (`copies_indexed_batches`).
+    private var copyIndexBatches: Int64
+    /// The open transaction's entries for `copies`.
+    private var copyBuffer: [UnindexedTail.Entry] = []
+    private var copiesAddedInTransaction = 0
+    /// Watermarks the open transaction starts (first tail-loop copies of an
+    /// origin): in memory once it commits.
+    private var newWatermarks: [String: Int64] = [:]
     /// The open transaction's entries for `tail`, added under one lock
     /// before it commits (readers by order never look past the committed
     /// offset) or before a checkpoint reads them.
@@ -104,12 +119,15 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     init(
         pool: DatabasePool, path: String, origin: String, logID: String, lastOffset: Int64, indexedThrough: Int64,
-        options: EventLogOptions, logger: Logger
+        copyWatermarks: [String: Int64], copyIndexBatches: Int64, options: EventLogOptions, logger: Logger
     ) {
         self.pool = pool
         self.path = path
         self.indexedThrough = indexedThrough
         self.tail = UnindexedTail(keptAfter: indexedThrough)
+        self.copies = UnindexedTail(keptAfter: copyIndexBatches)
+        self.copyWatermarks = copyWatermarks
+        self.copyIndexBatches = copyIndexBatches
         self.eventIDPrefix = "\(origin)-\(logID)-"
         self.origin = origin
         self.logID = logID
@@ -262,7 +280,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             condition.lock()
             writerCPUNs = cpu
             while pending.isEmpty && !stopping {
-                if nextOffset - 1 > indexedThrough && DispatchTime.now().uptimeNanoseconds >= indexRetryAtNs {
+                if (nextOffset - 1 > indexedThrough || copies.count > 0) && DispatchTime.now().uptimeNanoseconds >= indexRetryAtNs {
                     // Idle with events not indexed: index them unless work
                     // comes within the idle delay.
                     if !condition.wait(until: Date(timeIntervalSinceNow: options.indexIdleDelaySeconds)) && pending.isEmpty && !stopping {
@@ -296,7 +314,9 @@ final class GroupCommitWriter: @unchecked Sendable {
             }
             commit(batch)
             zeroWALAhead()
-            if nextOffset - 1 - indexedThrough >= Int64(options.indexBatchEvents) && DispatchTime.now().uptimeNanoseconds >= indexRetryAtNs {
+            if (nextOffset - 1 - indexedThrough >= Int64(options.indexBatchEvents) || copies.count >= options.indexBatchEvents)
+                && DispatchTime.now().uptimeNanoseconds >= indexRetryAtNs
+            {
                 indexTail()
             }
         }
@@ -348,12 +368,19 @@ final class GroupCommitWriter: @unchecked Sendable {
             logger.error("append batch failed", metadata: ["requests": "\(batch.count)", "error": "\(error)"])
             tailBuffer.removeAll(keepingCapacity: true)
             tail.removeFrom(offset: firstOffset)
+            copyBuffer.removeAll(keepingCapacity: true)
+            copies.removeLast(copiesAddedInTransaction)
+            copiesAddedInTransaction = 0
+            newWatermarks = [:]
             condition.lock()
             unanswered -= batch.count
             condition.unlock()
             for item in batch { item.fail(error) }
             return
         }
+        copiesAddedInTransaction = 0
+        copyWatermarks.merge(newWatermarks) { old, _ in old }
+        newWatermarks = [:]
         let eventCount = offset - nextOffset
         nextOffset = offset
         syncCondition.lock()
@@ -460,13 +487,14 @@ final class GroupCommitWriter: @unchecked Sendable {
                 type: event.type, payload: event.payload, eventID: EventLog.eventID(prefix: eventIDPrefix, offset: offset),
                 recordedAt: now)
             try record.insert(using: insert, db)
-            tailBuffer.append(UnindexedTail.Entry(orderID: record.orderID, version: record.version, offset: offset))
+            tailBuffer.append(UnindexedTail.Entry(orderID: record.orderID, version: record.version, origin: origin, offset: offset))
             records.append(record)
             offset += 1
         }
         if let checkpoint = request.checkpoint {
             flushTailBuffer()
-            try EventLog.upsert(checkpoint, writtenAt: now, in: db, unindexed: tail.entries(orderID: checkpoint.orderID, after: indexedThrough) ?? [])
+            let unindexed = (tail.entries(orderID: checkpoint.orderID, after: indexedThrough) ?? []) + unindexedCopies(of: checkpoint.orderID)
+            try EventLog.upsert(checkpoint, writtenAt: now, in: db, unindexed: unindexed)
         }
         if let deadline = request.deadline {
             switch deadline.change {
@@ -532,9 +560,26 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     private func flushTailBuffer() {
+        flushCopyBuffer()
         guard !tailBuffer.isEmpty else { return }
         tail.add(tailBuffer)
         tailBuffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Like `flushTailBuffer`, for copies: added before the commit, taken
+    /// back if it fails.
+    private func flushCopyBuffer() {
+        guard !copyBuffer.isEmpty else { return }
+        copies.add(copyBuffer)
+        copiesAddedInTransaction += copyBuffer.count
+        copyBuffer.removeAll(keepingCapacity: true)
+    }
+
+    /// The order's copies not in `order_index` as the writer sees it now.
+    private func unindexedCopies(of orderID: String) -> [UnindexedTail.Entry] {
+        copies.entries(orderID: orderID, mark: copyIndexBatches) { [copyWatermarks, newWatermarks] entry in
+            entry.offset > (copyWatermarks[entry.origin] ?? newWatermarks[entry.origin] ?? 0)
+        } ?? []
     }
 
     /// Adds the own events written since the last call to `order_index`,
@@ -546,25 +591,46 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// Runs on the writer thread between commits.
     private func indexTail() {
         let through = nextOffset - 1
-        guard through > indexedThrough else { return }
+        let newest = copies.count > 0 ? copies.newestOffsets : [:]
+        let copyRanges = newest.compactMap { origin, end -> (String, Int64, Int64)? in
+            let from = copyWatermarks[origin] ?? 0
+            return end > from ? (origin, from, end) : nil
+        }
+        guard through > indexedThrough || !copyRanges.isEmpty || copies.count > 0 else { return }
         let from = indexedThrough
+        let batches = copyIndexBatches
         do {
             try pool.writeWithoutTransaction { db in
                 try Self.inImmediateTransaction(db) {
-                    try EventLog.index(origin: origin, after: from, through: through, db)
+                    if through > from {
+                        try EventLog.index(origin: origin, after: from, through: through, db)
+                    }
+                    if copies.count > 0 {
+                        for (copyOrigin, after, end) in copyRanges {
+                            try EventLog.index(copiesOf: copyOrigin, after: after, through: end, db)
+                        }
+                        try EventLog.setCopyIndexBatches(batches + 1, db)
+                    }
                 }
             }
         } catch {
-            // The entries stay in the tail; the next try is a second away.
+            // The entries stay in the tails; the next try is a second away.
             logger.error("indexing the newest events failed", metadata: ["through": "\(through)", "error": "\(error)"])
             indexRetryAtNs = DispatchTime.now().uptimeNanoseconds + 1_000_000_000
             return
         }
-        indexedThrough = through
-        // Readers whose snapshot still says `from` need the entries after
-        // it: forget only what an older snapshot would ask for.
-        tail.indexed(previous: from)
-        indexedCounter.increment(by: Int(through - from))
+        if through > from {
+            indexedThrough = through
+            // Readers whose snapshot still says `from` need the entries after
+            // it: forget only what an older snapshot would ask for.
+            tail.indexed(previous: from)
+            indexedCounter.increment(by: Int(through - from))
+        }
+        if copies.count > 0 {
+            for (copyOrigin, _, end) in copyRanges { copyWatermarks[copyOrigin] = end }
+            copyIndexBatches = batches + 1
+            copies.indexed(previous: batches)
+        }
     }
 
     /// Copies of a peer's events: a row already here (same origin and
@@ -576,14 +642,29 @@ final class GroupCommitWriter: @unchecked Sendable {
         let insert = try db.cachedStatement(sql: EventRecord.insertOrIgnoreSQL)
         let dropStaleCheckpoint = try db.cachedStatement(sql: "DELETE FROM checkpoints WHERE order_id = ? AND version >= ?")
         let index = try db.cachedStatement(sql: #"INSERT OR IGNORE INTO order_index (order_id, version, origin, "offset") VALUES (?, ?, ?, ?)"#)
+        // A tail loop's batch comes in offset order: its copies go to the
+        // index in the background, by ranges of their origin's log (like
+        // own events; each random insert into the index rewrote a page in
+        // the WAL). Gathered and backfilled copies are indexed now.
+        let deferIndex = batch.throughOffset != nil
         var inserted = 0
         for record in batch.events {
             try record.insert(using: insert, db)
             if db.changesCount > 0 {
                 inserted += 1
-                // Like dropStaleCheckpoint, through GRDB: copies are not the
-                // append path that EventRecord.insert binds by hand for.
-                try index.execute(arguments: [record.orderID, record.version, record.origin, record.offset])
+                if deferIndex {
+                    if copyWatermarks[record.origin] == nil && newWatermarks[record.origin] == nil {
+                        // The first tail-loop copy of this origin: what is
+                        // below it was indexed as it was stored.
+                        newWatermarks[record.origin] = record.offset - 1
+                        try EventLog.startCopyWatermark(origin: record.origin, at: record.offset - 1, db)
+                    }
+                    copyBuffer.append(UnindexedTail.Entry(orderID: record.orderID, version: record.version, origin: record.origin, offset: record.offset))
+                } else {
+                    // Like dropStaleCheckpoint, through GRDB: copies are not
+                    // the append path that EventRecord.insert binds by hand for.
+                    try index.execute(arguments: [record.orderID, record.version, record.origin, record.offset])
+                }
                 try dropStaleCheckpoint.execute(arguments: [record.orderID, record.version])
             }
         }

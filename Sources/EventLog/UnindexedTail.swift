@@ -1,19 +1,23 @@
 import Foundation
 
-/// Where this node's newest events are, by order, while they are not yet in
+/// Where the newest events are, by order, while they are not yet in
 /// `order_index`. The writer adds each event as it writes it and indexes
 /// them in the background in sorted batches (see GroupCommitWriter); readers
-/// by order look here for the offsets after the snapshot's
-/// `indexed_through`. Thread-safe.
+/// by order look here for what their snapshot's index lacks. The writer
+/// keeps one for its own events (the snapshot's mark is `indexed_through`)
+/// and one for the copies its followers' tail loops store (the mark is the
+/// number of copy index batches; each origin has its own watermark).
+/// Thread-safe.
 ///
-/// Two generations: when an index commit moves `indexed_through` from A to
-/// B, the entries up to A are dropped whole and those in (A, B] become the
+/// Two generations: when an index commit moves the mark from A to B, the
+/// entries indexed at A are dropped whole and those indexed at B become the
 /// older generation. A reader whose snapshot still says A finds them here;
 /// a reader with an older snapshot gets nil and reads again.
 final class UnindexedTail: @unchecked Sendable {
     struct Entry: Sendable, Equatable {
         let orderID: String
         let version: Int64
+        let origin: String
         let offset: Int64
     }
 
@@ -48,11 +52,17 @@ final class UnindexedTail: @unchecked Sendable {
 
         /// Drops the entries from `offset` on (they are the newest).
         mutating func removeFrom(offset: Int64) {
-            while let last = entries.last, last.offset >= offset {
-                let link = previous.removeLast()
-                newest[last.orderID] = link >= 0 ? link : nil
-                entries.removeLast()
-            }
+            while let last = entries.last, last.offset >= offset { removeLast() }
+        }
+
+        mutating func removeLast(_ count: Int) {
+            for _ in 0..<min(count, entries.count) { removeLast() }
+        }
+
+        private mutating func removeLast() {
+            let last = entries.removeLast()
+            let link = previous.removeLast()
+            newest[last.orderID] = link >= 0 ? link : nil
         }
     }
 
@@ -83,12 +93,34 @@ final class UnindexedTail: @unchecked Sendable {
         lock.withLock { newer.removeFrom(offset: offset) }
     }
 
+    /// Writer: the transaction that added the newest `count` entries rolled
+    /// back.
+    func removeLast(_ count: Int) {
+        lock.withLock { newer.removeLast(count) }
+    }
+
     /// The order's own events after `indexedThrough` (a snapshot's
     /// `indexed_through`), or nil when some of them were dropped already.
     func entries(orderID: String, after indexedThrough: Int64) -> [Entry]? {
+        entries(orderID: orderID, mark: indexedThrough) { $0.offset > indexedThrough }
+    }
+
+    /// The order's entries a snapshot whose mark is `mark` lacks in its
+    /// index (`unindexed` tells them apart), or nil when some of them were
+    /// dropped already.
+    func entries(orderID: String, mark: Int64, _ unindexed: (Entry) -> Bool) -> [Entry]? {
         lock.withLock {
-            guard keptAfter <= indexedThrough else { return nil }
-            return (older.entries(of: orderID) + newer.entries(of: orderID)).filter { $0.offset > indexedThrough }
+            guard keptAfter <= mark else { return nil }
+            return (older.entries(of: orderID) + newer.entries(of: orderID)).filter(unindexed)
+        }
+    }
+
+    /// The newest offset held per origin.
+    var newestOffsets: [String: Int64] {
+        lock.withLock {
+            var newest: [String: Int64] = [:]
+            for entry in older.entries + newer.entries { newest[entry.origin] = max(newest[entry.origin] ?? 0, entry.offset) }
+            return newest
         }
     }
 

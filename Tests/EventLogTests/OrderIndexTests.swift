@@ -147,10 +147,91 @@ import Testing
         #expect(rows == 7 && timeline == 7 && origins == 7)
     }
 
+    /// `api-1`'s own events, to offer to a follower as copies.
+    func origin(_ data: String, orders: [String], versions: ClosedRange<Int64>) async throws -> [EventRecord] {
+        let log = try EventLog.open(data: data, node: "api-1", options: options())
+        defer { log.close() }
+        var written: [EventRecord] = []
+        for version in versions {
+            for order in orders { written += try await log.append(AppendRequest(events: [event(order, version)])) }
+        }
+        return written
+    }
+
+    func indexedCopies(_ file: String) async throws -> (entries: Int, watermark: Int64?, timeline: Int) {
+        let queue = try DatabaseQueue(path: file, configuration: { var c = Configuration(); c.readonly = true; return c }())
+        return try await queue.read { db in
+            (try Int.fetchOne(db, sql: "SELECT count(*) FROM order_index WHERE origin = 'api-1'") ?? -1,
+             try Int64.fetchOne(db, sql: "SELECT CAST(value AS INTEGER) FROM log_meta WHERE key = 'indexed_through:api-1'"),
+             try Int.fetchOne(db, sql: "SELECT count(*) FROM order_timeline WHERE origin = 'api-1'") ?? -1)
+        }
+    }
+
+    /// A follower's tail loop stores copies in offset order: they go to the
+    /// index in the background like own events, and every read sees each
+    /// once meanwhile; gathered copies (any offset) are indexed at once.
+    @Test func copiesFromATailLoopAreIndexedInTheBackgroundAndReadOnceMeanwhile() async throws {
+        let folder = try TemporaryFolder()
+        let orders = (0..<5).map { "o\($0)" }
+        let written = try await origin(folder.path, orders: orders, versions: 1...12)  // offsets 1...60
+        let follower = try EventLog.open(data: folder.path, node: "api-2", options: options(batch: 50))
+        // The tail loop: offsets 1...40 in two batches, then a gathered copy
+        // from further on (offset 55), then the loop again up to 48.
+        _ = try await follower.replicate(ReplicatedBatch(origin: "api-1", events: Array(written[0..<20]), throughOffset: 20))
+        _ = try await follower.replicate(ReplicatedBatch(origin: "api-1", events: Array(written[20..<40]), throughOffset: 40))
+        _ = try await follower.replicate(ReplicatedBatch(origin: "", events: [written[54]], throughOffset: nil))
+        _ = try await follower.replicate(ReplicatedBatch(origin: "api-1", events: Array(written[40..<48]), throughOffset: 48))
+        let before = try await indexedCopies(follower.path)
+        #expect(before.entries == 1, "only the gathered copy is in the index yet")
+        #expect(before.watermark == 0)
+        #expect(before.timeline == 49, "the views show every copy once")
+
+        let expected = Dictionary(grouping: written[0..<48] + [written[54]], by: \.orderID).mapValues { $0.map(\.offset).sorted() }
+        for order in orders {
+            #expect(try await follower.events(orderID: order).map(\.offset).sorted() == expected[order], "\(order) from the node")
+        }
+        let reader = try EventLog.openReadOnly(path: follower.path)
+        for order in orders {
+            #expect(try await reader.events(orderID: order).map(\.offset).sorted() == expected[order], "\(order) read-only")
+        }
+        // The checkpoint guard counts the unindexed copies.
+        let o1 = expected["o1"]!.count
+        _ = try await follower.append(AppendRequest(events: [], checkpoint: Checkpoint(orderID: "o1", version: 12, state: "s", coveredEvents: Int64(o1 - 1))))
+        #expect(try await follower.checkpoint(orderID: "o1") == nil)
+        _ = try await follower.append(AppendRequest(events: [], checkpoint: Checkpoint(orderID: "o1", version: 12, state: "s", coveredEvents: Int64(o1))))
+        #expect(try await follower.checkpoint(orderID: "o1")?.state == "s")
+
+        // Past a batch of 50 the writer indexes them.
+        _ = try await follower.replicate(ReplicatedBatch(origin: "api-1", events: Array(written[48..<60]), throughOffset: 60))
+        follower.close()
+        let after = try await indexedCopies(follower.path)
+        #expect(after.entries == 60 && after.watermark == 60 && after.timeline == 60)
+    }
+
+    @Test func copiesACrashLeftOutOfTheIndexAreIndexedAtOpen() async throws {
+        let folder = try TemporaryFolder()
+        let written = try await origin(folder.path, orders: ["a", "b"], versions: 1...10)
+        let follower = try EventLog.open(data: folder.path, node: "api-2", options: options(batch: 10_000))
+        defer { follower.close() }
+        _ = try await follower.replicate(ReplicatedBatch(origin: "api-1", events: written, throughOffset: 20))
+        // The files as a crash would leave them: the copies stored, none indexed.
+        let crashed = try TemporaryFolder()
+        let copy = EventLog.path(data: crashed.path, node: "api-2")
+        try FileManager.default.createDirectory(atPath: (copy as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        for suffix in ["", "-wal"] { try FileManager.default.copyItem(atPath: follower.path + suffix, toPath: copy + suffix) }
+        #expect(try await indexedCopies(copy).entries == 0)
+
+        let reopened = try EventLog.open(data: crashed.path, node: "api-2", options: options(batch: 10_000))
+        defer { reopened.close() }
+        let repaired = try await indexedCopies(copy)
+        #expect(repaired.entries == 20 && repaired.watermark == 20)
+        #expect(try await reopened.events(orderID: "a").map(\.version) == Array(1...10))
+    }
+
     @Test func theTailKeepsWhatASnapshotNeedsAndSaysWhenItCannot() {
         let tail = UnindexedTail(keptAfter: 0)
         func add(_ range: ClosedRange<Int64>) {
-            tail.add(range.map { .init(orderID: $0 % 2 == 0 ? "even" : "odd", version: $0, offset: $0) })
+            tail.add(range.map { .init(orderID: $0 % 2 == 0 ? "even" : "odd", version: $0, origin: "api-1", offset: $0) })
         }
         add(1...5)
         #expect(tail.entries(orderID: "even", after: 0)?.map(\.offset) == [2, 4])
