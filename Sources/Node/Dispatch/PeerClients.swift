@@ -236,17 +236,6 @@ final class ForwardClientHandler: ChannelInboundHandler, Sendable {
     }
 }
 
-/// Runs `body`; if it has not finished after `timeout`, calls `onTimeout`,
-/// which MUST make `body` finish (fail a continuation, close a channel).
-func withDeadline<T>(_ timeout: Duration, onTimeout: @escaping @Sendable () -> Void, _ body: () async throws -> T) async throws -> T {
-    let timer = Task {
-        try await Task.sleep(for: timeout)
-        onTimeout()
-    }
-    defer { timer.cancel() }
-    return try await body()
-}
-
 extension Duration {
     /// Whole milliseconds (truncated).
     public var milliseconds: Int64 {
