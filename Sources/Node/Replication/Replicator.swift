@@ -58,6 +58,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     private let state = Mutex(State())
     private let lagTimer = Metrics.Timer(label: "orderly_replication_lag_seconds")
     private let copiedCounter = Counter(label: "orderly_events_replicated_total")
+    /// Fetch rounds of the tail loops that brought events (events per
+    /// round: `orderly_events_replicated_total` over this).
+    private let copiedBatches = Counter(label: "orderly_replication_batches_total")
     private let ackTimeouts = Counter(label: "orderly_replication_ack_timeouts_total")
 
     public init(log: EventLog, clients: PeerClients, config: ReplicationConfig, logger: Logger) {
@@ -460,6 +463,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     let kept = reply.events.filter(owns)
                     let copied = try await log.replicate(ReplicatedBatch(origin: origin, events: kept, throughOffset: reply.throughOffset))
                     copiedCounter.increment(by: copied)
+                    if !reply.events.isEmpty { copiedBatches.increment() }
                     if copied > 0, let hook = copiedHook.withLock({ $0 }) {
                         await hook.call(Self.counts(kept))
                     }
