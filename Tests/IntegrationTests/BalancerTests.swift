@@ -69,10 +69,10 @@ import Testing
                 try await waitFor("some orders before the kill", timeout: .seconds(30)) { sent.value >= 40 }
                 cluster.stop("api-2", signal: SIGKILL)
                 let before = sent.value
-                try await waitFor("orders while api-2 is dead", timeout: .seconds(60)) { sent.value >= before + 80 }
+                try await waitFor("orders while api-2 is dead", timeout: .seconds(180)) { sent.value >= before + 80 }
                 try await cluster.start("api-2")
                 let back = sent.value
-                try await waitFor("orders after api-2 is back", timeout: .seconds(60)) { sent.value >= back + 40 }
+                try await waitFor("orders after api-2 is back", timeout: .seconds(180)) { sent.value >= back + 40 }
             }
             try await group.waitForAll()
         }

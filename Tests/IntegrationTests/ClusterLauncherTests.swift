@@ -6,7 +6,7 @@ import Testing
 @Suite(.serialized) struct ClusterLauncherTests {
     static func run(_ arguments: [String], in folder: borrowing TemporaryFolder) async throws -> (status: Int32, output: String) {
         let process = try OrderlyProcess(arguments, stderrPath: folder.file("cmd-\(UUID().uuidString).log"))
-        let status = try await waitUntil("orderly \(arguments.prefix(2).joined(separator: " "))", timeout: .seconds(60)) {
+        let status = try await waitUntil("orderly \(arguments.prefix(2).joined(separator: " "))", timeout: .seconds(180)) {
             process.process.isRunning ? nil : process.process.terminationStatus
         }
         let output = (try? await waitUntil("its output", timeout: .seconds(2)) { process.stdout.isEmpty ? nil : process.stdout }) ?? ""

@@ -21,24 +21,41 @@ import Testing
         let http = try await first.waitReady()
         let acknowledged = Locked(Acknowledged())
         let acks = Locked(0)
+        let killed = Locked(false)
+        let lastFailure = Locked("none")
 
         // Clients place orders and pay them in two parts, without pause,
-        // until the node dies under them.
+        // until the node dies under them. Before the kill a failed command
+        // is sent again (commands are idempotent by id; a repeat answers
+        // 200), so a slow machine cannot make the clients give up early.
+        @Sendable func send(_ url: String, _ body: String) async -> Bool {
+            while !killed.value {
+                do {
+                    let reply = try await HTTP.send(.POST, url, body)
+                    if reply.status == 201 || reply.status == 200 { return true }
+                    lastFailure.withLock { $0 = "status \(reply.status): \(reply.body)" }
+                } catch {
+                    lastFailure.withLock { $0 = "\(error)" }
+                }
+                // A pause before the retry, so that a node that refuses
+                // connections is not hammered (not a synchronisation).
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            return false
+        }
         let clients = Task {
             await withTaskGroup(of: Void.self) { group in
                 for client in 0..<6 {
                     group.addTask {
                         for index in 0..<100_000 {
                             let order = "o-\(client)-\(index)"
-                            guard let placed = try? await HTTP.send(.POST, "http://\(http)/orders", #"{"id":"\#(order)","customer":"c\#(client)","lines":[{"sku":"\#(Self.sku)","qty":2}]}"#),
-                                placed.status == 201
+                            guard await send("http://\(http)/orders", #"{"id":"\#(order)","customer":"c\#(client)","lines":[{"sku":"\#(Self.sku)","qty":2}]}"#)
                             else { return }
                             acknowledged.withLock { _ = $0.placed.insert(order) }
                             acks.withLock { $0 += 1 }
                             for part in 0..<2 {
                                 let payment = "p-\(part)"
-                                guard let paid = try? await HTTP.send(.POST, "http://\(http)/orders/\(order)/payments", #"{"id":"\#(payment)","amount_cents":1}"#),
-                                    paid.status == 201
+                                guard await send("http://\(http)/orders/\(order)/payments", #"{"id":"\#(payment)","amount_cents":1}"#)
                                 else { return }
                                 acknowledged.withLock { _ = $0.payments[order, default: []].insert(payment) }
                                 acks.withLock { $0 += 1 }
@@ -48,7 +65,16 @@ import Testing
                 }
             }
         }
-        _ = try await waitUntil("300 acknowledged commands") { acks.value >= 300 ? true : nil }
+        do {
+            _ = try await waitUntil("300 acknowledged commands", timeout: .seconds(120)) { acks.value >= 300 ? true : nil }
+        } catch {
+            killed.withLock { $0 = true }
+            first.stop(signal: SIGKILL)
+            await clients.value
+            Issue.record("\(error); \(acks.value) acknowledged; the clients' last failure: \(lastFailure.value); stderr: \(first.stderrTail())")
+            return
+        }
+        killed.withLock { $0 = true }
         first.stop(signal: SIGKILL)
         await clients.value
 

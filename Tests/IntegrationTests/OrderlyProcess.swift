@@ -53,12 +53,12 @@ final class OrderlyProcess: @unchecked Sendable {
     var stdout: String { output.withLock { $0 } }
 
     /// Waits for the ready record and returns its `http` address.
-    func waitReady(timeout: Duration = .seconds(60)) async throws -> String {
+    func waitReady(timeout: Duration = .seconds(180)) async throws -> String {
         try await readyRecord(timeout: timeout)["http"] as! String
     }
 
     /// Waits for the ready record and returns all its fields.
-    func readyRecord(timeout: Duration = .seconds(60)) async throws -> [String: Any] {
+    func readyRecord(timeout: Duration = .seconds(180)) async throws -> [String: Any] {
         try await waitUntil("ready record from \(process.arguments ?? [])", timeout: timeout) {
             guard !self.stdout.isEmpty || self.process.isRunning else {
                 throw TestFailure("process exited before it was ready; stderr:\n\(self.stderrTail())")

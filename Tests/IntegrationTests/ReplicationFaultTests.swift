@@ -140,7 +140,7 @@ import Testing
             let others = cluster.ids.filter { $0 != victim }
             let duringOutage = ledger.value.acks
             try await cluster.waitForView([victim: "dead"], on: others)
-            try await waitFor("traffic while \(victim) is down", timeout: .seconds(60)) { ledger.value.acks >= duringOutage + 60 }
+            try await waitFor("traffic while \(victim) is down", timeout: .seconds(180)) { ledger.value.acks >= duringOutage + 60 }
             try await cluster.start(victim)
             try await cluster.waitForView(allAlive, on: cluster.ids)
         }
@@ -165,7 +165,7 @@ import Testing
         cluster.process("api-2").signal(SIGSTOP)
         try await cluster.waitForView(["api-2": "dead"], on: ["api-1", "api-3"])
         let during = ledger.value.acks
-        try await waitFor("traffic while api-2 is stopped", timeout: .seconds(60)) { ledger.value.acks >= during + 60 }
+        try await waitFor("traffic while api-2 is stopped", timeout: .seconds(180)) { ledger.value.acks >= during + 60 }
         cluster.process("api-2").signal(SIGCONT)
         try await cluster.waitForView(allAlive, on: cluster.ids)
         let after = ledger.value.acks

@@ -42,7 +42,7 @@ import Testing
     /// Runs `orderly` to its end: exit status and stdout.
     static func runOrderly(_ arguments: [String], in cluster: TestCluster) async throws -> (status: Int32, output: String) {
         let process = try OrderlyProcess(arguments, stderrPath: cluster.folder.file("run-\(UUID().uuidString).log"))
-        let status = try await waitUntil("orderly \(arguments.first ?? "") to finish", timeout: .seconds(60)) {
+        let status = try await waitUntil("orderly \(arguments.first ?? "") to finish", timeout: .seconds(180)) {
             process.process.isRunning ? nil : process.process.terminationStatus
         }
         // The pipe may still hold the last lines (every run prints some).
@@ -90,7 +90,7 @@ import Testing
         let customers = 80
         let done = Locked(0)
         async let restarted: (process: OrderlyProcess, http: String) = {
-            try await waitFor("a third of the customers", timeout: .seconds(60)) { done.value >= customers / 3 }
+            try await waitFor("a third of the customers", timeout: .seconds(180)) { done.value >= customers / 3 }
             first.process.stop(signal: SIGKILL)
             return try await Self.startStats(cluster, run: 2)
         }()

@@ -44,7 +44,7 @@ import Testing
         let orders = 40
         let done = Locked(0)
         async let restarted: (process: OrderlyProcess, http: String) = {
-            try await waitFor("a third of the orders", timeout: .seconds(60)) { done.value >= orders / 3 }
+            try await waitFor("a third of the orders", timeout: .seconds(180)) { done.value >= orders / 3 }
             first.process.stop(signal: SIGKILL)
             return try await Self.startWarehouse(cluster, run: 2)
         }()
