@@ -435,6 +435,11 @@ final class BackendConnections: @unchecked Sendable {
         return connection
     }
 
+    /// No more requests join `connection` in this trip.
+    private func leavePipeline(_ connection: BackendConnection) {
+        if pipelines[connection.address] === connection { pipelines[connection.address] = nil }
+    }
+
     private func takeIdle(_ address: String) -> BackendConnection? {
         while let connection = idle[address]?.popLast() {
             if connection.channel.isActive { return connection }
@@ -478,13 +483,13 @@ final class BackendConnections: @unchecked Sendable {
             switch result {
             case .success where !connection.handler.reusable || !request.keepsBackendConnection:
                 self.busy[key] = nil
-                if self.pipelines[connection.address] === connection { self.pipelines[connection.address] = nil }
+                self.leavePipeline(connection)
                 channel.close(promise: nil)
             case .success:
                 if connection.handler.waiting == 0 {
                     self.busy[key] = nil
                     // Idle again: only through the pool from here on.
-                    if self.pipelines[connection.address] === connection { self.pipelines[connection.address] = nil }
+                    self.leavePipeline(connection)
                     self.release(connection)
                 } else {
                     // The next answer owed is due from now.
@@ -492,7 +497,7 @@ final class BackendConnections: @unchecked Sendable {
                 }
             case .failure:
                 self.busy[key] = nil
-                if self.pipelines[connection.address] === connection { self.pipelines[connection.address] = nil }
+                self.leavePipeline(connection)
                 channel.close(promise: nil)
             }
             done(result)

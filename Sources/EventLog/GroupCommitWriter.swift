@@ -280,7 +280,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             condition.lock()
             writerCPUNs = cpu
             while pending.isEmpty && !stopping {
-                if (nextOffset - 1 > indexedThrough || copies.count > 0) && DispatchTime.now().uptimeNanoseconds >= indexRetryAtNs {
+                if (nextOffset - 1 > indexedThrough || copies.pendingCount > 0) && DispatchTime.now().uptimeNanoseconds >= indexRetryAtNs {
                     // Idle with events not indexed: index them unless work
                     // comes within the idle delay.
                     if !condition.wait(until: Date(timeIntervalSinceNow: options.indexIdleDelaySeconds)) && pending.isEmpty && !stopping {
@@ -314,7 +314,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             }
             commit(batch)
             zeroWALAhead()
-            if (nextOffset - 1 - indexedThrough >= Int64(options.indexBatchEvents) || copies.count >= options.indexBatchEvents)
+            if (nextOffset - 1 - indexedThrough >= Int64(options.indexBatchEvents) || copies.pendingCount >= options.indexBatchEvents)
                 && DispatchTime.now().uptimeNanoseconds >= indexRetryAtNs
             {
                 indexTail()
@@ -591,12 +591,13 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// Runs on the writer thread between commits.
     private func indexTail() {
         let through = nextOffset - 1
-        let newest = copies.count > 0 ? copies.newestOffsets : [:]
+        let copiesPending = copies.pendingCount > 0
+        let newest = copiesPending ? copies.newestPendingOffsets : [:]
         let copyRanges = newest.compactMap { origin, end -> (String, Int64, Int64)? in
             let from = copyWatermarks[origin] ?? 0
             return end > from ? (origin, from, end) : nil
         }
-        guard through > indexedThrough || !copyRanges.isEmpty || copies.count > 0 else { return }
+        guard through > indexedThrough || copiesPending else { return }
         let from = indexedThrough
         let batches = copyIndexBatches
         do {
@@ -605,7 +606,7 @@ final class GroupCommitWriter: @unchecked Sendable {
                     if through > from {
                         try EventLog.index(origin: origin, after: from, through: through, db)
                     }
-                    if copies.count > 0 {
+                    if copiesPending {
                         for (copyOrigin, after, end) in copyRanges {
                             try EventLog.index(copiesOf: copyOrigin, after: after, through: end, db)
                         }
@@ -626,7 +627,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             tail.indexed(previous: from)
             indexedCounter.increment(by: Int(through - from))
         }
-        if copies.count > 0 {
+        if copiesPending {
             for (copyOrigin, _, end) in copyRanges { copyWatermarks[copyOrigin] = end }
             copyIndexBatches = batches + 1
             copies.indexed(previous: batches)

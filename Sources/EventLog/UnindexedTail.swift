@@ -80,6 +80,11 @@ final class UnindexedTail: @unchecked Sendable {
         lock.withLock { older.entries.count + newer.entries.count }
     }
 
+    /// The entries no index commit has covered yet (the newer generation).
+    var pendingCount: Int {
+        lock.withLock { newer.entries.count }
+    }
+
     /// Writer: a transaction's own events, under one lock.
     func add(_ entries: [Entry]) {
         lock.withLock {
@@ -115,11 +120,12 @@ final class UnindexedTail: @unchecked Sendable {
         }
     }
 
-    /// The newest offset held per origin.
-    var newestOffsets: [String: Int64] {
+    /// The newest offset per origin among the entries no index commit has
+    /// covered yet.
+    var newestPendingOffsets: [String: Int64] {
         lock.withLock {
             var newest: [String: Int64] = [:]
-            for entry in older.entries + newer.entries { newest[entry.origin] = max(newest[entry.origin] ?? 0, entry.offset) }
+            for entry in newer.entries { newest[entry.origin] = max(newest[entry.origin] ?? 0, entry.offset) }
             return newest
         }
     }

@@ -17,6 +17,11 @@ struct RequestBody {
         self.path = path
     }
 
+    /// An object's pairs (the parser refuses a repeated key).
+    init(pairs: [(String, JSONValue)], path: String = "") {
+        self.init(fields: Dictionary(pairs, uniquingKeysWith: { first, _ in first }), path: path)
+    }
+
     /// Reads the whole body (at most `bytesMax`) and parses it as a JSON object.
     static func read(_ request: Request) async throws(APIError) -> RequestBody {
         try parse(await collect(request))
@@ -46,7 +51,7 @@ struct RequestBody {
         guard case .object(let pairs) = value else {
             throw .badRequest("malformed_json", "the request body must be a JSON object, not \(Self.typeName(value))")
         }
-        return RequestBody(fields: Dictionary(pairs, uniquingKeysWith: { first, _ in first }))
+        return RequestBody(pairs: pairs)
     }
 
     static func typeName(_ value: JSONValue) -> String {
@@ -113,7 +118,7 @@ struct RequestBody {
             guard case .object(let pairs) = item else {
                 throw .badRequest("wrong_type", "field '\(name(key))[\(index)]' must be an object, not \(Self.typeName(item))")
             }
-            bodies.append(RequestBody(fields: Dictionary(pairs, uniquingKeysWith: { first, _ in first }), path: "\(name(key))[\(index)]"))
+            bodies.append(RequestBody(pairs: pairs, path: "\(name(key))[\(index)]"))
         }
         return bodies
     }

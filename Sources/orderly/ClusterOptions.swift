@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Membership
 import Node
 import Replication
 
@@ -108,10 +109,10 @@ struct ClusterOptions: ParsableArguments {
     var partitionMode: PartitionMode = .consistent
 
     @Option(help: "A member silent this long is suspect (it keeps its orders).")
-    var suspectAfter: DurationArgument = DurationArgument(argument: "750ms")!
+    var suspectAfter: DurationArgument = DurationArgument(argument: "\(MembershipConfig().suspectAfterMs)ms")!
 
     @Option(help: "A member silent this long is dead: the next replicas lead its orders.")
-    var deadAfter: DurationArgument = DurationArgument(argument: "1500ms")!
+    var deadAfter: DurationArgument = DurationArgument(argument: "\(MembershipConfig().deadAfterMs)ms")!
 
 
     static let secretBytesMin = ClusterAccessOptions.secretBytesMin

@@ -95,10 +95,6 @@ import Testing
         #expect(stats.status == 503, "no stats node configured: \(stats.body)")
     }
 
-    /// HTTP details of the proxy itself, against a real API node: pipelined
-    /// requests answered in order, HTTP/1.0, bad requests, bodies over the
-    /// limit (refused before any backend sees them), API errors passed
-    /// through unchanged, and its own routes.
     /// Reads from many clients at once reach a backend pipelined on shared
     /// connections: every client gets the answer to its own request.
     @Test func concurrentReadsEachGetTheirOwnAnswer() async throws {
@@ -132,6 +128,10 @@ import Testing
         #expect(pipelined > 0, "the reads shared backend connections (else this tests nothing new)")
     }
 
+    /// HTTP details of the proxy itself, against a real API node: pipelined
+    /// requests answered in order, HTTP/1.0, bad requests, bodies over the
+    /// limit (refused before any backend sees them), API errors passed
+    /// through unchanged, and its own routes.
     @Test func theProxyKeepsHTTPOrderAndRefusesBadInput() async throws {
         let cluster = try TestCluster()
         defer { cluster.stopAll(signal: SIGKILL) }
