@@ -17,8 +17,12 @@ final class FastReaders: @unchecked Sendable {
     private var idle: [FastReader] = []
     private var closed = false
     static let idleMax = 4
-    /// Pages a connection maps rather than copies through read(2).
-    static let mapBytes: Int64 = 1 << 30
+    /// None: a connection reads pages through read(2). SQLite unmaps the
+    /// whole file at the start of every read transaction that finds the WAL
+    /// changed (always, under load), then maps it again and faults its
+    /// pages back in; that cost about 400 munmap calls a second a node under
+    /// `bench replicate`, each one flushing the other core's TLB.
+    static let mapBytes: Int64 = 0
 
     init(path: String) {
         self.path = path
