@@ -45,6 +45,15 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
     }
 }
 
+extension DurationArgument: CustomStringConvertible {
+    /// As it would be typed: "750ms", "1.5s", "10s" (help shows defaults so).
+    var description: String {
+        let ms = milliseconds
+        if ms % 1000 == 0 { return "\(ms / 1000)s" }
+        return ms < 1000 ? "\(ms)ms" : "\(Double(ms) / 1000)s"
+    }
+}
+
 extension Durability: ExpressibleByArgument {}
 
 /// Node ids follow the client id pattern, so they are safe as folder names.

@@ -133,11 +133,21 @@ import Testing
     }
 
     @Test func everyCommandHasHelpAndBadArgumentsAreRefused() throws {
-        for command in [[], ["node"], ["inspect"], ["inspect", "order"], ["inspect", "log"], ["bench"], ["bench", "append"], ["bench", "recovery"], ["bench", "forward"], ["bench", "ring"]] {
+        let commands: [[String]] = [
+            [], ["demo"], ["node"], ["balancer"], ["wms"], ["simulate"], ["stats"], ["stats", "rebuild"],
+            ["cluster"], ["cluster", "up"], ["cluster", "status"], ["cluster", "down"], ["cluster", "kill"], ["cluster", "start"],
+            ["inspect"], ["inspect", "order"], ["inspect", "log"], ["bench"], ["bench", "append"], ["bench", "recovery"],
+            ["bench", "forward"], ["bench", "ring"], ["bench", "replicate"], ["bench", "rebuild"],
+        ]
+        for command in commands {
             let help = try run(command + ["--help"])
             #expect(help.status == 0, "\(command) --help")
             #expect(help.stdout.contains("USAGE"), "\(command) --help")
+            // Defaults read as they would be typed, not as Swift values.
+            #expect(!help.stdout.contains("Argument("), "\(command) --help: \(help.stdout)")
         }
+        let node = try run(["node", "--help"]).stdout
+        #expect(node.contains("(default: 750ms)") && node.contains("(default: 1.5s)") && node.contains("(default: 10s)"), "\(node)")
         let folder = try TemporaryFolder()
         for bad in [
             ["node", "--id", "bad id", "--data", folder.path],
