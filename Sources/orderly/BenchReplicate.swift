@@ -57,6 +57,7 @@ struct BenchReplicate: AsyncParsableCommand {
             var arguments = [
                 "node", "--id", id, "--data", folder, "--http", "127.0.0.1:0", "--peer", "127.0.0.1:0",
                 "--cluster-secret-file", secretFile, "--acks", acks.rawValue, "--log-level", "warning",
+                "--event-loops", "\(eventLoopsPerNode(sharing: nodes))",
             ]
             if let seed { arguments += ["--seeds", seed] }
             let process = ChildProcess(arguments: arguments, stderrPath: (folder as NSString).appendingPathComponent("\(id).log"))

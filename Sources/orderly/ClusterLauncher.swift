@@ -86,7 +86,10 @@ final class ClusterLauncher: @unchecked Sendable {
         var peers: [String] = []
         for index in 1...apiNodes {
             let id = "api-\(index)"
-            var arguments = ["node", "--id", id, "--data", data, "--http", "127.0.0.1:\(port(index))", "--peer", "127.0.0.1:\(port(100 + index))"]
+            var arguments = [
+                "node", "--id", id, "--data", data, "--http", "127.0.0.1:\(port(index))", "--peer", "127.0.0.1:\(port(100 + index))",
+                "--event-loops", "\(eventLoopsPerNode(sharing: apiNodes))",
+            ]
             if let first = peers.first { arguments += ["--seeds", first] }
             let node = try await start(role: "api", id: id, arguments: arguments)
             peers.append(node.peer ?? "")

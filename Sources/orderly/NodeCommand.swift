@@ -4,6 +4,7 @@ import Foundation
 import HTTPAPI
 import Hummingbird
 import Logging
+import NIOCore
 import Node
 import OrderDomain
 import Membership
@@ -44,6 +45,11 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "fsync (every commit reaches the disk) or relaxed (SQLite syncs at WAL checkpoints).")
     var durability: Durability = .fsync
 
+    @Option(help: ArgumentHelp(
+        "Event-loop threads for HTTP and peer connections (default: one per core).",
+        discussion: "Nodes that share a machine do better with fewer each: `cluster up`, `demo` and `bench replicate` give each node cores / nodes, at least 1."))
+    var eventLoops: Int?
+
     @OptionGroup(title: "Cluster")
     var clusterOptions: ClusterOptions
 
@@ -53,9 +59,12 @@ struct NodeCommand: AsyncParsableCommand {
     func validate() throws {
         try validateNodeID(id)
         guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be at least 1") }
+        if let eventLoops, !(1...256).contains(eventLoops) { throw ValidationError("--event-loops must be 1-256") }
     }
 
     func run() async throws {
+        // Before anything uses NIO's shared event loops (HTTP, peers, clients).
+        if let eventLoops { NIOSingletons.groupLoopCountSuggestion = eventLoops }
         // Checked before anything starts: a node never half-joins a cluster.
         let secret = try clusterOptions.peer.map { _ in try clusterOptions.secret() }
         let adminToken = try clusterOptions.adminToken()
