@@ -154,6 +154,7 @@ import Testing
             ["node", "--id", "a", "--data", folder.path, "--http", "nohost"],
             ["node", "--id", "a", "--data", folder.path, "--http", "127.0.0.1:99999"],
             ["node", "--id", "a", "--data", folder.path, "--idle-timeout", "soon"],
+            ["node", "--id", "a", "--data", folder.path, "--event-loops", "0"],
             ["node", "--id", "a", "--data", folder.path, "--seeds", "127.0.0.1:7000"],
             ["node", "--id", "a", "--data", folder.path, "--peer", "127.0.0.1:0", "--seeds", "nohost", "--insecure"],
             ["node", "--id", "a", "--data", folder.path, "--peer", "127.0.0.1:0", "--replication-factor", "0", "--insecure"],
