@@ -527,9 +527,13 @@ public final class EventLog: Sendable {
     /// `indexed_through:ORIGIN`: copies of ORIGIN's log at or below it are
     /// in `order_index`; above it, only those gathered or backfilled.
     static let copyWatermarkPrefix = "indexed_through:"
-    static let copyWatermarksSQL = "SELECT substr(key, 17), CAST(value AS INTEGER) FROM log_meta WHERE key GLOB 'indexed_through:*'"
+    static let copyWatermarksSQL =
+        "SELECT substr(key, \(copyWatermarkPrefix.count + 1)), CAST(value AS INTEGER) FROM log_meta WHERE key GLOB '\(copyWatermarkPrefix)*'"
     static let copyIndexBatchesSQL = "SELECT CAST(value AS INTEGER) FROM log_meta WHERE key = 'copies_indexed_batches'"
-    static let indexMarksSQL = "SELECT key, CAST(value AS INTEGER) FROM log_meta WHERE key GLOB 'indexed_through*' OR key = 'copies_indexed_batches'"
+    static let indexMarksSQL = """
+        SELECT key, CAST(value AS INTEGER) FROM log_meta
+        WHERE key = 'indexed_through' OR key GLOB '\(copyWatermarkPrefix)*' OR key = 'copies_indexed_batches'
+        """
 
     static func copyWatermarks(_ db: Database) throws -> [String: Int64] {
         var watermarks: [String: Int64] = [:]
