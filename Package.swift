@@ -27,6 +27,10 @@ let package = Package(
         .target(name: "Membership"),
         .target(name: "Replication"),
         .target(name: "Checksum", dependencies: ["CRC32CHardware"]),
+        // The event log's contract and its in-memory implementation.
+        .target(name: "LogStorage", dependencies: ["Checksum"]),
+        // The seams of a node's environment: clock, task spawner.
+        .target(name: "NodeRuntime"),
         // The CPU's CRC-32C instruction, when it has one (C: Swift has no
         // portable way to reach it).
         .target(name: "CRC32CHardware"),
@@ -37,7 +41,7 @@ let package = Package(
         .target(
             name: "Wire",
             dependencies: [
-                "Checksum",
+                "Checksum", "LogStorage", "OrderDomain", "Replication", "Membership",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -47,7 +51,7 @@ let package = Package(
         .target(
             name: "EventLog",
             dependencies: [
-                "Checksum",
+                "Checksum", "LogStorage",
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -57,7 +61,7 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "OrderDomain", "EventLog", "Wire", "HashRing", "Membership", "Replication",
+                "OrderDomain", "EventLog", "LogStorage", "NodeRuntime", "Wire", "HashRing", "Membership", "Replication",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -155,11 +159,12 @@ let package = Package(
             ]
         ),
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "OrderDomain"]),
+        .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", "EventLog", "TestSupport"]),
         .testTarget(name: "EventLogTests", dependencies: ["EventLog", "Checksum", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "WireTests",
             dependencies: [
-                "Wire",
+                "Wire", "OrderDomain", "Replication", "LogStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),

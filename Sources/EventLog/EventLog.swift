@@ -1,12 +1,13 @@
 import Foundation
 import GRDB
+import LogStorage
 import GRDBSQLite
 import Logging
 
 /// One node's SQLite event log: `<data>/<node>/log.sqlite` in WAL mode. The
 /// node is the only writer of its own log (origin = node id); reads may run
 /// concurrently from any task.
-public final class EventLog: Sendable {
+public final class EventLog: LogStore, Sendable {
     public let origin: String
     public let path: String
     /// Random id of this log file, fixed at creation. It is part of every
@@ -157,48 +158,16 @@ public final class EventLog: Sendable {
         return EventLog(origin: node, path: file, logID: logID, lastOffset: last, reader: queue, writer: nil, hasOrderIndex: hasOrderIndex)
     }
 
-    /// `origin-logid-offset`, the offset zero-padded to 12 digits so ids of
-    /// one log sort in offset order. The log id is hex (no dash), so an id
-    /// names one (origin, offset): the primary key keeps ids unique.
     static func eventID(origin: String, logID: String, offset: Int64) -> String {
-        eventID(prefix: "\(origin)-\(logID)-", offset: offset)
+        EventID.make(origin: origin, logID: logID, offset: offset)
     }
 
-    /// Whether `eventID` spells `origin-LOGID-offset` with a log id that has
-    /// no dash: what lets `events` leave id uniqueness to its primary key.
     static func eventID(_ eventID: String, spells origin: String, offset: Int64) -> Bool {
-        let id = Substring(eventID)
-        guard id.hasPrefix(origin + "-") else { return false }
-        let rest = id.dropFirst(origin.count + 1)
-        guard let dash = rest.lastIndex(of: "-") else { return false }
-        let logID = rest[..<dash]
-        let digits = rest[rest.index(after: dash)...]
-        return !logID.isEmpty && !logID.contains("-")
-            && !digits.isEmpty && digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
-            && Int64(digits) == offset
+        EventID.spells(eventID, origin: origin, offset: offset)
     }
 
-    /// The same from `origin-logid-`, written into one allocation (the
-    /// writer makes one per event).
     static func eventID(prefix: String, offset: Int64) -> String {
-        var digits = offset.magnitude
-        var count = 1
-        while digits >= 10 { digits /= 10; count += 1 }
-        let width = max(12, count)
-        var prefix = prefix
-        return prefix.withUTF8 { head in
-            String(unsafeUninitializedCapacity: head.count + width) { buffer in
-                _ = buffer.initialize(fromContentsOf: head)
-                var value = offset.magnitude
-                var index = head.count + width - 1
-                while index >= head.count {
-                    buffer[index] = UInt8(ascii: "0") + UInt8(value % 10)
-                    value /= 10
-                    index -= 1
-                }
-                return head.count + width
-            }
-        }
+        EventID.make(prefix: prefix, offset: offset)
     }
 
     // MARK: Writing
@@ -207,9 +176,7 @@ public final class EventLog: Sendable {
     /// per the durability setting. MUST NOT be called on a read-only log.
     public func append(_ request: AppendRequest) async throws -> [EventRecord] {
         guard let writer else { throw EventLogError.closed }
-        for event in request.events where event.orderID.isEmpty || event.version < 1 || event.type.isEmpty {
-            throw EventLogError.invalidAppend("event needs an order id, a type and a version from 1 (got \(event))")
-        }
+        try request.validate()
         return try await writer.append(request)
     }
 
@@ -226,24 +193,7 @@ public final class EventLog: Sendable {
     /// Returns how many events were new here.
     public func replicate(_ batch: ReplicatedBatch) async throws -> Int {
         guard let writer else { throw EventLogError.closed }
-        for record in batch.events {
-            guard record.isIntact else {
-                throw EventLogError.corruptEvent(origin: record.origin, offset: record.offset, orderID: record.orderID)
-            }
-            guard record.origin != origin else {
-                throw EventLogError.invalidAppend("a copy of this node's own event \(record.eventID) was offered")
-            }
-            guard batch.throughOffset == nil || record.origin == batch.origin else {
-                throw EventLogError.invalidAppend("event \(record.eventID) is not from \(batch.origin)")
-            }
-            guard Self.eventID(record.eventID, spells: record.origin, offset: record.offset) else {
-                throw EventLogError.invalidAppend(
-                    "event id \(record.eventID) does not spell its origin \(record.origin) and offset \(record.offset)")
-            }
-        }
-        guard batch.origin != origin || batch.throughOffset == nil else {
-            throw EventLogError.invalidAppend("this node is the writer of \(origin)'s log")
-        }
+        try batch.validate(own: origin)
         if batch.events.isEmpty && batch.throughOffset == nil { return 0 }
         return try await writer.replicate(batch)
     }

@@ -1,6 +1,7 @@
-import EventLog
+import LogStorage
 import Logging
 import Metrics
+import NodeRuntime
 import OrderDomain
 import ServiceLifecycle
 
@@ -34,15 +35,15 @@ public protocol OrderService: Sendable {
 public final class OrderEngine: Service, OrderService, Sendable {
     public let config: EngineConfig
     public let catalog: Catalog
-    public let log: EventLog
+    public let log: any LogStore
     private let directory: TransactorDirectory
-    private let clock: @Sendable () -> Int64
+    private let clock: any NodeClock
     private let logger: Logger
     private let commandTimer = Metrics.Timer(label: "orderly_command_seconds")
 
     public init(
-        log: EventLog, catalog: Catalog, config: EngineConfig, replication: (any ReplicationCoordinator)? = nil,
-        clock: @escaping @Sendable () -> Int64 = { WallClock.nowMs() }, logger: Logger = Logger(label: "orderly.engine")
+        log: any LogStore, catalog: Catalog, config: EngineConfig, replication: (any ReplicationCoordinator)? = nil,
+        clock: any NodeClock, logger: Logger = Logger(label: "orderly.engine")
     ) {
         var logger = logger
         logger[metadataKey: "node"] = "\(config.nodeID)"
@@ -52,7 +53,7 @@ public final class OrderEngine: Service, OrderService, Sendable {
         self.clock = clock
         self.logger = logger
         let transactorLogger = logger
-        self.directory = TransactorDirectory { orderID in
+        self.directory = TransactorDirectory(clock: clock) { orderID in
             Transactor(
                 orderID: orderID, log: log, catalog: catalog, config: config, replication: replication, clock: clock,
                 logger: transactorLogger)
@@ -61,9 +62,9 @@ public final class OrderEngine: Service, OrderService, Sendable {
 
     /// Decides and persists one command. Returns after its events are durable.
     public func execute(_ orderID: ClientID, _ command: OrderCommand) async throws -> Result<CommandResult, DomainError> {
-        let start = ContinuousClock.now
+        let start = clock.monotonicNanoseconds
         let result = try await withTransactor(orderID) { try await $0.handle(command) }
-        commandTimer.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
+        commandTimer.recordNanoseconds(clock.monotonicNanoseconds - start)
         return result
     }
 
@@ -124,7 +125,7 @@ public final class OrderEngine: Service, OrderService, Sendable {
 
     /// Runs the timers of held payments that are due.
     public func fireDueDeadlines() async {
-        let now = clock()
+        let now = clock.wallMs
         do {
             let due = try await log.deadlines(limit: config.deadlinesPerScanMax).filter { $0.dueAt <= now }
             for deadline in due {
@@ -142,22 +143,30 @@ public final class OrderEngine: Service, OrderService, Sendable {
     /// transactor is passivated (checkpointed) and the log closed.
     public func run() async throws {
         await withDiscardingTaskGroup { group in
+            group.addTask { await self.runLoops() }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+        await shutdown()
+    }
+
+    /// The passivation sweep and the timers of held payments, until the
+    /// task is cancelled.
+    public func runLoops() async {
+        await withDiscardingTaskGroup { group in
             group.addTask { [self] in
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: config.sweepInterval)
+                    try? await clock.sleep(for: config.sweepInterval)
                     await passivateIdle(olderThan: config.idleTimeout)
                 }
             }
             group.addTask { [self] in
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: config.deadlineScanInterval)
+                    try? await clock.sleep(for: config.deadlineScanInterval)
                     await fireDueDeadlines()
                 }
             }
-            try? await gracefulShutdown()
-            group.cancelAll()
         }
-        await shutdown()
     }
 
     /// Checkpoints every idle transactor and closes the log.

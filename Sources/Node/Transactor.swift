@@ -1,5 +1,6 @@
-import EventLog
+import LogStorage
 import Logging
+import NodeRuntime
 import OrderDomain
 
 /// What a command did: the decision's outcome and the state after it.
@@ -13,10 +14,10 @@ public struct CommandResult: Sendable {
 /// then move the state forward, so the state never runs ahead of the log.
 actor Transactor {
     let orderID: ClientID
-    private let log: EventLog
+    private let log: any LogStore
     private let catalog: Catalog
     private let config: EngineConfig
-    private let clock: @Sendable () -> Int64
+    private let clock: any NodeClock
     private let logger: Logger
     private let replication: (any ReplicationCoordinator)?
 
@@ -37,8 +38,8 @@ actor Transactor {
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
     init(
-        orderID: ClientID, log: EventLog, catalog: Catalog, config: EngineConfig, replication: (any ReplicationCoordinator)?,
-        clock: @escaping @Sendable () -> Int64, logger: Logger
+        orderID: ClientID, log: any LogStore, catalog: Catalog, config: EngineConfig, replication: (any ReplicationCoordinator)?,
+        clock: any NodeClock, logger: Logger
     ) {
         self.orderID = orderID
         self.replication = replication
@@ -69,7 +70,7 @@ actor Transactor {
             // append below rewrite or clear it, or it would fire forever.
             storedDeadline = -1
         }
-        let context = DecideContext(nowMs: clock(), catalog: catalog, holdTimeoutMs: config.holdTimeoutMs)
+        let context = DecideContext(nowMs: clock.wallMs, catalog: catalog, holdTimeoutMs: config.holdTimeoutMs)
         switch OrderDecider.decide(command, state: state, context: context) {
         case .failure(let error):
             return .failure(error)

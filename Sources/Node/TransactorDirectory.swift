@@ -1,5 +1,6 @@
 import Logging
 import Metrics
+import NodeRuntime
 import OrderDomain
 
 /// Where the active transactors of this node live. A command checks its
@@ -10,16 +11,19 @@ actor TransactorDirectory {
     private struct Entry {
         let transactor: Transactor
         var inFlight: Int
-        var lastUsed: ContinuousClock.Instant
+        /// Monotonic ms.
+        var lastUsed: Int64
     }
 
     private var entries: [ClientID: Entry] = [:]
     private let makeTransactor: @Sendable (ClientID) -> Transactor
+    private let clock: any NodeClock
     private let activeGauge = Gauge(label: "orderly_active_transactors")
     private let activations = Counter(label: "orderly_transactor_activations_total")
     private let passivations = Counter(label: "orderly_transactor_passivations_total")
 
-    init(makeTransactor: @escaping @Sendable (ClientID) -> Transactor) {
+    init(clock: any NodeClock, makeTransactor: @escaping @Sendable (ClientID) -> Transactor) {
+        self.clock = clock
         self.makeTransactor = makeTransactor
     }
 
@@ -34,7 +38,7 @@ actor TransactorDirectory {
             return entry.transactor
         }
         let transactor = makeTransactor(orderID)
-        entries[orderID] = Entry(transactor: transactor, inFlight: 1, lastUsed: .now)
+        entries[orderID] = Entry(transactor: transactor, inFlight: 1, lastUsed: clock.monotonicMs)
         activations.increment()
         activeGauge.record(entries.count)
         return transactor
@@ -43,7 +47,7 @@ actor TransactorDirectory {
     func checkIn(_ orderID: ClientID) {
         guard var entry = entries[orderID] else { return }
         entry.inFlight -= 1
-        entry.lastUsed = .now
+        entry.lastUsed = clock.monotonicMs
         entries[orderID] = entry
     }
 
@@ -56,9 +60,10 @@ actor TransactorDirectory {
     /// Removes and returns the transactors idle for at least `idleTimeout`.
     /// The caller passivates them.
     func takeIdle(idleTimeout: Duration) -> [Transactor] {
-        let now = ContinuousClock.now
+        let now = clock.monotonicMs
+        let idleMs = idleTimeout.milliseconds
         var idle: [Transactor] = []
-        for (orderID, entry) in entries where entry.inFlight == 0 && now - entry.lastUsed >= idleTimeout {
+        for (orderID, entry) in entries where entry.inFlight == 0 && now - entry.lastUsed >= idleMs {
             entries[orderID] = nil
             idle.append(entry.transactor)
         }

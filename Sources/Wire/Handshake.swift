@@ -1,15 +1,6 @@
 import Crypto
 import NIOCore
 
-/// Frame types of the handshake. Application messages use 16 and above.
-public enum HandshakeFrame: UInt8, Sendable {
-    case hello = 1
-    case challenge = 2
-    case proof = 3
-    case welcome = 4
-    case reject = 5
-}
-
 public struct HandshakeConfig: Sendable {
     public var cluster: String
     public var nodeID: String

@@ -41,10 +41,11 @@ struct BenchForward: AsyncParsableCommand {
         func node(_ id: String) async throws -> (OrderEngine, PeerService) {
             let engine = OrderEngine(
                 log: try EventLog.open(data: folder, node: id, options: options, logger: logger),
-                catalog: .standard, config: EngineConfig(nodeID: id), logger: logger)
+                catalog: .standard, config: EngineConfig(nodeID: id), clock: SystemClock(), logger: logger)
+            let inbox = NodeInbox(engine: engine, logger: logger)
             let peer = try await PeerService.bind(
                 host: "127.0.0.1", port: 0, security: HandshakeConfig(cluster: "bench", nodeID: id, secret: secret), logger: logger
-            ) { Dispatcher.serverHandler(PeerHandlers(engine: engine), logger: logger) }
+            ) { Dispatcher.serverHandler(inbox, logger: logger) }
             return (engine, peer)
         }
         let (engineA, peerA) = try await node("api-a")

@@ -77,50 +77,37 @@ struct NodeCommand: AsyncParsableCommand {
         logOptions.durability = durability
         let log = try EventLog.open(data: data, node: id, options: logOptions, logger: logger)
 
-        var config = EngineConfig(nodeID: id)
-        config.idleTimeout = idleTimeout.duration
-        config.checkpointEveryEvents = Int64(checkpointEvery)
-        config.holdTimeoutMs = holdTimeout.milliseconds
-        // Membership, routing, replication and the peer listener. A node
-        // without --peer is a cluster of one: every order is local.
+        // A node without --peer is a cluster of one: every order is local.
+        var config = NodeConfig(id: id, clustered: clusterOptions.peer != nil)
+        config.engine.idleTimeout = idleTimeout.duration
+        config.engine.checkpointEveryEvents = Int64(checkpointEvery)
+        config.engine.holdTimeoutMs = holdTimeout.milliseconds
+        config.replication.acks = clusterOptions.acks
+        config.replication.partitionMode = clusterOptions.partitionMode
+        config.replicationFactor = clusterOptions.replicationFactor
+        config.membership.seeds = try clusterOptions.seedAddresses()
+        config.membership.suspectAfterMs = clusterOptions.suspectAfter.milliseconds
+        config.membership.deadAfterMs = clusterOptions.deadAfter.milliseconds
+
+        // The peer listener binds first (the node needs its address); what
+        // it receives goes to the node's inbox once the node is built.
         let security = HandshakeConfig(cluster: clusterOptions.cluster, nodeID: id, secret: secret ?? nil)
         let clients = PeerClients(security: security, logger: logger)
-        var replicationConfig = ReplicationConfig()
-        replicationConfig.acks = clusterOptions.acks
-        replicationConfig.partitionMode = clusterOptions.partitionMode
-        let replicator = clusterOptions.peer == nil ? nil : Replicator(log: log, clients: clients, config: replicationConfig, logger: logger)
-        let engine = OrderEngine(log: log, catalog: .standard, config: config, replication: replicator, logger: logger)
-        let copyCheckpointer = CopyCheckpointer(log: log, every: config.checkpointEveryEvents, logger: logger)
-        replicator?.onCopied { copied in
-            await engine.invalidate(Set(copied.keys))
-            await copyCheckpointer.noteCopied(copied)
-        }
-
-        var membershipConfig = MembershipConfig()
-        membershipConfig.seeds = try clusterOptions.seedAddresses()
-        membershipConfig.suspectAfterMs = clusterOptions.suspectAfter.milliseconds
-        membershipConfig.deadAfterMs = clusterOptions.deadAfter.milliseconds
-        let membershipBox = MembershipBox()
+        let inbox = InboxBox()
         var peerService: PeerService?
         if let peer = clusterOptions.peer {
             let peerLogger = logger
             peerService = try await PeerService.bind(host: peer.host, port: peer.port, security: security, logger: logger) {
-                Dispatcher.serverHandler(
-                    PeerHandlers(engine: engine, gossip: { membershipBox.value?.receive($0, from: $1) }, replicator: replicator, filter: clients.filter,
-                        route: { membershipBox.value?.route($0) ?? .unavailable("starting") },
-                        view: { membershipBox.value?.members ?? [] }),
-                    logger: peerLogger)
+                Dispatcher.serverHandler(inbox, filter: clients.filter, logger: peerLogger)
             }
             if secret ?? nil == nil { logger.warning("peer protocol runs without a secret (--insecure)") }
         }
-        let wasInCluster = !(try await log.replicaPositions()).isEmpty
-        let membership = ClusterMembership(
-            self: Member(id: id, http: "", peer: peerService?.address ?? "", incarnation: UInt64(WallClock.nowMs())),
-            config: membershipConfig, replicationFactor: clusterOptions.replicationFactor, partitionMode: clusterOptions.partitionMode,
-            mustJoin: !membershipConfig.seeds.isEmpty || wasInCluster, clients: clients, logger: logger)
-        membershipBox.value = membership
-        replicator?.attach(membership)
-        let dispatcher = Dispatcher(engine: engine, clients: clients) { membership.route($0) }
+        let node = try await OrderlyNode.assemble(
+            config: config, log: log, network: clients, peerAddress: peerService?.address ?? "", environment: .system(), logger: logger)
+        inbox.node = node.inbox
+        let membership = node.membership
+        let replicator = node.replicator
+        let dispatcher = node.dispatcher
 
         let nodeID = id
         let peerAddress = peerService?.address
@@ -144,7 +131,7 @@ struct NodeCommand: AsyncParsableCommand {
         // Shutdown runs in reverse: HTTP drains first, then the node says it
         // leaves, the peer listener closes, and the engine checkpoints and
         // closes the log.
-        let services: [any Service] = [engine] + (peerService.map { [$0] } ?? []) + (replicator.map { [$0] } ?? []) + [membership, app]
+        let services: [any Service] = [node.engine] + (peerService.map { [$0] } ?? []) + Array(node.services.dropFirst()) + [app]
         let group = ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0) },
@@ -154,12 +141,26 @@ struct NodeCommand: AsyncParsableCommand {
     }
 }
 
-/// Lets the peer listener, which starts first, reach the membership made
-/// once its address is known.
-final class MembershipBox: Sendable {
-    private let box = Mutex<ClusterMembership?>(nil)
-    var value: ClusterMembership? {
+/// Lets the peer listener, which starts first, reach the node built once
+/// its address is known. Until then peers hear that it is starting.
+final class InboxBox: PeerInbox {
+    private let box = Mutex<NodeInbox?>(nil)
+
+    var node: NodeInbox? {
         get { box.withLock { $0 } }
         set { box.withLock { $0 = newValue } }
+    }
+
+    func receive(_ message: PeerMessage, from sender: String) {
+        node?.receive(message, from: sender)
+    }
+
+    func answer(_ request: PeerRequest, from sender: String) async -> PeerReply {
+        if let node { return await node.answer(request, from: sender) }
+        switch request {
+        case .forward: return .forward(.unavailable("this node is starting"))
+        case .fetch: return .fetch(FetchReply(events: [], throughOffset: 0, holderLastOffset: 0, refusal: "this node is starting"))
+        case .view: return .view([])
+        }
     }
 }

@@ -11,8 +11,8 @@ import Wire
     static func membership() -> ClusterMembership {
         ClusterMembership(
             self: Member(id: "api-0", http: "", peer: "p0", incarnation: 1), config: MembershipConfig(), replicationFactor: 3,
-            clients: PeerClients(security: HandshakeConfig(cluster: "t", nodeID: "api-0", secret: nil), logger: Logger(label: "t")),
-            logger: Logger(label: "t"))
+            network: PeerClients(security: HandshakeConfig(cluster: "t", nodeID: "api-0", secret: nil), logger: Logger(label: "t")),
+            environment: .system(), logger: Logger(label: "t"))
     }
 
     /// Each digest brings a new member. Routing (the ring orders are placed

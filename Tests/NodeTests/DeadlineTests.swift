@@ -12,7 +12,7 @@ import Testing
         let waiter = NIOLockedValueBox<CheckedContinuation<Void, any Error>?>(nil)
         struct Expired: Error {}
         await #expect(throws: Expired.self) {
-            try await withDeadline(.milliseconds(50), onTimeout: { waiter.withLockedValue { $0.take() }?.resume(throwing: Expired()) }) {
+            try await SystemClock().withDeadline(.milliseconds(50), onTimeout: { waiter.withLockedValue { $0.take() }?.resume(throwing: Expired()) }) {
                 try await withCheckedThrowingContinuation { continuation in waiter.withLockedValue { $0 = continuation } }
             }
         }
@@ -21,14 +21,14 @@ import Testing
     @Test func aWaitThatEndsInTimeIsNotTimedOutLater() async throws {
         let fired = NIOLockedValueBox(0)
         for _ in 0..<100 {
-            let value = try await withDeadline(.milliseconds(30), onTimeout: { fired.withLockedValue { $0 += 1 } }) { 7 }
+            let value = try await SystemClock().withDeadline(.milliseconds(30), onTimeout: { fired.withLockedValue { $0 += 1 } }) { 7 }
             #expect(value == 7)
         }
         // A deadline that was due would fire within the sweep's resolution;
         // wait for a later one to fire, so the earlier ones had their chance.
         let later = NIOLockedValueBox(false)
         let waiter = NIOLockedValueBox<CheckedContinuation<Void, Never>?>(nil)
-        try await withDeadline(.milliseconds(60), onTimeout: {
+        try await SystemClock().withDeadline(.milliseconds(60), onTimeout: {
             later.withLockedValue { $0 = true }
             waiter.withLockedValue { $0.take() }?.resume()
         }) {

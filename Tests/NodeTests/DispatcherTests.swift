@@ -22,10 +22,11 @@ import Wire
 
     func startNode(_ id: String, in folder: borrowing TemporaryFolder) async throws -> TestNode {
         let log = try EventLog.open(data: folder.path, node: id)
-        let engine = OrderEngine(log: log, catalog: .standard, config: EngineConfig(nodeID: id))
+        let engine = OrderEngine(log: log, catalog: .standard, config: EngineConfig(nodeID: id), clock: SystemClock())
         let logger = Logger(label: "test")
+        let inbox = NodeInbox(engine: engine, logger: logger)
         let listener = try await PeerTransport.listen(host: "127.0.0.1", port: 0, security: Self.security(id), logger: logger) {
-            Dispatcher.serverHandler(PeerHandlers(engine: engine), logger: logger)
+            Dispatcher.serverHandler(inbox, logger: logger)
         }
         return TestNode(engine: engine, listener: listener)
     }
@@ -52,9 +53,9 @@ import Wire
         #expect(code == "payment_id_reused")
         _ = try await dispatcher.execute(id("a-1"), .place(customer: "c", lines: [OrderLineRequest(sku: someSKU, qty: 1)]))
 
-        #expect(try await b.engine.log.events(orderID: "b-1").map(\.type) == ["OrderPlaced", "PaymentReceived", "OrderPaid"])
-        #expect(try await a.engine.log.events(orderID: "b-1").isEmpty, "nothing of b-1 on the non-leader")
-        #expect(try await a.engine.log.events(orderID: "a-1").count == 1, "local orders stay local")
+        #expect(try await b.engine.log.events(orderID: "b-1", afterVersion: 0).map(\.type) == ["OrderPlaced", "PaymentReceived", "OrderPaid"])
+        #expect(try await a.engine.log.events(orderID: "b-1", afterVersion: 0).isEmpty, "nothing of b-1 on the non-leader")
+        #expect(try await a.engine.log.events(orderID: "a-1", afterVersion: 0).count == 1, "local orders stay local")
         #expect(try await dispatcher.state(of: id("b-1")).version == 3)
 
         await dispatcher.shutdown()

@@ -1,7 +1,7 @@
 import HashRing
 import Logging
 import Membership
-import NIOCore
+import NodeRuntime
 import OrderDomain
 import Replication
 import ServiceLifecycle
@@ -32,7 +32,11 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     /// Set once this node announces that it leaves: it leads nothing more.
     private let leaving = Atomic<Bool>(false)
     private let deadAfterMs: Int64
-    private let clients: PeerClients
+    private let network: any PeerNetwork
+    private let clock: any NodeClock
+    private let spawner: any TaskSpawner
+    /// Picks the occasional dead member to gossip to.
+    private let random: Mutex<SplitMix64>
     private let logger: Logger
     private let epochCounter = Atomic<UInt64>(1)
     private let lastTickMs = Atomic<Int64>(0)
@@ -47,15 +51,18 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     ///   from a peer.
     public init(
         self member: Member, config: MembershipConfig, replicationFactor: Int, partitionMode: PartitionMode = .consistent,
-        mustJoin: Bool = false, clients: PeerClients, logger: Logger
+        mustJoin: Bool = false, network: any PeerNetwork, environment: NodeEnvironment, logger: Logger
     ) {
         self.joinedFlag = Atomic(!mustJoin)
         self.replicationFactor = replicationFactor
         self.partitionMode = partitionMode
         self.deadAfterMs = config.deadAfterMs
         self.selfID = member.id
-        self.core = Mutex(MembershipCore(selfMember: member, config: config, nowMs: MonotonicMs.now()))
-        self.clients = clients
+        self.core = Mutex(MembershipCore(selfMember: member, config: config, nowMs: environment.clock.monotonicMs))
+        self.network = network
+        self.clock = environment.clock
+        self.spawner = environment.spawner
+        self.random = Mutex(SplitMix64(seed: environment.randomSeed))
         self.logger = logger
         rebuildRing()
     }
@@ -89,14 +96,14 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         // Requests that queued while this process was frozen run before the
         // next tick notices: until it does, lead nothing.
         let lastTick = lastTickMs.load(ordering: .sequentiallyConsistent)
-        if lastTick > 0 && MonotonicMs.now() - lastTick > core.withLock({ $0.config.suspectAfterMs }) { return false }
+        if lastTick > 0 && clock.monotonicMs - lastTick > core.withLock({ $0.config.suspectAfterMs }) { return false }
         let incarnation = core.withLock { $0.me.incarnation }
         if settledIncarnation.load(ordering: .sequentiallyConsistent) == incarnation { return true }
         let seen = seenAliveBy.withLock { $0.incarnation == incarnation ? $0.peers : [] }
         // A suspect keeps its orders, so it may still stand in for this
         // node's: it must have seen this node too. Only the dead (and peers
         // cut off by a partition) are not waited for.
-        let blocked = clients.filter.blockedIDs
+        let blocked = network.filter.blockedIDs
         let live = Set(routing.withLock { $0.members }.filter { id, member in
             id != selfID && (member.status == .alive || member.status == .suspect) && !blocked.contains(id)
         }.keys)
@@ -120,7 +127,7 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     public func route(_ orderID: ClientID) -> Route {
         guard joined else { return .unavailable("this node is still joining the cluster") }
         let snapshot = routing.withLock { $0 }
-        let blocked = clients.filter.blockedIDs
+        let blocked = network.filter.blockedIDs
         let list = snapshot.ring.preferenceList(for: orderID.rawValue, count: replicationFactor)
         guard !list.isEmpty else { return .unavailable("the ring is empty") }
         let selfLeads = selfMayLead
@@ -129,7 +136,7 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         }
         if leader == selfID {
             if partitionMode == .consistent,
-                !AckRules.leaseSuffices(preferenceList: list, leader: selfID, leases: leases.withLock { $0 }, nowMs: MonotonicMs.now())
+                !AckRules.leaseSuffices(preferenceList: list, leader: selfID, leases: leases.withLock { $0 }, nowMs: clock.monotonicMs)
             {
                 return .unavailable(
                     "order \(orderID): too few of its replicas have confirmed in the last \(deadAfterMs) ms that they see this node alive, so another node may lead it; retry")
@@ -176,7 +183,7 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     /// when none of its replicas may).
     public func placement(of orderID: ClientID) -> (preferenceList: [String], leader: String?) {
         let snapshot = routing.withLock { $0 }
-        let blocked = clients.filter.blockedIDs
+        let blocked = network.filter.blockedIDs
         let list = snapshot.ring.preferenceList(for: orderID.rawValue, count: replicationFactor)
         let selfLeads = selfMayLead
         return (list, list.first { mayLead($0, snapshot, blocked, selfLeads: selfLeads) })
@@ -207,7 +214,7 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
 
     /// Per peer whose lease to this node holds now: the ms it has left.
     public var leasesRemainingMs: [String: Int64] {
-        let now = MonotonicMs.now()
+        let now = clock.monotonicMs
         return leases.withLock { $0 }.filter { $0.value > now }.mapValues { $0 - now }
     }
 
@@ -217,14 +224,14 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     /// The nodes this node lets lead, on its ring (see `VouchView`).
     public var vouchView: VouchView {
         let snapshot = routing.withLock { $0 }
-        let blocked = clients.filter.blockedIDs
+        let blocked = network.filter.blockedIDs
         let selfLeads = selfMayLead
         let eligible = Set(snapshot.members.keys.filter { mayLead($0, snapshot, blocked, selfLeads: selfLeads) })
         return VouchView(ring: snapshot.ringNodes, eligible: eligible)
     }
 
     public func reachablePeers() -> [String: String] {
-        let (members, blocked) = (routing.withLock { $0.members }, clients.filter.blockedIDs)
+        let (members, blocked) = (routing.withLock { $0.members }, network.filter.blockedIDs)
         var peers: [String: String] = [:]
         for (id, member) in members where id != selfID && member.status == .alive && !blocked.contains(id) && !member.peer.isEmpty {
             peers[id] = member.peer
@@ -235,14 +242,14 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     /// Cuts this node off from the named members (see `PeerFilter`).
     public func partition(from ids: [String]) {
         let members = routing.withLock { $0.members }
-        clients.filter.block(ids.map { (id: $0, address: members[$0]?.peer ?? "") })
+        network.filter.block(ids.map { (id: $0, address: members[$0]?.peer ?? "") })
         bumpEpoch()
     }
 
-    public var partitionedFrom: Set<String> { clients.filter.blockedIDs }
+    public var partitionedFrom: Set<String> { network.filter.blockedIDs }
 
     public func healPartition() {
-        clients.filter.clear()
+        network.filter.clear()
         bumpEpoch()
     }
 
@@ -256,7 +263,7 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
             noteSeen(by: sender, as: mine)
         }
         let directives = core.withLock { core in
-            let directives = core.receive(digest, from: sender, nowMs: MonotonicMs.now())
+            let directives = core.receive(digest, from: sender, nowMs: clock.monotonicMs)
             // Stored under the core's lock too, so an older reading never
             // replaces a newer one.
             let expiries = core.leaseExpiries
@@ -275,9 +282,8 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
 
     public func run() async throws {
         let interval = core.withLock { $0.config.heartbeatIntervalMs }
-        var random = SystemRandomNumberGenerator()
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let now = MonotonicMs.now()
+            let now = clock.monotonicMs
             let previous = lastTickMs.exchange(now, ordering: .sequentiallyConsistent)
             if previous > 0 && now - previous > core.withLock({ $0.config.suspectAfterMs }) {
                 // Frozen (SIGSTOP, a long pause): others may have led our
@@ -287,9 +293,9 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
                 seenAliveBy.withLock { $0 = (0, []) }
                 bumpEpoch()
             }
-            let directives = core.withLock { $0.tick(nowMs: now, random: &random) }
+            let directives = random.withLock { random in core.withLock { $0.tick(nowMs: now, random: &random) } }
             handle(directives)
-            try? await Task.sleep(for: .milliseconds(interval))
+            try? await clock.sleep(for: .milliseconds(interval))
         }
         // Announce the departure, so peers mark us left rather than dead:
         // they take our orders at once, so we lead none from here on.
@@ -297,7 +303,7 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         let farewells = core.withLock { $0.leave() }
         await withDiscardingTaskGroup { group in
             for case .sendGossip(let peer, let digest) in farewells {
-                group.addTask { await self.clients.post(peer, Self.frame(digest), timeout: .milliseconds(500)) }
+                group.addTask { await self.network.send(.gossip(digest), to: peer, timeout: .milliseconds(500)) }
             }
         }
         logger.info("left the cluster")
@@ -308,9 +314,8 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         for directive in directives {
             switch directive {
             case .sendGossip(let peer, let digest):
-                let frame = Self.frame(digest)
-                let clients = self.clients
-                Task { await clients.post(peer, frame, timeout: .seconds(1)) }
+                let network = self.network
+                spawner.spawn { await network.send(.gossip(digest), to: peer, timeout: .seconds(1)) }
             case .memberChanged(let member, let previous):
                 ringChanged = true
                 logger.info("member \(member.status.rawValue)", metadata: [
@@ -340,19 +345,8 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
             let onRing = view.filter { $0.status != .left }.map(\.id)
             let ring = HashRing(nodes: Dictionary(uniqueKeysWithValues: onRing.map { ($0, 1) }))
             let members = Dictionary(uniqueKeysWithValues: view.map { ($0.id, $0) })
-            let snapshot = Routing(ring: ring, ringNodes: onRing.sorted(), members: members, released: core.released(nowMs: MonotonicMs.now()))
+            let snapshot = Routing(ring: ring, ringNodes: onRing.sorted(), members: members, released: core.released(nowMs: clock.monotonicMs))
             routing.withLock { $0 = snapshot }
         }
     }
-
-    static func frame(_ digest: GossipDigest) -> Frame {
-        Frame(type: ClusterFrame.gossip.rawValue, payload: ByteBuffer(bytes: digest.encoded()))
-    }
-}
-
-/// Membership only compares its own readings, so a monotonic clock is the
-/// right one (wall time can jump).
-enum MonotonicMs {
-    static func now() -> Int64 { (ContinuousClock.now - epoch).milliseconds }
-    private static let epoch = ContinuousClock.now
 }

@@ -18,19 +18,19 @@ public enum Route: Sendable, Equatable {
 /// be reached in time gives `EngineError.unavailable` (HTTP 503).
 public final class Dispatcher: OrderService {
     private let engine: OrderEngine
-    private let clients: PeerClients
+    private let network: any PeerNetwork
     private let route: @Sendable (ClientID) -> Route
     private let forwardTimeout: Duration
     private let forwarded = Counter(label: "orderly_forwarded_commands_total")
     private let forwardFailures = Counter(label: "orderly_forward_failures_total")
 
     public convenience init(engine: OrderEngine, security: HandshakeConfig, forwardTimeout: Duration = .seconds(2), logger: Logger, route: @escaping @Sendable (ClientID) -> Route) {
-        self.init(engine: engine, clients: PeerClients(security: security, logger: logger), forwardTimeout: forwardTimeout, route: route)
+        self.init(engine: engine, network: PeerClients(security: security, logger: logger), forwardTimeout: forwardTimeout, route: route)
     }
 
-    public init(engine: OrderEngine, clients: PeerClients, forwardTimeout: Duration = .seconds(2), route: @escaping @Sendable (ClientID) -> Route) {
+    public init(engine: OrderEngine, network: any PeerNetwork, forwardTimeout: Duration = .seconds(2), route: @escaping @Sendable (ClientID) -> Route) {
         self.engine = engine
-        self.clients = clients
+        self.network = network
         self.forwardTimeout = forwardTimeout
         self.route = route
     }
@@ -53,22 +53,23 @@ public final class Dispatcher: OrderService {
         }
     }
 
-    /// The peer listener's handler: serves calls forwarded to this node,
-    /// fetches of its logs, and passes gossip on.
-    public static func serverHandler(_ handlers: PeerHandlers, logger: Logger) -> any ChannelHandler {
-        ForwardServerHandler(handlers: handlers, logger: logger)
+    /// The peer listener's handler: hands what peers send to `inbox`
+    /// (forwarded calls, fetches, gossip), dropping what comes from peers
+    /// `filter` cuts off.
+    public static func serverHandler(_ inbox: any PeerInbox, filter: PeerFilter? = nil, logger: Logger) -> any ChannelHandler {
+        PeerServerHandler(inbox: inbox, filter: filter, logger: logger)
     }
 
     private func call(_ orderID: ClientID, _ call: ForwardedCall) async throws -> ForwardReply {
         switch route(orderID) {
         case .local:
-            return await ForwardServerHandler.run(ForwardRequest(correlationID: 0, timeoutMs: 0, orderID: orderID, call: call), on: engine)
+            return await NodeInbox.run(ForwardRequest(timeoutMs: 0, orderID: orderID, call: call), on: engine)
         case .unavailable(let reason):
             throw EngineError.unavailable("order \(orderID) has no live leader: \(reason)")
         case .remote(let nodeID, let peer):
             forwarded.increment()
             do {
-                return try await clients.call(peer, orderID: orderID, call, timeout: forwardTimeout)
+                return try await network.forward(peer, orderID: orderID, call, timeout: forwardTimeout)
             } catch {
                 forwardFailures.increment()
                 throw EngineError.unavailable("leader \(nodeID) at \(peer) could not be reached: \(error)")
@@ -77,6 +78,6 @@ public final class Dispatcher: OrderService {
     }
 
     public func shutdown() async {
-        await clients.closeAll()
+        await network.closeAll()
     }
 }

@@ -1,6 +1,7 @@
-import EventLog
+import LogStorage
 import Logging
 import Metrics
+import NodeRuntime
 import OrderDomain
 
 /// Checkpoints of the orders a node holds as a follower, so that when it
@@ -11,7 +12,8 @@ import OrderDomain
 /// event copied after the read makes the write a no-op instead of a wrong
 /// checkpoint. Runs after the batch is stored, off the copy path.
 public actor CopyCheckpointer {
-    private let log: EventLog
+    private let log: any LogStore
+    private let spawner: any TaskSpawner
     private let every: Int
     private let logger: Logger
     private var counts: [String: Int] = [:]
@@ -22,8 +24,9 @@ public actor CopyCheckpointer {
     /// (they get a checkpoint later, or when led).
     private static let trackedMax = 100_000
 
-    public init(log: EventLog, every: Int64, logger: Logger) {
+    public init(log: any LogStore, every: Int64, spawner: any TaskSpawner, logger: Logger) {
         self.log = log
+        self.spawner = spawner
         self.every = Int(max(1, every))
         self.logger = logger
     }
@@ -45,7 +48,7 @@ public actor CopyCheckpointer {
         }
         if !due.isEmpty && !draining {
             draining = true
-            Task { await drain() }
+            spawner.spawn { await self.drain() }
         }
     }
 
@@ -63,7 +66,7 @@ public actor CopyCheckpointer {
 
     private func checkpoint(_ order: String) async throws {
         guard let orderID = ClientID(order) else { return }
-        let records = try await log.events(orderID: order)
+        let records = try await log.events(orderID: order, afterVersion: 0)
         guard !records.isEmpty else { return }
         var stream: [StreamEvent] = []
         stream.reserveCapacity(records.count)

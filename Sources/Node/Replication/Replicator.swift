@@ -1,11 +1,12 @@
-import EventLog
-import Foundation
+import LogStorage
 import Logging
 import Metrics
+import NodeRuntime
 import OrderDomain
 import Replication
 import ServiceLifecycle
 import Synchronization
+import Wire
 
 /// The log-shipping shell of one node.
 ///
@@ -18,8 +19,10 @@ import Synchronization
 /// costs the origin no memory.
 public final class Replicator: Service, ReplicationCoordinator, Sendable {
     public let config: ReplicationConfig
-    private let log: EventLog
-    private let clients: PeerClients
+    private let log: any LogStore
+    private let network: any PeerNetwork
+    private let clock: any NodeClock
+    private let spawner: any TaskSpawner
     private let logger: Logger
     private let directoryBox = Mutex<(any ReplicaDirectory)?>(nil)
     /// In a struct, not as a bare closure: a function type held in a
@@ -63,9 +66,11 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     private let copiedBatches = Counter(label: "orderly_replication_batches_total")
     private let ackTimeouts = Counter(label: "orderly_replication_ack_timeouts_total")
 
-    public init(log: EventLog, clients: PeerClients, config: ReplicationConfig, logger: Logger) {
+    public init(log: any LogStore, network: any PeerNetwork, config: ReplicationConfig, environment: NodeEnvironment, logger: Logger) {
         self.log = log
-        self.clients = clients
+        self.network = network
+        self.clock = environment.clock
+        self.spawner = environment.spawner
         self.config = config
         self.logger = logger
         log.onCommit { [weak self] offset in self?.committed(through: offset) }
@@ -152,7 +157,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 "order \(orderID): its replicas did not confirm the write within \(timeout); it is not acknowledged (retrying is safe)"))
         }
         do {
-            try await withDeadline(timeout, onTimeout: expire) {
+            try await clock.withDeadline(timeout, onTimeout: expire) {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                     let released = state.withLock { state -> Bool in
                         if state.tracker.add(token: token, offset: offset, followers: followers, needed: needed, fence: fence) { return true }
@@ -170,7 +175,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
 
     private func acknowledge(_ follower: String, through offset: Int64, view: VouchView?) {
         let released = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
-            state.followerSeenMs[follower] = WallClock.nowMs()
+            state.followerSeenMs[follower] = clock.wallMs
             return state.tracker.acknowledge(follower: follower, through: offset, view: view).compactMap { state.ackWaiters.removeValue(forKey: $0) }
         }
         for continuation in released { continuation.resume() }
@@ -198,7 +203,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 // must be in the answer, so wait until the writer has
                 // committed everything queued so far.
                 try await log.barrier()
-                let events = try await log.events(orderID: orderID.rawValue)
+                let events = try await log.events(orderID: orderID.rawValue, afterVersion: 0)
                 return FetchReply(events: events, throughOffset: 0, holderLastOffset: 0, refusal: nil)
             case .log(let origin, let fromOffset, let eventsMax, let waitMs):
                 if origin == log.origin {
@@ -267,7 +272,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         let wake: @Sendable () -> Void = { [self] in
             state.withLock { $0.commitWaiters.removeValue(forKey: token) }?.continuation.resume()
         }
-        try? await withDeadline(timeout, onTimeout: wake) {
+        try? await clock.withDeadline(timeout, onTimeout: wake) {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 state.withLock { $0.commitWaiters[token] = (offset, continuation) }
                 // A commit between the caller's read and the registration
@@ -286,13 +291,13 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         let reachable = directory.reachablePeers()
         let others = list.filter { $0 != directory.nodeID }.compactMap { id in reachable[id].map { (id, $0) } }
         let selfID = directory.nodeID
-        let (clients, timeout) = (self.clients, config.gatherTimeout)
+        let (network, timeout) = (self.network, config.gatherTimeout)
         var events: [EventRecord] = []
         var answered = 0
         await withTaskGroup(of: FetchReply?.self) { group in
             for (_, address) in others {
                 group.addTask {
-                    let reply = try? await clients.fetch(address, follower: selfID, .order(orderID), timeout: timeout)
+                    let reply = try? await network.fetch(address, follower: selfID, .order(orderID), timeout: timeout)
                     return reply?.refusal == nil ? reply : nil
                 }
             }
@@ -369,9 +374,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 let done = state.withLock { $0.backfilledRing }
                 if let previous = backfill?.ring, done == previous, previous.count <= factor && ring.count <= factor {
                     state.withLock { $0.backfilledRing = ring }
-                    backfill = (ring, Task {})
+                    backfill = (ring, spawner.spawn {})
                 } else {
-                    backfill = (ring, Task { await self.backfill(ring) })
+                    backfill = (ring, spawner.spawn { await self.backfill(ring) })
                 }
             }
             let peers = directory?.reachablePeers() ?? [:]
@@ -381,22 +386,22 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 lostFollower(id)
             }
             for id in peers.keys where loops[id] == nil {
-                loops[id] = Task { await self.follow(id) }
+                loops[id] = spawner.spawn { await self.follow(id) }
             }
             // The origins learn of a change in what this node vouches for
             // now, not with the next fetch, which may wait at the origin.
             if config.partitionMode == .consistent, let directory {
                 let view = directory.vouchView
                 if toldView?.view != view || toldView?.peers != Set(peers.keys) {
-                    let frame = ReplicationCodec.encodeVouch(follower: directory.nodeID, view)
+                    let message = PeerMessage.vouch(follower: directory.nodeID, view)
                     for (id, address) in peers where toldView?.view != view || toldView?.peers.contains(id) == false {
-                        let clients = self.clients
-                        Task { await clients.post(address, frame, timeout: .seconds(1)) }
+                        let network = self.network
+                        spawner.spawn { await network.send(message, to: address, timeout: .seconds(1)) }
                     }
                     toldView = (view, Set(peers.keys))
                 }
             }
-            try? await Task.sleep(for: config.followInterval)
+            try? await clock.sleep(for: config.followInterval)
         }
         for task in loops.values { task.cancel() }
         backfill?.task.cancel()
@@ -435,26 +440,26 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             // alive between two of `run`'s looks would leave the log
             // uncopied for good, since `run` starts no second loop.
             guard let address = directory?.reachablePeers()[origin] else {
-                try? await Task.sleep(for: config.retryDelay)
+                try? await clock.sleep(for: config.retryDelay)
                 continue
             }
             // Whether the reply may set this view's catch-up target.
             let sentEpoch = directory?.epoch ?? 0
             let sentSettled = directory?.settled ?? false
             do {
-                let reply = try await clients.fetch(
+                let reply = try await network.fetch(
                     address, follower: selfID,
                     .log(origin: origin, fromOffset: position + 1, eventsMax: config.fetchEventsMax, waitMs: config.fetchWaitMs),
                     view: config.partitionMode == .consistent ? directory?.vouchView : nil,
                     timeout: fetchTimeout)
                 if let refusal = reply.refusal {
                     logger.warning("the origin refused a fetch", metadata: ["reason": "\(refusal)"])
-                    try await Task.sleep(for: .seconds(1))
+                    try await clock.sleep(for: .seconds(1))
                     continue
                 }
                 guard reply.events.allSatisfy({ $0.origin == origin && $0.offset > position }) else {
                     logger.error("a batch held events of the wrong log or position; dropped")
-                    try await Task.sleep(for: config.retryDelay)
+                    try await clock.sleep(for: config.retryDelay)
                     continue
                 }
                 if reply.throughOffset > position {
@@ -467,12 +472,12 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     if copied > 0, let hook = copiedHook.withLock({ $0 }) {
                         await hook.call(Self.counts(kept))
                     }
-                    let now = WallClock.nowMs()
+                    let now = clock.wallMs
                     for event in reply.events { lagTimer.recordMilliseconds(max(0, now - event.recordedAt)) }
                     position = reply.throughOffset
                 }
                 state.withLock {
-                    $0.copies[origin] = CopyStatus(through: position, holderLastOffset: reply.holderLastOffset, updatedMs: WallClock.nowMs())
+                    $0.copies[origin] = CopyStatus(through: position, holderLastOffset: reply.holderLastOffset, updatedMs: clock.wallMs)
                     if sentSettled && $0.catchUpEpoch == sentEpoch && $0.catchUpTargets[origin] == nil {
                         $0.catchUpTargets[origin] = reply.holderLastOffset
                     }
@@ -486,7 +491,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     logger.warning("copying failed; retrying", metadata: ["error": "\(description)"])
                     lastFailure = description
                 }
-                try? await Task.sleep(for: config.retryDelay)
+                try? await clock.sleep(for: config.retryDelay)
                 continue
             }
             lastFailure = nil
@@ -513,7 +518,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// costs a read and nothing more; positions do not move.
     private func backfill(_ ring: Set<String>) async {
         guard let directory else { return }
-        let started = ContinuousClock.now
+        let started = clock.monotonicMs
         var copied = 0
         var origins = ring
         if let known = try? await log.replicaPositions() { origins.formUnion(known.keys) }
@@ -537,7 +542,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         guard !Task.isCancelled, directory.ringMembers == ring else { return }
         state.withLock { $0.backfilledRing = ring }
         logger.info("backfilled the orders of the new ring", metadata: [
-            "ring": "\(ring.sorted())", "events": "\(copied)", "ms": "\((ContinuousClock.now - started).milliseconds)",
+            "ring": "\(ring.sorted())", "events": "\(copied)", "ms": "\(clock.monotonicMs - started)",
         ])
     }
 
@@ -546,7 +551,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         var target: Int64?
         var copied = 0
         while !Task.isCancelled {
-            let reply = try await clients.fetch(
+            let reply = try await network.fetch(
                 address, follower: log.origin, .log(origin: origin, fromOffset: position + 1, eventsMax: config.fetchEventsMax, waitMs: 0),
                 timeout: .seconds(10))
             if let refusal = reply.refusal { throw EngineError.unavailable("\(holder) refused: \(refusal)") }
@@ -582,7 +587,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     public func followers() async -> [FollowerStatus] {
         let positions = state.withLock { $0.tracker.positions }
         let committed = log.committedOffset
-        let now = WallClock.nowMs()
+        let now = clock.wallMs
         var statuses: [FollowerStatus] = []
         for (follower, position) in positions.sorted(by: { $0.key < $1.key }) {
             var lagMs: Int64 = 0

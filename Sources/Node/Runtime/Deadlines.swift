@@ -1,23 +1,13 @@
 import Foundation
 
-/// Runs `body`; if it has not finished after `timeout`, calls `onTimeout`,
-/// which MUST make `body` finish (fail a continuation, close a channel).
-/// `onTimeout` may run after `body` has finished too, so it must tolerate
-/// that (take its waiter out under a lock, resume it only if found).
+/// The process's pending deadlines and the thread that fires them: the
+/// timers of `SystemClock`. The thread sleeps while there are none and
+/// otherwise looks every `resolution` (a deadline fires at most that late).
 ///
 /// Every command waiting for its replicas and every fetch has one: the
 /// deadlines live in one table that one thread sweeps, instead of a task
 /// and a timer each (creating, scheduling and cancelling those cost about
 /// as much as the rest of a fetch round).
-func withDeadline<T>(_ timeout: Duration, onTimeout: @escaping @Sendable () -> Void, _ body: () async throws -> T) async throws -> T {
-    let token = Deadlines.shared.add(after: timeout, onTimeout)
-    defer { Deadlines.shared.remove(token) }
-    return try await body()
-}
-
-/// The process's pending deadlines and the thread that fires them. The
-/// thread sleeps while there are none and otherwise looks every
-/// `resolution` (a deadline fires at most that late).
 final class Deadlines: @unchecked Sendable {
     static let shared = Deadlines()
 

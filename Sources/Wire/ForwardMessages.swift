@@ -1,38 +1,39 @@
 import NIOCore
 import OrderDomain
-import Wire
-
-/// Frame types of command forwarding (application range, ≥ 16).
-enum ForwardFrame: UInt8 {
-    case request = 16
-    case reply = 17
-}
 
 /// What one node asks of an order's leader: a command, or its state.
-enum ForwardedCall: Sendable, Equatable {
+public enum ForwardedCall: Sendable, Equatable {
     case command(OrderCommand)
     case read
 }
 
-struct ForwardRequest: Sendable, Equatable {
-    var correlationID: UInt64
+public struct ForwardRequest: Sendable, Equatable {
+    /// Set by the transport (it matches the reply to the call).
+    public var correlationID: UInt64
     /// How long the sender waits; the leader drops work it cannot finish in time.
-    var timeoutMs: UInt32
-    var orderID: ClientID
-    var call: ForwardedCall
+    public var timeoutMs: UInt32
+    public var orderID: ClientID
+    public var call: ForwardedCall
+
+    public init(correlationID: UInt64 = 0, timeoutMs: UInt32, orderID: ClientID, call: ForwardedCall) {
+        self.correlationID = correlationID
+        self.timeoutMs = timeoutMs
+        self.orderID = orderID
+        self.call = call
+    }
 }
 
 /// The leader's answer, as the local engine would have given it.
-enum ForwardReply: Sendable, Equatable {
+public enum ForwardReply: Sendable, Equatable {
     case done(outcome: Outcome?, state: OrderState)
     case refused(DomainError)
     case unavailable(String)
 }
 
-enum ForwardCodec {
-    static let snapshotBytesMax = 1 << 20
+public enum ForwardCodec {
+    public static let snapshotBytesMax = 1 << 20
 
-    static func encode(_ request: ForwardRequest) -> Frame {
+    public static func encode(_ request: ForwardRequest) -> Frame {
         var buffer = ByteBuffer()
         buffer.writeInteger(request.correlationID)
         buffer.writeInteger(request.timeoutMs)
@@ -65,7 +66,7 @@ enum ForwardCodec {
         return Frame(type: ForwardFrame.request.rawValue, payload: buffer)
     }
 
-    static func decodeRequest(_ frame: Frame) throws(WireError) -> ForwardRequest {
+    public static func decodeRequest(_ frame: Frame) throws(WireError) -> ForwardRequest {
         var reader = PayloadReader(frame.payload)
         let correlationID = try reader.integer("correlation id", as: UInt64.self)
         let timeoutMs = try reader.integer("timeout", as: UInt32.self)
@@ -103,7 +104,7 @@ enum ForwardCodec {
         return ForwardRequest(correlationID: correlationID, timeoutMs: timeoutMs, orderID: orderID, call: call)
     }
 
-    static func encode(_ reply: ForwardReply, correlationID: UInt64) -> Frame {
+    public static func encode(_ reply: ForwardReply, correlationID: UInt64) -> Frame {
         var buffer = ByteBuffer()
         buffer.writeInteger(correlationID)
         switch reply {
@@ -127,7 +128,7 @@ enum ForwardCodec {
         return Frame(type: ForwardFrame.reply.rawValue, payload: buffer)
     }
 
-    static func decodeReply(_ frame: Frame) throws(WireError) -> (correlationID: UInt64, reply: ForwardReply) {
+    public static func decodeReply(_ frame: Frame) throws(WireError) -> (correlationID: UInt64, reply: ForwardReply) {
         var reader = PayloadReader(frame.payload)
         let correlationID = try reader.integer("correlation id", as: UInt64.self)
         let reply: ForwardReply

@@ -1,20 +1,7 @@
-import EventLog
+import LogStorage
 import NIOCore
 import OrderDomain
 import Replication
-import Wire
-
-/// Frame types of log shipping (application range).
-enum ReplicationFrame: UInt8 {
-    /// Follower to holder: "send me events". A fetch of an origin's log from
-    /// offset N also acknowledges that the follower holds everything before N.
-    case fetch = 19
-    /// Holder to follower: the events asked for.
-    case batch = 20
-    /// Follower to origin, when its view changes: the nodes it lets lead
-    /// (see `VouchView`). No reply.
-    case vouch = 23
-}
 
 /// What a follower asks of a node that holds a log.
 public enum FetchScope: Sendable, Equatable {
@@ -26,13 +13,21 @@ public enum FetchScope: Sendable, Equatable {
     case order(ClientID)
 }
 
-struct FetchRequest: Sendable, Equatable {
-    var correlationID: UInt64
-    var follower: String
-    var scope: FetchScope
+public struct FetchRequest: Sendable, Equatable {
+    /// Set by the transport (it matches the reply to the call).
+    public var correlationID: UInt64
+    public var follower: String
+    public var scope: FetchScope
     /// The follower's view as it sends the fetch (for `.log` fetches of an
     /// origin's own log: see `VouchView`).
-    var view: VouchView? = nil
+    public var view: VouchView? = nil
+
+    public init(correlationID: UInt64 = 0, follower: String, scope: FetchScope, view: VouchView? = nil) {
+        self.correlationID = correlationID
+        self.follower = follower
+        self.scope = scope
+        self.view = view
+    }
 }
 
 public struct FetchReply: Sendable, Equatable {
@@ -44,18 +39,25 @@ public struct FetchReply: Sendable, Equatable {
     public var holderLastOffset: Int64
     /// Set when the holder could not serve the fetch.
     public var refusal: String?
+
+    public init(events: [EventRecord], throughOffset: Int64, holderLastOffset: Int64, refusal: String?) {
+        self.events = events
+        self.throughOffset = throughOffset
+        self.holderLastOffset = holderLastOffset
+        self.refusal = refusal
+    }
 }
 
-enum ReplicationCodec {
-    static let eventsPerBatchMax: UInt32 = 2000
+public enum ReplicationCodec {
+    public static let eventsPerBatchMax: UInt32 = 2000
     /// A batch stops growing past this many payload bytes, well inside the
     /// frame limit.
-    static let batchBytesMax = 1 << 20
-    static let payloadBytesMax = 1 << 20
+    public static let batchBytesMax = 1 << 20
+    public static let payloadBytesMax = 1 << 20
     /// Nodes named in a view, at most (as many as a digest holds).
-    static let viewNodesMax = 1024
+    public static let viewNodesMax = 1024
 
-    static func encode(_ request: FetchRequest) -> Frame {
+    public static func encode(_ request: FetchRequest) -> Frame {
         var buffer = ByteBuffer()
         buffer.writeInteger(request.correlationID)
         buffer.writeLengthPrefixed(request.follower)
@@ -100,14 +102,14 @@ enum ReplicationCodec {
     }
 
     /// A follower's view, sent when it changes.
-    static func encodeVouch(follower: String, _ view: VouchView) -> Frame {
+    public static func encodeVouch(follower: String, _ view: VouchView) -> Frame {
         var buffer = ByteBuffer()
         buffer.writeLengthPrefixed(follower)
         write(view, to: &buffer)
         return Frame(type: ReplicationFrame.vouch.rawValue, payload: buffer)
     }
 
-    static func decodeVouch(_ frame: Frame) throws(WireError) -> (follower: String, view: VouchView) {
+    public static func decodeVouch(_ frame: Frame) throws(WireError) -> (follower: String, view: VouchView) {
         var reader = PayloadReader(frame.payload)
         let follower = try reader.string("follower", max: 64)
         let view = try readView(&reader)
@@ -115,7 +117,7 @@ enum ReplicationCodec {
         return (follower, view)
     }
 
-    static func decodeRequest(_ frame: Frame) throws(WireError) -> FetchRequest {
+    public static func decodeRequest(_ frame: Frame) throws(WireError) -> FetchRequest {
         var reader = PayloadReader(frame.payload)
         let correlationID = try reader.integer("correlation id", as: UInt64.self)
         let follower = try reader.string("follower", max: 64)
@@ -144,7 +146,7 @@ enum ReplicationCodec {
         return FetchRequest(correlationID: correlationID, follower: follower, scope: scope, view: view)
     }
 
-    static func encode(_ reply: FetchReply, correlationID: UInt64) -> Frame {
+    public static func encode(_ reply: FetchReply, correlationID: UInt64) -> Frame {
         var buffer = ByteBuffer()
         buffer.writeInteger(correlationID)
         buffer.writeInteger(reply.throughOffset)
@@ -171,7 +173,7 @@ enum ReplicationCodec {
 
     /// Decodes a batch. Each event's checksum travels with it; the log
     /// verifies it before storing anything.
-    static func decodeReply(_ frame: Frame) throws(WireError) -> FetchReply {
+    public static func decodeReply(_ frame: Frame) throws(WireError) -> FetchReply {
         var reader = PayloadReader(frame.payload)
         _ = try reader.integer("correlation id", as: UInt64.self)
         let through = try reader.integer("through offset", as: Int64.self)

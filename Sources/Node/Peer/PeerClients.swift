@@ -3,13 +3,14 @@ import Membership
 import NIOConcurrencyHelpers
 import NIOCore
 import OrderDomain
+import NodeRuntime
 import Replication
 import Wire
 
 /// One outgoing connection per peer, shared by all forwarded calls to it.
 /// Calls carry a correlation id; a reply that does not come before the
 /// deadline fails the call, and a closed connection fails all its calls.
-public actor PeerClients {
+public actor PeerClients: PeerNetwork {
     private let security: HandshakeConfig
     private let logger: Logger
     /// One connection attempt per peer, shared by every caller: a caller
@@ -24,61 +25,32 @@ public actor PeerClients {
         self.logger = logger
     }
 
-    /// Sends a frame that expects no reply (gossip). Failures are dropped:
-    /// the next round tries again.
-    public func post(_ address: String, _ frame: Frame, timeout: Duration) async {
+    public func send(_ message: PeerMessage, to address: String, timeout: Duration) async {
         guard let connection = try? await connection(to: address, timeout: timeout) else { return }
-        connection.channel.writeAndFlush(frame, promise: nil)
+        connection.channel.writeAndFlush(PeerCodec.encode(message), promise: nil)
     }
 
-    /// Sends the call to the peer at `address` (host:port) and waits for its
-    /// reply, at most `timeout` in all (connecting included).
-    func call(_ address: String, orderID: ClientID, _ call: ForwardedCall, timeout: Duration) async throws -> ForwardReply {
+    /// Sends the request to the peer at `address` (host:port) and waits for
+    /// its reply, at most `timeout` in all (connecting included).
+    public func call(_ request: PeerRequest, to address: String, timeout: Duration) async throws -> PeerReply {
         let deadline = ContinuousClock.now + timeout
         let connection = try await connection(to: address, timeout: timeout)
         let correlationID = nextCorrelationID
         nextCorrelationID += 1
         let remaining = deadline - ContinuousClock.now
-        guard remaining > .zero else { throw EngineError.unavailable("could not reach the leader at \(address) within \(timeout)") }
-        let request = ForwardRequest(
-            correlationID: correlationID, timeoutMs: UInt32(clamping: max(0, remaining.milliseconds)),
-            orderID: orderID, call: call)
-        let frame = try await connection.exchange(ForwardCodec.encode(request), correlationID: correlationID, timeout: remaining)
-        try checkNotCut(address)
-        return try ForwardCodec.decodeReply(frame).reply
-    }
-
-    /// Asks the node at `address` for events (log shipping, gathering an
-    /// order); at most `timeout` in all.
-    public func fetch(_ address: String, follower: String, _ scope: FetchScope, view: VouchView? = nil, timeout: Duration) async throws -> FetchReply {
-        let deadline = ContinuousClock.now + timeout
-        let connection = try await connection(to: address, timeout: timeout)
-        let correlationID = nextCorrelationID
-        nextCorrelationID += 1
-        let request = FetchRequest(correlationID: correlationID, follower: follower, scope: scope, view: view)
-        let frame = try await connection.exchange(
-            ReplicationCodec.encode(request), correlationID: correlationID, timeout: deadline - ContinuousClock.now)
-        try checkNotCut(address)
-        return try ReplicationCodec.decodeReply(frame)
-    }
-
-    /// Asks the node at `address` for its view of the cluster's members.
-    public func view(_ address: String, timeout: Duration) async throws -> [Member] {
-        let deadline = ContinuousClock.now + timeout
-        let connection = try await connection(to: address, timeout: timeout)
-        let correlationID = nextCorrelationID
-        nextCorrelationID += 1
-        var payload = ByteBuffer()
-        payload.writeInteger(correlationID)
-        let frame = try await connection.exchange(
-            Frame(type: ClusterFrame.viewRequest.rawValue, payload: payload), correlationID: correlationID, timeout: deadline - ContinuousClock.now)
-        var reply = frame.payload
-        reply.moveReaderIndex(forwardBy: 8)
-        do {
-            return try GossipDigest.decode(Array(reply.readableBytesView)).members
-        } catch {
-            throw WireError.malformed("view reply: \(error)")
+        guard remaining > .zero else { throw EngineError.unavailable("could not reach \(address) within \(timeout)") }
+        var request = request
+        if case .forward(var forward) = request {
+            // The leader drops work its caller no longer waits for.
+            forward.timeoutMs = UInt32(clamping: max(0, remaining.milliseconds))
+            request = .forward(forward)
         }
+        let frame = try await connection.exchange(PeerCodec.encode(request, correlationID: correlationID), correlationID: correlationID, timeout: remaining)
+        try checkNotCut(address)
+        guard case .reply(_, let reply)? = try PeerCodec.decode(frame) else {
+            throw WireError.malformed("\(address) answered with frame type \(frame.type)")
+        }
+        return reply
     }
 
     /// A reply that was in flight when the partition switch cut its peer
@@ -118,7 +90,7 @@ public actor PeerClients {
             host: String(address[..<colon]), port: port, security: security, logger: logger) { handler }
         // A handshake that does not finish in time closes the connection,
         // which fails the wait.
-        try await withDeadline(timeout, onTimeout: { channel.close(promise: nil) }) {
+        try await SystemClock().withDeadline(timeout, onTimeout: { channel.close(promise: nil) }) {
             try await handler.waitEstablished()
         }
         return PeerConnection(channel: channel, handler: handler)
@@ -174,7 +146,7 @@ final class ForwardClientHandler: ChannelInboundHandler, Sendable {
         // decodes the rest.
         guard frame.type == ForwardFrame.reply.rawValue || frame.type == ReplicationFrame.batch.rawValue || frame.type == ClusterFrame.viewReply.rawValue
         else { return }
-        guard let correlationID = frame.payload.getInteger(at: frame.payload.readerIndex, as: UInt64.self) else {
+        guard let correlationID = PeerCodec.replyCorrelationID(frame) else {
             context.fireErrorCaught(WireError.malformed("reply without a correlation id"))
             return
         }
@@ -219,7 +191,7 @@ final class ForwardClientHandler: ChannelInboundHandler, Sendable {
             let call = self.state.withLockedValue { $0.calls.removeValue(forKey: id) }
             call?.resume(throwing: EngineError.unavailable("the leader did not answer within \(timeout)"))
         }
-        return try await withDeadline(timeout, onTimeout: abandon) {
+        return try await SystemClock().withDeadline(timeout, onTimeout: abandon) {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Frame, any Error>) in
                 let closed = self.state.withLockedValue { state -> Bool in
                     if state.closed { return true }

@@ -4,7 +4,7 @@ import Replication
 import Testing
 import Wire
 
-@testable import Node
+
 
 /// The fetch request and the follower's view on the wire: what goes out
 /// comes back, and hostile bytes are refused, never trusted.

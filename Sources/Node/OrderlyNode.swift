@@ -1,0 +1,113 @@
+import LogStorage
+import Logging
+import Membership
+import NodeRuntime
+import OrderDomain
+import Replication
+import ServiceLifecycle
+
+/// Everything an API node is configured with, besides its storage, its
+/// network and its environment.
+public struct NodeConfig: Sendable {
+    public var id: String
+    public var engine: EngineConfig
+    public var replication = ReplicationConfig()
+    public var membership = MembershipConfig()
+    public var replicationFactor = 3
+    /// With peers: membership, log shipping and forwarding. Without, the
+    /// node is a cluster of one and leads every order.
+    public var clustered: Bool
+    public var catalog: Catalog = .standard
+
+    public init(id: String, clustered: Bool) {
+        self.id = id
+        self.engine = EngineConfig(nodeID: id)
+        self.clustered = clustered
+    }
+}
+
+/// One API node, assembled in one place from its parts: the order engine
+/// and its transactors over `log`, membership, the replicator and the
+/// dispatcher over `network`, all on `environment`'s clock and spawner. The
+/// CLI builds it on SQLite and TCP; the deterministic simulation builds the
+/// same node on an in-memory log and a simulated network.
+public final class OrderlyNode: Sendable {
+    public let id: String
+    public let log: any LogStore
+    public let engine: OrderEngine
+    /// Nil for a node without peers.
+    public let replicator: Replicator?
+    public let membership: ClusterMembership
+    public let dispatcher: Dispatcher
+    /// What this node serves its peers.
+    public let inbox: NodeInbox
+    public let network: any PeerNetwork
+    private let copyCheckpointer: CopyCheckpointer
+
+    /// - Parameters:
+    ///   - peerAddress: where peers reach this node ("" without peers).
+    public static func assemble(
+        config: NodeConfig, log: any LogStore, network: any PeerNetwork, peerAddress: String, environment: NodeEnvironment,
+        logger: Logger
+    ) async throws -> OrderlyNode {
+        // A node whose log shows it copied peers was in a cluster: it must
+        // hear from one before it leads anything, seeds or not.
+        let wasInCluster = !(try await log.replicaPositions()).isEmpty
+        return OrderlyNode(
+            config: config, log: log, network: network, peerAddress: peerAddress,
+            mustJoin: !config.membership.seeds.isEmpty || wasInCluster, environment: environment, logger: logger)
+    }
+
+    private init(
+        config: NodeConfig, log: any LogStore, network: any PeerNetwork, peerAddress: String, mustJoin: Bool,
+        environment: NodeEnvironment, logger: Logger
+    ) {
+        var logger = logger
+        logger[metadataKey: "node"] = "\(config.id)"
+        self.id = config.id
+        self.log = log
+        self.network = network
+        let replicator = config.clustered
+            ? Replicator(log: log, network: network, config: config.replication, environment: environment, logger: logger) : nil
+        let engine = OrderEngine(
+            log: log, catalog: config.catalog, config: config.engine, replication: replicator, clock: environment.clock, logger: logger)
+        let copyCheckpointer = CopyCheckpointer(log: log, every: config.engine.checkpointEveryEvents, spawner: environment.spawner, logger: logger)
+        replicator?.onCopied { copied in
+            await engine.invalidate(Set(copied.keys))
+            await copyCheckpointer.noteCopied(copied)
+        }
+        // Each life of a node has a higher incarnation than the last.
+        let me = Member(id: config.id, http: "", peer: peerAddress, incarnation: UInt64(max(1, environment.clock.wallMs)))
+        let membership = ClusterMembership(
+            self: me, config: config.membership, replicationFactor: config.replicationFactor,
+            partitionMode: config.replication.partitionMode, mustJoin: mustJoin, network: network, environment: environment,
+            logger: logger)
+        replicator?.attach(membership)
+        self.replicator = replicator
+        self.engine = engine
+        self.copyCheckpointer = copyCheckpointer
+        self.membership = membership
+        self.dispatcher = Dispatcher(engine: engine, network: network) { membership.route($0) }
+        self.inbox = NodeInbox(engine: engine, membership: membership, replicator: replicator, logger: logger)
+    }
+
+    /// The node's long-running parts in the order a `ServiceGroup` starts
+    /// them (and stops them in reverse): the engine (which checkpoints and
+    /// closes the log last), the replicator, membership.
+    public var services: [any Service] {
+        [engine] + (replicator.map { [$0] } ?? []) + [membership]
+    }
+
+    /// Runs the node's loops (timers, passivation, log shipping,
+    /// membership) until the task is cancelled; the simulation's way of
+    /// running a node, which never shuts down gracefully (it crashes).
+    public func runLoops() async {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.engine.runLoops() }
+            if let replicator = self.replicator {
+                group.addTask { try? await replicator.run() }
+            }
+            group.addTask { try? await self.membership.run() }
+        }
+    }
+}

@@ -1,0 +1,305 @@
+import EventLog
+import Foundation
+import LogStorage
+import Synchronization
+import TestSupport
+import Testing
+
+/// The contract of `LogStore`, run against both implementations: the SQLite
+/// log of real nodes and the in-memory log of the simulation. What the
+/// simulation proves holds only as far as its log behaves like the real
+/// one: a case that passes on one and fails on the other is a bug in the
+/// fake (or in the real log).
+enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
+    case sqlite, memory
+
+    var testDescription: String { rawValue }
+}
+
+/// A log under test, and how to open it again after a clean close.
+final class StoreUnderTest: Sendable {
+    let kind: StoreKind
+    let folder: String
+    let origin: String
+    let clock: @Sendable () -> Int64
+    private let current = Mutex<(any LogStore)?>(nil)
+
+    init(_ kind: StoreKind, folder: String, origin: String = "api-1", clock: @escaping @Sendable () -> Int64 = { 1_700_000_000_000 }) throws {
+        self.kind = kind
+        self.folder = folder
+        self.origin = origin
+        self.clock = clock
+        current.withLock { $0 = nil }
+        _ = try open(disk: nil)
+    }
+
+    var log: any LogStore { current.withLock { $0! } }
+
+    private func open(disk: LogImage?) throws -> any LogStore {
+        let store: any LogStore
+        switch kind {
+        case .sqlite:
+            var options = EventLogOptions()
+            options.clock = clock
+            store = try EventLog.open(data: folder, node: origin, options: options)
+        case .memory:
+            store = InMemoryLogStore(origin: origin, disk: disk, newLogID: "5eed", clock: clock)
+        }
+        current.withLock { $0 = store }
+        return store
+    }
+
+    /// Closes the log cleanly and opens it again (the SQLite file, or the
+    /// in-memory disk after a crash that loses nothing unsynced, since
+    /// everything was answered).
+    func reopen() throws -> any LogStore {
+        let old = log
+        old.close()
+        switch kind {
+        case .sqlite: return try open(disk: nil)
+        case .memory: return try open(disk: (old as! InMemoryLogStore).crash(keepingUnsynced: 0))
+        }
+    }
+}
+
+func newEvent(_ order: String, _ version: Int64, type: String = "OrderPlaced", payload: String = #"{"v":1}"#) -> NewEvent {
+    NewEvent(orderID: order, version: version, type: type, payload: payload)
+}
+
+/// A peer's event, as its log would have written it.
+func peerEvent(_ origin: String, _ offset: Int64, order: String, version: Int64, type: String = "PaymentReceived") -> EventRecord {
+    EventRecord(
+        origin: origin, offset: offset, orderID: order, version: version, type: type, payload: #"{"v":1}"#,
+        eventID: EventID.make(origin: origin, logID: "feed", offset: offset), recordedAt: 1_600_000_000_000)
+}
+
+@Suite struct LogStoreContractTests {
+    @Test(arguments: StoreKind.allCases)
+    func appendAssignsDenseOffsetsIdsAndTheClocksTime(kind: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let store = try StoreUnderTest(kind, folder: folder.path)
+        let log = store.log
+        let first = try await log.append(AppendRequest(events: [newEvent("o1", 1), newEvent("o1", 2, type: "PaymentReceived")]))
+        let second = try await log.append(AppendRequest(events: [newEvent("o2", 1)]))
+        #expect(first.map(\.offset) == [1, 2])
+        #expect(second.map(\.offset) == [3])
+        #expect(log.committedOffset == 3)
+        let all = first + second
+        #expect(all.allSatisfy { $0.origin == "api-1" && $0.isIntact && $0.recordedAt == 1_700_000_000_000 && $0.term == 0 })
+        #expect(all.allSatisfy { EventID.spells($0.eventID, origin: "api-1", offset: $0.offset) })
+        #expect(all.allSatisfy { $0.eventID.contains(log.logID) })
+        #expect(try await log.scan(origin: nil, fromOffset: 1, limit: 10) == all)
+        #expect(try await log.scan(origin: "api-1", fromOffset: 2, limit: 1) == [first[1]])
+        log.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func anInvalidAppendIsRefusedAndWritesNothing(kind: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let log = try StoreUnderTest(kind, folder: folder.path).log
+        for bad in [newEvent("", 1), newEvent("o1", 0), NewEvent(orderID: "o1", version: 1, type: "", payload: "{}")] {
+            await #expect(throws: EventLogError.self) { try await log.append(AppendRequest(events: [newEvent("o1", 1), bad])) }
+        }
+        #expect(try await log.scan(origin: nil, fromOffset: 1, limit: 10).isEmpty)
+        #expect(log.committedOffset == 0)
+        log.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func anOrdersEventsComeInVersionOrderAfterAVersion(kind: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let log = try StoreUnderTest(kind, folder: folder.path).log
+        _ = try await log.append(AppendRequest(events: [newEvent("o1", 1), newEvent("o2", 1)]))
+        _ = try await log.append(AppendRequest(events: [newEvent("o1", 2), newEvent("o1", 3)]))
+        // A peer's copy of the same order, at a version both wrote (two
+        // sides of a partition): it sorts after by origin.
+        _ = try await log.replicate(ReplicatedBatch(origin: "api-2", events: [peerEvent("api-2", 1, order: "o1", version: 2)], throughOffset: 1))
+        let events = try await log.events(orderID: "o1", afterVersion: 0)
+        #expect(events.map(\.version) == [1, 2, 2, 3])
+        #expect(events.map(\.origin) == ["api-1", "api-1", "api-2", "api-1"])
+        #expect(try await log.events(orderID: "o1", afterVersion: 2).map(\.version) == [3])
+        #expect(try await log.events(orderID: "nope", afterVersion: 0).isEmpty)
+        log.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aCheckpointIsReplacedOnlyByANewerOneAndLoadReadsWhatFollowsIt(kind: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let log = try StoreUnderTest(kind, folder: folder.path).log
+        _ = try await log.append(AppendRequest(events: [newEvent("o1", 1), newEvent("o1", 2)], checkpoint: Checkpoint(orderID: "o1", version: 2, state: "two")))
+        _ = try await log.append(AppendRequest(events: [newEvent("o1", 3)]))
+        let (checkpoint, events) = try await log.load(orderID: "o1")
+        #expect(checkpoint?.version == 2 && checkpoint?.state == "two" && checkpoint?.writtenAt == 1_700_000_000_000)
+        #expect(events.map(\.version) == [3])
+        // A late checkpoint of an old activation never replaces a newer one.
+        _ = try await log.append(AppendRequest(events: [], checkpoint: Checkpoint(orderID: "o1", version: 1, state: "one")))
+        #expect(try await log.checkpoint(orderID: "o1")?.state == "two")
+        _ = try await log.append(AppendRequest(events: [], checkpoint: Checkpoint(orderID: "o1", version: 3, state: "three")))
+        let (newer, after) = try await log.load(orderID: "o1")
+        #expect(newer?.state == "three" && after.isEmpty)
+        #expect(try await log.checkpoint(orderID: "o2") == nil)
+        log.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aCheckpointThatCountsEventsIsWrittenOnlyWhenTheLogHoldsThatMany(kind: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let log = try StoreUnderTest(kind, folder: folder.path).log
+        _ = try await log.replicate(ReplicatedBatch(origin: "api-2", events: [
+            peerEvent("api-2", 1, order: "o1", version: 1, type: "OrderPlaced"), peerEvent("api-2", 2, order: "o1", version: 2),
+        ], throughOffset: 2))
+        // Built from a read that saw one event: a second is here, so no.
+        _ = try await log.append(AppendRequest(events: [], checkpoint: Checkpoint(orderID: "o1", version: 2, state: "s", coveredEvents: 1)))
+        #expect(try await log.checkpoint(orderID: "o1") == nil)
+        _ = try await log.append(AppendRequest(events: [], checkpoint: Checkpoint(orderID: "o1", version: 2, state: "s", coveredEvents: 2)))
+        #expect(try await log.checkpoint(orderID: "o1")?.version == 2)
+        log.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func timersAreSetAndClearedWithTheirEventsSoonestFirst(kind: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let log = try StoreUnderTest(kind, folder: folder.path).log
+        _ = try await log.append(AppendRequest(events: [newEvent("o1", 1, type: "PaymentReceived")], deadline: ("o1", .set(5000))))
+        _ = try await log.append(AppendRequest(events: [newEvent("o2", 1, type: "PaymentReceived")], deadline: ("o2", .set(3000))))
+        _ = try await log.append(AppendRequest(events: [], deadline: ("o3", .set(4000))))
+        #expect(try await log.deadlines(limit: 10).map(\.orderID) == ["o2", "o3", "o1"])
+        #expect(try await log.deadlines(limit: 1).map(\.dueAt) == [3000])
+        _ = try await log.append(AppendRequest(events: [newEvent("o2", 2)], deadline: ("o2", .clear)))
+        _ = try await log.append(AppendRequest(events: [], deadline: ("o1", .set(1000))))
+        #expect(try await log.deadlines(limit: 10).map(\.orderID) == ["o1", "o3"])
+        #expect(try await log.deadlines(limit: 10).map(\.dueAt) == [1000, 4000])
+        log.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func copiesAreStoredOnceAndThePositionOnlyMovesForward(kind: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let log = try StoreUnderTest(kind, folder: folder.path).log
+        let batch = [peerEvent("api-2", 1, order: "o1", version: 1, type: "OrderPlaced"), peerEvent("api-2", 3, order: "o2", version: 1)]
+        #expect(try await log.replicate(ReplicatedBatch(origin: "api-2", events: batch, throughOffset: 4)) == 2)
+        #expect(try await log.replicaPositions() == ["api-2": 4])
+        // Again, and an older position: nothing new, nothing moves back.
+        #expect(try await log.replicate(ReplicatedBatch(origin: "api-2", events: batch, throughOffset: 3)) == 0)
+        #expect(try await log.replicaPositions() == ["api-2": 4])
+        // Gathered copies of several origins move no position.
+        let gathered = [peerEvent("api-3", 7, order: "o1", version: 2), peerEvent("api-2", 3, order: "o2", version: 1)]
+        #expect(try await log.replicate(ReplicatedBatch(origin: "", events: gathered, throughOffset: nil)) == 1)
+        #expect(try await log.replicaPositions() == ["api-2": 4])
+        // Copies leave gaps (placement keeps some orders only); a scan of
+        // a copied log reads what is here, in offset order.
+        #expect(try await log.scan(origin: "api-2", fromOffset: 1, limit: 10).map(\.offset) == [1, 3])
+        #expect(try await log.scan(origin: "api-2", fromOffset: 2, limit: 10).map(\.offset) == [3])
+        #expect(try await log.scan(origin: "api-3", fromOffset: 1, limit: 10) == [gathered[0]])
+        #expect(try await log.events(orderID: "o1", afterVersion: 0).map(\.origin) == ["api-2", "api-3"])
+        // Copies are not the node's own log.
+        #expect(log.committedOffset == 0)
+        #expect(try await log.scan(origin: nil, fromOffset: 1, limit: 10).isEmpty)
+        log.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aBadBatchIsRefusedWholeAndChangesNothing(kind: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let log = try StoreUnderTest(kind, folder: folder.path).log
+        let good = peerEvent("api-2", 1, order: "o1", version: 1)
+        var corrupt = peerEvent("api-2", 2, order: "o1", version: 2)
+        corrupt.payload = #"{"v":2}"#
+        var misnamed = peerEvent("api-2", 2, order: "o1", version: 2)
+        misnamed.eventID = EventID.make(origin: "api-2", logID: "feed", offset: 9)
+        misnamed.checksum = misnamed.computedChecksum
+        let own = peerEvent("api-1", 1, order: "o1", version: 2)
+        let other = peerEvent("api-3", 2, order: "o1", version: 2)
+        for bad in [corrupt, misnamed, own, other] {
+            await #expect(throws: EventLogError.self) {
+                try await log.replicate(ReplicatedBatch(origin: "api-2", events: [good, bad], throughOffset: 2))
+            }
+        }
+        await #expect(throws: EventLogError.self) {
+            try await log.replicate(ReplicatedBatch(origin: "api-1", events: [], throughOffset: 2))
+        }
+        #expect(try await log.replicaPositions().isEmpty)
+        #expect(try await log.events(orderID: "o1", afterVersion: 0).isEmpty)
+        log.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aNewCopyAtOrBelowACheckpointDropsIt(kind: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let log = try StoreUnderTest(kind, folder: folder.path).log
+        _ = try await log.append(AppendRequest(events: [newEvent("o1", 1), newEvent("o1", 2)], checkpoint: Checkpoint(orderID: "o1", version: 2, state: "s")))
+        // The other side of a partition wrote version 2 too: the checkpoint
+        // did not fold it, so the next activation replays the order whole.
+        _ = try await log.replicate(ReplicatedBatch(origin: "api-2", events: [peerEvent("api-2", 1, order: "o1", version: 2)], throughOffset: 1))
+        #expect(try await log.checkpoint(orderID: "o1") == nil)
+        let (checkpoint, events) = try await log.load(orderID: "o1")
+        #expect(checkpoint == nil && events.count == 3)
+        log.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func commitObserversHearTheNewestOwnOffsetOnceDurable(kind: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let log = try StoreUnderTest(kind, folder: folder.path).log
+        let heard = Mutex<[Int64]>([])
+        log.onCommit { offset in heard.withLock { $0.append(offset) } }
+        _ = try await log.append(AppendRequest(events: [newEvent("o1", 1), newEvent("o1", 2)]))
+        #expect(heard.withLock { $0 }.last == 2)
+        // Copies and empty appends move no own offset: no new call says so.
+        _ = try await log.replicate(ReplicatedBatch(origin: "api-2", events: [peerEvent("api-2", 1, order: "o1", version: 3)], throughOffset: 1))
+        try await log.barrier()
+        _ = try await log.append(AppendRequest(events: [newEvent("o2", 1)]))
+        #expect(heard.withLock { $0 }.last == 3)
+        #expect(heard.withLock { $0 }.allSatisfy { $0 <= log.committedOffset })
+        log.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aClosedLogRefusesWrites(kind: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let log = try StoreUnderTest(kind, folder: folder.path).log
+        _ = try await log.append(AppendRequest(events: [newEvent("o1", 1)]))
+        log.close()
+        await #expect(throws: EventLogError.closed) { try await log.append(AppendRequest(events: [newEvent("o1", 2)])) }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func whatWasAnsweredSurvivesAReopenAndOffsetsContinue(kind: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let store = try StoreUnderTest(kind, folder: folder.path)
+        let log = store.log
+        let written = try await log.append(AppendRequest(
+            events: [newEvent("o1", 1), newEvent("o1", 2)], checkpoint: Checkpoint(orderID: "o1", version: 2, state: "s"), deadline: ("o1", .set(9))))
+        _ = try await log.replicate(ReplicatedBatch(origin: "api-2", events: [peerEvent("api-2", 5, order: "o3", version: 1)], throughOffset: 5))
+        let logID = log.logID
+        let reopened = try store.reopen()
+        #expect(reopened.logID == logID)
+        #expect(reopened.committedOffset == 2)
+        #expect(try await reopened.scan(origin: nil, fromOffset: 1, limit: 10) == written)
+        #expect(try await reopened.checkpoint(orderID: "o1")?.state == "s")
+        #expect(try await reopened.deadlines(limit: 10).map(\.dueAt) == [9])
+        #expect(try await reopened.replicaPositions() == ["api-2": 5])
+        #expect(try await reopened.events(orderID: "o3", afterVersion: 0).count == 1)
+        let next = try await reopened.append(AppendRequest(events: [newEvent("o2", 1)]))
+        #expect(next.map(\.offset) == [3])
+        reopened.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func concurrentAppendsAllCommitWithDenseUniqueOffsets(kind: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let log = try StoreUnderTest(kind, folder: folder.path).log
+        let offsets = try await withThrowingTaskGroup(of: [Int64].self) { group in
+            for index in 0..<200 {
+                group.addTask { try await log.append(AppendRequest(events: [newEvent("o\(index)", 1), newEvent("o\(index)", 2)])).map(\.offset) }
+            }
+            var all: [[Int64]] = []
+            for try await offsets in group { all.append(offsets) }
+            return all
+        }
+        #expect(offsets.allSatisfy { $0.count == 2 && $0[1] == $0[0] + 1 }, "a request's events are contiguous")
+        #expect(offsets.flatMap { $0 }.sorted() == Array(1...400))
+        #expect(log.committedOffset == 400)
+        log.close()
+    }
+}
