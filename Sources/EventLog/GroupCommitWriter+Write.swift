@@ -1,0 +1,80 @@
+import GRDB
+
+extension GroupCommitWriter {
+    func write(_ request: AppendRequest, from offset: inout Int64, now: Int64, _ db: Database) throws -> [EventRecord] {
+        let insert = try db.cachedStatement(sql: EventRecord.insertSQL)
+        var records: [EventRecord] = []
+        records.reserveCapacity(request.events.count)
+        for event in request.events {
+            let record = EventRecord(
+                origin: origin, offset: offset, orderID: event.orderID, version: event.version,
+                type: event.type, payload: event.payload, eventID: EventLog.eventID(prefix: eventIDPrefix, offset: offset),
+                recordedAt: now)
+            try record.insert(using: insert, db)
+            tailBuffer.append(UnindexedTail.Entry(orderID: record.orderID, version: record.version, origin: origin, offset: offset))
+            records.append(record)
+            offset += 1
+        }
+        if let checkpoint = request.checkpoint {
+            flushTailBuffer()
+            let unindexed = (tail.entries(orderID: checkpoint.orderID, after: indexedThrough) ?? []) + unindexedCopies(of: checkpoint.orderID)
+            try EventLog.upsert(checkpoint, writtenAt: now, in: db, unindexed: unindexed)
+        }
+        if let deadline = request.deadline {
+            switch deadline.change {
+            case .set(let dueAt):
+                try db.execute(
+                    sql: "INSERT INTO deadlines (order_id, due_at) VALUES (?, ?) ON CONFLICT(order_id) DO UPDATE SET due_at = excluded.due_at",
+                    arguments: [deadline.orderID, dueAt])
+            case .clear:
+                try db.execute(sql: "DELETE FROM deadlines WHERE order_id = ?", arguments: [deadline.orderID])
+            }
+        }
+        return records
+    }
+
+    /// Copies of a peer's events: a row already here (same origin and
+    /// offset, hence same event id) is left as it is. A copy that lands at or
+    /// below an order's checkpoint was not folded into it (two sides of a
+    /// partition wrote the same versions), so that checkpoint is dropped
+    /// and the next activation replays the order whole.
+    func write(_ batch: ReplicatedBatch, now: Int64, _ db: Database) throws -> Int {
+        let insert = try db.cachedStatement(sql: EventRecord.insertOrIgnoreSQL)
+        let dropStaleCheckpoint = try db.cachedStatement(sql: "DELETE FROM checkpoints WHERE order_id = ? AND version >= ?")
+        let index = try db.cachedStatement(sql: #"INSERT OR IGNORE INTO order_index (order_id, version, origin, "offset") VALUES (?, ?, ?, ?)"#)
+        // A tail loop's batch comes in offset order: its copies go to the
+        // index in the background, by ranges of their origin's log (like
+        // own events; each random insert into the index rewrote a page in
+        // the WAL). Gathered and backfilled copies are indexed now.
+        let deferIndex = batch.throughOffset != nil
+        var inserted = 0
+        for record in batch.events {
+            try record.insert(using: insert, db)
+            if db.changesCount > 0 {
+                inserted += 1
+                if deferIndex {
+                    if copyWatermarks[record.origin] == nil && newWatermarks[record.origin] == nil {
+                        // The first tail-loop copy of this origin: what is
+                        // below it was indexed as it was stored.
+                        newWatermarks[record.origin] = record.offset - 1
+                        try EventLog.startCopyWatermark(origin: record.origin, at: record.offset - 1, db)
+                    }
+                    copyBuffer.append(UnindexedTail.Entry(orderID: record.orderID, version: record.version, origin: record.origin, offset: record.offset))
+                } else {
+                    // Like dropStaleCheckpoint, through GRDB: copies are not
+                    // the append path that EventRecord.insert binds by hand for.
+                    try index.execute(arguments: [record.orderID, record.version, record.origin, record.offset])
+                }
+                try dropStaleCheckpoint.execute(arguments: [record.orderID, record.version])
+            }
+        }
+        if let through = batch.throughOffset {
+            try db.cachedStatement(sql: """
+                INSERT INTO replica_positions (origin, through_offset, updated_at) VALUES (?, ?, ?)
+                ON CONFLICT(origin) DO UPDATE SET through_offset = excluded.through_offset, updated_at = excluded.updated_at
+                WHERE excluded.through_offset > replica_positions.through_offset
+                """).execute(arguments: [batch.origin, through, now])
+        }
+        return inserted
+    }
+}
