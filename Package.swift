@@ -130,10 +130,18 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        // The whole cluster in one process under a seeded simulator.
+        .target(
+            name: "ClusterSimulation",
+            dependencies: [
+                "Node", "LogStorage", "NodeRuntime", "OrderDomain", "Replication", "Membership", "Wire", "HashRing",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "orderly",
             dependencies: [
-                "Stats", "Warehouse", "Balancer", "BalancerCore", "Simulator", "StatsProjection", "OrderDomain", "EventLog", "Node", "HTTPAPI", "Wire", "HashRing", "Membership", "Replication",
+                "Stats", "Warehouse", "Balancer", "BalancerCore", "Simulator", "ClusterSimulation", "StatsProjection", "OrderDomain", "EventLog", "Node", "HTTPAPI", "Wire", "HashRing", "Membership", "Replication",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

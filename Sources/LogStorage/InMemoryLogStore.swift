@@ -301,6 +301,17 @@ public struct LogImage: Sendable, Equatable {
 
     public var orderIDs: [String] { byOrder.keys.sorted() }
 
+    /// Every event of an order in the file, in (version, origin, offset)
+    /// order.
+    public func events(of orderID: String) -> [EventRecord] {
+        events(orderID: orderID, afterVersion: 0, own: "", durableThrough: .max)
+    }
+
+    /// The event of `origin`'s log at `offset`, if the file holds it.
+    public func event(origin: String, offset: Int64) -> EventRecord? {
+        events[origin]?[offset]
+    }
+
     func events(orderID: String, afterVersion: Int64, own: String, durableThrough: Int64) -> [EventRecord] {
         guard let keys = byOrder[orderID] else { return [] }
         var records: [EventRecord] = []

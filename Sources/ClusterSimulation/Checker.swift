@@ -1,0 +1,224 @@
+import HashRing
+import LogStorage
+import OrderDomain
+import Replication
+import Wire
+
+/// The checks after a run, over the history of client calls and every
+/// node's log once the faults healed and the cluster went quiet:
+///
+/// - nothing acknowledged is lost: an acknowledged order exists as placed,
+///   an acknowledged payment is there, an acknowledged cancel left the
+///   order cancelled with its money back, an acknowledged shipment left it
+///   shipped and paid in full;
+/// - consistent mode: each order's history is linearizable, and no log
+///   holds two events at one (order, version);
+/// - available mode: conflicts only where clients really disagreed;
+/// - every replica of an order folds it to the same state, and every copy
+///   of a log equals the origin's own log at that offset;
+/// - a held payment whose order never came is refunded within the hold
+///   timeout plus a bound;
+/// - every order took a write again after the heal (the probes).
+struct Checker {
+    let cluster: SimCluster
+    let history: History
+    let probes: [ClientID: ClientAnswer]
+    /// Most violations reported per kind (a broken invariant breaks often).
+    static let reportsPerKindMax = 3
+
+    private var config: SimulationConfig { cluster.config }
+
+    func check() -> (violations: [String], undecided: Int) {
+        var report = Report()
+        let images = Dictionary(uniqueKeysWithValues: cluster.nodes.map { ($0.id, $0.life?.store.image ?? $0.disk ?? LogImage()) })
+        let ring = HashRing(nodes: Dictionary(uniqueKeysWithValues: cluster.ids.map { ($0, 1) }))
+        checkCopies(images, &report)
+        for order in history.orders {
+            let replicas = ring.preferenceList(for: order.rawValue, count: config.replicationFactor)
+            var finals: [(node: String, state: OrderState)] = []
+            for replica in replicas {
+                guard let image = images[replica] else { continue }
+                let events = image.events(of: order.rawValue)
+                if config.mode == .consistent { checkOneEventPerVersion(order, replica, events, &report) }
+                do {
+                    let stream = try events.map { StreamEvent(version: $0.version, eventID: $0.eventID, event: try OrderEvent.decode(typeName: $0.type, payload: $0.payload)) }
+                    finals.append((replica, OrderMerge.fold(OrderState(orderID: order), stream)))
+                } catch {
+                    report.add("unreadable", "\(replica) cannot fold \(order): \(error)")
+                }
+            }
+            let views = Set(finals.map { OrderView($0.state) })
+            if views.count > 1 {
+                report.add("diverged", "the replicas of \(order) disagree: " + finals.map { "\($0.node) shows \(OrderView($0.state))" }.joined(separator: "; "))
+            }
+            guard let final = finals.first?.state else { continue }
+            checkAcknowledged(order, final, &report)
+            checkHeldPayments(order, final, images[finals[0].node]!, &report)
+            if config.mode == .consistent, !final.conflicts.isEmpty {
+                report.add("conflict", "\(order) has conflicts \(final.conflicts.map(\.code)) in consistent mode: two nodes decided on it")
+            }
+            if config.mode == .available { checkConflictsAreReal(order, final, &report) }
+            checkMoney(order, final, &report)
+            if let answer = probes[order], case .unknown(let reason) = answer {
+                report.add("liveness", "\(order) took no write in the \((config.endMs - config.quietEndMs) / 1000) s after the heal and the quiet period (last answer: \(reason))")
+            }
+        }
+        if config.mode == .consistent {
+            for order in history.orders {
+                let check = LinearizabilityCheck(
+                    orderID: order, operations: history.operations(of: order), holdTimeoutMs: config.holdTimeoutMs,
+                    skewToleranceMs: config.faults.contains(.skew) ? 6_000 : 0)
+                switch check.check() {
+                case .linearizable: break
+                case .undecided: report.undecided += 1
+                case .violation:
+                    let calls = history.operations(of: order).map { operation in
+                        "    \(Trace.format(operation.invokeNs, ""))-\(operation.completeNs.map { Trace.format($0, "") } ?? "never") client \(operation.client) via \(operation.node): \(operation.call.summary) -> \(operation.answer?.summary ?? "no answer")"
+                    }
+                    report.add("linearizability", "the history of \(order) is not linearizable:\n" + calls.joined(separator: "\n"))
+                }
+            }
+        }
+        return (report.lines, report.undecided)
+    }
+
+    // MARK: Logs
+
+    /// One event per (order, version) in every log.
+    private func checkOneEventPerVersion(_ order: ClientID, _ node: String, _ events: [EventRecord], _ report: inout Report) {
+        var byVersion: [Int64: EventRecord] = [:]
+        for event in events {
+            if let other = byVersion[event.version], other.eventID != event.eventID {
+                report.add(
+                    "two-events", "\(node)'s log holds two events at version \(event.version) of \(order): \(other.type) from \(other.origin)@\(other.offset) and \(event.type) from \(event.origin)@\(event.offset)")
+                return
+            }
+            byVersion[event.version] = event
+        }
+    }
+
+    /// Every copy of an origin's event equals the event in the origin's own
+    /// log at that offset.
+    private func checkCopies(_ images: [String: LogImage], _ report: inout Report) {
+        for holder in cluster.ids {
+            guard let image = images[holder] else { continue }
+            for (origin, events) in image.events.sorted(by: { $0.key < $1.key }) where origin != holder {
+                guard let own = images[origin] else { continue }
+                for offset in events.keys.sorted() {
+                    let copy = events[offset]!
+                    let original = own.event(origin: origin, offset: offset)
+                    guard original?.eventID != copy.eventID || original?.checksum != copy.checksum else { continue }
+                    let what = original.map { "\($0.type) of \($0.orderID) (\($0.eventID))" } ?? "nothing"
+                    report.add(
+                        "log-identity", "\(holder)'s copy of \(origin)'s log at offset \(offset) is \(copy.type) of \(copy.orderID) (\(copy.eventID)); \(origin)'s log holds \(what) there")
+                    break
+                }
+            }
+        }
+    }
+
+    // MARK: Acknowledged effects
+
+    private func checkAcknowledged(_ order: ClientID, _ final: OrderState, _ report: inout Report) {
+        for operation in history.operations(of: order) {
+            guard case .ok(let outcome, _)? = operation.answer, case .command(let command) = operation.call else { continue }
+            switch command {
+            case .place(let customer, let lines):
+                if !final.exists {
+                    report.add("lost", "\(order) was acknowledged as placed (\(outcome.map { "\($0)" } ?? "")) and is gone: \(OrderView(final))")
+                } else if config.mode == .consistent, final.customer != customer || final.lines.map({ OrderLineRequest(sku: $0.sku, qty: $0.qty) }) != lines {
+                    report.add("overruled", "\(order) was acknowledged with other lines than it holds")
+                }
+            case .pay(let id, let amount):
+                guard let payment = final.payment(id) else {
+                    report.add("lost", "payment \(id) of \(order) was acknowledged and is gone: \(OrderView(final))")
+                    continue
+                }
+                if payment.amountCents != amount && config.mode == .consistent {
+                    report.add("overruled", "payment \(id) of \(order) was acknowledged for \(amount) and holds \(payment.amountCents)")
+                }
+            case .cancel:
+                let cancelled = final.status == .cancelled && final.paidCents == 0
+                let lostToShipment = config.mode == .available && final.status == .shipped && final.conflicts.contains { $0.code == "shipped_and_cancelled" }
+                if !cancelled && !lostToShipment {
+                    report.add("overruled", "\(order) was acknowledged as cancelled and is \(OrderView(final))")
+                }
+            case .ship(let id):
+                let shipped = final.status == .shipped && final.shipmentID == id && final.paidCents >= final.totalCents
+                if !shipped {
+                    report.add("overruled", "\(order) was acknowledged as shipped (\(id)) and is \(OrderView(final))")
+                }
+            case .expireHeldPayments:
+                continue
+            }
+        }
+    }
+
+    /// A payment acknowledged as held for an order nobody placed is
+    /// refunded, within the hold timeout plus the bound.
+    private func checkHeldPayments(_ order: ClientID, _ final: OrderState, _ image: LogImage, _ report: inout Report) {
+        guard !history.placeSent.contains(order) else { return }
+        let refunds = image.events(of: order.rawValue).filter { $0.type == "PaymentRefunded" }
+        for operation in history.operations(of: order) {
+            guard case .ok(.held?, _)? = operation.answer, case .command(.pay(let id, _)) = operation.call,
+                operation.invokeNs < config.workloadEndNs
+            else { continue }
+            guard final.payment(id)?.status == .refunded else {
+                report.add("money", "payment \(id) of \(order), which never came, is not refunded: \(OrderView(final))")
+                continue
+            }
+            let skew: Int64 = config.faults.contains(.skew) ? 3_000 : 0
+            let paidMs: Int64 = cluster.world.epochWallMs + operation.invokeNs / 1_000_000
+            let latestMs: Int64 = paidMs + config.holdTimeoutMs + config.refundBoundMs + skew
+            if let refund = refunds.first(where: { $0.payload.contains("\"\(id)\"") }), refund.recordedAt > latestMs {
+                report.add("money", "payment \(id) of \(order) was refunded \(refund.recordedAt - latestMs) ms later than the hold timeout plus \(config.refundBoundMs) ms")
+            }
+        }
+    }
+
+    /// Every payment is counted once: what the order keeps of it plus what
+    /// went back is what was paid.
+    private func checkMoney(_ order: ClientID, _ final: OrderState, _ report: inout Report) {
+        for payment in final.payments where payment.status != .held && payment.appliedCents + payment.refundedCents != payment.amountCents {
+            report.add("money", "payment \(payment.id) of \(order) is \(payment.amountCents) but \(payment.appliedCents) kept and \(payment.refundedCents) refunded")
+        }
+    }
+
+    /// Available mode: a conflict needs clients that disagreed.
+    private func checkConflictsAreReal(_ order: ClientID, _ final: OrderState, _ report: inout Report) {
+        guard !final.conflicts.isEmpty else { return }
+        var places: Set<String> = []
+        var amounts: [ClientID: Set<Cents>] = [:]
+        var shipments: Set<ClientID> = []
+        var cancels = 0
+        for operation in history.operations(of: order) {
+            guard case .command(let command) = operation.call else { continue }
+            switch command {
+            case .place(let customer, let lines): places.insert("\(customer)\(lines)")
+            case .pay(let id, let amount): amounts[id, default: []].insert(amount)
+            case .ship(let id): shipments.insert(id)
+            case .cancel: cancels += 1
+            case .expireHeldPayments: break
+            }
+        }
+        let twoPlaces = places.count > 1
+        let twoAmounts = amounts.values.contains { $0.count > 1 }
+        let twoShipments = shipments.count > 1
+        let cancelAgainst = cancels > 0 && (!shipments.isEmpty || !amounts.isEmpty)
+        let disagreed = twoPlaces || twoAmounts || twoShipments || cancelAgainst
+        if !disagreed {
+            report.add("conflict", "\(order) has conflicts \(final.conflicts.map(\.code)) that no two clients' commands explain")
+        }
+    }
+
+    struct Report {
+        var lines: [String] = []
+        var counts: [String: Int] = [:]
+        var undecided = 0
+
+        mutating func add(_ kind: String, _ line: String) {
+            counts[kind, default: 0] += 1
+            if counts[kind]! <= Checker.reportsPerKindMax { lines.append("[\(kind)] \(line)") }
+        }
+    }
+}

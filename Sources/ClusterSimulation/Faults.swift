@@ -1,0 +1,170 @@
+/// The faults of one run, chosen by its seed, and the heal at the end of
+/// the workload.
+final class Faults: @unchecked Sendable {
+    let cluster: SimCluster
+    private var world: SimWorld { cluster.world }
+    private var trace: Trace { cluster.trace }
+    /// Nodes cut off by other nodes' partition switches (admin route).
+    private var switched: Set<String> = []
+    private var healed = false
+    /// Nodes whose log sync has failed.
+    private(set) var failedSyncs: Set<String> = []
+
+    init(cluster: SimCluster) {
+        self.cluster = cluster
+    }
+
+    /// Draws the run's faults and sets their times.
+    func schedule() {
+        let config = cluster.config
+        let kinds = config.faults.sorted()
+        guard !kinds.isEmpty, config.faultsMax > 0 else { return }
+        let count = Int(world.random.next() % UInt64(config.faultsMax + 1))
+        let firstNs = config.workloadStartMs * 1_000_000 + 500_000_000
+        let lastNs = config.workloadEndNs - 2_000_000_000
+        guard lastNs > firstNs else { return }
+        for _ in 0..<count {
+            let kind = world.pick(kinds)
+            let at = world.uniform(firstNs...lastNs)
+            let durationNs = world.uniform(300_000_000...5_000_000_000)
+            let seed = world.random.next()
+            world.at(at) { [self] in inject(kind, durationNs: durationNs, seed: seed) }
+        }
+        world.at(config.workloadEndNs) { [self] in heal() }
+    }
+
+    private func inject(_ kind: FaultKind, durationNs: Int64, seed: UInt64) {
+        guard !healed else { return }
+        let nodes = cluster.nodes
+        let target = world.pick(nodes)
+        let ms = durationNs / 1_000_000
+        switch kind {
+        case .crash, .disk:
+            guard let life = target.life else { return }
+            let keep = world.chance(0.5) ? Int(world.random.next() % UInt64(life.store.unsyncedCount + 1)) : 0
+            trace.record(world.nowNs, "fault: \(kind == .disk ? "replace the disk of" : "crash") \(target.id) for \(ms) ms")
+            if kind == .disk { cluster.replaceDisk(target) } else { cluster.crash(target, keepingUnsynced: keep) }
+            world.after(durationNs) { [self] in
+                if !healed && !target.isUp { cluster.start(target) }
+            }
+        case .pause:
+            guard target.isUp, !target.isPaused else { return }
+            trace.record(world.nowNs, "fault: pause \(target.id) for \(ms) ms")
+            cluster.pause(target)
+            world.after(durationNs) { [self] in
+                if !healed { cluster.resume(target) }
+            }
+        case .partition:
+            let (left, right) = split(cluster.ids)
+            if world.chance(0.5) {
+                // Through the partition switch of one side only: the other
+                // side does not know it is cut off.
+                trace.record(world.nowNs, "fault: \(left) switch off \(right) for \(ms) ms (they do not know)")
+                for id in left { partitionSwitch(id, off: right) }
+                world.after(durationNs) { [self] in
+                    if !healed { for id in left { healSwitch(id) } }
+                }
+            } else {
+                trace.record(world.nowNs, "fault: partition \(left) | \(right) for \(ms) ms")
+                cut(between: left, and: right, durationNs: durationNs)
+            }
+        case .oneway:
+            let others = cluster.ids.filter { $0 != target.id }
+            let senders = Array(others.filter { _ in world.chance(0.6) })
+            let deaf = senders.isEmpty ? [world.pick(others)] : senders
+            let links = Set(deaf.map { Link(from: $0, to: target.id) })
+            trace.record(world.nowNs, "fault: \(target.id) hears nothing from \(deaf) for \(ms) ms (they still hear it)")
+            cut(links, durationNs: durationNs)
+        case .bridge:
+            guard nodes.count >= 3 else { return }
+            let others = cluster.ids.filter { $0 != target.id }
+            let (left, right) = split(others)
+            trace.record(world.nowNs, "fault: \(left) and \(right) cut from each other, \(target.id) reaches both, for \(ms) ms")
+            cut(between: left, and: right, durationNs: durationNs)
+        case .messages:
+            let network = cluster.network
+            network.lossProbability = Double(world.uniform(5...30)) / 100
+            network.duplicateProbability = Double(world.uniform(5...20)) / 100
+            network.slowProbability = Double(world.uniform(5...30)) / 100
+            trace.record(world.nowNs, "fault: messages lost \(network.lossProbability), duplicated \(network.duplicateProbability), slow \(network.slowProbability) for \(ms) ms")
+            world.after(durationNs) { [self] in
+                if !healed { resetMessages() }
+            }
+        case .fsync:
+            guard let life = target.life else { return }
+            trace.record(world.nowNs, "fault: the next fsync of \(target.id) fails")
+            life.store.failNextSync()
+            failedSyncs.insert(target.id)
+        case .skew:
+            target.wallSkewMs = world.uniform(-3_000...3_000)
+            trace.record(world.nowNs, "fault: \(target.id)'s wall clock is \(target.wallSkewMs) ms off")
+        }
+        _ = seed
+    }
+
+    /// Two groups, neither empty (nodes in a seeded order).
+    private func split(_ ids: [String]) -> ([String], [String]) {
+        var shuffled = ids
+        for index in stride(from: shuffled.count - 1, to: 0, by: -1) {
+            shuffled.swapAt(index, Int(world.random.next() % UInt64(index + 1)))
+        }
+        let cut = 1 + Int(world.random.next() % UInt64(max(1, shuffled.count - 1)))
+        return (Array(shuffled[..<cut]).sorted(), Array(shuffled[cut...]).sorted())
+    }
+
+    private func cut(between left: [String], and right: [String], durationNs: Int64) {
+        var links: Set<Link> = []
+        for a in left {
+            for b in right {
+                links.insert(Link(from: a, to: b))
+                links.insert(Link(from: b, to: a))
+            }
+        }
+        cut(links, durationNs: durationNs)
+    }
+
+    private func cut(_ links: Set<Link>, durationNs: Int64) {
+        let network = cluster.network
+        let added = links.subtracting(network.cut)
+        network.cut.formUnion(added)
+        world.after(durationNs) { [self] in
+            if !healed { network.cut.subtract(added) }
+        }
+    }
+
+    private func partitionSwitch(_ id: String, off peers: [String]) {
+        guard let life = cluster.node(id).life else { return }
+        switched.formUnion(peers)
+        life.executor.fire { life.node?.membership.partition(from: peers) }
+    }
+
+    private func healSwitch(_ id: String) {
+        guard let life = cluster.node(id).life else { return }
+        life.executor.fire { life.node?.membership.healPartition() }
+    }
+
+    private func resetMessages() {
+        let network = cluster.network
+        network.lossProbability = 0
+        network.duplicateProbability = 0
+        network.slowProbability = 0.01
+    }
+
+    /// The end of the workload: every link heals, every process runs again
+    /// (a crashed one restarts on its disk). A node whose fsync failed is
+    /// left as it is: it must get out of the way on its own.
+    func heal() {
+        healed = true
+        trace.record(world.nowNs, "heal: every link, every process")
+        cluster.network.cut = []
+        resetMessages()
+        for node in cluster.nodes {
+            if !node.isUp {
+                cluster.start(node)
+            } else if node.isPaused {
+                cluster.resume(node)
+            }
+        }
+        for node in cluster.nodes { healSwitch(node.id) }
+    }
+}

@@ -1,0 +1,260 @@
+import LogStorage
+import Logging
+import Membership
+import Node
+import NodeRuntime
+import OrderDomain
+import Replication
+import Wire
+
+/// One API node of the simulated cluster, across its lives: its disk
+/// survives a crash (what was synced of it), its clock skew is its own.
+final class SimNode: @unchecked Sendable {
+    let id: String
+    /// What the node's log file holds while it is down; nil: no file (a
+    /// new node, or a replaced disk).
+    var disk: LogImage?
+    /// The running process, if any.
+    var life: NodeLife?
+    var lives = 0
+    /// Wall-clock skew of this machine, ms.
+    var wallSkewMs: Int64 = 0
+
+    init(id: String) {
+        self.id = id
+    }
+
+    var isUp: Bool { life != nil }
+    var isPaused: Bool { life?.executor.state == .paused }
+}
+
+/// One life of one node: a process, from start to crash.
+final class NodeLife: @unchecked Sendable {
+    let executor: NodeExecutor
+    let clock: SimClock
+    var store: InMemoryLogStore!
+    var network: SimPeerNetwork!
+    /// Set once the node is assembled (its log opened).
+    var node: OrderlyNode?
+
+    init(executor: NodeExecutor, clock: SimClock) {
+        self.executor = executor
+        self.clock = clock
+    }
+
+    var inbox: NodeInbox? { node?.inbox }
+
+    /// What a peer's request gets: the node's answer, or a refusal while it
+    /// starts.
+    func answer(_ request: PeerRequest, from sender: String) async -> PeerReply {
+        if let inbox { return await inbox.answer(request, from: sender) }
+        switch request {
+        case .forward: return .forward(.unavailable("this node is starting"))
+        case .fetch: return .fetch(FetchReply(events: [], throughOffset: 0, holderLastOffset: 0, refusal: "this node is starting"))
+        case .view: return .view([])
+        }
+    }
+}
+
+/// What a client hears back from a node: as an HTTP client would, a 2xx
+/// with the order, a definite refusal (4xx), or nothing it can rely on
+/// (a 503, a timeout, a refused connection).
+enum ClientAnswer: Sendable, Equatable {
+    case ok(outcome: Outcome?, OrderState)
+    case refused(DomainError)
+    case unknown(String)
+}
+
+/// The whole cluster in one process: every node's production code
+/// (`OrderlyNode`) on an in-memory log, the simulated network and the
+/// world's clock, plus the clients' executor.
+final class SimCluster: @unchecked Sendable {
+    let config: SimulationConfig
+    let world: SimWorld
+    let trace: Trace
+    let network: SimNetwork
+    private(set) var nodes: [SimNode] = []
+    let clients: NodeExecutor
+
+    init(config: SimulationConfig, seed: UInt64, trace: Trace) {
+        self.config = config
+        self.trace = trace
+        world = SimWorld(seed: seed)
+        network = SimNetwork(world: world, trace: trace)
+        clients = world.makeExecutor(name: "clients")
+        for index in 1...config.nodes {
+            let node = SimNode(id: "api-\(index)")
+            nodes.append(node)
+            network.nodes[node.id] = node
+        }
+    }
+
+    var ids: [String] { nodes.map(\.id) }
+
+    func node(_ id: String) -> SimNode { network.nodes[id]! }
+
+    // MARK: Lives
+
+    /// Starts a process of the node on its disk.
+    func start(_ node: SimNode) {
+        precondition(node.life == nil, "\(node.id) is running")
+        node.lives += 1
+        let executor = world.makeExecutor(name: "\(node.id)#\(node.lives)")
+        let life = NodeLife(executor: executor, clock: SimClock(world: world, executor: executor, node: node))
+        life.network = SimPeerNetwork(network: network, nodeID: node.id, life: life)
+        let newLogID = String(world.random.next(), radix: 16)
+        let clock = life.clock
+        let world = self.world
+        let syncNs = config.syncDelayNs
+        let slowSyncProbability = config.slowSyncProbability
+        life.store = InMemoryLogStore(origin: node.id, disk: node.disk, newLogID: newLogID, clock: { clock.wallMs }) { sync in
+            let delay = world.chance(slowSyncProbability) ? world.uniform(syncNs.upperBound...syncNs.upperBound * 20) : world.uniform(syncNs)
+            _ = clock.schedule(after: .nanoseconds(delay), sync)
+        }
+        node.life = life
+        trace.record(world.nowNs, "\(node.id) starts (life \(node.lives), log \(life.store.logID), \(node.disk == nil ? "empty disk" : "own disk"))")
+
+        var nodeConfig = NodeConfig(id: node.id, clustered: true)
+        nodeConfig.engine.idleTimeout = config.idleTimeout
+        nodeConfig.engine.checkpointEveryEvents = config.checkpointEvery
+        nodeConfig.engine.holdTimeoutMs = config.holdTimeoutMs
+        nodeConfig.replication.acks = config.acks
+        nodeConfig.replication.partitionMode = config.mode
+        nodeConfig.replicationFactor = config.replicationFactor
+        nodeConfig.membership.seeds = ids.filter { $0 != node.id }
+        let environment = NodeEnvironment(clock: life.clock, spawner: SimSpawner(executor: executor), randomSeed: world.random.next())
+        let logger = Logger(label: "orderly.node") { [trace, world] label in
+            SimLogHandler(trace: trace, world: world, level: .info)
+        }
+        let store = life.store!
+        let network = life.network!
+        let finalConfig = nodeConfig
+        let trace = self.trace
+        executor.spawn {
+            do {
+                let assembled = try await OrderlyNode.assemble(
+                    config: finalConfig, log: store, network: network, peerAddress: node.id, environment: environment, logger: logger)
+                life.node = assembled
+                await assembled.runLoops()
+            } catch {
+                trace.record(world.nowNs, "\(node.id) failed to start: \(error)")
+            }
+        }
+    }
+
+    /// SIGKILL with power loss: the process is gone, and of what its log
+    /// did not sync a prefix may survive (`keepingUnsynced` transactions).
+    func crash(_ node: SimNode, keepingUnsynced: Int) {
+        guard let life = node.life else { return }
+        world.kill(life.executor)
+        node.disk = life.store.crash(keepingUnsynced: keepingUnsynced)
+        node.life = nil
+        trace.record(world.nowNs, "\(node.id) crashes (kept \(keepingUnsynced) unsynced transactions)")
+    }
+
+    /// The node's disk is replaced: it starts again with an empty log.
+    func replaceDisk(_ node: SimNode) {
+        crash(node, keepingUnsynced: 0)
+        node.disk = nil
+        trace.record(world.nowNs, "\(node.id) loses its disk")
+    }
+
+    func pause(_ node: SimNode) {
+        guard let life = node.life else { return }
+        world.pause(life.executor)
+        trace.record(world.nowNs, "\(node.id) pauses")
+    }
+
+    func resume(_ node: SimNode) {
+        guard let life = node.life else { return }
+        world.resume(life.executor)
+        trace.record(world.nowNs, "\(node.id) resumes")
+    }
+
+    // MARK: Clients
+
+    /// A client's HTTP call to a node: the command runs on the node (its
+    /// dispatcher, as its HTTP API would call it); the answer comes back
+    /// unless the node dies first or the client gives up after `timeout`.
+    func call(via nodeID: String, _ orderID: ClientID, _ call: ForwardedCall, timeout: Duration) async -> ClientAnswer {
+        let pending = PendingAnswer()
+        let world = self.world
+        let clients = self.clients
+        let latency = config.clientLatencyNs
+        return await withCheckedContinuation { (continuation: CheckedContinuation<ClientAnswer, Never>) in
+            pending.continuation = continuation
+            pending.timer = world.after(timeout.nanosecondsClamped) { pending.finish(.unknown("timed out after \(timeout)")) }
+            guard let life = node(nodeID).life else {
+                world.after(world.uniform(latency)) { clients.fire { pending.finish(.unknown("connection refused")) } }
+                return
+            }
+            world.after(world.uniform(latency)) {
+                guard life.executor.state != .dead else { return }
+                life.executor.spawn {
+                    let answer: ClientAnswer
+                    if let dispatcher = life.node?.dispatcher {
+                        answer = await Self.run(call, orderID, on: dispatcher)
+                    } else {
+                        answer = .unknown("the node is starting")
+                    }
+                    world.after(world.uniform(latency)) { clients.fire { pending.finish(answer) } }
+                }
+            }
+        }
+    }
+
+    private static func run(_ call: ForwardedCall, _ orderID: ClientID, on dispatcher: Dispatcher) async -> ClientAnswer {
+        do {
+            switch call {
+            case .read:
+                return .ok(outcome: nil, try await dispatcher.state(of: orderID))
+            case .command(let command):
+                switch try await dispatcher.execute(orderID, command) {
+                case .success(let result): return .ok(outcome: result.outcome, result.state)
+                case .failure(let error): return .refused(error)
+                }
+            }
+        } catch {
+            return .unknown("\(error)")
+        }
+    }
+}
+
+/// A client's call waiting for its answer or its timeout.
+private final class PendingAnswer: @unchecked Sendable {
+    var continuation: CheckedContinuation<ClientAnswer, Never>?
+    var timer: SimTimer?
+
+    func finish(_ answer: ClientAnswer) {
+        guard let continuation else { return }
+        self.continuation = nil
+        timer?.cancel()
+        continuation.resume(returning: answer)
+    }
+}
+
+/// Node logs go to the run's trace, stamped with virtual time.
+struct SimLogHandler: LogHandler {
+    let trace: Trace
+    unowned let world: SimWorld
+    var logLevel: Logger.Level
+    var metadata: Logger.Metadata = [:]
+
+    init(trace: Trace, world: SimWorld, level: Logger.Level) {
+        self.trace = trace
+        self.world = world
+        self.logLevel = level
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let merged = event.metadata.map { metadata.merging($0) { $1 } } ?? metadata
+        let node = merged["node"].map { "\($0)" } ?? "?"
+        let rest = merged.filter { $0.key != "node" }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        trace.record(world.nowNs, hashed: false, "\(node) \(event.level): \(event.message)\(rest.isEmpty ? "" : " [\(rest)]")")
+    }
+}

@@ -1,0 +1,89 @@
+import Replication
+
+/// The faults a seed may choose from.
+public enum FaultKind: String, Sendable, CaseIterable, Comparable {
+    /// SIGKILL and power loss, then a restart on the same disk.
+    case crash
+    /// A restart with an empty disk (same node id).
+    case disk
+    /// The process stops running (SIGSTOP), then resumes with its clock jumped.
+    case pause
+    /// Links cut both ways between two groups of nodes.
+    case partition
+    /// Links cut one way only: A drops what B sends, B still gets A's.
+    case oneway
+    /// Two groups that cannot reach each other, and a node that reaches both.
+    case bridge
+    /// Messages lost, duplicated, delayed and reordered.
+    case messages
+    /// An fsync fails: the node's log refuses every write from then on.
+    case fsync
+    /// Wall clocks of nodes disagree by up to seconds.
+    case skew
+
+    public static func < (lhs: FaultKind, rhs: FaultKind) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    /// Parses `crash,pause,...` or `all` / `none`.
+    public static func parse(_ text: String) -> Set<FaultKind>? {
+        switch text {
+        case "all": return Set(allCases)
+        case "none", "": return []
+        default:
+            var kinds: Set<FaultKind> = []
+            for name in text.split(separator: ",") {
+                guard let kind = FaultKind(rawValue: String(name.filter { $0 != " " })) else { return nil }
+                kinds.insert(kind)
+            }
+            return kinds
+        }
+    }
+}
+
+/// What one simulated run is: the cluster, its settings, how long each
+/// phase lasts, and which faults the seed may choose.
+public struct SimulationConfig: Sendable {
+    public var nodes = 3
+    public var mode: PartitionMode = .consistent
+    public var acks: AckPolicy = .quorum
+    public var replicationFactor = 3
+    public var faults: Set<FaultKind> = Set(FaultKind.allCases)
+
+    /// Clients and faults run until here; then every fault heals.
+    public var workloadEndMs: Int64 = 20_000
+    /// The cluster then runs quietly until here, and the checker probes it.
+    public var quietEndMs: Int64 = 26_000
+    /// The run ends here (liveness probes must have succeeded by then).
+    public var endMs: Int64 = 30_000
+    /// Clients start once the nodes had time to find each other.
+    public var workloadStartMs: Int64 = 1_500
+
+    /// Customers started per simulated second.
+    public var customersPerSecond = 6.0
+    /// Orders that also get conflicting commands from other clients.
+    public var contestedShare = 0.3
+    /// Faults the seed schedules during the workload, at most.
+    public var faultsMax = 6
+
+    // Node settings (short, so a 30 s run sees passivations, checkpoints
+    // and held payments expire).
+    public var idleTimeout: Duration = .seconds(2)
+    public var checkpointEvery: Int64 = 4
+    public var holdTimeoutMs: Int64 = 3_000
+    /// How long after its hold timeout a payment whose order never came
+    /// must be refunded.
+    public var refundBoundMs: Int64 = 5_000
+
+    /// A log sync takes this long (ns), sometimes 20 times more.
+    public var syncDelayNs: ClosedRange<Int64> = 100_000...1_500_000
+    public var slowSyncProbability = 0.02
+    /// One way, client to node.
+    public var clientLatencyNs: ClosedRange<Int64> = 100_000...600_000
+    /// A client gives up on a call after this long (the answer is unknown).
+    public var clientTimeout: Duration = .seconds(5)
+
+    public init() {}
+
+    var workloadEndNs: Int64 { workloadEndMs * 1_000_000 }
+    var quietEndNs: Int64 { quietEndMs * 1_000_000 }
+    var endNs: Int64 { endMs * 1_000_000 }
+}
