@@ -3,6 +3,7 @@
 final class Faults: @unchecked Sendable {
     let cluster: SimCluster
     private var world: SimWorld { cluster.world }
+    private let draws: RandomStream
     private var trace: Trace { cluster.trace }
     /// Nodes cut off by other nodes' partition switches (admin route).
     private var switched: Set<String> = []
@@ -12,6 +13,7 @@ final class Faults: @unchecked Sendable {
 
     init(cluster: SimCluster) {
         self.cluster = cluster
+        draws = cluster.world.stream("faults")
     }
 
     /// Draws the run's faults and sets their times.
@@ -19,15 +21,15 @@ final class Faults: @unchecked Sendable {
         let config = cluster.config
         let kinds = config.faults.sorted()
         guard !kinds.isEmpty, config.faultsMax > 0 else { return }
-        let count = Int(world.random.next() % UInt64(config.faultsMax + 1))
+        let count = Int(draws.next() % UInt64(config.faultsMax + 1))
         let firstNs = config.workloadStartMs * 1_000_000 + 500_000_000
         let lastNs = config.workloadEndNs - 2_000_000_000
         guard lastNs > firstNs else { return }
         for _ in 0..<count {
-            let kind = world.pick(kinds)
-            let at = world.uniform(firstNs...lastNs)
-            let durationNs = world.uniform(300_000_000...5_000_000_000)
-            let seed = world.random.next()
+            let kind = draws.pick(kinds)
+            let at = draws.uniform(firstNs...lastNs)
+            let durationNs = draws.uniform(300_000_000...5_000_000_000)
+            let seed = draws.next()
             world.at(at) { [self] in inject(kind, durationNs: durationNs, seed: seed) }
         }
         world.at(config.workloadEndNs) { [self] in heal() }
@@ -36,12 +38,12 @@ final class Faults: @unchecked Sendable {
     private func inject(_ kind: FaultKind, durationNs: Int64, seed: UInt64) {
         guard !healed else { return }
         let nodes = cluster.nodes
-        let target = world.pick(nodes)
+        let target = draws.pick(nodes)
         let ms = durationNs / 1_000_000
         switch kind {
         case .crash, .disk:
             guard let life = target.life else { return }
-            let keep = world.chance(0.5) ? Int(world.random.next() % UInt64(life.store.unsyncedCount + 1)) : 0
+            let keep = draws.chance(0.5) ? Int(draws.next() % UInt64(life.store.unsyncedCount + 1)) : 0
             trace.record(world.nowNs, "fault: \(kind == .disk ? "replace the disk of" : "crash") \(target.id) for \(ms) ms")
             if kind == .disk { cluster.replaceDisk(target) } else { cluster.crash(target, keepingUnsynced: keep) }
             world.after(durationNs) { [self] in
@@ -56,7 +58,7 @@ final class Faults: @unchecked Sendable {
             }
         case .partition:
             let (left, right) = split(cluster.ids)
-            if world.chance(0.5) {
+            if draws.chance(0.5) {
                 // Through the partition switch of one side only: the other
                 // side does not know it is cut off.
                 trace.record(world.nowNs, "fault: \(left) switch off \(right) for \(ms) ms (they do not know)")
@@ -70,8 +72,8 @@ final class Faults: @unchecked Sendable {
             }
         case .oneway:
             let others = cluster.ids.filter { $0 != target.id }
-            let senders = Array(others.filter { _ in world.chance(0.6) })
-            let deaf = senders.isEmpty ? [world.pick(others)] : senders
+            let senders = Array(others.filter { _ in draws.chance(0.6) })
+            let deaf = senders.isEmpty ? [draws.pick(others)] : senders
             let links = Set(deaf.map { Link(from: $0, to: target.id) })
             trace.record(world.nowNs, "fault: \(target.id) hears nothing from \(deaf) for \(ms) ms (they still hear it)")
             cut(links, durationNs: durationNs)
@@ -83,9 +85,9 @@ final class Faults: @unchecked Sendable {
             cut(between: left, and: right, durationNs: durationNs)
         case .messages:
             let network = cluster.network
-            network.lossProbability = Double(world.uniform(5...30)) / 100
-            network.duplicateProbability = Double(world.uniform(5...20)) / 100
-            network.slowProbability = Double(world.uniform(5...30)) / 100
+            network.lossProbability = Double(draws.uniform(5...30)) / 100
+            network.duplicateProbability = Double(draws.uniform(5...20)) / 100
+            network.slowProbability = Double(draws.uniform(5...30)) / 100
             trace.record(world.nowNs, "fault: messages lost \(network.lossProbability), duplicated \(network.duplicateProbability), slow \(network.slowProbability) for \(ms) ms")
             world.after(durationNs) { [self] in
                 if !healed { resetMessages() }
@@ -96,7 +98,7 @@ final class Faults: @unchecked Sendable {
             life.store.failNextSync()
             failedSyncs.insert(target.id)
         case .skew:
-            target.wallSkewMs = world.uniform(-3_000...3_000)
+            target.wallSkewMs = draws.uniform(-3_000...3_000)
             trace.record(world.nowNs, "fault: \(target.id)'s wall clock is \(target.wallSkewMs) ms off")
         }
         _ = seed
@@ -106,9 +108,9 @@ final class Faults: @unchecked Sendable {
     private func split(_ ids: [String]) -> ([String], [String]) {
         var shuffled = ids
         for index in stride(from: shuffled.count - 1, to: 0, by: -1) {
-            shuffled.swapAt(index, Int(world.random.next() % UInt64(index + 1)))
+            shuffled.swapAt(index, Int(draws.next() % UInt64(index + 1)))
         }
-        let cut = 1 + Int(world.random.next() % UInt64(max(1, shuffled.count - 1)))
+        let cut = 1 + Int(draws.next() % UInt64(max(1, shuffled.count - 1)))
         return (Array(shuffled[..<cut]).sorted(), Array(shuffled[cut...]).sorted())
     }
 

@@ -65,9 +65,24 @@ struct LinearizabilityCheck {
     let skewToleranceMs: Int64
     let statesMax: Int
 
+    /// A search state: which calls are placed, and the order's state.
     private struct Memo: Hashable {
         var done: [UInt64]
-        var view: OrderView
+        var state: OrderState
+
+        static func == (lhs: Memo, rhs: Memo) -> Bool { lhs.done == rhs.done && lhs.state == rhs.state }
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(done)
+            hasher.combine(state.version)
+            hasher.combine(state.status)
+            for payment in state.payments {
+                hasher.combine(payment.id)
+                hasher.combine(payment.appliedCents)
+                hasher.combine(payment.refundedCents)
+            }
+            hasher.combine(state.shipmentID)
+        }
     }
 
     init(orderID: ClientID, operations: [History.Operation], holdTimeoutMs: Int64, skewToleranceMs: Int64, statesMax: Int = 200_000) {
@@ -108,11 +123,18 @@ struct LinearizabilityCheck {
         }
         // Calls with unknown answers may never have happened.
         if !pendingDefinite { return true }
+        // Calls with unknown answers that ask the same are interchangeable:
+        // the earliest invoked stands for all of them.
+        var triedUnknown: [ForwardedCall] = []
         for (index, call) in calls.enumerated() where !isDone(done, index) {
             if call.invokeNs > earliestAnswer { break }
+            if !call.definite {
+                if triedUnknown.contains(call.call) { continue }
+                triedUnknown.append(call.call)
+            }
             guard let next = step(call, state) else { continue }
             done[index / 64] |= 1 << UInt64(index % 64)
-            if memo.insert(Memo(done: done, view: OrderView(next))).inserted && search(next, &done, &memo, &explored) { return true }
+            if memo.insert(Memo(done: done, state: next)).inserted && search(next, &done, &memo, &explored) { return true }
             done[index / 64] &= ~(1 << UInt64(index % 64))
         }
         // The timer refunds a held payment of an order that never came,
@@ -122,7 +144,7 @@ struct LinearizabilityCheck {
                 let paidAt = calls.first { if case .command(.pay(payment.id, _)) = $0.call { return true } else { return false } }?.invokeNs ?? 0
                 guard paidAt + (holdTimeoutMs - skewToleranceMs) * 1_000_000 <= earliestAnswer else { continue }
                 let next = OrderDecider.fold(state, [.paymentRefunded(paymentID: payment.id, amountCents: payment.amountCents, reason: .orderNeverArrived)])
-                if memo.insert(Memo(done: done, view: OrderView(next))).inserted && search(next, &done, &memo, &explored) { return true }
+                if memo.insert(Memo(done: done, state: next)).inserted && search(next, &done, &memo, &explored) { return true }
             }
         }
         return false
@@ -135,7 +157,7 @@ struct LinearizabilityCheck {
         switch call.call {
         case .read:
             guard case .ok(nil, let seen)? = call.answer else { return call.answer == nil ? state : nil }
-            return OrderView(seen) == OrderView(state) ? state : nil
+            return Self.same(seen, state) ? state : nil
         case .command(let command):
             switch OrderDecider.decide(command, state: state, context: context) {
             case .failure(let error):
@@ -145,7 +167,7 @@ struct LinearizabilityCheck {
             case .success(let decision):
                 let next = OrderDecider.fold(state, decision.events)
                 guard let answer = call.answer else { return next }
-                guard case .ok(let outcome, let seen) = answer, OrderView(seen) == OrderView(next) else { return nil }
+                guard case .ok(let outcome, let seen) = answer, Self.same(seen, next) else { return nil }
                 // A command can reach the leader twice (the network
                 // duplicated it, or a balancer sent it again after a
                 // timeout): the copy that answers may be the repeat.
@@ -153,6 +175,21 @@ struct LinearizabilityCheck {
                 return next
             }
         }
+    }
+
+    /// Whether a client saw `model`: every field a client reads, but not
+    /// the hold deadlines (the deciding node's wall clock sets them).
+    static func same(_ seen: OrderState, _ model: OrderState) -> Bool {
+        guard seen.version == model.version, seen.status == model.status, seen.totalCents == model.totalCents,
+            seen.shipmentID == model.shipmentID, seen.customer == model.customer, seen.lines == model.lines,
+            seen.payments.count == model.payments.count, seen.conflicts.map(\.code) == model.conflicts.map(\.code)
+        else { return false }
+        for (a, b) in zip(seen.payments, model.payments) {
+            guard a.id == b.id, a.amountCents == b.amountCents, a.appliedCents == b.appliedCents, a.refundedCents == b.refundedCents,
+                a.status == b.status
+            else { return false }
+        }
+        return true
     }
 
     static func sameRefusal(_ a: DomainError, _ b: DomainError) -> Bool {

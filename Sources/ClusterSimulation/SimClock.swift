@@ -12,11 +12,11 @@ final class SimClock: NodeClock, @unchecked Sendable {
     private let monotonicOffsetNs: Int64
     private let node: SimNode
 
-    init(world: SimWorld, executor: NodeExecutor, node: SimNode) {
+    init(world: SimWorld, executor: NodeExecutor, node: SimNode, monotonicOffsetNs: Int64) {
         self.world = world
         self.executor = executor
         self.node = node
-        monotonicOffsetNs = world.uniform(1_000_000_000...1_000_000_000_000)
+        self.monotonicOffsetNs = monotonicOffsetNs
     }
 
     var monotonicNanoseconds: Int64 { world.nowNs + monotonicOffsetNs }

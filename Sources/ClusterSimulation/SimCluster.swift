@@ -75,6 +75,10 @@ final class SimCluster: @unchecked Sendable {
     let network: SimNetwork
     private(set) var nodes: [SimNode] = []
     let clients: NodeExecutor
+    /// Draws of the nodes' lives (log ids, clock origins) and their disks
+    /// (sync times).
+    private let lifeDraws: RandomStream
+    private let diskDraws: RandomStream
 
     init(config: SimulationConfig, seed: UInt64, trace: Trace) {
         self.config = config
@@ -82,6 +86,9 @@ final class SimCluster: @unchecked Sendable {
         world = SimWorld(seed: seed)
         network = SimNetwork(world: world, trace: trace)
         clients = world.makeExecutor(name: "clients")
+        lifeDraws = world.stream("lives")
+        diskDraws = world.stream("disks")
+
         for index in 1...config.nodes {
             let node = SimNode(id: "api-\(index)")
             nodes.append(node)
@@ -100,15 +107,17 @@ final class SimCluster: @unchecked Sendable {
         precondition(node.life == nil, "\(node.id) is running")
         node.lives += 1
         let executor = world.makeExecutor(name: "\(node.id)#\(node.lives)")
-        let life = NodeLife(executor: executor, clock: SimClock(world: world, executor: executor, node: node))
+        let offset = lifeDraws.uniform(1_000_000_000...1_000_000_000_000)
+        let life = NodeLife(executor: executor, clock: SimClock(world: world, executor: executor, node: node, monotonicOffsetNs: offset))
         life.network = SimPeerNetwork(network: network, nodeID: node.id, life: life)
-        let newLogID = String(world.random.next(), radix: 16)
+        let newLogID = String(lifeDraws.next(), radix: 16)
         let clock = life.clock
         let world = self.world
+        let disk = diskDraws
         let syncNs = config.syncDelayNs
         let slowSyncProbability = config.slowSyncProbability
         life.store = InMemoryLogStore(origin: node.id, disk: node.disk, newLogID: newLogID, clock: { clock.wallMs }) { sync in
-            let delay = world.chance(slowSyncProbability) ? world.uniform(syncNs.upperBound...syncNs.upperBound * 20) : world.uniform(syncNs)
+            let delay = disk.chance(slowSyncProbability) ? disk.uniform(syncNs.upperBound...syncNs.upperBound * 20) : disk.uniform(syncNs)
             _ = clock.schedule(after: .nanoseconds(delay), sync)
         }
         node.life = life
@@ -122,7 +131,7 @@ final class SimCluster: @unchecked Sendable {
         nodeConfig.replication.partitionMode = config.mode
         nodeConfig.replicationFactor = config.replicationFactor
         nodeConfig.membership.seeds = ids.filter { $0 != node.id }
-        let environment = NodeEnvironment(clock: life.clock, spawner: SimSpawner(executor: executor), randomSeed: world.random.next())
+        let environment = NodeEnvironment(clock: life.clock, spawner: SimSpawner(executor: executor), randomSeed: lifeDraws.next())
         let logger = Logger(label: "orderly.node") { [trace, world] label in
             SimLogHandler(trace: trace, world: world, level: .info)
         }
@@ -176,7 +185,7 @@ final class SimCluster: @unchecked Sendable {
     /// A client's HTTP call to a node: the command runs on the node (its
     /// dispatcher, as its HTTP API would call it); the answer comes back
     /// unless the node dies first or the client gives up after `timeout`.
-    func call(via nodeID: String, _ orderID: ClientID, _ call: ForwardedCall, timeout: Duration) async -> ClientAnswer {
+    func call(via nodeID: String, _ orderID: ClientID, _ call: ForwardedCall, timeout: Duration, draws: RandomStream) async -> ClientAnswer {
         let pending = PendingAnswer()
         let world = self.world
         let clients = self.clients
@@ -185,10 +194,10 @@ final class SimCluster: @unchecked Sendable {
             pending.continuation = continuation
             pending.timer = world.after(timeout.nanosecondsClamped) { pending.finish(.unknown("timed out after \(timeout)")) }
             guard let life = node(nodeID).life else {
-                world.after(world.uniform(latency)) { clients.fire { pending.finish(.unknown("connection refused")) } }
+                world.after(draws.uniform(latency)) { clients.fire { pending.finish(.unknown("connection refused")) } }
                 return
             }
-            world.after(world.uniform(latency)) {
+            world.after(draws.uniform(latency)) {
                 guard life.executor.state != .dead else { return }
                 life.executor.spawn {
                     let answer: ClientAnswer
@@ -197,7 +206,7 @@ final class SimCluster: @unchecked Sendable {
                     } else {
                         answer = .unknown("the node is starting")
                     }
-                    world.after(world.uniform(latency)) { clients.fire { pending.finish(answer) } }
+                    world.after(draws.uniform(latency)) { clients.fire { pending.finish(answer) } }
                 }
             }
         }

@@ -33,17 +33,19 @@ final class SimNetwork: @unchecked Sendable {
     var slowDelayNsMax: Int64 = 30_000_000
     /// Whether messages go through the codecs (slower, closer to real).
     var encodes = true
+    private let draws: RandomStream
     private(set) var sent = 0
     private(set) var dropped = 0
 
     init(world: SimWorld, trace: Trace) {
         self.world = world
         self.trace = trace
+        draws = world.stream("network")
     }
 
     private func delay() -> Int64 {
-        if world.chance(slowProbability) { return world.uniform(delayNs.upperBound...max(delayNs.upperBound, slowDelayNsMax)) }
-        return world.uniform(delayNs)
+        if draws.chance(slowProbability) { return draws.uniform(delayNs.upperBound...max(delayNs.upperBound, slowDelayNsMax)) }
+        return draws.uniform(delayNs)
     }
 
     /// Carries one message from `from` to the node at `to`: `deliver` runs
@@ -51,12 +53,12 @@ final class SimNetwork: @unchecked Sendable {
     func transmit(from: String, to: String, what: @autoclosure () -> String, _ deliver: @escaping (NodeLife) -> Void) {
         sent += 1
         let link = Link(from: from, to: to)
-        if cut.contains(link) || world.chance(lossProbability) {
+        if cut.contains(link) || draws.chance(lossProbability) {
             dropped += 1
             trace.record(world.nowNs, hashed: false, "net \(from)->\(to) lost \(what())")
             return
         }
-        let copies = world.chance(duplicateProbability) ? 2 : 1
+        let copies = draws.chance(duplicateProbability) ? 2 : 1
         for _ in 0..<copies {
             world.after(delay()) { [self] in
                 // A cut made while the message was on its way drops it too.

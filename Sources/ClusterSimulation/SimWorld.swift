@@ -20,7 +20,9 @@ import Darwin
 final class SimWorld: @unchecked Sendable {
     /// Virtual nanoseconds since the run began.
     private(set) var nowNs: Int64 = 0
-    var random: SplitMix64
+    /// Which job runs next, and what each costs.
+    let scheduling: RandomStream
+    let seed: UInt64
     /// Wall time (ms since the epoch) at the start of the run.
     let epochWallMs: Int64 = 1_767_225_600_000
 
@@ -38,8 +40,17 @@ final class SimWorld: @unchecked Sendable {
     var jobCostNsMax: Int64 = 20_000
 
     init(seed: UInt64) {
-        random = SplitMix64(seed: seed)
+        self.seed = seed
+        scheduling = RandomStream(seed: seed, name: "scheduling")
         driverThread = pthread_self()
+    }
+
+    /// A stream of draws of its own for one concern of the run (faults,
+    /// clients, network, disks): a change in how often one concern draws
+    /// leaves the others' draws as they were, so a seed keeps its faults
+    /// and its customers when the code it runs changes.
+    func stream(_ name: String) -> RandomStream {
+        RandomStream(seed: seed, name: name)
     }
 
     var nowMs: Int64 { nowNs / 1_000_000 }
@@ -129,33 +140,48 @@ final class SimWorld: @unchecked Sendable {
     }
 
     private func runOneJob() {
-        let slot = Int(random.next() % UInt64(runnable.count))
+        let slot = Int(scheduling.next() % UInt64(runnable.count))
         let executor = runnable[slot]
         // Mostly the oldest job (a pool's queue is roughly FIFO), sometimes
         // any: both orders happen on a real machine.
         let count = executor.jobs.count
-        let index = count > 1 && random.next() % 4 == 0 ? Int(random.next() % UInt64(count)) : 0
+        let index = count > 1 && scheduling.next() % 4 == 0 ? Int(scheduling.next() % UInt64(count)) : 0
         let job = executor.jobs.remove(at: index)
         if executor.jobs.isEmpty {
             runnable.swapAt(slot, runnable.count - 1)
             runnable.removeLast()
         }
         jobsRun += 1
-        if jobCostNsMax > 0 { nowNs += Int64(random.next() % UInt64(jobCostNsMax)) + 1 }
+        if jobCostNsMax > 0 { nowNs += Int64(scheduling.next() % UInt64(jobCostNsMax)) + 1 }
         job.runSynchronously(isolatedTo: executor.asUnownedSerialExecutor(), taskExecutor: executor.asUnownedTaskExecutor())
     }
+}
 
-    /// Seeded draws.
+/// Seeded draws (SplitMix64), shared by reference.
+final class RandomStream: @unchecked Sendable {
+    private var generator: SplitMix64
+
+    init(seed: UInt64, name: String = "") {
+        var hash = FNV1a()
+        hash.add(name)
+        generator = SplitMix64(seed: seed ^ hash.value)
+    }
+
+    func next() -> UInt64 { generator.next() }
+
+    /// A stream of its own, for work that runs beside this one's.
+    func fork() -> RandomStream { RandomStream(seed: next()) }
+
     func chance(_ probability: Double) -> Bool {
-        probability > 0 && Double(random.next() % 1_000_000) < probability * 1_000_000
+        probability > 0 && Double(next() % 1_000_000) < probability * 1_000_000
     }
 
     func uniform(_ range: ClosedRange<Int64>) -> Int64 {
-        range.lowerBound + Int64(random.next() % UInt64(range.upperBound - range.lowerBound + 1))
+        range.lowerBound + Int64(next() % UInt64(range.upperBound - range.lowerBound + 1))
     }
 
     func pick<T>(_ items: [T]) -> T {
-        items[Int(random.next() % UInt64(items.count))]
+        items[Int(next() % UInt64(items.count))]
     }
 }
 

@@ -13,6 +13,9 @@ final class Workload: @unchecked Sendable {
     let cluster: SimCluster
     let history: History
     private var world: SimWorld { cluster.world }
+    /// When customers come, and the seed of each one's own draws (so a
+    /// customer's choices do not depend on how the others' calls went).
+    private let arrivals: RandomStream
     private var nextClient = 0
     /// Products with a price, for the orders' lines.
     private let products: [Product]
@@ -20,6 +23,7 @@ final class Workload: @unchecked Sendable {
     init(cluster: SimCluster, history: History) {
         self.cluster = cluster
         self.history = history
+        arrivals = cluster.world.stream("customers")
         products = Array(Catalog.standard.all.prefix(40))
     }
 
@@ -30,8 +34,8 @@ final class Workload: @unchecked Sendable {
         let spanNs = max(0, config.workloadEndNs - 1_500_000_000 - config.workloadStartMs * 1_000_000)
         let customers = Int(Double(spanNs) / 1e9 * config.customersPerSecond)
         for index in 0..<customers {
-            let at = config.workloadStartMs * 1_000_000 + world.uniform(0...max(0, spanNs))
-            let seed = world.random.next()
+            let at = config.workloadStartMs * 1_000_000 + arrivals.uniform(0...max(0, spanNs))
+            let seed = arrivals.next()
             world.at(at) { [self] in
                 cluster.clients.fire { [self] in
                     cluster.clients.spawn { await self.customer(index, seed: seed) }
@@ -50,17 +54,19 @@ final class Workload: @unchecked Sendable {
     /// One call through a random node, sent again (to a random node) while
     /// its answer is unknown, at most `attempts` times.
     @discardableResult
-    func send(_ order: ClientID, _ call: ForwardedCall, client: Int, attempts: Int = 4, until deadlineNs: Int64 = .max) async -> ClientAnswer {
+    func send(
+        _ order: ClientID, _ call: ForwardedCall, client: Int, draws: RandomStream, attempts: Int = 4, until deadlineNs: Int64 = .max
+    ) async -> ClientAnswer {
         var backoffNs: Int64 = 100_000_000
         var answer = ClientAnswer.unknown("not sent")
         for attempt in 1...attempts {
-            let node = world.pick(cluster.ids)
+            let node = draws.pick(cluster.ids)
             let id = history.invoke(client: client, order: order, node: node, call: call, at: world.nowNs)
-            answer = await cluster.call(via: node, order, call, timeout: cluster.config.clientTimeout)
+            answer = await cluster.call(via: node, order, call, timeout: cluster.config.clientTimeout, draws: draws)
             history.complete(id, answer, at: world.nowNs)
             cluster.trace.record(world.nowNs, "client \(client) \(order) \(call.summary) via \(node) -> \(answer.summary)")
             guard case .unknown = answer, attempt < attempts, world.nowNs + backoffNs < deadlineNs else { break }
-            await sleep(backoffNs + world.uniform(0...backoffNs))
+            await sleep(backoffNs + draws.uniform(0...backoffNs))
             backoffNs *= 2
         }
         return answer
@@ -74,13 +80,13 @@ final class Workload: @unchecked Sendable {
         }
     }
 
-    private func think() async {
-        await sleep(world.uniform(10_000_000...200_000_000))
+    private func think(_ draws: RandomStream) async {
+        await sleep(draws.uniform(10_000_000...200_000_000))
     }
 
     // MARK: Flows
 
-    private func lines(_ random: inout SplitMix64) -> (lines: [OrderLineRequest], total: Cents) {
+    private func lines(_ random: RandomStream) -> (lines: [OrderLineRequest], total: Cents) {
         var lines: [OrderLineRequest] = []
         var total: Cents = 0
         var used: Set<String> = []
@@ -95,9 +101,9 @@ final class Workload: @unchecked Sendable {
     }
 
     private func customer(_ index: Int, seed: UInt64) async {
-        var random = SplitMix64(seed: seed)
+        let random = RandomStream(seed: seed)
         let order = ClientID("o-\(index)")!
-        let (lines, total) = lines(&random)
+        let (lines, total) = lines(random)
         let place = ForwardedCall.command(.place(customer: "c-\(index)", lines: lines))
         let pay: @Sendable (String, Cents) -> ForwardedCall = { suffix, amount in
             .command(.pay(paymentID: ClientID("p-\(index)-\(suffix)")!, amountCents: amount))
@@ -107,96 +113,106 @@ final class Workload: @unchecked Sendable {
         switch flow {
         case 0..<45:
             // Place, pay, look; the warehouse ships it.
-            guard case .ok = await send(order, place, client: client) else { return }
-            await think()
-            guard case .ok(_, let state) = await send(order, pay("1", total), client: client), state.status == .paid else { return }
-            await think()
-            await send(order, .read, client: client)
-            await ship(order)
+            guard case .ok = await send(order, place, client: client, draws: random) else { return }
+            await think(random)
+            guard case .ok(_, let state) = await send(order, pay("1", total), client: client, draws: random), state.status == .paid else { return }
+            await think(random)
+            await send(order, .read, client: client, draws: random)
+            await ship(order, random)
         case 45..<55:
             // Pays before ordering: held, then applied.
-            await send(order, pay("1", total), client: client)
-            await think()
-            await send(order, place, client: client)
-            await think()
-            await send(order, .read, client: client)
-            await ship(order)
+            await send(order, pay("1", total), client: client, draws: random)
+            await think(random)
+            await send(order, place, client: client, draws: random)
+            await think(random)
+            await send(order, .read, client: client, draws: random)
+            await ship(order, random)
         case 55..<63:
             // Pays twice with one payment id (a retry): counted once.
-            await send(order, place, client: client)
-            await send(order, pay("1", total), client: client)
-            await send(order, pay("1", total), client: client)
-            await ship(order)
+            await send(order, place, client: client, draws: random)
+            await send(order, pay("1", total), client: client, draws: random)
+            await send(order, pay("1", total), client: client, draws: random)
+            await ship(order, random)
         case 63..<70:
             // Cancels, sometimes after paying: the money goes back.
-            await send(order, place, client: client)
-            if random.next() % 2 == 0 { await send(order, pay("1", total), client: client) }
-            await think()
-            await send(order, .command(.cancel(reason: "changed my mind")), client: client)
-            await send(order, .read, client: client)
+            await send(order, place, client: client, draws: random)
+            if random.next() % 2 == 0 { await send(order, pay("1", total), client: client, draws: random) }
+            await think(random)
+            await send(order, .command(.cancel(reason: "changed my mind")), client: client, draws: random)
+            await send(order, .read, client: client, draws: random)
         case 70..<76:
             // Pays for an order that never comes: refunded after the hold.
-            await send(order, pay("1", total), client: client)
+            await send(order, pay("1", total), client: client, draws: random)
             await sleep(cluster.config.holdTimeoutMs * 1_000_000 + 500_000_000)
-            await send(order, .read, client: client)
+            await send(order, .read, client: client, draws: random)
         default:
-            await contested(order, random: &random, place: place, total: total, pay: pay)
+            await contested(order, random: random, place: place, total: total, pay: pay)
         }
     }
 
     /// Two clients at once, through different nodes, disagreeing.
     private func contested(
-        _ order: ClientID, random: inout SplitMix64, place: ForwardedCall, total: Cents, pay: @Sendable (String, Cents) -> ForwardedCall
+        _ order: ClientID, random: RandomStream, place: ForwardedCall, total: Cents, pay: @Sendable (String, Cents) -> ForwardedCall
     ) async {
         let first = newClient()
         let second = newClient()
         let kind = random.next() % 5
         if kind == 4 {
             // A payment racing its order, from another client.
-            async let placed: ClientAnswer = send(order, place, client: first)
-            async let paid: ClientAnswer = send(order, pay("1", total), client: second)
+            let placedDraws = random.fork()
+            async let placed: ClientAnswer = send(order, place, client: first, draws: placedDraws)
+            let paidDraws = random.fork()
+            async let paid: ClientAnswer = send(order, pay("1", total), client: second, draws: paidDraws)
             _ = await (placed, paid)
-            await send(order, .read, client: first)
-            await ship(order)
+            await send(order, .read, client: first, draws: random)
+            await ship(order, random)
             return
         }
-        guard case .ok = await send(order, place, client: first) else { return }
+        guard case .ok = await send(order, place, client: first, draws: random) else { return }
         switch kind {
         case 0:
             // Pay against cancel.
-            async let paid: ClientAnswer = send(order, pay("1", total), client: first)
-            async let cancelled: ClientAnswer = send(order, .command(.cancel(reason: nil)), client: second)
+            let paidDraws = random.fork()
+            async let paid: ClientAnswer = send(order, pay("1", total), client: first, draws: paidDraws)
+            let cancelledDraws = random.fork()
+            async let cancelled: ClientAnswer = send(order, .command(.cancel(reason: nil)), client: second, draws: cancelledDraws)
             _ = await (paid, cancelled)
         case 1:
             // Shipment against cancel, once paid.
-            guard case .ok(_, let state) = await send(order, pay("1", total), client: first), state.status == .paid else { return }
+            guard case .ok(_, let state) = await send(order, pay("1", total), client: first, draws: random), state.status == .paid else { return }
             let warehouse = newClient()
-            async let shipped: ClientAnswer = send(order, .command(.ship(shipmentID: ClientID("wms-\(order)")!)), client: warehouse)
-            async let cancelled: ClientAnswer = send(order, .command(.cancel(reason: nil)), client: second)
+            let shippedDraws = random.fork()
+            async let shipped: ClientAnswer = send(order, .command(.ship(shipmentID: ClientID("wms-\(order)")!)), client: warehouse, draws: shippedDraws)
+            let cancelledDraws = random.fork()
+            async let cancelled: ClientAnswer = send(order, .command(.cancel(reason: nil)), client: second, draws: cancelledDraws)
             _ = await (shipped, cancelled)
         case 2:
             // Two payments in full at once: the second goes back.
-            async let one: ClientAnswer = send(order, pay("a", total), client: first)
-            async let two: ClientAnswer = send(order, pay("b", total), client: second)
+            let oneDraws = random.fork()
+            async let one: ClientAnswer = send(order, pay("a", total), client: first, draws: oneDraws)
+            let twoDraws = random.fork()
+            async let two: ClientAnswer = send(order, pay("b", total), client: second, draws: twoDraws)
             _ = await (one, two)
-            await ship(order)
+            await ship(order, random)
         default:
             // One payment id, two amounts: one of them is refused.
-            async let one: ClientAnswer = send(order, pay("x", total), client: first)
-            async let two: ClientAnswer = send(order, pay("x", total + 100), client: second)
+            let oneDraws = random.fork()
+            async let one: ClientAnswer = send(order, pay("x", total), client: first, draws: oneDraws)
+            let twoDraws = random.fork()
+            async let two: ClientAnswer = send(order, pay("x", total + 100), client: second, draws: twoDraws)
             _ = await (one, two)
         }
-        await send(order, .read, client: second)
+        await send(order, .read, client: second, draws: random)
     }
 
     /// The warehouse ships a paid order after a handling time, with its
     /// shipment id, sending again until it gets a definite answer.
-    private func ship(_ order: ClientID) async {
-        guard world.chance(0.6) else { return }
-        await sleep(world.uniform(200_000_000...1_000_000_000))
+    private func ship(_ order: ClientID, _ random: RandomStream) async {
+        guard random.chance(0.6) else { return }
+        await sleep(random.uniform(200_000_000...1_000_000_000))
         let warehouse = newClient()
-        guard case .ok(_, let state) = await send(order, .read, client: warehouse), state.status == .paid else { return }
-        await send(order, .command(.ship(shipmentID: ClientID("wms-\(order)")!)), client: warehouse, attempts: 6)
+        guard case .ok(_, let state) = await send(order, .read, client: warehouse, draws: random), state.status == .paid else { return }
+        await send(order, .command(.ship(shipmentID: ClientID("wms-\(order)")!)), client: warehouse, draws: random, attempts: 6)
     }
 
     // MARK: Liveness
@@ -213,10 +229,11 @@ final class Workload: @unchecked Sendable {
                 guard let first = operations.first(where: { if case .command(.place) = $0.call { return true } else { return false } })
                     ?? operations.first(where: { if case .command = $0.call { return true } else { return false } })
                 else { continue }
+                let draws = world.stream("probe \(order)")
                 group.addTask { [self] in
                     var answer = ClientAnswer.unknown("no answer before the end of the run")
                     while world.nowNs < deadlineNs {
-                        answer = await send(order, first.call, client: client, attempts: 1)
+                        answer = await send(order, first.call, client: client, draws: draws, attempts: 1)
                         if case .unknown = answer { await sleep(250_000_000) } else { break }
                     }
                     return (order, answer)
