@@ -42,19 +42,28 @@ final class Faults: @unchecked Sendable {
         let ms = durationNs / 1_000_000
         switch kind {
         case .crash, .disk:
-            guard let life = target.life else { return }
-            let keep = draws.chance(0.5) ? Int(draws.next() % UInt64(life.store.unsyncedCount + 1)) : 0
-            trace.record(world.nowNs, "fault: \(kind == .disk ? "replace the disk of" : "crash") \(target.id) for \(ms) ms")
-            if kind == .disk { cluster.replaceDisk(target) } else { cluster.crash(target, keepingUnsynced: keep) }
-            world.after(durationNs) { [self] in
-                if !healed && !target.isUp { cluster.start(target) }
+            // Half the time the crash waits (a little) for a moment when the
+            // node has written and not yet synced: the window where an
+            // acknowledgement sent too early would be lost.
+            atAnUnsyncedMoment(target, enabled: draws.chance(0.5)) { [self] in
+                guard let life = target.life else { return }
+                let keep = draws.chance(0.5) ? Int(draws.next() % UInt64(life.store.unsyncedCount + 1)) : 0
+                trace.record(world.nowNs, "fault: \(kind == .disk ? "replace the disk of" : "crash") \(target.id) for \(ms) ms")
+                if kind == .disk { cluster.replaceDisk(target) } else { cluster.crash(target, keepingUnsynced: keep) }
+                world.after(durationNs) { [self] in
+                    if !healed && !target.isUp { cluster.start(target) }
+                }
             }
         case .pause:
-            guard target.isUp, !target.isPaused else { return }
-            trace.record(world.nowNs, "fault: pause \(target.id) for \(ms) ms")
-            cluster.pause(target)
-            world.after(durationNs) { [self] in
-                if !healed { cluster.resume(target) }
+            // Likewise a pause, which then lands between a decision and its
+            // commit.
+            atAnUnsyncedMoment(target, enabled: draws.chance(0.5)) { [self] in
+                guard target.isUp, !target.isPaused else { return }
+                trace.record(world.nowNs, "fault: pause \(target.id) for \(ms) ms")
+                cluster.pause(target)
+                world.after(durationNs) { [self] in
+                    if !healed { cluster.resume(target) }
+                }
             }
         case .partition:
             let (left, right) = split(cluster.ids)
@@ -72,11 +81,15 @@ final class Faults: @unchecked Sendable {
             }
         case .oneway:
             let others = cluster.ids.filter { $0 != target.id }
-            let senders = Array(others.filter { _ in draws.chance(0.6) })
-            let deaf = senders.isEmpty ? [draws.pick(others)] : senders
-            let links = Set(deaf.map { Link(from: $0, to: target.id) })
-            trace.record(world.nowNs, "fault: \(target.id) hears nothing from \(deaf) for \(ms) ms (they still hear it)")
-            cut(links, durationNs: durationNs)
+            let chosen = others.filter { _ in draws.chance(0.6) }
+            let peers = chosen.isEmpty ? [draws.pick(others)] : chosen
+            if draws.chance(0.5) {
+                trace.record(world.nowNs, "fault: \(target.id) hears nothing from \(peers) for \(ms) ms (they still hear it)")
+                cut(Set(peers.map { Link(from: $0, to: target.id) }), durationNs: durationNs)
+            } else {
+                trace.record(world.nowNs, "fault: \(peers) hear nothing from \(target.id) for \(ms) ms (it still hears them)")
+                cut(Set(peers.map { Link(from: target.id, to: $0) }), durationNs: durationNs)
+            }
         case .bridge:
             guard nodes.count >= 3 else { return }
             let others = cluster.ids.filter { $0 != target.id }
@@ -103,6 +116,23 @@ final class Faults: @unchecked Sendable {
         }
         _ = seed
     }
+
+    /// Runs `body` now, or, when `enabled`, at the first moment within
+    /// `unsyncedWaitNsMax` when the node holds writes not yet synced.
+    private func atAnUnsyncedMoment(_ node: SimNode, enabled: Bool, _ body: @escaping () -> Void) {
+        guard enabled else { return body() }
+        let deadline = world.nowNs + Self.unsyncedWaitNsMax
+        func look() {
+            if world.nowNs >= deadline || (node.life?.store.unsyncedCount ?? 0) > 0 {
+                body()
+            } else {
+                world.after(50_000) { look() }
+            }
+        }
+        look()
+    }
+
+    static let unsyncedWaitNsMax: Int64 = 500_000_000
 
     /// Two groups, neither empty (nodes in a seeded order).
     private func split(_ ids: [String]) -> ([String], [String]) {
