@@ -1,6 +1,13 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+/// The code a simulated cluster runs is compiled the same way in debug and
+/// release builds, so a seed replays the same schedule under `swift test`
+/// and `swift run -c release orderly simtest` (an optimizer that removes a
+/// suspension point changes which job runs when), and so the simulator's
+/// seeds run at release speed in the tests.
+let simulated: [SwiftSetting] = [.unsafeFlags(["-O"])]
+
 let package = Package(
     name: "orderly",
     platforms: [.macOS(.v15)],
@@ -22,15 +29,15 @@ let package = Package(
     ],
     targets: [
         // Pure cores: the standard library only.
-        .target(name: "OrderDomain"),
-        .target(name: "HashRing"),
-        .target(name: "Membership"),
-        .target(name: "Replication"),
-        .target(name: "Checksum", dependencies: ["CRC32CHardware"]),
+        .target(name: "OrderDomain", swiftSettings: simulated),
+        .target(name: "HashRing", swiftSettings: simulated),
+        .target(name: "Membership", swiftSettings: simulated),
+        .target(name: "Replication", swiftSettings: simulated),
+        .target(name: "Checksum", dependencies: ["CRC32CHardware"], swiftSettings: simulated),
         // The event log's contract and its in-memory implementation.
-        .target(name: "LogStorage", dependencies: ["Checksum"]),
+        .target(name: "LogStorage", dependencies: ["Checksum"], swiftSettings: simulated),
         // The seams of a node's environment: clock, task spawner.
-        .target(name: "NodeRuntime"),
+        .target(name: "NodeRuntime", swiftSettings: simulated),
         // The CPU's CRC-32C instruction, when it has one (C: Swift has no
         // portable way to reach it).
         .target(name: "CRC32CHardware"),
@@ -44,7 +51,8 @@ let package = Package(
                 "Checksum", "LogStorage", "OrderDomain", "Replication", "Membership",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
-            ]
+            ],
+            swiftSettings: simulated
         ),
 
         // I/O shells.
@@ -67,7 +75,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            swiftSettings: simulated
         ),
         .target(
             name: "HTTPAPI",
@@ -136,7 +145,8 @@ let package = Package(
             dependencies: [
                 "Node", "LogStorage", "NodeRuntime", "OrderDomain", "Replication", "Membership", "Wire", "HashRing",
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: simulated
         ),
         .executableTarget(
             name: "orderly",
@@ -195,6 +205,10 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
+        ),
+        .testTarget(
+            name: "SimulationTests",
+            dependencies: ["ClusterSimulation", "OrderDomain", "Wire", "TestSupport", "orderly"]
         ),
         .testTarget(
             name: "IntegrationTests",

@@ -46,7 +46,8 @@ struct SimulateCommand: AsyncParsableCommand {
             (kill, stop, cont, term, start). At the end the checker verifies every
             acknowledged order and payment, that each paid order ships once, and that the
             stats totals match; it exits 1 on any violation. The report goes to --out:
-            index.html, summary.json, requests.csv.
+            index.html, summary.json, requests.csv. (`orderly simtest` runs the whole
+            cluster in one process under a seeded simulator instead.)
             """)
 
     @Option(help: "Base URL of the balancer (or an API node).")

@@ -20,13 +20,7 @@ final class OrderlyProcess: @unchecked Sendable {
     let stderrPath: String
     private let output = Locked("")
 
-    /// The `orderly` binary next to the test bundle (SwiftPM builds it for
-    /// the test run), or `ORDERLY_BIN`.
-    static var binary: String {
-        if let path = ProcessInfo.processInfo.environment["ORDERLY_BIN"] { return path }
-        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("orderly").path
-    }
+    static var binary: String { OrderlyBinary.path }
 
     init(_ arguments: [String], stderrPath: String, environment: [String: String?] = [:]) throws {
         self.stderrPath = stderrPath

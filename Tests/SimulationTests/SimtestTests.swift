@@ -1,0 +1,103 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// `orderly simtest` as a user runs it (the debug build SwiftPM made for the
+/// tests, in a process of its own: only a process started with
+/// SWIFT_DETERMINISTIC_HASHING iterates dictionaries the same way twice).
+/// The README is the list of what is expected: the seeds of the fixed set
+/// that fail on today's protocol, and the regression seeds of each known
+/// bug. A seed that starts or stops failing shows up here first.
+@Suite(.serialized) struct SimtestTests {
+    static let readme: String = {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return (try? String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)) ?? ""
+    }()
+
+    /// The text between `<!-- name -->` and `<!-- /name -->` in the README.
+    static func block(_ name: String) throws -> String {
+        guard let start = readme.range(of: "<!-- \(name) -->"), let end = readme.range(of: "<!-- /\(name) -->", range: start.upperBound..<readme.endIndex)
+        else { throw TestFailure("the README has no <!-- \(name) --> block") }
+        return String(readme[start.upperBound..<end.lowerBound])
+    }
+
+    static func summary(_ stdout: String) throws -> [String: Any] {
+        guard let line = stdout.split(separator: "\n").last,
+            let json = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        else { throw TestFailure("no JSON summary as the last line of:\n\(stdout.suffix(2000))") }
+        return json
+    }
+
+    /// Failing seeds and their violations, from a run's output.
+    static func failures(_ stdout: String) -> [UInt64: [String]] {
+        var failures: [UInt64: [String]] = [:]
+        var seed: UInt64?
+        for line in stdout.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("seed "), let number = UInt64(line.dropFirst(5).prefix { $0 != ":" }) {
+                seed = line.contains("FAILED") ? number : nil
+                if let seed { failures[seed] = [] }
+            } else if let seed, line.hasPrefix("  [") {
+                failures[seed]?.append(String(line.dropFirst(2)))
+            }
+        }
+        return failures
+    }
+
+    @Test func oneSeedGivesOneHistoryInEveryProcess() async throws {
+        let first = try await OrderlyBinary.run(["simtest", "--replay", "21"])
+        let again = try await OrderlyBinary.run(["simtest", "--replay", "21"])
+        let other = try await OrderlyBinary.run(["simtest", "--replay", "22"])
+        let hash = try #require(try Self.summary(first.stdout)["history_hash"] as? String)
+        #expect(hash.count == 16)
+        #expect(try Self.summary(again.stdout)["history_hash"] as? String == hash, "seed 21 replayed to another history")
+        #expect(try Self.summary(other.stdout)["history_hash"] as? String != hash, "seeds 21 and 22 ran the same history")
+        #expect(first.stdout == again.stdout, "the whole report of a seed is the same in two processes")
+    }
+
+    @Test func theFixedSeedsFailExactlyAsTheReadmeLists() async throws {
+        let expected = Set(try Self.block("expected-failures").split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { UInt64($0) })
+        let run = try await OrderlyBinary.run(["simtest", "--seeds", "200", "--first", "1", "--trace-lines", "0"])
+        let summary = try Self.summary(run.stdout)
+        #expect(summary["seeds"] as? Int == 200)
+        let failures = Self.failures(run.stdout)
+        #expect(summary["failed"] as? Int == failures.count)
+        #expect(run.status == (failures.isEmpty ? 0 : 1), "exit status 1 on any violation")
+        let newlyFailing = failures.keys.filter { !expected.contains($0) }.sorted()
+        let nowPassing = expected.subtracting(failures.keys).sorted()
+        for seed in newlyFailing {
+            let violations = failures[seed, default: []].prefix(5).joined(separator: "\n")
+            Issue.record("seed \(seed) fails and is not an expected failure:\n\(violations)")
+        }
+        #expect(nowPassing.isEmpty, "these expected failures pass now: take them off the README's list: \(nowPassing)")
+    }
+
+    /// Each row of the README's regression table: `| seed | faults | kind | ... |`.
+    static func regressionSeeds() throws -> [(seed: UInt64, faults: String, kind: String)] {
+        try block("regression-seeds").split(separator: "\n").compactMap { line in
+            let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "`", with: "") }
+            guard cells.count >= 3, let seed = UInt64(cells[0]) else { return nil }
+            return (seed, cells[1], cells[2])
+        }
+    }
+
+    @Test func theRegressionSeedsStillShowTheirBugs() async throws {
+        let rows = try Self.regressionSeeds()
+        #expect(rows.count >= 4, "the README lists regression seeds")
+        for (seed, faults, kind) in rows {
+            let run = try await OrderlyBinary.run(["simtest", "--replay", "\(seed)", "--faults", faults, "--trace-lines", "0"])
+            let violations = Self.failures(run.stdout)[seed] ?? []
+            #expect(violations.contains { $0.hasPrefix("[\(kind)]") }, "seed \(seed) (--faults \(faults)) no longer shows [\(kind)]: \(violations.prefix(3))")
+            #expect(run.status == 1)
+        }
+    }
+
+    @Test func badArgumentsAreRefusedWithAReason() async throws {
+        for arguments in [["--nodes", "2"], ["--faults", "earthquake"], ["--seeds", "0"], ["--workers", "0"]] {
+            let run = try await OrderlyBinary.run(["simtest"] + arguments)
+            #expect(run.status != 0, "\(arguments)")
+            #expect(run.stderr.contains("Error"), "\(arguments): \(run.stderr)")
+        }
+        let help = try await OrderlyBinary.run(["simtest", "--help"])
+        #expect(help.stdout.contains("--replay") && help.stdout.contains("orderly simulate"))
+    }
+}
