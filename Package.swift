@@ -31,7 +31,7 @@ let package = Package(
         // Pure cores: the standard library only.
         .target(name: "OrderDomain", swiftSettings: simulated),
         .target(name: "HashRing", swiftSettings: simulated),
-        .target(name: "Membership", swiftSettings: simulated),
+        .target(name: "Membership", dependencies: ["HashRing", "Replication"], swiftSettings: simulated),
         .target(name: "Replication", swiftSettings: simulated),
         .target(name: "Checksum", dependencies: ["CRC32CHardware"], swiftSettings: simulated),
         // The event log's contract and its in-memory implementation.
@@ -176,7 +176,7 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "MembershipTests", dependencies: ["Membership", "OrderDomain"]),
+        .testTarget(name: "MembershipTests", dependencies: ["Membership", "OrderDomain", "HashRing", "Replication"]),
         .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", "EventLog", "TestSupport"]),
         .testTarget(name: "EventLogTests", dependencies: ["EventLog", "Checksum", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(

@@ -39,7 +39,7 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     private let random: Mutex<SplitMix64>
     private let logger: Logger
     private let epochCounter = Atomic<UInt64>(1)
-    private let lastTickMs = Atomic<Int64>(0)
+    private let suspectAfterMs: Int64
 
     /// False until a peer's view has reached this node, when it must join
     /// an existing cluster: until then it would take itself for the whole
@@ -57,6 +57,7 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         self.replicationFactor = replicationFactor
         self.partitionMode = partitionMode
         self.deadAfterMs = config.deadAfterMs
+        self.suspectAfterMs = config.suspectAfterMs
         self.selfID = member.id
         self.core = Mutex(MembershipCore(selfMember: member, config: config, nowMs: environment.clock.monotonicMs))
         self.network = network
@@ -82,111 +83,56 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
 
     public var joined: Bool { joinedFlag.load(ordering: .sequentiallyConsistent) }
 
-    /// Peers whose own view shows this node alive in its current life.
-    private let seenAliveBy = Mutex<(incarnation: UInt64, peers: Set<String>)>((0, []))
-    /// The incarnation in which this node was last found settled.
-    private let settledIncarnation = Atomic<UInt64>(0)
+    /// Whether every live peer has seen this node alive in this life (see
+    /// `SettleTracker`).
+    private let settle = Mutex(SettleTracker())
 
     /// True once every live peer has seen this node alive in its current
     /// incarnation. Until then a peer may still lead this node's orders in
-    /// its stead, so this node leads none: two leaders of one order would
-    /// write divergent streams.
+    /// its stead, so this node leads none.
     public var settled: Bool {
-        guard joined else { return false }
-        // Requests that queued while this process was frozen run before the
-        // next tick notices: until it does, lead nothing.
-        let lastTick = lastTickMs.load(ordering: .sequentiallyConsistent)
-        if lastTick > 0 && clock.monotonicMs - lastTick > core.withLock({ $0.config.suspectAfterMs }) { return false }
         let incarnation = core.withLock { $0.me.incarnation }
-        if settledIncarnation.load(ordering: .sequentiallyConsistent) == incarnation { return true }
-        let seen = seenAliveBy.withLock { $0.incarnation == incarnation ? $0.peers : [] }
-        // A suspect keeps its orders, so it may still stand in for this
-        // node's: it must have seen this node too. Only the dead (and peers
-        // cut off by a partition) are not waited for.
-        let blocked = network.filter.blockedIDs
-        let live = Set(routing.withLock { $0.members }.filter { id, member in
-            id != selfID && (member.status == .alive || member.status == .suspect) && !blocked.contains(id)
-        }.keys)
-        guard live.isSubset(of: seen) else { return false }
-        settledIncarnation.store(incarnation, ordering: .sequentiallyConsistent)
-        // Orders loaded while others led them are reloaded (and gathered).
-        bumpEpoch()
-        logger.info("every live peer sees this node alive: it leads its orders", metadata: ["peers": "\(live.sorted())"])
-        return true
+        let nowMs = clock.monotonicMs
+        let (settled, became) = settle.withLock {
+            $0.settled(joined: joined, incarnation: incarnation, livePeers: livePeers, nowMs: nowMs, suspectAfterMs: suspectAfterMs)
+        }
+        if became {
+            // Orders loaded while others led them are reloaded (and gathered).
+            bumpEpoch()
+            logger.info("every live peer sees this node alive: it leads its orders", metadata: ["peers": "\(livePeers().sorted())"])
+        }
+        return settled
     }
 
-    private func noteSeen(by sender: String, as record: Member) {
-        let incarnation = core.withLock { $0.me.incarnation }
-        seenAliveBy.withLock { seen in
-            if seen.incarnation != incarnation { seen = (incarnation, []) }
-            if record.incarnation == incarnation && record.status == .alive { seen.peers.insert(sender) }
-        }
+    /// Peers alive or suspect and not cut off: those that must have seen
+    /// this node before it leads.
+    private func livePeers() -> Set<String> {
+        let blocked = network.filter.blockedIDs
+        return Set(routing.withLock { $0.members }.filter { id, member in
+            id != selfID && (member.status == .alive || member.status == .suspect) && !blocked.contains(id)
+        }.keys)
+    }
+
+    /// This node's view of who leads which order, now.
+    private var leadership: LeadershipView {
+        let snapshot = routing.withLock { $0 }
+        return LeadershipView(
+            selfID: selfID, mode: partitionMode, replicationFactor: replicationFactor, ring: snapshot.ring, ringNodes: snapshot.ringNodes,
+            members: snapshot.members, released: snapshot.released, joined: joined,
+            selfMayLead: settled && !leaving.load(ordering: .sequentiallyConsistent), blocked: network.filter.blockedIDs,
+            leases: leases.withLock { $0 }, deadAfterMs: deadAfterMs)
     }
 
     /// Where an order's commands go, from the current view.
     public func route(_ orderID: ClientID) -> Route {
         guard joined else { return .unavailable("this node is still joining the cluster") }
-        let snapshot = routing.withLock { $0 }
-        let blocked = network.filter.blockedIDs
-        let list = snapshot.ring.preferenceList(for: orderID.rawValue, count: replicationFactor)
-        guard !list.isEmpty else { return .unavailable("the ring is empty") }
-        let selfLeads = selfMayLead
-        guard let leader = list.first(where: { mayLead($0, snapshot, blocked, selfLeads: selfLeads) }) else {
-            return .unavailable("none of its replicas (\(list.joined(separator: ", "))) is reachable")
-        }
-        if leader == selfID {
-            if partitionMode == .consistent,
-                !AckRules.leaseSuffices(preferenceList: list, leader: selfID, leases: leases.withLock { $0 }, nowMs: clock.monotonicMs)
-            {
-                return .unavailable(
-                    "order \(orderID): too few of its replicas have confirmed in the last \(deadAfterMs) ms that they see this node alive, so another node may lead it; retry")
-            }
-            return .local
-        }
-        if blocked.contains(leader) {
-            // Cut off here, it keeps its orders until its lease runs out:
-            // it may not know of the cut, and may still be deciding.
-            if case .refuse(let reason) = AckRules.requirement(
-                policy: .quorum, mode: partitionMode, preferenceList: list, leader: selfID, reachable: Set(reachablePeers().keys))
-            {
-                return .unavailable("order \(orderID) refuses writes on this side of a partition: \(reason)")
-            }
-            return .unavailable(
-                "order \(orderID) is led by \(leader), which this node is cut off from; another replica leads it once \(leader) has been silent for \(deadAfterMs) ms")
-        }
-        return .remote(nodeID: leader, peer: snapshot.members[leader]?.peer ?? "")
-    }
-
-    /// Whether this node may lead an order it is first for: settled and not
-    /// leaving (leases are checked per order, see `route`).
-    private var selfMayLead: Bool { settled && !leaving.load(ordering: .sequentiallyConsistent) }
-
-    /// Whether a member may lead the orders it is first for, in this view.
-    /// In `consistent` mode a member leads until this node has released it
-    /// (see `MembershipCore.released`): a suspect, a member cut off by the
-    /// partition switch, or one declared dead by gossip while it still beat
-    /// here may still be deciding, and its lease runs out first. In
-    /// `available` mode both sides of a cut lead at once, by design: a
-    /// member leads while it is alive or suspect and not cut off.
-    private func mayLead(_ id: String, _ snapshot: Routing, _ blocked: Set<String>, selfLeads: Bool) -> Bool {
-        if id == selfID { return selfLeads }
-        guard let member = snapshot.members[id] else { return false }
-        switch partitionMode {
-        case .consistent:
-            return member.status != .left && !snapshot.released.contains(id)
-        case .available:
-            return (member.status == .alive || member.status == .suspect) && !blocked.contains(id)
-        }
+        return leadership.route(orderID.rawValue, nowMs: clock.monotonicMs)
     }
 
     /// The preference list and the member that leads the order now (nil
     /// when none of its replicas may).
     public func placement(of orderID: ClientID) -> (preferenceList: [String], leader: String?) {
-        let snapshot = routing.withLock { $0 }
-        let blocked = network.filter.blockedIDs
-        let list = snapshot.ring.preferenceList(for: orderID.rawValue, count: replicationFactor)
-        let selfLeads = selfMayLead
-        return (list, list.first { mayLead($0, snapshot, blocked, selfLeads: selfLeads) })
+        leadership.placement(orderID.rawValue)
     }
 
     public func preferenceList(for orderID: ClientID) -> [String] {
@@ -222,18 +168,13 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     public var released: Set<String> { routing.withLock { $0.released } }
 
     /// The nodes this node lets lead, on its ring (see `VouchView`).
-    public var vouchView: VouchView {
-        let snapshot = routing.withLock { $0 }
-        let blocked = network.filter.blockedIDs
-        let selfLeads = selfMayLead
-        let eligible = Set(snapshot.members.keys.filter { mayLead($0, snapshot, blocked, selfLeads: selfLeads) })
-        return VouchView(ring: snapshot.ringNodes, eligible: eligible)
-    }
+    public var vouchView: VouchView { leadership.vouchView }
 
     public func reachablePeers() -> [String: String] {
-        let (members, blocked) = (routing.withLock { $0.members }, network.filter.blockedIDs)
+        let snapshot = routing.withLock { $0 }
+        let blocked = network.filter.blockedIDs
         var peers: [String: String] = [:]
-        for (id, member) in members where id != selfID && member.status == .alive && !blocked.contains(id) && !member.peer.isEmpty {
+        for (id, member) in snapshot.members where id != selfID && member.status == .alive && !blocked.contains(id) && !member.peer.isEmpty {
             peers[id] = member.peer
         }
         return peers
@@ -260,7 +201,8 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     /// Gossip from a peer.
     public func receive(_ digest: GossipDigest, from sender: String? = nil) {
         if let sender, let mine = digest.members.first(where: { $0.id == selfID }) {
-            noteSeen(by: sender, as: mine)
+            let incarnation = core.withLock { $0.me.incarnation }
+            settle.withLock { $0.noteSeen(by: sender, as: mine, incarnation: incarnation) }
         }
         let directives = core.withLock { core in
             let directives = core.receive(digest, from: sender, nowMs: clock.monotonicMs)
@@ -284,13 +226,10 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         let interval = core.withLock { $0.config.heartbeatIntervalMs }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let now = clock.monotonicMs
-            let previous = lastTickMs.exchange(now, ordering: .sequentiallyConsistent)
-            if previous > 0 && now - previous > core.withLock({ $0.config.suspectAfterMs }) {
+            if let pausedMs = settle.withLock({ $0.tick(nowMs: now, suspectAfterMs: suspectAfterMs) }) {
                 // Frozen (SIGSTOP, a long pause): others may have led our
                 // orders meanwhile, so what we hold in memory is suspect.
-                logger.warning("this node was frozen; it leads nothing until every peer sees it alive again", metadata: ["paused_ms": "\(now - previous)"])
-                settledIncarnation.store(0, ordering: .sequentiallyConsistent)
-                seenAliveBy.withLock { $0 = (0, []) }
+                logger.warning("this node was frozen; it leads nothing until every peer sees it alive again", metadata: ["paused_ms": "\(pausedMs)"])
                 bumpEpoch()
             }
             let directives = random.withLock { random in core.withLock { $0.tick(nowMs: now, random: &random) } }

@@ -5,14 +5,6 @@ import Wire
 import NIOCore
 import OrderDomain
 
-/// Where an order's commands go.
-public enum Route: Sendable, Equatable {
-    case local
-    case remote(nodeID: String, peer: String)
-    /// No live node leads the order (e.g. every replica is down).
-    case unavailable(String)
-}
-
 /// Accepts any order command and runs it on the order's leader: here, or
 /// forwarded over the peer protocol with a deadline. A leader that cannot
 /// be reached in time gives `EngineError.unavailable` (HTTP 503).
