@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "OrderDomain", swiftSettings: simulated),
         .target(name: "HashRing", swiftSettings: simulated),
         .target(name: "Membership", dependencies: ["HashRing", "Replication"], swiftSettings: simulated),
-        .target(name: "Replication", swiftSettings: simulated),
+        .target(name: "Replication", dependencies: ["LogStorage"], swiftSettings: simulated),
         .target(name: "Checksum", dependencies: ["CRC32CHardware"], swiftSettings: simulated),
         // The event log's contract and its in-memory implementation.
         .target(name: "LogStorage", dependencies: ["Checksum"], swiftSettings: simulated),
@@ -165,7 +165,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "OrderDomainTests", dependencies: ["OrderDomain"]),
         .testTarget(name: "HashRingTests", dependencies: ["HashRing"]),
-        .testTarget(name: "ReplicationTests", dependencies: ["Replication"]),
+        .testTarget(name: "ReplicationTests", dependencies: ["Replication", "LogStorage"]),
         .testTarget(name: "StatsProjectionTests", dependencies: ["StatsProjection", "OrderDomain"]),
         .testTarget(name: "BalancerCoreTests", dependencies: ["BalancerCore", "HashRing", "OrderDomain"]),
         .testTarget(

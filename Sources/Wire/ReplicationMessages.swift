@@ -50,9 +50,8 @@ public struct FetchReply: Sendable, Equatable {
 
 public enum ReplicationCodec {
     public static let eventsPerBatchMax: UInt32 = 2000
-    /// A batch stops growing past this many payload bytes, well inside the
-    /// frame limit.
-    public static let batchBytesMax = 1 << 20
+    /// One event's payload, at most (a batch stops growing at
+    /// `FetchServing.batchBytesMax`).
     public static let payloadBytesMax = 1 << 20
     /// Nodes named in a view, at most (as many as a digest holds).
     public static let viewNodesMax = 1024

@@ -41,22 +41,11 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         var commitWaiters: [UInt64: (beyond: Int64, continuation: CheckedContinuation<Void, Never>)] = [:]
         /// Followers of this node's log: when each last fetched.
         var followerSeenMs: [String: Int64] = [:]
-        /// Logs this node copies: how far, and the holder's newest offset.
-        var copies: [String: CopyStatus] = [:]
-        /// The ring whose orders this node holds in full (see `backfill`).
-        var backfilledRing: Set<String>?
-        /// Catch-up under the current view: per peer, the end of its log in
-        /// the first reply to a fetch sent once this node was settled (see
-        /// `isCaughtUp`).
-        var catchUpEpoch: UInt64 = 0
-        var catchUpTargets: [String: Int64] = [:]
+        /// The logs this node copies (see `FollowerState`).
+        var follower = FollowerState()
     }
 
-    public struct CopyStatus: Sendable, Equatable {
-        public var through: Int64
-        public var holderLastOffset: Int64
-        public var updatedMs: Int64
-    }
+    public typealias CopyStatus = FollowerState.CopyStatus
 
     private let state = Mutex(State())
     private let lagTimer = Metrics.Timer(label: "orderly_replication_lag_seconds")
@@ -220,11 +209,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
 
     private func serveOwn(follower: String, view: VouchView?, fromOffset: Int64, eventsMax: UInt32, waitMs: UInt32) async throws -> FetchReply {
         let committed = log.committedOffset
-        guard fromOffset - 1 <= committed else {
-            // The follower holds offsets this log never committed: this
-            // node's data was replaced or lost its tail. Say so loudly.
-            return FetchReply(events: [], throughOffset: 0, holderLastOffset: committed, refusal:
-                "\(follower) asks from offset \(fromOffset) but \(log.origin)'s log ends at \(committed)")
+        if let refusal = FetchServing.ownLogRefusal(follower: follower, origin: log.origin, fromOffset: fromOffset, committed: committed) {
+            // This node's data was replaced or lost its tail: say so loudly.
+            return FetchReply(events: [], throughOffset: 0, holderLastOffset: committed, refusal: refusal)
         }
         acknowledge(follower, through: fromOffset - 1, view: view)
         var events = try await ownEvents(from: fromOffset, max: eventsMax)
@@ -232,36 +219,24 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             await waitForCommit(beyond: fromOffset - 1, timeout: .milliseconds(Int(waitMs)))
             events = try await ownEvents(from: fromOffset, max: eventsMax)
         }
-        return FetchReply(
-            events: events, throughOffset: events.last?.offset ?? fromOffset - 1, holderLastOffset: log.committedOffset, refusal: nil)
+        let (through, holderLast) = FetchServing.ownReply(events, fromOffset: fromOffset, committed: log.committedOffset)
+        return FetchReply(events: events, throughOffset: through, holderLastOffset: holderLast, refusal: nil)
     }
 
-    /// Committed own events from an offset, at most `max` and about
-    /// `batchBytesMax` of payload.
+    /// Committed own events from an offset, at most `max` and one batch.
     private func ownEvents(from offset: Int64, max: UInt32) async throws -> [EventRecord] {
         let committed = log.committedOffset
         guard offset <= committed else { return [] }
         let events = try await log.scan(origin: log.origin, fromOffset: offset, limit: Int(min(max, ReplicationCodec.eventsPerBatchMax)))
-        return Self.capped(events.filter { $0.offset <= committed })
+        return FetchServing.ownBatch(events, committed: committed)
     }
 
     private func serveCopy(origin: String, fromOffset: Int64, eventsMax: UInt32) async throws -> FetchReply {
         let position = try await log.replicaPositions()[origin] ?? 0
         let limit = Int(min(eventsMax, ReplicationCodec.eventsPerBatchMax))
-        let events = Self.capped(try await log.scan(origin: origin, fromOffset: fromOffset, limit: limit))
-        let through = events.count == limit ? events.last!.offset : max(position, events.last?.offset ?? 0, fromOffset - 1)
-        return FetchReply(events: events, throughOffset: through, holderLastOffset: max(position, events.last?.offset ?? 0), refusal: nil)
-    }
-
-    private static func capped(_ events: [EventRecord]) -> [EventRecord] {
-        var bytes = 0
-        var count = 0
-        for event in events {
-            bytes += event.payload.utf8.count + 128
-            if count > 0 && bytes > ReplicationCodec.batchBytesMax { break }
-            count += 1
-        }
-        return Array(events.prefix(count))
+        let events = FetchServing.capped(try await log.scan(origin: origin, fromOffset: fromOffset, limit: limit))
+        let (through, holderLast) = FetchServing.copyReply(events, limit: limit, fromOffset: fromOffset, position: position)
+        return FetchReply(events: events, throughOffset: through, holderLastOffset: holderLast, refusal: nil)
     }
 
     private func waitForCommit(beyond offset: Int64, timeout: Duration) async {
@@ -308,13 +283,13 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             }
         }
         // Any majority of the list shares a member with the nodes heard
-        // from (this one included) once they number list - majority + 1:
-        // then every acknowledged event of the order is here.
-        let majority = list.count / 2 + 1
+        // from (this one included) once they are enough: then every
+        // acknowledged event of the order is here.
         let heard = answered + (list.contains(selfID) ? 1 : 0)
-        if config.partitionMode == .consistent && heard < list.count - majority + 1 {
+        let needed = GatherRule.repliesNeeded(replicas: list.count)
+        if config.partitionMode == .consistent && heard < needed {
             throw EngineError.unavailable(
-                "order \(orderID): heard from \(heard) of its \(list.count) replicas, \(list.count - majority + 1) needed to be sure no acknowledged event is missing")
+                "order \(orderID): heard from \(heard) of its \(list.count) replicas, \(needed) needed to be sure no acknowledged event is missing")
         }
         if !events.isEmpty {
             let copied = try await log.replicate(ReplicatedBatch(origin: "", events: events, throughOffset: nil))
@@ -324,37 +299,15 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         }
     }
 
-    /// When the order's first replica may skip asking its replicas: it
-    /// holds every acknowledged event of its orders. That is so when
-    ///
-    /// - it is settled (every live peer has seen it alive in this
-    ///   incarnation) and every other replica of the order is reachable, so
-    ///   none of them can hold an acknowledged write this node cannot read
-    ///   in that replica's own log;
-    /// - for every reachable peer it has copied that peer's log up to the end
-    ///   reported in the first reply to a fetch sent once it was settled,
-    ///   under the current view. A stand-in acknowledges a write only if it
-    ///   still leads the order once the replicas hold it
-    ///   (`confirmLeadership`), that is before it saw this node alive, which
-    ///   is before this node was settled: so the write is below that end;
-    /// - it has backfilled the orders of the current ring.
+    /// Whether the order's first replica may skip asking its replicas
+    /// (see `FollowerState.isCaughtUp`).
     private func isCaughtUp(_ directory: any ReplicaDirectory, replicas: [String]) -> Bool {
-        guard directory.settled else { return false }
+        let settled = directory.settled
         let epoch = directory.epoch
-        let peers = directory.reachablePeers().keys
-        guard replicas.allSatisfy({ $0 == directory.nodeID || peers.contains($0) }) else { return false }
+        let peers = Set(directory.reachablePeers().keys)
         let ring = directory.ringMembers
-        return state.withLock { state in
-            if state.catchUpEpoch != epoch {
-                state.catchUpEpoch = epoch
-                state.catchUpTargets = [:]
-                return false
-            }
-            guard state.backfilledRing == ring else { return false }
-            return peers.allSatisfy { peer in
-                guard let target = state.catchUpTargets[peer] else { return false }
-                return (state.copies[peer]?.through ?? 0) >= target
-            }
+        return state.withLock {
+            $0.follower.isCaughtUp(settled: settled, epoch: epoch, selfID: directory.nodeID, replicas: replicas, reachablePeers: peers, ring: ring)
         }
     }
 
@@ -371,9 +324,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 // out; the first ring of a process is always backfilled (the
                 // ring may have changed while it was down).
                 let factor = directory.replicationFactor
-                let done = state.withLock { $0.backfilledRing }
+                let done = state.withLock { $0.follower.backfilledRing }
                 if let previous = backfill?.ring, done == previous, previous.count <= factor && ring.count <= factor {
-                    state.withLock { $0.backfilledRing = ring }
+                    state.withLock { $0.follower.backfilledRing = ring }
                     backfill = (ring, spawner.spawn {})
                 } else {
                     backfill = (ring, spawner.spawn { await self.backfill(ring) })
@@ -457,16 +410,18 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     try await clock.sleep(for: .seconds(1))
                     continue
                 }
-                guard reply.events.allSatisfy({ $0.origin == origin && $0.offset > position }) else {
-                    logger.error("a batch held events of the wrong log or position; dropped")
+                switch FollowerState.verdict(origin: origin, position: position, events: reply.events, throughOffset: reply.throughOffset) {
+                case .reject(let reason):
+                    logger.error("\(reason); dropped")
                     try await clock.sleep(for: config.retryDelay)
                     continue
-                }
-                if reply.throughOffset > position {
+                case .unchanged:
+                    break
+                case .store(let through):
                     // Placement: only the orders whose preference list holds
                     // this node; the position moves past the others.
                     let kept = reply.events.filter(owns)
-                    let copied = try await log.replicate(ReplicatedBatch(origin: origin, events: kept, throughOffset: reply.throughOffset))
+                    let copied = try await log.replicate(ReplicatedBatch(origin: origin, events: kept, throughOffset: through))
                     copiedCounter.increment(by: copied)
                     if !reply.events.isEmpty { copiedBatches.increment() }
                     if copied > 0, let hook = copiedHook.withLock({ $0 }) {
@@ -474,13 +429,13 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     }
                     let now = clock.wallMs
                     for event in reply.events { lagTimer.recordMilliseconds(max(0, now - event.recordedAt)) }
-                    position = reply.throughOffset
+                    position = through
                 }
+                let now = clock.wallMs
                 state.withLock {
-                    $0.copies[origin] = CopyStatus(through: position, holderLastOffset: reply.holderLastOffset, updatedMs: clock.wallMs)
-                    if sentSettled && $0.catchUpEpoch == sentEpoch && $0.catchUpTargets[origin] == nil {
-                        $0.catchUpTargets[origin] = reply.holderLastOffset
-                    }
+                    $0.follower.noteCopy(
+                        origin: origin, through: position, holderLastOffset: reply.holderLastOffset, nowMs: now, sentEpoch: sentEpoch,
+                        sentSettled: sentSettled)
                 }
             } catch is CancellationError {
                 return
@@ -540,7 +495,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             }
         }
         guard !Task.isCancelled, directory.ringMembers == ring else { return }
-        state.withLock { $0.backfilledRing = ring }
+        state.withLock { $0.follower.backfilledRing = ring }
         logger.info("backfilled the orders of the new ring", metadata: [
             "ring": "\(ring.sorted())", "events": "\(copied)", "ms": "\(clock.monotonicMs - started)",
         ])
@@ -565,8 +520,10 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 copied += stored
                 if stored > 0, let hook = copiedHook.withLock({ $0 }) { await hook.call(Self.counts(kept)) }
             }
-            let next = max(position, reply.throughOffset, reply.events.last?.offset ?? 0)
-            if reply.events.isEmpty || next >= target ?? 0 || next == position { break }
+            guard let next = BackfillProgress.next(
+                position: position, throughOffset: reply.throughOffset, lastEventOffset: reply.events.last?.offset,
+                eventCount: reply.events.count, target: target ?? 0)
+            else { break }
             position = next
         }
         try Task.checkCancellation()
@@ -600,12 +557,12 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     }
 
     /// Per log this node copies: how far, and how far behind its holder.
-    public var copies: [String: CopyStatus] { state.withLock { $0.copies } }
+    public var copies: [String: CopyStatus] { state.withLock { $0.follower.copies } }
 
     public var ownLastOffset: Int64 { log.committedOffset }
 
     /// True once this node holds every event of its orders on this ring.
     public func backfilled(ring: Set<String>) -> Bool {
-        state.withLock { $0.backfilledRing == ring }
+        state.withLock { $0.follower.backfilledRing == ring }
     }
 }

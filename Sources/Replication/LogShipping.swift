@@ -1,0 +1,167 @@
+import LogStorage
+
+/// The holder's side of log shipping: what a fetch of a log gets. Pure; the
+/// replicator reads the events and waits for commits, this decides.
+///
+/// A follower asks for an origin's log from offset N; for the origin's own
+/// log that request also says the follower holds everything before N (its
+/// acknowledgement, see `AckTracker`).
+public enum FetchServing {
+    /// A batch stops growing past this many bytes of payload (each event
+    /// counts 128 more for its other columns), well inside the frame limit.
+    public static let batchBytesMax = 1 << 20
+
+    /// Why a fetch of the origin's own log from `fromOffset` is refused:
+    /// the follower holds offsets this log never committed (this node's
+    /// data was replaced or lost its tail). Nil: serve it.
+    public static func ownLogRefusal(follower: String, origin: String, fromOffset: Int64, committed: Int64) -> String? {
+        guard fromOffset - 1 > committed else { return nil }
+        return "\(follower) asks from offset \(fromOffset) but \(origin)'s log ends at \(committed)"
+    }
+
+    /// The own events a batch carries: only committed ones (a follower never
+    /// copies what a power cut could take back), and no more than
+    /// `batchBytesMax` of them (at least one).
+    public static func ownBatch(_ scanned: [EventRecord], committed: Int64) -> [EventRecord] {
+        capped(scanned.filter { $0.offset <= committed })
+    }
+
+    /// The first events of `events` that fit in one batch (at least one).
+    public static func capped(_ events: [EventRecord]) -> [EventRecord] {
+        var bytes = 0
+        var count = 0
+        for event in events {
+            bytes += event.payload.utf8.count + 128
+            if count > 0 && bytes > batchBytesMax { break }
+            count += 1
+        }
+        return count == events.count ? events : Array(events.prefix(count))
+    }
+
+    /// The positions a reply of the origin's own log reports: through its
+    /// last event (or where the follower stands), and the committed end.
+    public static func ownReply(_ batch: [EventRecord], fromOffset: Int64, committed: Int64) -> (through: Int64, holderLast: Int64) {
+        (batch.last?.offset ?? fromOffset - 1, committed)
+    }
+
+    /// The positions a reply of a copied log reports. A copy has gaps (this
+    /// holder keeps only its own orders), so a batch that is not full
+    /// brings the follower to this holder's position in that log.
+    /// `position`: how far this holder has copied the log; `limit`: the
+    /// most events the batch could hold.
+    public static func copyReply(_ batch: [EventRecord], limit: Int, fromOffset: Int64, position: Int64) -> (through: Int64, holderLast: Int64) {
+        let last = batch.last?.offset ?? 0
+        let through = batch.count == limit && !batch.isEmpty ? last : max(position, last, fromOffset - 1)
+        return (through, max(position, last))
+    }
+}
+
+/// The follower's side of log shipping: how far it has copied each log,
+/// what it checks of a batch before storing it, and when it knows it holds
+/// every acknowledged event of its orders. Pure; the replicator's tail
+/// loops fetch and store, this decides.
+public struct FollowerState: Sendable {
+    public struct CopyStatus: Sendable, Equatable {
+        public var through: Int64
+        public var holderLastOffset: Int64
+        public var updatedMs: Int64
+    }
+
+    /// Logs this node copies: how far, and the holder's newest offset.
+    public private(set) var copies: [String: CopyStatus] = [:]
+    /// The ring whose orders this node holds in full (see backfill).
+    public var backfilledRing: Set<String>?
+    /// Catch-up under the current view: per peer, the end of its log in
+    /// the first reply to a fetch sent once this node was settled.
+    private var catchUpEpoch: UInt64 = 0
+    private var catchUpTargets: [String: Int64] = [:]
+
+    public init() {}
+
+    /// What to do with a batch of `origin`'s log asked for from
+    /// `position + 1`.
+    public enum BatchVerdict: Sendable, Equatable {
+        /// Store these events (those of this node's orders) and move the
+        /// position to `through`.
+        case store(through: Int64)
+        /// Nothing new: keep the position.
+        case unchanged
+        /// Events of another log, or at or before the position: drop it all.
+        case reject(String)
+    }
+
+    public static func verdict(origin: String, position: Int64, events: [EventRecord], throughOffset: Int64) -> BatchVerdict {
+        guard events.allSatisfy({ $0.origin == origin && $0.offset > position }) else {
+            return .reject("a batch held events of the wrong log or position")
+        }
+        return throughOffset > position ? .store(through: throughOffset) : .unchanged
+    }
+
+    /// A reply to a fetch of `origin`'s log came back: the copy is now
+    /// `through`, the holder's end `holderLastOffset`. `sentEpoch` and
+    /// `sentSettled`: the view and whether this node was settled when the
+    /// fetch went out (only such a reply sets the catch-up target).
+    public mutating func noteCopy(origin: String, through: Int64, holderLastOffset: Int64, nowMs: Int64, sentEpoch: UInt64, sentSettled: Bool) {
+        copies[origin] = CopyStatus(through: through, holderLastOffset: holderLastOffset, updatedMs: nowMs)
+        if sentSettled && catchUpEpoch == sentEpoch && catchUpTargets[origin] == nil {
+            catchUpTargets[origin] = holderLastOffset
+        }
+    }
+
+    /// When the order's first replica may skip asking its replicas: it
+    /// holds every acknowledged event of its orders. That is so when
+    ///
+    /// - it is settled (every live peer has seen it alive in this
+    ///   incarnation) and every other replica of the order is reachable, so
+    ///   none of them can hold an acknowledged write this node cannot read
+    ///   in that replica's own log;
+    /// - for every reachable peer it has copied that peer's log up to the end
+    ///   reported in the first reply to a fetch sent once it was settled,
+    ///   under the current view. A stand-in acknowledges a write only if it
+    ///   still leads the order once the replicas hold it, that is before it
+    ///   saw this node alive, which is before this node was settled: so the
+    ///   write is below that end;
+    /// - it has backfilled the orders of the current ring.
+    ///
+    /// A new view (`epoch`) starts the catch-up over.
+    public mutating func isCaughtUp(
+        settled: Bool, epoch: UInt64, selfID: String, replicas: [String], reachablePeers: Set<String>, ring: Set<String>
+    ) -> Bool {
+        guard settled else { return false }
+        guard replicas.allSatisfy({ $0 == selfID || reachablePeers.contains($0) }) else { return false }
+        if catchUpEpoch != epoch {
+            catchUpEpoch = epoch
+            catchUpTargets = [:]
+            return false
+        }
+        guard backfilledRing == ring else { return false }
+        return reachablePeers.allSatisfy { peer in
+            guard let target = catchUpTargets[peer] else { return false }
+            return (copies[peer]?.through ?? 0) >= target
+        }
+    }
+}
+
+/// How a new leader makes sure it holds every acknowledged event of an
+/// order before it decides: it asks the order's other replicas.
+public enum GatherRule {
+    /// Replicas of a list of `count` that must have answered (this node
+    /// included) before none of the order's acknowledged events can be
+    /// missing: any majority of the list shares a member with them.
+    public static func repliesNeeded(replicas count: Int) -> Int {
+        count - (count / 2 + 1) + 1
+    }
+}
+
+/// Reading a whole log again, batch by batch, after the ring changed.
+public enum BackfillProgress {
+    /// Where the next batch starts after one that brought `events` (the
+    /// last at `lastEventOffset`) and reported `throughOffset`; nil when the
+    /// log is read through `target` (the holder's end at the first reply),
+    /// or the reply moved nothing.
+    public static func next(position: Int64, throughOffset: Int64, lastEventOffset: Int64?, eventCount: Int, target: Int64) -> Int64? {
+        let next = max(position, throughOffset, lastEventOffset ?? 0)
+        if eventCount == 0 || next >= target || next == position { return nil }
+        return next
+    }
+}

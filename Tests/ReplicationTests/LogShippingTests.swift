@@ -1,0 +1,89 @@
+import LogStorage
+import Replication
+import Testing
+
+/// The decisions of log shipping, holder and follower side.
+@Suite struct LogShippingTests {
+    func event(_ origin: String, _ offset: Int64, payloadBytes: Int = 10) -> EventRecord {
+        EventRecord(
+            origin: origin, offset: offset, orderID: "o-\(offset)", version: 1, type: "OrderPlaced",
+            payload: String(repeating: "x", count: payloadBytes), eventID: EventID.make(origin: origin, logID: "ab", offset: offset), recordedAt: 1)
+    }
+
+    @Test func aFollowerAheadOfTheOriginsLogIsRefusedLoudly() {
+        #expect(FetchServing.ownLogRefusal(follower: "api-2", origin: "api-1", fromOffset: 11, committed: 10) == nil)
+        let refusal = FetchServing.ownLogRefusal(follower: "api-2", origin: "api-1", fromOffset: 15, committed: 10)
+        #expect(refusal?.contains("ends at 10") == true)
+    }
+
+    @Test func onlyCommittedOwnEventsShipAndABatchStopsAtItsByteLimit() {
+        let scanned = (1...5).map { event("api-1", $0) }
+        #expect(FetchServing.ownBatch(scanned, committed: 3).map(\.offset) == [1, 2, 3])
+        let big = (1...4).map { event("api-1", $0, payloadBytes: FetchServing.batchBytesMax / 3) }
+        #expect(FetchServing.capped(big).count == 2)
+        let huge = [event("api-1", 1, payloadBytes: FetchServing.batchBytesMax * 2)]
+        #expect(FetchServing.capped(huge).count == 1, "one event always goes, however large")
+        #expect(FetchServing.ownReply([], fromOffset: 8, committed: 7) == (through: 7, holderLast: 7))
+    }
+
+    @Test func aNotFullBatchOfCopiesBringsTheFollowerToTheHoldersPosition() {
+        // The holder keeps only some orders: offsets 3 and 9 of a log it has
+        // copied through 20.
+        let batch = [event("api-3", 3), event("api-3", 9)]
+        #expect(FetchServing.copyReply(batch, limit: 100, fromOffset: 1, position: 20) == (through: 20, holderLast: 20))
+        #expect(FetchServing.copyReply(batch, limit: 2, fromOffset: 1, position: 20) == (through: 9, holderLast: 20), "a full batch: more may follow")
+        #expect(FetchServing.copyReply([], limit: 100, fromOffset: 31, position: 20) == (through: 30, holderLast: 20))
+    }
+
+    @Test func aFollowerStoresOnlyEventsOfTheLogItAskedForPastItsPosition() {
+        let good = [event("api-1", 11), event("api-1", 12)]
+        #expect(FollowerState.verdict(origin: "api-1", position: 10, events: good, throughOffset: 12) == .store(through: 12))
+        #expect(FollowerState.verdict(origin: "api-1", position: 12, events: [], throughOffset: 12) == .unchanged)
+        guard case .reject = FollowerState.verdict(origin: "api-1", position: 11, events: good, throughOffset: 12) else {
+            Issue.record("an event at or before the position is refused")
+            return
+        }
+        guard case .reject = FollowerState.verdict(origin: "api-2", position: 10, events: good, throughOffset: 12) else {
+            Issue.record("events of another log are refused")
+            return
+        }
+    }
+
+    @Test func theFirstReplicaIsCaughtUpOnlyOnceItCopiedEveryPeerPastItsSettledEnd() {
+        var state = FollowerState()
+        let ring: Set<String> = ["api-1", "api-2", "api-3"]
+        let peers: Set<String> = ["api-2", "api-3"]
+        func caughtUp(epoch: UInt64 = 5, settled: Bool = true) -> Bool {
+            state.isCaughtUp(settled: settled, epoch: epoch, selfID: "api-1", replicas: ["api-1", "api-2", "api-3"], reachablePeers: peers, ring: ring)
+        }
+        #expect(!caughtUp(), "a new view starts the catch-up over")
+        state.backfilledRing = ring
+        state.noteCopy(origin: "api-2", through: 40, holderLastOffset: 50, nowMs: 0, sentEpoch: 5, sentSettled: true)
+        state.noteCopy(origin: "api-3", through: 70, holderLastOffset: 70, nowMs: 0, sentEpoch: 5, sentSettled: true)
+        #expect(!caughtUp(), "api-2's log is copied through 40 of 50")
+        state.noteCopy(origin: "api-2", through: 55, holderLastOffset: 60, nowMs: 0, sentEpoch: 5, sentSettled: true)
+        #expect(caughtUp(), "the target is the end in the first reply: 50")
+        #expect(!caughtUp(settled: false))
+        #expect(!caughtUp(epoch: 6), "another view: start over")
+        // A reply to a fetch sent before the node was settled sets nothing.
+        state.noteCopy(origin: "api-2", through: 60, holderLastOffset: 60, nowMs: 0, sentEpoch: 6, sentSettled: false)
+        state.noteCopy(origin: "api-3", through: 70, holderLastOffset: 70, nowMs: 0, sentEpoch: 6, sentSettled: true)
+        #expect(!caughtUp(epoch: 6))
+        // A replica out of reach: it may hold what this node cannot read.
+        let withOneAway = state.isCaughtUp(
+            settled: true, epoch: 6, selfID: "api-1", replicas: ["api-1", "api-2", "api-4"], reachablePeers: peers, ring: ring)
+        #expect(!withOneAway)
+    }
+
+    @Test func aNewLeaderNeedsAnswersThatMeetEveryMajority() {
+        #expect(GatherRule.repliesNeeded(replicas: 3) == 2)
+        #expect(GatherRule.repliesNeeded(replicas: 5) == 3)
+        #expect(GatherRule.repliesNeeded(replicas: 1) == 1)
+    }
+
+    @Test func backfillReadsALogThroughTheEndItFirstSaw() {
+        #expect(BackfillProgress.next(position: 0, throughOffset: 100, lastEventOffset: 90, eventCount: 50, target: 500) == 100)
+        #expect(BackfillProgress.next(position: 100, throughOffset: 500, lastEventOffset: 480, eventCount: 50, target: 500) == nil)
+        #expect(BackfillProgress.next(position: 100, throughOffset: 100, lastEventOffset: nil, eventCount: 0, target: 500) == nil)
+    }
+}
