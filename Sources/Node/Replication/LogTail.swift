@@ -1,8 +1,8 @@
 import EventLog
 import Logging
+import NodeRuntime
 import Membership
 import Metrics
-import Node
 import ServiceLifecycle
 import Synchronization
 
@@ -31,7 +31,9 @@ public final class LogTail: Service, Sendable {
     }
 
     private let store: any LogSink
-    private let clients: PeerClients
+    private let clients: any PeerNetwork
+    private let clock: any NodeClock
+    private let spawner: any TaskSpawner
     private let config: Config
     private let selfID: String
     private let logger: Logger
@@ -40,8 +42,13 @@ public final class LogTail: Service, Sendable {
     private let lastOffsets = Mutex<[String: Int64]>([:])
     private let counted: Counter
 
-    public init(sink: any LogSink, clients: PeerClients, config: Config, id: String, logger: Logger) {
+    public init(
+        sink: any LogSink, clients: any PeerNetwork, config: Config, id: String, logger: Logger,
+        clock: any NodeClock = SystemClock(), spawner: any TaskSpawner = GlobalTaskSpawner()
+    ) {
         self.store = sink
+        self.clock = clock
+        self.spawner = spawner
         self.counted = Counter(label: "orderly_tail_events_taken_total", dimensions: [("role", id)])
         self.clients = clients
         self.config = config
@@ -67,9 +74,9 @@ public final class LogTail: Service, Sendable {
             var origins = Set(members.withLock { Array($0.keys) })
             if let known = try? await store.positions() { origins.formUnion(known.keys) }
             for origin in origins where loops[origin] == nil {
-                loops[origin] = Task { await self.follow(origin) }
+                loops[origin] = spawner.spawn { await self.follow(origin) }
             }
-            try? await Task.sleep(for: config.viewInterval)
+            try? await clock.sleep(for: config.viewInterval)
         }
         for task in loops.values { task.cancel() }
     }
@@ -90,7 +97,7 @@ public final class LogTail: Service, Sendable {
         logger[metadataKey: "origin"] = "\(origin)"
         var position: Int64 = (try? await store.positions())?[origin] ?? 0
         var lastError = ""
-        var lastWarned = ContinuousClock.now - .seconds(60)
+        var lastWarnedMs = clock.monotonicMs - 60_000
         while !Task.isCancelled {
             let view = members.withLock { $0 }
             do {
@@ -99,7 +106,7 @@ public final class LogTail: Service, Sendable {
                 } else {
                     let holders = view.values.filter { $0.status == .alive && !$0.peer.isEmpty && $0.id != origin }
                     let moved = try await fetchCopies(origin, from: holders.map(\.peer), after: position)
-                    if moved == position { try await Task.sleep(for: .seconds(1)) }
+                    if moved == position { try await clock.sleep(for: .seconds(1)) }
                     position = moved
                 }
             } catch is CancellationError {
@@ -110,13 +117,13 @@ public final class LogTail: Service, Sendable {
                 // log here and must be seen: said once per kind of error, and
                 // again every 30 s while it lasts.
                 let text = "\(error)"
-                let now = ContinuousClock.now
-                if text != lastError || now - lastWarned > .seconds(30) {
+                let nowMs = clock.monotonicMs
+                if text != lastError || nowMs - lastWarnedMs > 30_000 {
                     logger.warning("cannot take this log further yet; retrying", metadata: ["position": "\(position)", "error": "\(text)"])
                     lastError = text
-                    lastWarned = now
+                    lastWarnedMs = nowMs
                 }
-                try? await Task.sleep(for: config.retryDelay)
+                try? await clock.sleep(for: config.retryDelay)
             }
         }
     }
