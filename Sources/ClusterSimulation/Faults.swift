@@ -10,6 +10,9 @@ final class Faults: @unchecked Sendable {
     private var healed = false
     /// Nodes whose log sync has failed.
     private(set) var failedSyncs: Set<String> = []
+    /// When each fault was in force (virtual ns), for the checker: a timer
+    /// cannot fire on time on a node that is down or cut off.
+    private(set) var windows: [(startNs: Int64, endNs: Int64)] = []
 
     init(cluster: SimCluster) {
         self.cluster = cluster
@@ -37,6 +40,8 @@ final class Faults: @unchecked Sendable {
 
     private func inject(_ kind: FaultKind, durationNs: Int64, seed: UInt64) {
         guard !healed else { return }
+        let end = kind == .fsync ? cluster.config.workloadEndNs : min(world.nowNs + durationNs + Self.unsyncedWaitNsMax, cluster.config.workloadEndNs)
+        if kind != .skew { windows.append((world.nowNs, end)) }
         let nodes = cluster.nodes
         let target = draws.pick(nodes)
         let ms = durationNs / 1_000_000

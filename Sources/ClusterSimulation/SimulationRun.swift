@@ -49,7 +49,7 @@ public struct SimulationRun: Sendable {
         }
         cluster.world.run(untilNs: config.endNs)
 
-        let checker = Checker(cluster: cluster, history: history, probes: probes.withLock { $0 })
+        let checker = Checker(cluster: cluster, history: history, probes: probes.withLock { $0 }, faultWindows: faults.windows)
         var (violations, undecided) = checker.check()
         if cluster.world.escapes > 0 {
             violations.append("[determinism] \(cluster.world.escapes) jobs were enqueued from outside the simulation's thread")

@@ -194,7 +194,7 @@ public final class EventLog: LogStore, Sendable {
     public func replicate(_ batch: ReplicatedBatch) async throws -> Int {
         guard let writer else { throw EventLogError.closed }
         try batch.validate(own: origin)
-        if batch.events.isEmpty && batch.throughOffset == nil { return 0 }
+        if batch.events.isEmpty && batch.throughOffset == nil && batch.deadlines.isEmpty { return 0 }
         return try await writer.replicate(batch)
     }
 

@@ -68,6 +68,15 @@ extension GroupCommitWriter {
                 try dropStaleCheckpoint.execute(arguments: [record.orderID, record.version])
             }
         }
+        if !batch.deadlines.isEmpty {
+            let earlier = try db.cachedStatement(sql: """
+                INSERT INTO deadlines (order_id, due_at) VALUES (?, ?)
+                ON CONFLICT(order_id) DO UPDATE SET due_at = MIN(due_at, excluded.due_at)
+                """)
+            for (orderID, dueAt) in batch.deadlines.sorted(by: { $0.key < $1.key }) {
+                try earlier.execute(arguments: [orderID, dueAt])
+            }
+        }
         if let through = batch.throughOffset {
             try db.cachedStatement(sql: """
                 INSERT INTO replica_positions (origin, through_offset, updated_at) VALUES (?, ?, ?)

@@ -123,7 +123,7 @@ public final class InMemoryLogStore: LogStore, Sendable {
 
     public func replicate(_ batch: ReplicatedBatch) async throws -> Int {
         try batch.validate(own: origin)
-        if batch.events.isEmpty && batch.throughOffset == nil { return 0 }
+        if batch.events.isEmpty && batch.throughOffset == nil && batch.deadlines.isEmpty { return 0 }
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
             let refusal = commit { state -> (Operation, Waiter)? in
                 let operation = Operation.replicate(batch)
@@ -365,6 +365,9 @@ public struct LogImage: Sendable, Equatable {
                 if let checkpoint = checkpoints[record.orderID], checkpoint.version >= record.version {
                     checkpoints[record.orderID] = nil
                 }
+            }
+            for (orderID, dueAt) in batch.deadlines {
+                deadlines[orderID] = min(deadlines[orderID] ?? .max, dueAt)
             }
             if let through = batch.throughOffset, through > positions[batch.origin] ?? .min {
                 positions[batch.origin] = through

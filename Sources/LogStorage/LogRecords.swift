@@ -138,10 +138,15 @@ public struct ReplicatedBatch: Sendable, Equatable {
     public var origin: String
     public var events: [EventRecord]
     public var throughOffset: Int64?
+    /// Timers of held payments the copies carry, per order: each order's
+    /// timer is set to the earlier of this and the one it has, in the same
+    /// transaction (whichever replica leads the order later fires it).
+    public var deadlines: [String: Int64]
 
-    public init(origin: String, events: [EventRecord], throughOffset: Int64?) {
+    public init(origin: String, events: [EventRecord], throughOffset: Int64?, deadlines: [String: Int64] = [:]) {
         self.origin = origin
         self.events = events
         self.throughOffset = throughOffset
+        self.deadlines = deadlines
     }
 }

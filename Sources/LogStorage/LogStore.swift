@@ -30,9 +30,10 @@ public protocol LogStore: AnyObject, Sendable {
     func barrier() async throws
     /// Stores copies of other nodes' events (verified first; a bad batch is
     /// refused whole), those not here yet, and moves `batch.origin`'s
-    /// position forward to `throughOffset` when set, in one transaction. A
-    /// new copy at or below an order's checkpoint version drops that
-    /// checkpoint. Returns how many events were new.
+    /// position forward to `throughOffset` when set, and sets each order's
+    /// timer to the earlier of its own and `batch.deadlines`', in one
+    /// transaction. A new copy at or below an order's checkpoint version
+    /// drops that checkpoint. Returns how many events were new.
     func replicate(_ batch: ReplicatedBatch) async throws -> Int
     /// How far this log holds each origin it copies.
     func replicaPositions() async throws -> [String: Int64]

@@ -16,6 +16,9 @@ public struct EngineConfig: Sendable {
     public var deadlineScanInterval: Duration = .milliseconds(500)
     /// Most due timers handled per scan.
     public var deadlinesPerScanMax: Int = 1000
+    /// A due timer of an order another node leads is looked at again after
+    /// this long (ms): within it, the leader's refund reaches this node's copy.
+    public var timerRecheckMs: Int64 = 2000
 
     public init(nodeID: String) {
         self.nodeID = nodeID

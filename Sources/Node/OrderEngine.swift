@@ -37,6 +37,7 @@ public final class OrderEngine: Service, OrderService, Sendable {
     public let catalog: Catalog
     public let log: any LogStore
     private let directory: TransactorDirectory
+    private let replication: (any ReplicationCoordinator)?
     private let clock: any NodeClock
     private let logger: Logger
     private let commandTimer = Metrics.Timer(label: "orderly_command_seconds")
@@ -52,6 +53,7 @@ public final class OrderEngine: Service, OrderService, Sendable {
         self.config = config
         self.clock = clock
         self.logger = logger
+        self.replication = replication
         let transactorLogger = logger
         self.directory = TransactorDirectory(clock: clock) { orderID in
             Transactor(
@@ -123,20 +125,47 @@ public final class OrderEngine: Service, OrderService, Sendable {
         }
     }
 
-    /// Runs the timers of held payments that are due.
+    /// Runs the timers of held payments that are due. A timer of an order
+    /// this node leads fires (`expireHeldPayments`); one of an order another
+    /// node leads (set by a copy) is looked at again later, or cleared once
+    /// the order holds no payment. A timer that fails is retried at the next
+    /// scan and keeps no other from firing.
     public func fireDueDeadlines() async {
         let now = clock.wallMs
+        let due: [(orderID: String, dueAt: Int64)]
         do {
-            let due = try await log.deadlines(limit: config.deadlinesPerScanMax).filter { $0.dueAt <= now }
-            for deadline in due {
-                guard let orderID = ClientID(deadline.orderID) else { continue }
-                _ = try await execute(orderID, .expireHeldPayments)
-            }
-        } catch is CancellationError {
-            // Shutting down: the next start scans again.
+            due = try await log.deadlines(limit: config.deadlinesPerScanMax).filter { $0.dueAt <= now }
         } catch {
             logger.warning("timer scan failed", metadata: ["error": "\(error)"])
+            return
         }
+        for deadline in due {
+            guard !Task.isCancelled else { return }
+            guard let orderID = ClientID(deadline.orderID) else { continue }
+            do {
+                if replication?.leads(orderID) ?? true {
+                    _ = try await execute(orderID, .expireHeldPayments)
+                } else {
+                    try await reviewTimer(of: orderID, now: now)
+                }
+            } catch {
+                logger.warning("a timer failed; it is tried again at the next scan", metadata: ["order": "\(orderID)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// The timer of an order led elsewhere: cleared when the order holds no
+    /// payment any more in this node's copy of it, else set to be looked at
+    /// again after `timerRecheckMs` (its leader fires it meanwhile; should
+    /// this node lead it by then, it fires it itself).
+    private func reviewTimer(of orderID: ClientID, now: Int64) async throws {
+        var stream: [StreamEvent] = []
+        for record in try await log.events(orderID: orderID.rawValue, afterVersion: 0) {
+            stream.append(StreamEvent(version: record.version, eventID: record.eventID, event: try OrderEvent.decode(typeName: record.type, payload: record.payload)))
+        }
+        let state = OrderMerge.fold(OrderState(orderID: orderID), stream)
+        let change: DeadlineChange = state.nextHoldDeadlineMs == nil ? .clear : .set(max(state.nextHoldDeadlineMs!, now + config.timerRecheckMs))
+        _ = try await log.append(AppendRequest(events: [], deadline: (orderID.rawValue, change)))
     }
 
     /// The sweep and the timers, until graceful shutdown; then every

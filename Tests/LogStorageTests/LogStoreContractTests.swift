@@ -199,6 +199,21 @@ func peerEvent(_ origin: String, _ offset: Int64, order: String, version: Int64,
     }
 
     @Test(arguments: StoreKind.allCases)
+    func copiesSetTheEarlierOfAnOrdersTimers(kind: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let log = try StoreUnderTest(kind, folder: folder.path).log
+        _ = try await log.append(AppendRequest(events: [], deadline: ("o1", .set(5000))))
+        _ = try await log.replicate(ReplicatedBatch(
+            origin: "api-2", events: [peerEvent("api-2", 1, order: "o1", version: 1), peerEvent("api-2", 2, order: "o2", version: 1)],
+            throughOffset: 2, deadlines: ["o1": 7000, "o2": 4000]))
+        #expect(try await log.deadlines(limit: 10).map(\.orderID) == ["o2", "o1"])
+        #expect(try await log.deadlines(limit: 10).map(\.dueAt) == [4000, 5000], "a later timer from a copy leaves the earlier one")
+        _ = try await log.replicate(ReplicatedBatch(origin: "", events: [peerEvent("api-3", 1, order: "o1", version: 2)], throughOffset: nil, deadlines: ["o1": 3000]))
+        #expect(try await log.deadlines(limit: 10).map(\.dueAt) == [3000, 4000])
+        log.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func aBadBatchIsRefusedWholeAndChangesNothing(kind: StoreKind) async throws {
         let folder = try TemporaryFolder()
         let log = try StoreUnderTest(kind, folder: folder.path).log

@@ -141,6 +141,34 @@ import Testing
         await engine.shutdown()
     }
 
+    /// The timer of a held payment lives with its copies too: a node that
+    /// took the order over (its first leader gone) refunds the payment when
+    /// its order never comes. (Before, only the node that wrote the payment
+    /// had the timer.)
+    @Test func aNodeThatTakesAnOrderOverFiresTheTimersItsCopiesCarry() async throws {
+        let folder = try TemporaryFolder()
+        let clock = ManualClock()
+        let order = id("never-comes")
+        let first = try makeEngine(folder, clock: clock) { $0.holdTimeoutMs = 1000 }
+        _ = try await first.execute(order, .pay(paymentID: id("p-1"), amountCents: 500))
+        let written = try await first.log.events(orderID: order.rawValue, afterVersion: 0)
+        await first.shutdown()
+        // The second node copied the payment as a follower does.
+        let log = try EventLog.open(data: folder.path, node: "api-2")
+        _ = try await log.replicate(ReplicatedBatch(origin: "api-1", events: written, throughOffset: written.last!.offset, deadlines: Replicator.heldUntil(written)))
+        let second = OrderEngine(
+            log: log, catalog: .standard, config: { var config = EngineConfig(nodeID: "api-2"); config.holdTimeoutMs = 1000; return config }(),
+            clock: clock)
+        #expect(try await log.deadlines(limit: 10).map(\.orderID) == [order.rawValue])
+        clock.advance(ms: 1000)
+        await second.fireDueDeadlines()
+        let refunds = try await log.events(orderID: order.rawValue, afterVersion: 0).filter { $0.origin == "api-2" }
+        #expect(refunds.map(\.type) == ["PaymentRefunded"])
+        #expect(try await second.state(of: order).payment(id("p-1"))?.status == .refunded)
+        #expect(try await log.deadlines(limit: 10).isEmpty)
+        await second.shutdown()
+    }
+
     @Test func aHeldPaymentIsAppliedWhenItsOrderArrivesAndItsTimerCleared() async throws {
         let folder = try TemporaryFolder()
         let engine = try makeEngine(folder)

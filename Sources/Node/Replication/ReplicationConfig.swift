@@ -75,5 +75,7 @@ public protocol ReplicationCoordinator: Sendable {
     /// now. MUST be called right before deciding, with no suspension between
     /// it and the append of what was decided.
     func checkLeadership(_ orderID: ClientID) throws
+    /// Whether this node leads the order now (its timers fire here).
+    func leads(_ orderID: ClientID) -> Bool
     var epoch: UInt64 { get }
 }

@@ -112,6 +112,10 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             "order \(orderID): this node stopped leading it while the write was replicated; the write is not acknowledged (retrying is safe)")
     }
 
+    public func leads(_ orderID: ClientID) -> Bool {
+        directory?.leads(orderID) ?? true
+    }
+
     public func checkLeadership(_ orderID: ClientID) throws {
         guard let directory, let reason = directory.whyNotLeading(orderID) else { return }
         throw EngineError.unavailable("\(reason); nothing was written (retrying is safe)")
@@ -292,7 +296,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 "order \(orderID): heard from \(heard) of its \(list.count) replicas, \(needed) needed to be sure no acknowledged event is missing")
         }
         if !events.isEmpty {
-            let copied = try await log.replicate(ReplicatedBatch(origin: "", events: events, throughOffset: nil))
+            let copied = try await log.replicate(ReplicatedBatch(origin: "", events: events, throughOffset: nil, deadlines: Self.heldUntil(events)))
             if copied > 0 {
                 logger.info("gathered missing events", metadata: ["order": "\(orderID)", "events": "\(copied)"])
             }
@@ -421,7 +425,8 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     // Placement: only the orders whose preference list holds
                     // this node; the position moves past the others.
                     let kept = reply.events.filter(owns)
-                    let copied = try await log.replicate(ReplicatedBatch(origin: origin, events: kept, throughOffset: through))
+                    let copied = try await log.replicate(
+                        ReplicatedBatch(origin: origin, events: kept, throughOffset: through, deadlines: Self.heldUntil(kept)))
                     copiedCounter.increment(by: copied)
                     if !reply.events.isEmpty { copiedBatches.increment() }
                     if copied > 0, let hook = copiedHook.withLock({ $0 }) {
@@ -451,6 +456,18 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             }
             lastFailure = nil
         }
+    }
+
+    /// The timers the copies of held payments carry, per order (the
+    /// earliest): a replica that leads the order later fires them, so a held
+    /// payment whose order never comes is refunded after a failover too.
+    static func heldUntil(_ events: [EventRecord]) -> [String: Int64] {
+        var deadlines: [String: Int64] = [:]
+        for event in events where event.type == "PaymentReceived" && event.payload.contains("held_until_ms") {
+            guard case .paymentReceived(_, _, let heldUntil?)? = try? OrderEvent.decode(typeName: event.type, payload: event.payload) else { continue }
+            deadlines[event.orderID] = min(deadlines[event.orderID] ?? .max, heldUntil)
+        }
+        return deadlines
     }
 
     private static func counts(_ events: [EventRecord]) -> [String: Int] {
@@ -516,7 +533,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             }
             let kept = reply.events.filter(owns)
             if !kept.isEmpty {
-                let stored = try await log.replicate(ReplicatedBatch(origin: origin, events: kept, throughOffset: nil))
+                let stored = try await log.replicate(ReplicatedBatch(origin: origin, events: kept, throughOffset: nil, deadlines: Self.heldUntil(kept)))
                 copied += stored
                 if stored > 0, let hook = copiedHook.withLock({ $0 }) { await hook.call(Self.counts(kept)) }
             }
