@@ -55,7 +55,13 @@ struct Checker {
             }
             let views = Set(finals.map { OrderView($0.state) })
             if views.count > 1 {
-                report.add("diverged", "the replicas of \(order) disagree: " + finals.map { "\($0.node) shows \(OrderView($0.state))" }.joined(separator: "; "))
+                let positions = finals.map { final in
+                    let copied = images[final.node]?.positions.sorted { $0.key < $1.key }.map { "\($0.key)@\($0.value)" } ?? []
+                    return "\(final.node) copied \(copied.joined(separator: ", "))"
+                }
+                report.add(
+                    "diverged", "the replicas of \(order) disagree: " + finals.map { "\($0.node) shows \(OrderView($0.state))" }.joined(separator: "; ")
+                        + " (" + positions.joined(separator: "; ") + ")")
             }
             guard let final = finals.first?.state else { continue }
             checkAcknowledged(order, final, &report)

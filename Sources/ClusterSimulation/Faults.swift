@@ -40,8 +40,13 @@ final class Faults: @unchecked Sendable {
 
     private func inject(_ kind: FaultKind, durationNs: Int64, seed: UInt64) {
         guard !healed else { return }
-        let end = kind == .fsync ? cluster.config.workloadEndNs : min(world.nowNs + durationNs + Self.unsyncedWaitNsMax, cluster.config.workloadEndNs)
-        if kind != .skew { windows.append((world.nowNs, end)) }
+        /// Notes a fault that took effect: in the trace, and (but skew) in
+        /// the windows the checker reads.
+        func injected(_ text: String) {
+            trace.record(world.nowNs, "fault: " + text)
+            let end = kind == .fsync ? cluster.config.workloadEndNs : min(world.nowNs + durationNs, cluster.config.workloadEndNs)
+            if kind != .skew { windows.append((world.nowNs, end)) }
+        }
         let nodes = cluster.nodes
         let target = draws.pick(nodes)
         let ms = durationNs / 1_000_000
@@ -53,7 +58,7 @@ final class Faults: @unchecked Sendable {
             atAnUnsyncedMoment(target, enabled: draws.chance(0.5)) { [self] in
                 guard let life = target.life else { return }
                 let keep = draws.chance(0.5) ? Int(draws.next() % UInt64(life.store.unsyncedCount + 1)) : 0
-                trace.record(world.nowNs, "fault: \(kind == .disk ? "replace the disk of" : "crash") \(target.id) for \(ms) ms")
+                injected("\(kind == .disk ? "replace the disk of" : "crash") \(target.id) for \(ms) ms")
                 if kind == .disk { cluster.replaceDisk(target) } else { cluster.crash(target, keepingUnsynced: keep) }
                 world.after(durationNs) { [self] in
                     if !healed && !target.isUp { cluster.start(target) }
@@ -64,7 +69,7 @@ final class Faults: @unchecked Sendable {
             // commit.
             atAnUnsyncedMoment(target, enabled: draws.chance(0.5)) { [self] in
                 guard target.isUp, !target.isPaused else { return }
-                trace.record(world.nowNs, "fault: pause \(target.id) for \(ms) ms")
+                injected("pause \(target.id) for \(ms) ms")
                 cluster.pause(target)
                 world.after(durationNs) { [self] in
                     if !healed { cluster.resume(target) }
@@ -75,13 +80,13 @@ final class Faults: @unchecked Sendable {
             if draws.chance(0.5) {
                 // Through the partition switch of one side only: the other
                 // side does not know it is cut off.
-                trace.record(world.nowNs, "fault: \(left) switch off \(right) for \(ms) ms (they do not know)")
+                injected("\(left) switch off \(right) for \(ms) ms (they do not know)")
                 for id in left { partitionSwitch(id, off: right) }
                 world.after(durationNs) { [self] in
                     if !healed { for id in left { healSwitch(id) } }
                 }
             } else {
-                trace.record(world.nowNs, "fault: partition \(left) | \(right) for \(ms) ms")
+                injected("partition \(left) | \(right) for \(ms) ms")
                 cut(between: left, and: right, durationNs: durationNs)
             }
         case .oneway:
@@ -89,35 +94,37 @@ final class Faults: @unchecked Sendable {
             let chosen = others.filter { _ in draws.chance(0.6) }
             let peers = chosen.isEmpty ? [draws.pick(others)] : chosen
             if draws.chance(0.5) {
-                trace.record(world.nowNs, "fault: \(target.id) hears nothing from \(peers) for \(ms) ms (they still hear it)")
+                injected("\(target.id) hears nothing from \(peers) for \(ms) ms (they still hear it)")
                 cut(Set(peers.map { Link(from: $0, to: target.id) }), durationNs: durationNs)
             } else {
-                trace.record(world.nowNs, "fault: \(peers) hear nothing from \(target.id) for \(ms) ms (it still hears them)")
+                injected("\(peers) hear nothing from \(target.id) for \(ms) ms (it still hears them)")
                 cut(Set(peers.map { Link(from: target.id, to: $0) }), durationNs: durationNs)
             }
         case .bridge:
             guard nodes.count >= 3 else { return }
             let others = cluster.ids.filter { $0 != target.id }
             let (left, right) = split(others)
-            trace.record(world.nowNs, "fault: \(left) and \(right) cut from each other, \(target.id) reaches both, for \(ms) ms")
+            injected("\(left) and \(right) cut from each other, \(target.id) reaches both, for \(ms) ms")
             cut(between: left, and: right, durationNs: durationNs)
         case .messages:
             let network = cluster.network
             network.lossProbability = Double(draws.uniform(5...30)) / 100
             network.duplicateProbability = Double(draws.uniform(5...20)) / 100
             network.slowProbability = Double(draws.uniform(5...30)) / 100
-            trace.record(world.nowNs, "fault: messages lost \(network.lossProbability), duplicated \(network.duplicateProbability), slow \(network.slowProbability) for \(ms) ms")
+            injected("messages lost \(network.lossProbability), duplicated \(network.duplicateProbability), slow \(network.slowProbability) for \(ms) ms")
             world.after(durationNs) { [self] in
                 if !healed { resetMessages() }
             }
         case .fsync:
-            guard let life = target.life else { return }
-            trace.record(world.nowNs, "fault: the next fsync of \(target.id) fails")
+            // One node out of service at most: two of an order's three
+            // replicas gone for good leave it no majority, by design.
+            guard let life = target.life, failedSyncs.subtracting([target.id]).isEmpty else { return }
+            injected("the next fsync of \(target.id) fails")
             life.store.failNextSync()
             failedSyncs.insert(target.id)
         case .skew:
             target.wallSkewMs = draws.uniform(-3_000...3_000)
-            trace.record(world.nowNs, "fault: \(target.id)'s wall clock is \(target.wallSkewMs) ms off")
+            injected("\(target.id)'s wall clock is \(target.wallSkewMs) ms off")
         }
         _ = seed
     }

@@ -200,13 +200,25 @@ public final class EventLog: LogStore, Sendable {
 
     /// How far this file holds each origin it copies (`replica_positions`).
     public func replicaPositions() async throws -> [String: Int64] {
-        try await reader.read { db in
+        try checkReadable()
+        return try await reader.read { db in
             var positions: [String: Int64] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT origin, through_offset FROM replica_positions") {
                 positions[row[0]] = row[1]
             }
             return positions
         }
+    }
+
+    /// The failed fsync that stopped the writer: from then on the log takes
+    /// no write and answers no read (what it holds may never reach the
+    /// disk); the node must be restarted to recover from its file.
+    public var failure: EventLogError? { writer?.failure }
+
+    /// Throws the writer's failure: reads of a log whose fsync failed may
+    /// return commits that will never be durable.
+    private func checkReadable() throws {
+        if let failure = writer?.failure { throw failure }
     }
 
     /// Newest committed offset of this node's own log.
@@ -258,12 +270,14 @@ public final class EventLog: LogStore, Sendable {
 
     /// The order's newest checkpoint, verified.
     public func checkpoint(orderID: String) async throws -> Checkpoint? {
+        try checkReadable()
         if let fast { return try fast.read { try Self.checkpoint(orderID: orderID, $0) } }
         return try readHere { db in try Self.checkpoint(orderID: orderID, db) }
     }
 
     /// The order's events after `afterVersion`, in version order, verified.
     public func events(orderID: String, afterVersion: Int64 = 0) async throws -> [EventRecord] {
+        try checkReadable()
         if let fast, let writer {
             return try readOrderFast(fast) { reader in
                 try Self.orderEvents(orderID: orderID, afterVersion: afterVersion, reader, writer)?.map { try $0.verified() }
@@ -276,6 +290,7 @@ public final class EventLog: LogStore, Sendable {
 
     /// The checkpoint and the events after it, read in one snapshot.
     public func load(orderID: String) async throws -> (checkpoint: Checkpoint?, events: [EventRecord]) {
+        try checkReadable()
         if let fast, let writer {
             return try readOrderFast(fast) { reader in
                 let checkpoint = try Self.checkpoint(orderID: orderID, reader)
@@ -524,7 +539,8 @@ public final class EventLog: LogStore, Sendable {
 
     /// Pending timers, soonest first.
     public func deadlines(limit: Int = 100_000) async throws -> [(orderID: String, dueAt: Int64)] {
-        try await reader.read { db in
+        try checkReadable()
+        return try await reader.read { db in
             try Row.fetchAll(db, sql: "SELECT order_id, due_at FROM deadlines ORDER BY due_at LIMIT ?", arguments: [limit]).map {
                 (orderID: $0[0], dueAt: $0[1])
             }
@@ -552,6 +568,7 @@ extension EventLog {
     /// Like `scan`, but returns corrupt rows too (check `isIntact`), so a
     /// tool can show them at their position instead of stopping.
     public func scanUnverified(origin: String? = nil, fromOffset: Int64 = 1, limit: Int = 1000) async throws -> [EventRecord] {
+        try checkReadable()
         let origin = origin ?? self.origin
         // Followers' fetches read here, many a second: on the calling
         // thread, through a prepared statement.

@@ -10,6 +10,13 @@ extension GroupCommitWriter {
         return committedThrough
     }
 
+    /// The failed fsync that stopped this writer, if one did.
+    var failure: EventLogError? {
+        condition.lock()
+        defer { condition.unlock() }
+        return syncFailure
+    }
+
     /// Calls `body` after every commit that moved the own log forward.
     func onCommit(_ body: @escaping @Sendable (Int64) -> Void) {
         condition.lock()

@@ -17,7 +17,10 @@ public enum APIServer {
             ClusterRoutes(membership: membership, replicator: replicator).register(on: router)
             AdminRoutes(membership: membership, token: adminToken).register(on: router)
         }
-        addHealthAndMetrics(to: router, registry: registry, ready: { membership?.joined ?? true })
+        addHealthAndMetrics(to: router, registry: registry) {
+            if let reason = membership?.outOfService { return reason }
+            return membership?.joined == false ? "joining" : nil
+        }
         return router
     }
 
@@ -27,9 +30,19 @@ public enum APIServer {
     public static func addHealthAndMetrics(
         to router: Router<BasicRequestContext>, registry: PrometheusCollectorRegistry, ready: @escaping @Sendable () -> Bool = { true }
     ) {
+        addHealthAndMetrics(to: router, registry: registry) { ready() ? nil : "joining" }
+    }
+
+    /// The same, where `notReady` says why the node does not serve (nil:
+    /// it does): `/health/ready` answers 503 with `{"status","reason"}`.
+    public static func addHealthAndMetrics(
+        to router: Router<BasicRequestContext>, registry: PrometheusCollectorRegistry, notReady: @escaping @Sendable () -> String?
+    ) {
         router.get("health/live") { _, _ in JSONResponse.make(status: .ok, ["status": "live"]) }
         router.get("health/ready") { _, _ in
-            ready() ? JSONResponse.make(status: .ok, ["status": "ready"]) : JSONResponse.make(status: .serviceUnavailable, ["status": "joining"])
+            guard let reason = notReady() else { return JSONResponse.make(status: .ok, ["status": "ready"]) }
+            let status = reason == "joining" ? "joining" : "out_of_service"
+            return JSONResponse.make(status: .serviceUnavailable, ["status": status, "reason": reason])
         }
         router.get("metrics") { _, _ in
             var buffer: [UInt8] = []

@@ -89,6 +89,8 @@ public final class InMemoryLogStore: LogStore, Sendable {
 
     public var committedOffset: Int64 { state.withLock { $0.committedOffset } }
 
+    public var failure: EventLogError? { state.withLock { $0.failure } }
+
     // MARK: Writing
 
     public func append(_ request: AppendRequest) async throws -> [EventRecord] {
@@ -235,6 +237,7 @@ public final class InMemoryLogStore: LogStore, Sendable {
     private func read<T>(_ body: (State) -> T) throws -> T {
         try state.withLock { state in
             if state.crashed { throw EventLogError.closed }
+            if let failure = state.failure { throw failure }
             return body(state)
         }
     }
@@ -266,8 +269,8 @@ public final class InMemoryLogStore: LogStore, Sendable {
         state.withLock { $0.failNextSync = true }
     }
 
-    /// Whether a sync has failed (the log refuses every write).
-    public var hasFailed: Bool { state.withLock { $0.failure != nil } }
+    /// Whether a sync has failed (the log refuses every write and read).
+    public var hasFailed: Bool { failure != nil }
 
     /// What a reader of the file would see now (every committed transaction).
     public var image: LogImage { state.withLock { $0.visible } }

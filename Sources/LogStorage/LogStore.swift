@@ -18,6 +18,10 @@ public protocol LogStore: AnyObject, Sendable {
     /// only events up to here, and reads by order leave out own events
     /// beyond it (a power cut could take them back).
     var committedOffset: Int64 { get }
+    /// Set once an fsync failed: from then on the log takes no write and
+    /// answers no read (what it holds may never reach the disk) until the
+    /// node restarts from what is durable.
+    var failure: EventLogError? { get }
 
     /// Appends the request's events (offsets assigned in order), its
     /// checkpoint and its timer change in one transaction. Returns the

@@ -37,6 +37,7 @@ public struct NodeInbox: PeerInbox {
     public func answer(_ request: PeerRequest, from sender: String) async -> PeerReply {
         switch request {
         case .forward(let forward):
+            if let reason = membership?.outOfService { return .forward(.unavailable(reason)) }
             // A sender with a stale view must not make two nodes lead one
             // order: the call runs only where this node would send it itself.
             switch membership?.route(forward.orderID) ?? .local {

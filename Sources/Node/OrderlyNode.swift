@@ -82,6 +82,9 @@ public final class OrderlyNode: Sendable {
             self: me, config: config.membership, replicationFactor: config.replicationFactor,
             partitionMode: config.replication.partitionMode, mustJoin: mustJoin, network: network, environment: environment,
             logger: logger)
+        // A node whose log failed an fsync stops: no heartbeat, no
+        // leadership, not ready.
+        membership.serviceCheck { log.failure.map { "the event log failed: \($0)" } }
         replicator?.attach(membership)
         self.replicator = replicator
         self.engine = engine

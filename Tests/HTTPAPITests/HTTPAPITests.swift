@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import Node
 import OrderDomain
+import LogStorage
 import Logging
 import Membership
 import Metrics
@@ -216,6 +217,38 @@ let sharedRegistry: PrometheusCollectorRegistry = {
             let badLimit = try await client.execute(uri: "/products?limit=0", method: .get)
             #expect(badLimit.status == .badRequest)
             #expect(try errorCode(badLimit) == "invalid_limit")
+        }
+    }
+
+    /// A node whose log failed an fsync is out of service: it answers not
+    /// ready with the reason (so a balancer sends it nothing), leads no
+    /// order, and refuses commands. (Before, it answered ready and went on
+    /// leading orders whose every write it refused.)
+    @Test func aNodeWhoseFsyncFailedIsNotReadyAndLeadsNothing() async throws {
+        let log = InMemoryLogStore(origin: "api-1", clock: { 1_700_000_000_000 })
+        let node = try await OrderlyNode.assemble(
+            config: NodeConfig(id: "api-1", clustered: true), log: log,
+            network: PeerClients(security: HandshakeConfig(cluster: "t", nodeID: "api-1", secret: nil), logger: Logger(label: "t")),
+            peerAddress: "127.0.0.1:7081", environment: .system(), logger: Logger(label: "t"))
+        let app = Application(router: APIServer.router(service: node.dispatcher, membership: node.membership, registry: sharedRegistry))
+        try await app.test(.router) { client in
+            #expect(try await client.execute(uri: "/health/ready", method: .get).status == .ok)
+            #expect(node.membership.route(ClientID("o-1")!) != .unavailable("this node is still joining the cluster"))
+            log.failNextSync()
+            let order = #"{"id":"o-1","customer":"c","lines":[{"sku":"\#(sku)","qty":1}]}"#
+            let failed = try await client.execute(uri: "/orders", method: .post, body: json(order))
+            #expect(failed.status.code >= 500, "the write whose fsync failed is not acknowledged")
+            let ready = try await client.execute(uri: "/health/ready", method: .get)
+            #expect(ready.status == .serviceUnavailable)
+            let body = try object(ready.body)
+            #expect(body["status"] as? String == "out_of_service")
+            #expect((body["reason"] as? String)?.contains("fsync") == true)
+            guard case .unavailable = node.membership.route(ClientID("o-1")!) else {
+                Issue.record("a node out of service leads nothing")
+                return
+            }
+            let refused = try await client.execute(uri: "/orders/o-1", method: .get)
+            #expect(refused.status == .serviceUnavailable, "not even reads: they could see what never became durable")
         }
     }
 

@@ -99,6 +99,10 @@ import Testing
             try await log.replicate(ReplicatedBatch(origin: "api-2", events: [peerEvent("api-2", 1, order: "o1", version: 1)], throughOffset: 1))
         }
         #expect(log.committedOffset == 0)
+        // Nor does it answer reads: they could return what never became
+        // durable (a checkpoint of the failed transaction, say).
+        await #expect(throws: EventLogError.self) { try await log.load(orderID: "o1") }
+        await #expect(throws: EventLogError.self) { try await log.scan(origin: nil, fromOffset: 1, limit: 10) }
         // What it held may not be on disk: a restart starts from the synced.
         #expect(log.crash(keepingUnsynced: 5).allEvents.isEmpty)
     }

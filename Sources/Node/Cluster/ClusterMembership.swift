@@ -31,6 +31,13 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     private let leases = Mutex<[String: Int64]>([:])
     /// Set once this node announces that it leaves: it leads nothing more.
     private let leaving = Atomic<Bool>(false)
+    /// Why this node is out of service (its log failed), if it is: it then
+    /// sends no heartbeat (its peers find it dead and take its orders over)
+    /// and leads nothing.
+    private struct OutOfService: Sendable {
+        let reason: @Sendable () -> String?
+    }
+    private let outOfServiceCheck = Mutex<OutOfService?>(nil)
     private let deadAfterMs: Int64
     private let network: any PeerNetwork
     private let clock: any NodeClock
@@ -67,6 +74,15 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         self.logger = logger
         rebuildRing()
     }
+
+    /// Sets what says this node is out of service (see `outOfService`).
+    public func serviceCheck(_ reason: @escaping @Sendable () -> String?) {
+        outOfServiceCheck.withLock { $0 = OutOfService(reason: reason) }
+    }
+
+    /// Why this node is out of service, if it is: its log failed. It sends
+    /// no heartbeat and leads nothing until it is restarted.
+    public var outOfService: String? { outOfServiceCheck.withLock { $0 }?.reason() }
 
     public var nodeID: String { selfID }
     private let selfID: String
@@ -119,7 +135,7 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         return LeadershipView(
             selfID: selfID, mode: partitionMode, replicationFactor: replicationFactor, ring: snapshot.ring, ringNodes: snapshot.ringNodes,
             members: snapshot.members, released: snapshot.released, joined: joined,
-            selfMayLead: settled && !leaving.load(ordering: .sequentiallyConsistent), blocked: network.filter.blockedIDs,
+            selfMayLead: settled && !leaving.load(ordering: .sequentiallyConsistent) && outOfService == nil, blocked: network.filter.blockedIDs,
             leases: leases.withLock { $0 }, deadAfterMs: deadAfterMs)
     }
 
@@ -224,7 +240,19 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
 
     public func run() async throws {
         let interval = core.withLock { $0.config.heartbeatIntervalMs }
+        var silenced = false
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if let reason = outOfService {
+                // Silent: peers find this node dead, release it and lead its
+                // orders; it stays up only to say why it is not ready.
+                if !silenced {
+                    logger.critical("this node is out of service: it stops its heartbeat and leads nothing until restarted", metadata: ["reason": "\(reason)"])
+                    silenced = true
+                    bumpEpoch()
+                }
+                try? await clock.sleep(for: .milliseconds(interval))
+                continue
+            }
             let now = clock.monotonicMs
             if let pausedMs = settle.withLock({ $0.tick(nowMs: now, suspectAfterMs: suspectAfterMs) }) {
                 // Frozen (SIGSTOP, a long pause): others may have led our

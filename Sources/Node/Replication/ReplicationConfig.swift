@@ -15,6 +15,11 @@ public struct ReplicationConfig: Sendable {
     public var fetchEventsMax: UInt32 = 2000
     /// Pause before a follower retries a peer that failed.
     public var retryDelay: Duration = .milliseconds(100)
+    /// A backfill that could not read every log is tried again after this.
+    public var backfillRetryDelay: Duration = .seconds(1)
+    /// How often the log of a released member is read again from the live
+    /// peers' copies.
+    public var repairInterval: Duration = .seconds(3)
     /// How often the set of followed peers is compared with the view.
     public var followInterval: Duration = .milliseconds(100)
 
@@ -54,6 +59,9 @@ public protocol ReplicaDirectory: Sendable {
     /// Every live peer has seen this node alive in its current incarnation
     /// (so no peer still stands in for it).
     var settled: Bool { get }
+    /// Members whose orders this node lets others lead (dead long enough, or
+    /// left): their logs are read from the live peers' copies.
+    var released: Set<String> { get }
 }
 
 /// What a transactor asks of replication. MUST be safe to call from any task.

@@ -43,6 +43,8 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         var followerSeenMs: [String: Int64] = [:]
         /// The logs this node copies (see `FollowerState`).
         var follower = FollowerState()
+        /// No backfill is running (the last one ended, done or not).
+        var backfillFinished = true
     }
 
     public typealias CopyStatus = FollowerState.CopyStatus
@@ -318,22 +320,44 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// Follows every reachable peer's log until shutdown.
     public func run() async throws {
         var loops: [String: Task<Void, Never>] = [:]
-        var backfill: (ring: Set<String>, task: Task<Void, Never>)?
+        var backfill: (ring: Set<String>, task: Task<Void, Never>, startedMs: Int64)?
         var toldView: (view: VouchView, peers: Set<String>)?
+        /// Released origins whose logs were read from the peers' copies.
+        var repaired: [String: Task<Void, Never>] = [:]
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            if let directory, directory.joined, directory.ringMembers != backfill?.ring {
+            let nowMs = clock.monotonicMs
+            if let directory, directory.joined {
                 let ring = directory.ringMembers
-                backfill?.task.cancel()
-                // While every order lives on every node, nothing was left
-                // out; the first ring of a process is always backfilled (the
-                // ring may have changed while it was down).
-                let factor = directory.replicationFactor
                 let done = state.withLock { $0.follower.backfilledRing }
-                if let previous = backfill?.ring, done == previous, previous.count <= factor && ring.count <= factor {
-                    state.withLock { $0.follower.backfilledRing = ring }
-                    backfill = (ring, spawner.spawn {})
-                } else {
-                    backfill = (ring, spawner.spawn { await self.backfill(ring) })
+                if ring != backfill?.ring {
+                    backfill?.task.cancel()
+                    // While every order lives on every node, nothing was left
+                    // out; the first ring of a process is always backfilled
+                    // (the ring may have changed while it was down).
+                    let factor = directory.replicationFactor
+                    if let previous = backfill?.ring, done == previous, previous.count <= factor && ring.count <= factor {
+                        state.withLock { $0.follower.backfilledRing = ring }
+                        backfill = (ring, spawner.spawn {}, nowMs)
+                    } else {
+                        backfill = (ring, spawner.spawn { await self.backfill(ring) }, nowMs)
+                    }
+                } else if done != ring, let started = backfill?.startedMs, nowMs - started >= config.backfillRetryDelay.milliseconds,
+                    state.withLock({ $0.backfillFinished })
+                {
+                    // The last try could not read every log: again.
+                    backfill = (ring, spawner.spawn { await self.backfill(ring) }, nowMs)
+                }
+                // A member gone for good (its log failed, it does not come
+                // back) leaves its log where each peer copied it: read it
+                // from the live peers' copies, so every replica of its orders
+                // gets what any of them holds.
+                let released = directory.released
+                for origin in released where repaired[origin] == nil && origin != directory.nodeID {
+                    repaired[origin] = spawner.spawn { await self.repair(origin) }
+                }
+                for (origin, task) in repaired where !released.contains(origin) {
+                    task.cancel()
+                    repaired[origin] = nil
                 }
             }
             let peers = directory?.reachablePeers() ?? [:]
@@ -361,6 +385,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             try? await clock.sleep(for: config.followInterval)
         }
         for task in loops.values { task.cancel() }
+        for task in repaired.values { task.cancel() }
         backfill?.task.cancel()
         // Wake fetches waiting for a commit that will not come.
         let waiting = state.withLock { state in
@@ -490,8 +515,11 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// costs a read and nothing more; positions do not move.
     private func backfill(_ ring: Set<String>) async {
         guard let directory else { return }
+        state.withLock { $0.backfillFinished = false }
+        defer { state.withLock { $0.backfillFinished = true } }
         let started = clock.monotonicMs
         var copied = 0
+        var complete = true
         var origins = ring
         if let known = try? await log.replicaPositions() { origins.formUnion(known.keys) }
         origins.remove(directory.nodeID)
@@ -504,28 +532,58 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 } catch is CancellationError {
                     return
                 } catch {
-                    // The tail loop or the next ring change tries again;
-                    // gathering covers an order's leader meanwhile.
+                    // Not done: `run` tries again; gathering covers an
+                    // order's leader meanwhile.
                     logger.warning("backfill failed", metadata: ["origin": "\(origin)", "holder": "\(holder)", "error": "\(error)"])
+                    complete = false
                     if Task.isCancelled { return }
                 }
             }
         }
-        guard !Task.isCancelled, directory.ringMembers == ring else { return }
+        guard !Task.isCancelled, complete, directory.ringMembers == ring else { return }
         state.withLock { $0.follower.backfilledRing = ring }
         logger.info("backfilled the orders of the new ring", metadata: [
             "ring": "\(ring.sorted())", "events": "\(copied)", "ms": "\(clock.monotonicMs - started)",
         ])
     }
 
-    private func backfill(_ origin: String, from holder: String, at address: String) async throws -> Int {
-        var position: Int64 = 0
+    /// While an origin is released (gone, for good perhaps), reads its log
+    /// past this node's copy from every live peer's copy, every
+    /// `repairInterval` (INSERT OR IGNORE: what is here costs a read and
+    /// nothing more; the position does not move, since each copy has gaps).
+    private func repair(_ origin: String) async {
+        guard let directory else { return }
+        while !Task.isCancelled {
+            let start = ((try? await log.replicaPositions()) ?? [:])[origin] ?? 0
+            var copied = 0
+            for (holder, address) in directory.reachablePeers().sorted(by: { $0.key < $1.key }) where holder != origin {
+                do {
+                    copied += try await backfill(origin, from: holder, at: address, after: start, timeout: .seconds(2))
+                } catch is CancellationError {
+                    return
+                } catch {
+                    logger.warning("reading a released member's log from a peer failed", metadata: [
+                        "origin": "\(origin)", "holder": "\(holder)", "error": "\(error)",
+                    ])
+                }
+            }
+            if copied > 0 {
+                logger.info("read a released member's log from the peers' copies", metadata: ["origin": "\(origin)", "events": "\(copied)"])
+            }
+            try? await clock.sleep(for: config.repairInterval)
+        }
+    }
+
+    private func backfill(
+        _ origin: String, from holder: String, at address: String, after start: Int64 = 0, timeout: Duration = .seconds(10)
+    ) async throws -> Int {
+        var position: Int64 = start
         var target: Int64?
         var copied = 0
         while !Task.isCancelled {
             let reply = try await network.fetch(
                 address, follower: log.origin, .log(origin: origin, fromOffset: position + 1, eventsMax: config.fetchEventsMax, waitMs: 0),
-                timeout: .seconds(10))
+                timeout: timeout)
             if let refusal = reply.refusal { throw EngineError.unavailable("\(holder) refused: \(refusal)") }
             if target == nil { target = reply.holderLastOffset }
             guard reply.events.allSatisfy({ $0.origin == origin && $0.offset > position }) else {
