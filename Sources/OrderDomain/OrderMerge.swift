@@ -1,14 +1,17 @@
-/// One event of an order's stream as a log holds it: its stream version and
-/// its cluster-wide id (origin, log and offset; see EventLog).
+/// One event of an order's stream as a log holds it: its stream version,
+/// its cluster-wide id (origin, log and offset; see EventLog) and the term
+/// its leader decided it in.
 public struct StreamEvent: Sendable, Equatable {
     public let version: Int64
     public let eventID: String
     public let event: OrderEvent
+    public let term: Term
 
-    public init(version: Int64, eventID: String, event: OrderEvent) {
+    public init(version: Int64, eventID: String, event: OrderEvent, term: Term = .none) {
         self.version = version
         self.eventID = eventID
         self.event = event
+        self.term = term
     }
 }
 
@@ -46,16 +49,44 @@ public enum OrderMerge {
     }
 
     /// Folds events onto `base` (an empty state or a checkpoint's) in the
-    /// canonical order. The stream goes on after the highest version seen.
+    /// canonical order, leaving out the superseded ones (see `superseded`).
+    /// The stream goes on after the highest version seen.
     public static func fold(_ base: OrderState, _ events: [StreamEvent]) -> OrderState {
         var state = base
         var version = base.version
-        for stored in canonical(events) {
+        let dropped = superseded(base: base, events)
+        for stored in canonical(events) where !dropped.contains(stored.eventID) {
             OrderDecider.evolve(&state, stored.event)
             version = max(version, stored.version)
         }
         state.version = version
+        state.newestTerm = max(base.newestTerm, events.map(\.term).max() ?? .none)
         return state
+    }
+
+    /// The events a newer term overrules: those of an older term written
+    /// at or after the version where the newer term began (its first event
+    /// of the order, or before `base`'s version for a term `base` folded).
+    /// A leader writes in a term only after a majority of the order's
+    /// replicas granted it and promised to acknowledge nothing of older
+    /// terms, so such an event was never acknowledged: a deposed leader's
+    /// write that reached the logs all the same. Every node computes the
+    /// same set from the same events; with no terms (available mode) it is
+    /// empty and the merge rules apply.
+    public static func superseded(base: OrderState, _ events: [StreamEvent]) -> Set<String> {
+        var dropped: Set<String> = []
+        var newest = base.newestTerm
+        var index = 0
+        let ordered = canonical(events)
+        while index < ordered.count {
+            let version = ordered[index].version
+            var end = index
+            while end < ordered.count && ordered[end].version == version { end += 1 }
+            for event in ordered[index..<end] { newest = max(newest, event.term) }
+            for event in ordered[index..<end] where event.term < newest { dropped.insert(event.eventID) }
+            index = end
+        }
+        return dropped
     }
 
     /// The events that restore a single leader's invariants on a merged

@@ -17,6 +17,10 @@ extension OrderState {
         if let customer { fields.append(("customer", .string(customer))) }
         if let shipmentID { fields.append(("shipment_id", .string(shipmentID.rawValue))) }
         if let cancelReason { fields.append(("cancel_reason", .string(cancelReason))) }
+        if newestTerm != .none {
+            fields.append(("term", .integer(newestTerm.number)))
+            fields.append(("term_leader", .string(newestTerm.leader)))
+        }
         if !conflicts.isEmpty {
             fields.append(("conflicts", .array(conflicts.map {
                 .object([("code", .string($0.code)), ("detail", .string($0.detail)), ("recorded", .bool($0.recorded))])
@@ -55,6 +59,9 @@ extension OrderState {
             state.shipmentID = id
         }
         state.cancelReason = try fields.optionalString("cancel_reason")
+        if let number = try fields.optionalInteger("term") {
+            state.newestTerm = Term(number: number, leader: try fields.optionalString("term_leader") ?? "")
+        }
         guard case .array(let lines)? = json["lines"], case .array(let payments)? = json["payments"] else {
             throw fields.missing("lines/payments")
         }

@@ -69,6 +69,9 @@ public struct OrderState: Sendable, Equatable {
     /// Number of events folded so far (0 = empty stream): the stream version
     /// the next event is appended after.
     public var version: Int64 = 0
+    /// The newest term among the events folded (see `OrderMerge.superseded`):
+    /// an event of an older term after them is a deposed leader's.
+    public var newestTerm: Term = .none
 
     public init(orderID: ClientID) {
         self.orderID = orderID
