@@ -97,6 +97,11 @@ public final class EventLog: LogStore, Sendable {
                 }
                 lastOffset = try Int64.fetchOne(
                     db, sql: "SELECT MAX(\"offset\") FROM events WHERE origin = ?", arguments: [node]) ?? 0
+                // Offsets a lost log used, which its events put back from
+                // peers' copies may not reach (see `reimport`).
+                let floor = try Int64.fetchOne(db, sql: "SELECT CAST(value AS INTEGER) FROM log_meta WHERE key = 'offset_floor'") ?? 0
+                let lastEvent = lastOffset
+                lastOffset = max(lastOffset, floor)
                 let tail = try Row.fetchAll(
                     db, sql: "SELECT \(EventRecord.columns) FROM events WHERE origin = ? ORDER BY \"offset\" DESC LIMIT ?",
                     arguments: [node, tailEventsVerifiedAtOpen])
@@ -104,7 +109,7 @@ public final class EventLog: LogStore, Sendable {
                 // Own events a crash left out of order_index go in now (at
                 // most one index batch and what was waiting for it).
                 indexedThrough = try Self.indexedThrough(db)
-                if lastOffset > indexedThrough {
+                if lastEvent > indexedThrough {
                     try Self.index(origin: node, after: indexedThrough, through: lastOffset, db)
                     indexedThrough = lastOffset
                 }
@@ -196,6 +201,22 @@ public final class EventLog: LogStore, Sendable {
         try batch.validate(own: origin)
         if batch.events.isEmpty && batch.throughOffset == nil && batch.deadlines.isEmpty { return 0 }
         return try await writer.replicate(batch)
+    }
+
+    /// The terms this node has granted (`term_promises`).
+    public func promises() async throws -> [Promise] {
+        try checkReadable()
+        return try await reader.read { db in
+            try Row.fetchAll(db, sql: "SELECT group_key, term, leader FROM term_promises ORDER BY group_key").map {
+                Promise(group: $0[0], term: $0[1], leader: $0[2])
+            }
+        }
+    }
+
+    public func reimport(_ events: [EventRecord], floor: Int64) async throws -> Int {
+        guard let writer else { throw EventLogError.closed }
+        try ReplicatedBatch.validateOwn(events, own: origin)
+        return try await writer.replicate(ReplicatedBatch(origin: origin, events: events, throughOffset: nil, reimportFloor: max(floor, 0)))
     }
 
     /// How far this file holds each origin it copies (`replica_positions`).

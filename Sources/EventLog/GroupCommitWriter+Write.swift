@@ -9,7 +9,7 @@ extension GroupCommitWriter {
             let record = EventRecord(
                 origin: origin, offset: offset, orderID: event.orderID, version: event.version,
                 type: event.type, payload: event.payload, eventID: EventLog.eventID(prefix: eventIDPrefix, offset: offset),
-                recordedAt: now)
+                recordedAt: now, term: event.term)
             try record.insert(using: insert, db)
             tailBuffer.append(UnindexedTail.Entry(orderID: record.orderID, version: record.version, origin: origin, offset: offset))
             records.append(record)
@@ -29,6 +29,15 @@ extension GroupCommitWriter {
             case .clear:
                 try db.execute(sql: "DELETE FROM deadlines WHERE order_id = ?", arguments: [deadline.orderID])
             }
+        }
+        if let promise = request.promise {
+            try db.execute(
+                sql: """
+                    INSERT INTO term_promises (group_key, term, leader, promised_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT(group_key) DO UPDATE SET term = excluded.term, leader = excluded.leader, promised_at = excluded.promised_at
+                    WHERE excluded.term > term_promises.term OR (excluded.term = term_promises.term AND excluded.leader > term_promises.leader)
+                    """,
+                arguments: [promise.group, promise.term, promise.leader, now])
         }
         return records
     }
@@ -83,6 +92,38 @@ extension GroupCommitWriter {
                 ON CONFLICT(origin) DO UPDATE SET through_offset = excluded.through_offset, updated_at = excluded.updated_at
                 WHERE excluded.through_offset > replica_positions.through_offset
                 """).execute(arguments: [batch.origin, through, now])
+        }
+        return inserted
+    }
+
+    /// Own events put back (see `EventLog.reimport`): stored as they are,
+    /// then every own event up to the new end is indexed at once (so reads
+    /// by order find the put-back ones through `order_index`, like the rest)
+    /// and the own log goes on past `floor`.
+    func reimport(_ events: [EventRecord], floor: Int64, offset: inout Int64, _ db: Database) throws -> Int {
+        let insert = try db.cachedStatement(sql: EventRecord.insertOrIgnoreSQL)
+        var inserted = 0
+        var last = offset - 1
+        for record in events {
+            try record.insert(using: insert, db)
+            if db.changesCount > 0 { inserted += 1 }
+            last = max(last, record.offset)
+        }
+        let end = max(last, floor)
+        if end > offset - 1 { offset = end + 1 }
+        // Kept for the next open: the own log never goes below it again.
+        try db.execute(
+            sql: """
+                INSERT INTO log_meta (key, value) VALUES ('offset_floor', ?)
+                ON CONFLICT(key) DO UPDATE SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))
+                """,
+            arguments: [end])
+        flushTailBuffer()
+        if end > indexedThrough {
+            let from = max(indexedThrough, reindexed?.through ?? 0)
+            try EventLog.index(origin: origin, after: from, through: end, db)
+            // In memory once the transaction commits (see `commit`).
+            reindexed = (reindexed?.from ?? indexedThrough, end)
         }
         return inserted
     }

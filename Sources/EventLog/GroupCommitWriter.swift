@@ -77,6 +77,9 @@ final class GroupCommitWriter: @unchecked Sendable {
     var nextOffset: Int64
     /// Own offsets up to here are in `order_index` (committed).
     var indexedThrough: Int64
+    /// Own events a put-back transaction indexed at once: `indexedThrough`
+    /// moves there once it commits.
+    var reindexed: (from: Int64, through: Int64)?
     /// After a failed index batch, the next waits until then (monotonic ns).
     var indexRetryAtNs: UInt64 = 0
     /// Own events not yet in `order_index`, for readers by order.
@@ -310,6 +313,24 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     private func commit(_ batch: [Pending]) {
+        // An append whose check refuses it is answered now and left out:
+        // the check runs right before the transaction that would hold it.
+        var batch = batch
+        if batch.contains(where: { if case .append(let request, _) = $0 { request.check != nil } else { false } }) {
+            var kept: [Pending] = []
+            for item in batch {
+                if case .append(let request, _) = item, let reason = request.check?.reasonToRefuse() {
+                    condition.lock()
+                    unanswered -= 1
+                    condition.unlock()
+                    item.fail(EventLogError.refusedAtCommit(reason))
+                } else {
+                    kept.append(item)
+                }
+            }
+            guard !kept.isEmpty else { return }
+            batch = kept
+        }
         let start = DispatchTime.now().uptimeNanoseconds
         let firstOffset = nextOffset
         let now = options.clock()
@@ -324,13 +345,18 @@ final class GroupCommitWriter: @unchecked Sendable {
                         case .append(let request, _):
                             results.append(try write(request, from: &offset, now: now, db))
                         case .replicate(let replicated, _):
-                            copied.append(try write(replicated, now: now, db))
+                            if let floor = replicated.reimportFloor {
+                                copied.append(try reimport(replicated.events, floor: floor, offset: &offset, db))
+                            } else {
+                                copied.append(try write(replicated, now: now, db))
+                            }
                         }
                     }
                     flushTailBuffer()
                 }
             }
         } catch {
+            reindexed = nil
             logger.error("append batch failed", metadata: ["requests": "\(batch.count)", "error": "\(error)"])
             tailBuffer.removeAll(keepingCapacity: true)
             tail.removeFrom(offset: firstOffset)
@@ -345,6 +371,11 @@ final class GroupCommitWriter: @unchecked Sendable {
             return
         }
         copiesAddedInTransaction = 0
+        if let (from, through) = reindexed {
+            indexedThrough = through
+            tail.indexed(previous: from)
+            reindexed = nil
+        }
         copyWatermarks.merge(newWatermarks) { old, _ in old }
         newWatermarks = [:]
         let eventCount = offset - nextOffset

@@ -13,6 +13,8 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
     case syncFailed(String)
     /// SQLite failed a read.
     case readFailed(String)
+    /// An append's `CommitCheck` refused it: nothing of it was written.
+    case refusedAtCommit(String)
 
     public var description: String {
         switch self {
@@ -36,6 +38,8 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
             return "fsync of the event log failed (\(reason)); restart the node to recover from its file"
         case .readFailed(let reason):
             return "reading the event log failed: \(reason)"
+        case .refusedAtCommit(let reason):
+            return "not written: \(reason)"
         }
     }
 }

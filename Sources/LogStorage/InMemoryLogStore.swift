@@ -96,6 +96,10 @@ public final class InMemoryLogStore: LogStore, Sendable {
     public func append(_ request: AppendRequest) async throws -> [EventRecord] {
         try request.validate()
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[EventRecord], any Error>) in
+            if let reason = request.check?.reasonToRefuse() {
+                continuation.resume(throwing: EventLogError.refusedAtCommit(reason))
+                return
+            }
             let refusal = commit { state -> (Operation, Waiter)? in
                 let now = clock()
                 var offset = state.visible.lastOffset(of: origin)
@@ -104,11 +108,11 @@ public final class InMemoryLogStore: LogStore, Sendable {
                     offset += 1
                     return EventRecord(
                         origin: origin, offset: offset, orderID: event.orderID, version: event.version, type: event.type,
-                        payload: event.payload, eventID: EventID.make(prefix: prefix, offset: offset), recordedAt: now)
+                        payload: event.payload, eventID: EventID.make(prefix: prefix, offset: offset), recordedAt: now, term: event.term)
                 }
                 var checkpoint = request.checkpoint
                 checkpoint?.writtenAt = now
-                let operation = Operation.append(records, checkpoint, request.deadline)
+                let operation = Operation.append(records, checkpoint, request.deadline, request.promise)
                 _ = state.visible.apply(operation, nowMs: now)
                 return (operation, .append(continuation, records))
             }
@@ -119,6 +123,18 @@ public final class InMemoryLogStore: LogStore, Sendable {
     public func barrier() async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let refusal = commit { _ in (.barrier, .barrier(continuation)) }
+            if let refusal { continuation.resume(throwing: refusal) }
+        }
+    }
+
+    public func reimport(_ events: [EventRecord], floor: Int64) async throws -> Int {
+        try ReplicatedBatch.validateOwn(events, own: origin)
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
+            let refusal = commit { state -> (Operation, Waiter)? in
+                let operation = Operation.reimport(events, origin: origin, floor: max(0, floor))
+                let inserted = state.visible.apply(operation, nowMs: clock())
+                return (operation, .replicate(continuation, inserted))
+            }
             if let refusal { continuation.resume(throwing: refusal) }
         }
     }
@@ -175,7 +191,7 @@ public final class InMemoryLogStore: LogStore, Sendable {
             var appended = false
             for (operation, _) in state.pending {
                 _ = state.durable.apply(operation, nowMs: now)
-                if case .append(let records, _, _) = operation, !records.isEmpty { appended = true }
+                if case .append(let records, _, _, _) = operation, !records.isEmpty { appended = true }
             }
             state.pending = []
             state.committedOffset = state.durable.lastOffset(of: origin)
@@ -201,6 +217,10 @@ public final class InMemoryLogStore: LogStore, Sendable {
 
     public func replicaPositions() async throws -> [String: Int64] {
         try read { $0.visible.positions }
+    }
+
+    public func promises() async throws -> [Promise] {
+        try read { $0.visible.promises.values.sorted { $0.group < $1.group } }
     }
 
     public func checkpoint(orderID: String) async throws -> Checkpoint? {
@@ -286,6 +306,7 @@ public struct LogImage: Sendable, Equatable {
     public private(set) var checkpoints: [String: Checkpoint] = [:]
     public private(set) var deadlines: [String: Int64] = [:]
     public private(set) var positions: [String: Int64] = [:]
+    public private(set) var promises: [String: Promise] = [:]
     private var lastOffsets: [String: Int64] = [:]
 
     private struct Key: Sendable, Equatable {
@@ -349,8 +370,20 @@ public struct LogImage: Sendable, Equatable {
         switch operation {
         case .barrier:
             return 0
-        case .append(let records, let checkpoint, let deadline):
+        case .reimport(let records, let origin, let floor):
+            var inserted = 0
+            for record in records where events[record.origin]?[record.offset] == nil {
+                insert(record)
+                inserted += 1
+            }
+            if floor > lastOffsets[origin] ?? 0 { lastOffsets[origin] = floor }
+            return inserted
+        case .append(let records, let checkpoint, let deadline, let promise):
             for record in records { insert(record) }
+            if let promise {
+                let known = promises[promise.group]
+                if known.map({ (promise.term, promise.leader) > ($0.term, $0.leader) }) ?? true { promises[promise.group] = promise }
+            }
             if let checkpoint { upsert(checkpoint) }
             if let deadline {
                 switch deadline.change {
@@ -403,7 +436,8 @@ public struct LogImage: Sendable, Equatable {
 
 /// One committed transaction of the in-memory log.
 fileprivate enum Operation: Sendable {
-    case append([EventRecord], Checkpoint?, (orderID: String, change: DeadlineChange)?)
+    case reimport([EventRecord], origin: String, floor: Int64)
+    case append([EventRecord], Checkpoint?, (orderID: String, change: DeadlineChange)?, Promise?)
     case replicate(ReplicatedBatch)
     case barrier
 }

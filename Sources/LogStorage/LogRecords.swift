@@ -6,12 +6,43 @@ public struct NewEvent: Sendable, Equatable {
     public var version: Int64
     public var type: String
     public var payload: String
+    /// The number of the leadership term it was decided in (0: none).
+    public var term: Int64
 
-    public init(orderID: String, version: Int64, type: String, payload: String) {
+    public init(orderID: String, version: Int64, type: String, payload: String, term: Int64 = 0) {
         self.orderID = orderID
         self.version = version
         self.type = type
         self.payload = payload
+        self.term = term
+    }
+}
+
+/// A leadership term this node granted for a preference list (its members
+/// in order, comma-separated): it acknowledges nothing of an older term
+/// for that list, and grants none older again (`term_promises`). A promise
+/// only replaces an older one (by term, then leader).
+public struct Promise: Sendable, Equatable {
+    public var group: String
+    public var term: Int64
+    public var leader: String
+
+    public init(group: String, term: Int64, leader: String) {
+        self.group = group
+        self.term = term
+        self.leader = leader
+    }
+}
+
+/// What an append must still hold when it commits: asked on the writer's
+/// side right before the transaction; a reason refuses the append (nothing
+/// of it is written). A leader checks there that it still holds its term,
+/// so a decision taken before a pause never commits after it.
+public struct CommitCheck: Sendable {
+    public let reasonToRefuse: @Sendable () -> String?
+
+    public init(_ reasonToRefuse: @escaping @Sendable () -> String?) {
+        self.reasonToRefuse = reasonToRefuse
     }
 }
 
@@ -118,16 +149,26 @@ public struct AppendRequest: Sendable, Equatable {
     public var events: [NewEvent]
     public var checkpoint: Checkpoint?
     public var deadline: (orderID: String, change: DeadlineChange)?
+    /// A term granted, stored with the rest.
+    public var promise: Promise?
+    /// Checked right before the commit (see `CommitCheck`).
+    public var check: CommitCheck?
 
-    public init(events: [NewEvent], checkpoint: Checkpoint? = nil, deadline: (orderID: String, change: DeadlineChange)? = nil) {
+    public init(
+        events: [NewEvent], checkpoint: Checkpoint? = nil, deadline: (orderID: String, change: DeadlineChange)? = nil,
+        promise: Promise? = nil, check: CommitCheck? = nil
+    ) {
         self.events = events
         self.checkpoint = checkpoint
         self.deadline = deadline
+        self.promise = promise
+        self.check = check
     }
 
     public static func == (lhs: AppendRequest, rhs: AppendRequest) -> Bool {
         lhs.events == rhs.events && lhs.checkpoint == rhs.checkpoint
             && lhs.deadline?.orderID == rhs.deadline?.orderID && lhs.deadline?.change == rhs.deadline?.change
+            && lhs.promise == rhs.promise
     }
 }
 
@@ -142,11 +183,15 @@ public struct ReplicatedBatch: Sendable, Equatable {
     /// timer is set to the earlier of this and the one it has, in the same
     /// transaction (whichever replica leads the order later fires it).
     public var deadlines: [String: Int64]
+    /// Set for events of the node's own log put back (`LogStore.reimport`):
+    /// the own log moves past this offset.
+    public var reimportFloor: Int64?
 
-    public init(origin: String, events: [EventRecord], throughOffset: Int64?, deadlines: [String: Int64] = [:]) {
+    public init(origin: String, events: [EventRecord], throughOffset: Int64?, deadlines: [String: Int64] = [:], reimportFloor: Int64? = nil) {
         self.origin = origin
         self.events = events
         self.throughOffset = throughOffset
         self.deadlines = deadlines
+        self.reimportFloor = reimportFloor
     }
 }

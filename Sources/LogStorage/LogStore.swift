@@ -23,9 +23,11 @@ public protocol LogStore: AnyObject, Sendable {
     /// node restarts from what is durable.
     var failure: EventLogError? { get }
 
-    /// Appends the request's events (offsets assigned in order), its
-    /// checkpoint and its timer change in one transaction. Returns the
-    /// stored records once they are durable. A checkpoint replaces the
+    /// Appends the request's events (offsets assigned in order, each with
+    /// its term), its checkpoint, its timer change and its promise in one
+    /// transaction, unless its `check` refuses right before the commit
+    /// (`refusedAtCommit`, nothing written). Returns the stored records once
+    /// they are durable. A checkpoint replaces the
     /// order's only when newer, and with `coveredEvents` set only when the
     /// log holds exactly that many events of the order at or below its
     /// version at commit time.
@@ -39,8 +41,17 @@ public protocol LogStore: AnyObject, Sendable {
     /// transaction. A new copy at or below an order's checkpoint version
     /// drops that checkpoint. Returns how many events were new.
     func replicate(_ batch: ReplicatedBatch) async throws -> Int
+    /// Puts back events of this node's own log that its peers hold and it
+    /// lost (a replaced disk, a restore, a power cut with relaxed
+    /// durability), as they are (ids, offsets, checksums; verified first),
+    /// and moves the own log past `floor`, so that no new event ever takes
+    /// an offset a copy of the old log used. Durable when it returns.
+    /// Returns how many events were new here.
+    func reimport(_ events: [EventRecord], floor: Int64) async throws -> Int
     /// How far this log holds each origin it copies.
     func replicaPositions() async throws -> [String: Int64]
+    /// The terms this node has granted, per preference list.
+    func promises() async throws -> [Promise]
     /// Calls `body` with the newest own offset after every commit that
     /// appended own events, once they are durable. Keep `body` short.
     func onCommit(_ body: @escaping @Sendable (Int64) -> Void)
@@ -73,6 +84,23 @@ extension AppendRequest {
 }
 
 extension ReplicatedBatch {
+    /// Throws unless every event is intact, of `own`'s log and has an id that
+    /// spells its origin and offset (what `reimport` takes).
+    public static func validateOwn(_ events: [EventRecord], own: String) throws {
+        for record in events {
+            guard record.isIntact else {
+                throw EventLogError.corruptEvent(origin: record.origin, offset: record.offset, orderID: record.orderID)
+            }
+            guard record.origin == own else {
+                throw EventLogError.invalidAppend("event \(record.eventID) is not of \(own)'s log")
+            }
+            guard EventID.spells(record.eventID, origin: record.origin, offset: record.offset) else {
+                throw EventLogError.invalidAppend(
+                    "event id \(record.eventID) does not spell its origin \(record.origin) and offset \(record.offset)")
+            }
+        }
+    }
+
     /// Throws unless every copy is intact, from another origin than `own`,
     /// from `origin` when the batch moves a position, and has an id that
     /// spells its origin and offset. A bad batch changes nothing.

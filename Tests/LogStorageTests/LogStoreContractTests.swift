@@ -199,6 +199,71 @@ func peerEvent(_ origin: String, _ offset: Int64, order: String, version: Int64,
     }
 
     @Test(arguments: StoreKind.allCases)
+    func eventsKeepTheirTermAndPromisesAreStoredWithTheirTransaction(kind: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let store = try StoreUnderTest(kind, folder: folder.path)
+        let log = store.log
+        let written = try await log.append(AppendRequest(
+            events: [NewEvent(orderID: "o1", version: 1, type: "OrderPlaced", payload: "{}", term: 7)],
+            promise: Promise(group: "api-1,api-2,api-3", term: 7, leader: "api-1")))
+        #expect(written.map(\.term) == [7])
+        _ = try await log.append(AppendRequest(events: [], promise: Promise(group: "api-1,api-2,api-3", term: 9, leader: "api-2")))
+        _ = try await log.append(AppendRequest(events: [], promise: Promise(group: "api-2,api-1,api-3", term: 3, leader: "api-2")))
+        // A promise never goes back.
+        _ = try await log.append(AppendRequest(events: [], promise: Promise(group: "api-1,api-2,api-3", term: 8, leader: "api-3")))
+        let reopened = try store.reopen()
+        #expect(try await reopened.events(orderID: "o1", afterVersion: 0).map(\.term) == [7])
+        #expect(try await reopened.promises() == [
+            Promise(group: "api-1,api-2,api-3", term: 9, leader: "api-2"), Promise(group: "api-2,api-1,api-3", term: 3, leader: "api-2"),
+        ])
+        reopened.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func anAppendItsCheckRefusesAtTheCommitWritesNothing(kind: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let log = try StoreUnderTest(kind, folder: folder.path).log
+        await #expect(throws: EventLogError.refusedAtCommit("deposed")) {
+            try await log.append(AppendRequest(events: [newEvent("o1", 1)], check: CommitCheck { "deposed" }))
+        }
+        let kept = try await log.append(AppendRequest(events: [newEvent("o1", 1)], check: CommitCheck { nil }))
+        #expect(kept.map(\.offset) == [1], "a refused append takes no offset")
+        #expect(try await log.scan(origin: nil, fromOffset: 1, limit: 10).count == 1)
+        log.close()
+    }
+
+    /// A node that lost its log puts back what its peers hold of it, as it
+    /// was, and goes on past every offset the old log used.
+    @Test(arguments: StoreKind.allCases)
+    func ownEventsPutBackAreReadLikeAnyAndNewOnesNeverReuseTheirOffsets(kind: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let store = try StoreUnderTest(kind, folder: folder.path)
+        let log = store.log
+        // The old log (another log id) wrote offsets 1-3 and 5; copies of 1,
+        // 2 and 5 survive on peers, whose positions reach 7.
+        let old = [1, 2, 5].map { offset in
+            EventRecord(
+                origin: "api-1", offset: Int64(offset), orderID: "o\(offset)", version: 1, type: "OrderPlaced", payload: "{}",
+                eventID: EventID.make(origin: "api-1", logID: "0ld", offset: Int64(offset)), recordedAt: 1, term: 4)
+        }
+        #expect(try await log.reimport(old, floor: 7) == 3)
+        #expect(try await log.reimport(old, floor: 7) == 0, "putting back twice changes nothing")
+        #expect(log.committedOffset == 7)
+        #expect(try await log.events(orderID: "o5", afterVersion: 0) == [old[2]])
+        #expect(try await log.scan(origin: nil, fromOffset: 1, limit: 10) == old)
+        // Another node's events are not put back as this node's.
+        await #expect(throws: EventLogError.self) { try await log.reimport([peerEvent("api-2", 1, order: "o1", version: 1)], floor: 0) }
+        // The floor holds across a restart, with nothing written after it.
+        let reopened = try store.reopen()
+        #expect(reopened.committedOffset == 7)
+        #expect(try await reopened.events(orderID: "o2", afterVersion: 0) == [old[1]])
+        let next = try await reopened.append(AppendRequest(events: [newEvent("o9", 1)]))
+        #expect(next.map(\.offset) == [8])
+        #expect(next[0].eventID.contains(reopened.logID) && !next[0].eventID.contains("0ld"))
+        reopened.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func copiesSetTheEarlierOfAnOrdersTimers(kind: StoreKind) async throws {
         let folder = try TemporaryFolder()
         let log = try StoreUnderTest(kind, folder: folder.path).log
