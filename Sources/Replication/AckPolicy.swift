@@ -1,3 +1,5 @@
+import OrderDomain
+
 /// When a leader may answer a client: after its own fsync, after a majority
 /// of the order's preference list holds the events, or after every live
 /// replica of it does.
@@ -100,10 +102,18 @@ public struct VouchView: Sendable, Equatable {
     public var ring: [String]
     /// The nodes the follower lets lead.
     public var eligible: Set<String>
+    /// The terms the follower has granted, per preference list (those that
+    /// hold the node it tells): it vouches for no write of an older term.
+    public var promises: [String: Term]
+    /// Grows with each view a follower sends: an origin keeps the newest
+    /// (a view travels on several messages, which may arrive out of order).
+    public var sequence: UInt64
 
-    public init(ring: [String], eligible: Set<String>) {
+    public init(ring: [String], eligible: Set<String>, promises: [String: Term] = [:], sequence: UInt64 = 0) {
         self.ring = ring
         self.eligible = eligible
+        self.promises = promises
+        self.sequence = sequence
     }
 
     /// The node this view lets lead an order with this preference list.
@@ -113,7 +123,8 @@ public struct VouchView: Sendable, Equatable {
 }
 
 /// What a write must be vouched for by: the order's preference list and the
-/// ring it comes from, and the node that wrote it.
+/// ring it comes from, the node that wrote it, and (consistent mode) the
+/// term it was decided in.
 public struct Fence: Sendable, Equatable {
     public var preferenceList: [String]
     /// The writer's ring, sorted: a follower on another ring (a join or a
@@ -121,16 +132,28 @@ public struct Fence: Sendable, Equatable {
     /// its copy does not count until the rings agree.
     public var ring: [String]
     public var leader: String
+    /// The term of the write: a follower counts only while the term it has
+    /// granted for the preference list is this one.
+    public var term: Term?
 
-    public init(preferenceList: [String], ring: [String], leader: String) {
+    public init(preferenceList: [String], ring: [String], leader: String, term: Term? = nil) {
         self.preferenceList = preferenceList
         self.ring = ring
         self.leader = leader
+        self.term = term
     }
 
     /// Whether a follower with this view vouches for the write.
     public func isVouched(by view: VouchView?) -> Bool {
         guard let view, view.ring == ring else { return false }
-        return view.leader(of: preferenceList) == leader
+        guard view.leader(of: preferenceList) == leader else { return false }
+        if let term, view.promises[TermGroup.key(preferenceList)] != term { return false }
+        return true
     }
+}
+
+/// The preference list a term is granted for, as a key.
+public enum TermGroup {
+    public static func key(_ preferenceList: [String]) -> String { preferenceList.joined(separator: ",") }
+    public static func members(_ key: String) -> [String] { key.split(separator: ",").map(String.init) }
 }

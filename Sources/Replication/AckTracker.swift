@@ -12,6 +12,9 @@ public struct AckTracker: Sendable {
         public let offset: Int64
         public var followers: Set<String>
         public var needed: Int
+        /// `needed` never falls below this when followers are lost (a
+        /// majority of the list, in consistent mode).
+        public var floor: Int
         /// Set in consistent mode: a follower's copy counts only while its
         /// view vouches for the write (see `VouchView`).
         public var fence: Fence?
@@ -29,8 +32,8 @@ public struct AckTracker: Sendable {
     /// Registers a reply that waits for `needed` of `followers` to hold
     /// `offset` (and, with a fence, to vouch for it). Returns true when it
     /// is released at once.
-    public mutating func add(token: UInt64, offset: Int64, followers: Set<String>, needed: Int, fence: Fence? = nil) -> Bool {
-        let waiter = Waiter(token: token, offset: offset, followers: followers, needed: needed, fence: fence)
+    public mutating func add(token: UInt64, offset: Int64, followers: Set<String>, needed: Int, floor: Int = 0, fence: Fence? = nil) -> Bool {
+        let waiter = Waiter(token: token, offset: offset, followers: followers, needed: needed, floor: min(floor, needed), fence: fence)
         if isReleased(waiter) { return true }
         waiting[token] = waiter
         return false
@@ -40,8 +43,7 @@ public struct AckTracker: Sendable {
     /// as `view` (nil: unchanged). Returns the tokens this releases.
     /// Positions never move back (an old, delayed ack is harmless).
     public mutating func acknowledge(follower: String, through offset: Int64, view: VouchView? = nil) -> [UInt64] {
-        let viewChanged = view != nil && views[follower] != view
-        if let view { views[follower] = view }
+        let viewChanged = view.map { take($0, from: follower) } ?? false
         guard offset > positions[follower, default: 0] || viewChanged else { return [] }
         positions[follower] = max(offset, positions[follower, default: 0])
         return releaseReady { $0.followers.contains(follower) }
@@ -49,20 +51,37 @@ public struct AckTracker: Sendable {
 
     /// A follower's view changed. Returns the tokens this releases.
     public mutating func noteView(follower: String, _ view: VouchView) -> [UInt64] {
-        guard views[follower] != view else { return [] }
-        views[follower] = view
+        guard take(view, from: follower) else { return [] }
         return releaseReady { $0.followers.contains(follower) }
     }
 
+    /// Keeps a follower's view unless an older one (by its sequence: views
+    /// travel on several messages and may arrive out of order); the terms
+    /// it granted only ever rise. Returns whether the view changed.
+    private mutating func take(_ view: VouchView, from follower: String) -> Bool {
+        guard let known = views[follower] else {
+            views[follower] = view
+            return true
+        }
+        guard view.sequence >= known.sequence else { return false }
+        var merged = view
+        merged.promises.merge(known.promises) { max($0, $1) }
+        guard merged != known else { return false }
+        views[follower] = merged
+        return true
+    }
+
     /// A follower left the set of live replicas: replies waiting for every
-    /// live replica (`all`) stop waiting for it; `quorum` replies keep
-    /// their count, so a lost follower can only delay them, never weaken
-    /// them. Returns the tokens released.
+    /// live replica (`all`) stop waiting for it, but never below their
+    /// floor (in consistent mode a majority of the list: `all` is never
+    /// weaker than `quorum`); `quorum` replies keep their count, so a lost
+    /// follower can only delay them, never weaken them. Returns the tokens
+    /// released.
     public mutating func followerLost(_ follower: String, relaxAll: Bool) -> [UInt64] {
         guard relaxAll else { return [] }
         for (token, var waiter) in waiting where waiter.followers.contains(follower) && waiter.needed == waiter.followers.count {
             waiter.followers.remove(follower)
-            waiter.needed = waiter.followers.count
+            waiter.needed = max(waiter.floor, waiter.followers.count)
             waiting[token] = waiter
         }
         return releaseReady { _ in true }

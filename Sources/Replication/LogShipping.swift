@@ -45,13 +45,18 @@ public enum FetchServing {
     }
 
     /// The positions a reply of a copied log reports. A copy has gaps (this
-    /// holder keeps only its own orders), so a batch that is not full
-    /// brings the follower to this holder's position in that log.
-    /// `position`: how far this holder has copied the log; `limit`: the
-    /// most events the batch could hold.
-    public static func copyReply(_ batch: [EventRecord], limit: Int, fromOffset: Int64, position: Int64) -> (through: Int64, holderLast: Int64) {
+    /// holder keeps only its own orders), so a batch that holds every event
+    /// the holder has from `fromOffset` brings the follower to this holder's
+    /// position in that log; one that is full, or cut by the byte limit,
+    /// only to its last event (more follow). `position`: how far this holder
+    /// has copied the log; `scanned`: the events read for the batch (at most
+    /// `limit`), of which `batch` is what fits.
+    public static func copyReply(_ batch: [EventRecord], scanned: Int, limit: Int, fromOffset: Int64, position: Int64)
+        -> (through: Int64, holderLast: Int64)
+    {
         let last = batch.last?.offset ?? 0
-        let through = batch.count == limit && !batch.isEmpty ? last : max(position, last, fromOffset - 1)
+        let more = scanned == limit || batch.count < scanned
+        let through = more && !batch.isEmpty ? last : max(position, last, fromOffset - 1)
         return (through, max(position, last))
     }
 }

@@ -26,6 +26,10 @@ public enum ReplicationFrame: UInt8 {
     /// Follower to origin, when its view changes: the nodes it lets lead
     /// (see `VouchView`). No reply.
     case vouch = 23
+    /// A node asks a replica to grant it a leadership term.
+    case grant = 24
+    /// The replica's answer.
+    case grantReply = 25
 }
 
 /// Frame types of membership (application range).

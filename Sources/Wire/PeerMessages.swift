@@ -19,6 +19,8 @@ public enum PeerRequest: Sendable, Equatable {
     case fetch(FetchRequest)
     /// The node's view of the members (roles outside the ring ask).
     case view
+    /// Grant a leadership term.
+    case grant(GrantRequest)
 }
 
 /// The answer to a `PeerRequest`, of the same kind.
@@ -26,6 +28,7 @@ public enum PeerReply: Sendable, Equatable {
     case forward(ForwardReply)
     case fetch(FetchReply)
     case view([Member])
+    case grant(GrantReply)
 }
 
 /// A decoded frame of the application range.
@@ -59,6 +62,8 @@ public enum PeerCodec {
             var payload = ByteBuffer()
             payload.writeInteger(correlationID)
             return Frame(type: ClusterFrame.viewRequest.rawValue, payload: payload)
+        case .grant(let grant):
+            return GrantCodec.encode(grant, correlationID: correlationID)
         }
     }
 
@@ -73,6 +78,8 @@ public enum PeerCodec {
             payload.writeInteger(correlationID)
             payload.writeBytes(GossipDigest(members: members).encoded())
             return Frame(type: ClusterFrame.viewReply.rawValue, payload: payload)
+        case .grant(let grant):
+            return GrantCodec.encode(grant, correlationID: correlationID)
         }
     }
 
@@ -100,6 +107,12 @@ public enum PeerCodec {
             guard frame.payload.readableBytes == 8, let correlationID = frame.payload.getInteger(at: frame.payload.readerIndex, as: UInt64.self)
             else { throw .malformed("view request: expected an 8-byte correlation id") }
             return .request(correlationID: correlationID, .view)
+        case ReplicationFrame.grant.rawValue:
+            let (correlationID, grant) = try GrantCodec.decodeRequest(frame)
+            return .request(correlationID: correlationID, .grant(grant))
+        case ReplicationFrame.grantReply.rawValue:
+            let (correlationID, reply) = try GrantCodec.decodeReply(frame)
+            return .reply(correlationID: correlationID, .grant(reply))
         case ForwardFrame.reply.rawValue:
             let (correlationID, reply) = try ForwardCodec.decodeReply(frame)
             return .reply(correlationID: correlationID, .forward(reply))
@@ -125,7 +138,7 @@ public enum PeerCodec {
     /// rest (the caller decodes it once it has found its call).
     public static func replyCorrelationID(_ frame: Frame) -> UInt64? {
         guard frame.type == ForwardFrame.reply.rawValue || frame.type == ReplicationFrame.batch.rawValue
-            || frame.type == ClusterFrame.viewReply.rawValue
+            || frame.type == ClusterFrame.viewReply.rawValue || frame.type == ReplicationFrame.grantReply.rawValue
         else { return nil }
         return frame.payload.getInteger(at: frame.payload.readerIndex, as: UInt64.self)
     }

@@ -7,7 +7,7 @@ import Replication
 public enum FetchScope: Sendable, Equatable {
     /// The origin's log from `fromOffset`, at most `eventsMax` events; with
     /// nothing new, the holder waits up to `waitMs` for the next commit.
-    case log(origin: String, fromOffset: Int64, eventsMax: UInt32, waitMs: UInt32)
+    case log(origin: String, fromOffset: Int64, eventsMax: UInt32, waitMs: UInt32, previousEventID: String? = nil)
     /// Every event this node holds of one order, whatever its origin (a new
     /// leader gathering what it lacks before it decides).
     case order(ClientID)
@@ -39,12 +39,17 @@ public struct FetchReply: Sendable, Equatable {
     public var holderLastOffset: Int64
     /// Set when the holder could not serve the fetch.
     public var refusal: String?
+    /// For a fetch of one order: the term this holder has granted for the
+    /// order's preference list (a new leader counts only the replicas that
+    /// granted its term).
+    public var promise: Term?
 
-    public init(events: [EventRecord], throughOffset: Int64, holderLastOffset: Int64, refusal: String?) {
+    public init(events: [EventRecord], throughOffset: Int64, holderLastOffset: Int64, refusal: String?, promise: Term? = nil) {
         self.events = events
         self.throughOffset = throughOffset
         self.holderLastOffset = holderLastOffset
         self.refusal = refusal
+        self.promise = promise
     }
 }
 
@@ -61,12 +66,13 @@ public enum ReplicationCodec {
         buffer.writeInteger(request.correlationID)
         buffer.writeLengthPrefixed(request.follower)
         switch request.scope {
-        case .log(let origin, let fromOffset, let eventsMax, let waitMs):
+        case .log(let origin, let fromOffset, let eventsMax, let waitMs, let previousEventID):
             buffer.writeInteger(UInt8(0))
             buffer.writeLengthPrefixed(origin)
             buffer.writeInteger(fromOffset)
             buffer.writeInteger(eventsMax)
             buffer.writeInteger(waitMs)
+            buffer.writeLengthPrefixed(previousEventID ?? "")
         case .order(let orderID):
             buffer.writeInteger(UInt8(1))
             buffer.writeLengthPrefixed(orderID.rawValue)
@@ -85,7 +91,27 @@ public enum ReplicationCodec {
             buffer.writeInteger(UInt16(nodes.count))
             for node in nodes { buffer.writeLengthPrefixed(node) }
         }
+        buffer.writeInteger(view.sequence)
+        buffer.writeInteger(UInt16(view.promises.count))
+        for (group, term) in view.promises.sorted(by: { $0.key < $1.key }) {
+            buffer.writeLengthPrefixed(group)
+            write(term, to: &buffer)
+        }
     }
+
+    static func write(_ term: Term, to buffer: inout ByteBuffer) {
+        buffer.writeInteger(term.number)
+        buffer.writeLengthPrefixed(term.leader)
+    }
+
+    static func readTerm(_ reader: inout PayloadReader) throws(WireError) -> Term {
+        let number = try reader.integer("term", as: Int64.self)
+        guard number >= 0 else { throw .malformed("term \(number)") }
+        return Term(number: number, leader: try reader.string("term leader", max: 64))
+    }
+
+    /// Longest preference-list key (members joined by commas).
+    static let groupBytesMax = 64 * 8 + 8
 
     private static func readView(_ reader: inout PayloadReader) throws(WireError) -> VouchView {
         var lists: [[String]] = []
@@ -97,7 +123,15 @@ public enum ReplicationCodec {
             lists.append(nodes)
         }
         guard lists[0] == lists[0].sorted() else { throw .malformed("the ring's nodes are not sorted") }
-        return VouchView(ring: lists[0], eligible: Set(lists[1]))
+        let sequence = try reader.integer("view sequence", as: UInt64.self)
+        let count = Int(try reader.integer("promise count", as: UInt16.self))
+        guard count <= viewNodesMax else { throw .malformed("\(count) promises, at most \(viewNodesMax)") }
+        var promises: [String: Term] = [:]
+        for _ in 0..<count {
+            let group = try reader.string("preference list", max: groupBytesMax)
+            promises[group] = try readTerm(&reader)
+        }
+        return VouchView(ring: lists[0], eligible: Set(lists[1]), promises: promises, sequence: sequence)
     }
 
     /// A follower's view, sent when it changes.
@@ -128,7 +162,10 @@ public enum ReplicationCodec {
             guard fromOffset >= 1 else { throw .malformed("from offset \(fromOffset) is below 1") }
             let eventsMax = try reader.integer("events max", as: UInt32.self)
             let waitMs = try reader.integer("wait", as: UInt32.self)
-            scope = .log(origin: origin, fromOffset: fromOffset, eventsMax: min(eventsMax, eventsPerBatchMax), waitMs: min(waitMs, 10_000))
+            let previous = try reader.string("previous event id")
+            scope = .log(
+                origin: origin, fromOffset: fromOffset, eventsMax: min(eventsMax, eventsPerBatchMax), waitMs: min(waitMs, 10_000),
+                previousEventID: previous.isEmpty ? nil : previous)
         case 1:
             guard let orderID = ClientID(try reader.string("order id")) else { throw .malformed("order id out of pattern") }
             scope = .order(orderID)
@@ -152,6 +189,8 @@ public enum ReplicationCodec {
         buffer.writeInteger(reply.holderLastOffset)
         buffer.writeInteger(UInt8(reply.refusal == nil ? 0 : 1))
         buffer.writeLengthPrefixed(String((reply.refusal ?? "").prefix(500)))
+        buffer.writeInteger(UInt8(reply.promise == nil ? 0 : 1))
+        if let promise = reply.promise { write(promise, to: &buffer) }
         buffer.writeInteger(UInt32(reply.events.count))
         for event in reply.events {
             buffer.writeLengthPrefixed(event.origin)
@@ -179,6 +218,12 @@ public enum ReplicationCodec {
         let last = try reader.integer("last offset", as: Int64.self)
         let refused = try reader.integer("refused", as: UInt8.self) == 1
         let refusal = try reader.string("refusal", max: 4096)
+        var promise: Term?
+        switch try reader.integer("promise flag", as: UInt8.self) {
+        case 0: promise = nil
+        case 1: promise = try readTerm(&reader)
+        case let other: throw .malformed("promise flag \(other)")
+        }
         let count = Int(try reader.integer("event count", as: UInt32.self))
         guard count <= Int(eventsPerBatchMax) * 2 else { throw .malformed("\(count) events in one batch") }
         var events: [EventRecord] = []
@@ -202,6 +247,72 @@ public enum ReplicationCodec {
                 eventID: eventID, recordedAt: recordedAt, term: term, checksum: checksum))
         }
         try reader.finish("fetch reply")
-        return FetchReply(events: events, throughOffset: through, holderLastOffset: last, refusal: refused ? refusal : nil)
+        return FetchReply(events: events, throughOffset: through, holderLastOffset: last, refusal: refused ? refusal : nil, promise: promise)
+    }
+}
+
+/// A node asks a replica of a preference list to grant it a term.
+public struct GrantRequest: Sendable, Equatable {
+    /// The preference list (`TermGroup.key`).
+    public var group: String
+    public var term: Term
+
+    public init(group: String, term: Term) {
+        self.group = group
+        self.term = term
+    }
+}
+
+/// The replica's answer: granted (and made durable) or not, and the term it
+/// has granted for the list now.
+public struct GrantReply: Sendable, Equatable {
+    public var granted: Bool
+    public var promise: Term
+    /// Why not, when not.
+    public var reason: String
+
+    public init(granted: Bool, promise: Term, reason: String = "") {
+        self.granted = granted
+        self.promise = promise
+        self.reason = reason
+    }
+}
+
+public enum GrantCodec {
+    public static func encode(_ request: GrantRequest, correlationID: UInt64) -> Frame {
+        var buffer = ByteBuffer()
+        buffer.writeInteger(correlationID)
+        buffer.writeLengthPrefixed(request.group)
+        ReplicationCodec.write(request.term, to: &buffer)
+        return Frame(type: ReplicationFrame.grant.rawValue, payload: buffer)
+    }
+
+    public static func decodeRequest(_ frame: Frame) throws(WireError) -> (correlationID: UInt64, request: GrantRequest) {
+        var reader = PayloadReader(frame.payload)
+        let correlationID = try reader.integer("correlation id", as: UInt64.self)
+        let group = try reader.string("preference list", max: ReplicationCodec.groupBytesMax)
+        let term = try ReplicationCodec.readTerm(&reader)
+        try reader.finish("grant request")
+        return (correlationID, GrantRequest(group: group, term: term))
+    }
+
+    public static func encode(_ reply: GrantReply, correlationID: UInt64) -> Frame {
+        var buffer = ByteBuffer()
+        buffer.writeInteger(correlationID)
+        buffer.writeInteger(UInt8(reply.granted ? 1 : 0))
+        ReplicationCodec.write(reply.promise, to: &buffer)
+        buffer.writeLengthPrefixed(String(reply.reason.prefix(500)))
+        return Frame(type: ReplicationFrame.grantReply.rawValue, payload: buffer)
+    }
+
+    public static func decodeReply(_ frame: Frame) throws(WireError) -> (correlationID: UInt64, reply: GrantReply) {
+        var reader = PayloadReader(frame.payload)
+        let correlationID = try reader.integer("correlation id", as: UInt64.self)
+        let granted = try reader.integer("granted", as: UInt8.self)
+        guard granted <= 1 else { throw .malformed("granted flag \(granted)") }
+        let promise = try ReplicationCodec.readTerm(&reader)
+        let reason = try reader.string("reason", max: 2048)
+        try reader.finish("grant reply")
+        return (correlationID, GrantReply(granted: granted == 1, promise: promise, reason: reason))
     }
 }

@@ -2,9 +2,11 @@
 public enum WireLimits {
     /// "OR": the first two bytes after the length of every frame.
     public static let magic: UInt16 = 0x4F52
-    /// 2: fetches carry the follower's view, and followers send it when it
-    /// changes (the vouching of writes).
-    public static let protocolVersion: UInt8 = 2
+    /// 3: leadership terms (grant frames; the terms a follower granted in its
+    /// view; an order's fetch answered with the holder's term; a log's fetch
+    /// naming the event the follower holds before it). 2 added the
+    /// follower's view to fetches.
+    public static let protocolVersion: UInt8 = 3
     /// length(4) magic(2) version(1) type(1) checksum(4).
     public static let headerBytes = 12
     /// Largest frame accepted, header included. A larger length closes the

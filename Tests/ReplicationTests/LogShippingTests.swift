@@ -30,9 +30,20 @@ import Testing
         // The holder keeps only some orders: offsets 3 and 9 of a log it has
         // copied through 20.
         let batch = [event("api-3", 3), event("api-3", 9)]
-        #expect(FetchServing.copyReply(batch, limit: 100, fromOffset: 1, position: 20) == (through: 20, holderLast: 20))
-        #expect(FetchServing.copyReply(batch, limit: 2, fromOffset: 1, position: 20) == (through: 9, holderLast: 20), "a full batch: more may follow")
-        #expect(FetchServing.copyReply([], limit: 100, fromOffset: 31, position: 20) == (through: 30, holderLast: 20))
+        #expect(FetchServing.copyReply(batch, scanned: 2, limit: 100, fromOffset: 1, position: 20) == (through: 20, holderLast: 20))
+        #expect(FetchServing.copyReply(batch, scanned: 2, limit: 2, fromOffset: 1, position: 20) == (through: 9, holderLast: 20), "a full batch: more may follow")
+        #expect(FetchServing.copyReply([], scanned: 0, limit: 100, fromOffset: 31, position: 20) == (through: 30, holderLast: 20))
+    }
+
+    /// Large events (orders with many lines) fill a batch's bytes before its
+    /// count: the reply must not say the follower holds the rest. (Before, it
+    /// reported the holder's whole position, and backfill and the stats and
+    /// warehouse tails skipped the events that did not fit, for good.)
+    @Test func aBatchOfCopiesCutByItsByteLimitBringsTheFollowerOnlyToItsLastEvent() {
+        let scanned = (1...4).map { event("api-3", $0 * 2, payloadBytes: FetchServing.batchBytesMax / 3) }
+        let batch = FetchServing.capped(scanned)
+        #expect(batch.count == 2)
+        #expect(FetchServing.copyReply(batch, scanned: scanned.count, limit: 100, fromOffset: 1, position: 20) == (through: 4, holderLast: 20))
     }
 
     @Test func aFollowerStoresOnlyEventsOfTheLogItAskedForPastItsPosition() {
