@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "OrderDomain", swiftSettings: simulated),
         .target(name: "HashRing", swiftSettings: simulated),
         .target(name: "Membership", dependencies: ["HashRing", "Replication"], swiftSettings: simulated),
-        .target(name: "Replication", dependencies: ["LogStorage"], swiftSettings: simulated),
+        .target(name: "Replication", dependencies: ["LogStorage", "OrderDomain"], swiftSettings: simulated),
         .target(name: "Checksum", dependencies: ["CRC32CHardware"], swiftSettings: simulated),
         // The event log's contract and its in-memory implementation.
         .target(name: "LogStorage", dependencies: ["Checksum"], swiftSettings: simulated),
@@ -213,7 +213,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "orderly", "EventLog", "TestSupport",
+                "orderly", "EventLog", "Node", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

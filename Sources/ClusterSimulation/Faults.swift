@@ -44,7 +44,8 @@ final class Faults: @unchecked Sendable {
         /// the windows the checker reads.
         func injected(_ text: String) {
             trace.record(world.nowNs, "fault: " + text)
-            let end = kind == .fsync ? cluster.config.workloadEndNs : min(world.nowNs + durationNs, cluster.config.workloadEndNs)
+            // A node whose fsync failed is out until the operator restarts it.
+            let end = kind == .fsync ? cluster.config.operatorRestartNs : min(world.nowNs + durationNs, cluster.config.workloadEndNs)
             if kind != .skew { windows.append((world.nowNs, end)) }
         }
         let nodes = cluster.nodes

@@ -48,6 +48,10 @@ struct LinearizabilityCheck {
         let completeNs: Int64
         let call: ForwardedCall
         let answer: ClientAnswer?
+        /// Answered `replayed`: this call only checks that the command had
+        /// taken effect already and the order was as answered (its effect
+        /// is a separate call with an unknown answer).
+        var replay = false
         var definite: Bool { completeNs != .max }
     }
 
@@ -90,12 +94,22 @@ struct LinearizabilityCheck {
         self.holdTimeoutMs = holdTimeoutMs
         self.skewToleranceMs = skewToleranceMs
         self.statesMax = statesMax
-        calls = operations.compactMap { operation in
+        calls = operations.flatMap { operation -> [Call] in
             // An unknown read has no effect and tells nothing.
-            if case .read = operation.call, !operation.isDefinite { return nil }
-            return Call(
-                invokeNs: operation.invokeNs, completeNs: operation.isDefinite ? operation.completeNs ?? .max : .max,
-                call: operation.call, answer: operation.isDefinite ? operation.answer : nil)
+            if case .read = operation.call, !operation.isDefinite { return [] }
+            let answer = operation.isDefinite ? operation.answer : nil
+            let complete = operation.isDefinite ? operation.completeNs ?? .max : .max
+            // A command can reach the leader twice (the network duplicated
+            // it, or a balancer sent it again after a timeout), and the copy
+            // that answers may be the repeat, after other calls took effect:
+            // its effect then happened at one point, the answer at another.
+            if case .ok(.replayed?, _)? = answer, case .command = operation.call {
+                return [
+                    Call(invokeNs: operation.invokeNs, completeNs: .max, call: operation.call, answer: nil),
+                    Call(invokeNs: operation.invokeNs, completeNs: complete, call: operation.call, answer: answer, replay: true),
+                ]
+            }
+            return [Call(invokeNs: operation.invokeNs, completeNs: complete, call: operation.call, answer: answer)]
         }.sorted { $0.invokeNs < $1.invokeNs }
     }
 
@@ -165,13 +179,14 @@ struct LinearizabilityCheck {
                 guard case .refused(let got) = answer, Self.sameRefusal(got, error) else { return nil }
                 return state
             case .success(let decision):
+                if call.replay {
+                    guard decision.outcome == .replayed, decision.events.isEmpty, case .ok(_, let seen)? = call.answer, Self.same(seen, state)
+                    else { return nil }
+                    return state
+                }
                 let next = OrderDecider.fold(state, decision.events)
                 guard let answer = call.answer else { return next }
-                guard case .ok(let outcome, let seen) = answer, Self.same(seen, next) else { return nil }
-                // A command can reach the leader twice (the network
-                // duplicated it, or a balancer sent it again after a
-                // timeout): the copy that answers may be the repeat.
-                guard outcome == decision.outcome || outcome == .replayed else { return nil }
+                guard case .ok(let outcome, let seen) = answer, outcome == decision.outcome, Self.same(seen, next) else { return nil }
                 return next
             }
         }

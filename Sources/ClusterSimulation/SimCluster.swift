@@ -52,6 +52,7 @@ final class NodeLife: @unchecked Sendable {
         case .forward: return .forward(.unavailable("this node is starting"))
         case .fetch: return .fetch(FetchReply(events: [], throughOffset: 0, holderLastOffset: 0, refusal: "this node is starting"))
         case .view: return .view([])
+        case .grant: return .grant(GrantReply(granted: false, promise: .none, reason: "this node is starting"))
         }
     }
 }

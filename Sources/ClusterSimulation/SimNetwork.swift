@@ -175,10 +175,11 @@ final class SimPeerNetwork: PeerNetwork, @unchecked Sendable {
         case .forward(let forward): return "forward \(forward.orderID)"
         case .fetch(let fetch):
             switch fetch.scope {
-            case .log(let origin, let from, _, _): return "fetch \(origin)@\(from)"
+            case .log(let origin, let from, _, _, _): return "fetch \(origin)@\(from)"
             case .order(let order): return "fetch order \(order)"
             }
         case .view: return "view"
+        case .grant(let grant): return "grant \(grant.term) for \(grant.group)"
         }
     }
 }

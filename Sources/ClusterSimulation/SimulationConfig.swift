@@ -48,11 +48,16 @@ public struct SimulationConfig: Sendable {
     public var replicationFactor = 3
     public var faults: Set<FaultKind> = Set(FaultKind.allCases)
 
-    /// Clients and faults run until here; then every fault heals.
-    public var workloadEndMs: Int64 = 20_000
-    /// The cluster then runs quietly until here, and the checker probes it.
-    public var quietEndMs: Int64 = 26_000
-    /// The run ends here (liveness probes must have succeeded by then).
+    /// Clients and faults run until here; then every fault heals (but a
+    /// node whose fsync failed, which must get out of the way by itself).
+    public var workloadEndMs: Int64 = 18_000
+    /// The cluster then runs quietly until here; then every order is probed
+    /// (it must take a write again) until `operatorRestartMs`.
+    public var quietEndMs: Int64 = 23_000
+    /// An operator restarts the nodes whose fsync failed (on what their
+    /// files hold), and the cluster converges until the end.
+    public var operatorRestartMs: Int64 = 26_000
+    /// The run ends here, and the checker looks at every node's log.
     public var endMs: Int64 = 30_000
     /// Clients start once the nodes had time to find each other.
     public var workloadStartMs: Int64 = 1_500
@@ -85,5 +90,6 @@ public struct SimulationConfig: Sendable {
 
     var workloadEndNs: Int64 { workloadEndMs * 1_000_000 }
     var quietEndNs: Int64 { quietEndMs * 1_000_000 }
+    var operatorRestartNs: Int64 { operatorRestartMs * 1_000_000 }
     var endNs: Int64 { endMs * 1_000_000 }
 }

@@ -42,10 +42,18 @@ public struct SimulationRun: Sendable {
         cluster.world.run(untilNs: config.quietEndNs)
 
         let probes = Mutex<[ClientID: ClientAnswer]>([:])
-        let deadline = config.endNs - 200_000_000
+        let deadline = config.operatorRestartNs - 200_000_000
         cluster.clients.spawn {
             let answers = await workload.probe(until: deadline)
             probes.withLock { $0 = answers }
+        }
+        cluster.world.run(untilNs: config.operatorRestartNs)
+        // The nodes whose fsync failed got out of the way (the probes went
+        // to the others); an operator now restarts them on their files.
+        for node in cluster.nodes where node.life?.store.hasFailed == true {
+            trace.record(cluster.world.nowNs, "operator: restart \(node.id), whose fsync failed")
+            cluster.crash(node, keepingUnsynced: 0)
+            cluster.start(node)
         }
         cluster.world.run(untilNs: config.endNs)
 

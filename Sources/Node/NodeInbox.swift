@@ -55,6 +55,12 @@ public struct NodeInbox: PeerInbox {
             return .fetch(await replicator.serve(fetch))
         case .view:
             return .view(membership?.members ?? [])
+        case .grant(let grant):
+            guard let replicator else {
+                return .grant(GrantReply(granted: false, promise: .none, reason: "this node does not replicate"))
+            }
+            if let reason = membership?.outOfService { return .grant(GrantReply(granted: false, promise: .none, reason: reason)) }
+            return .grant(await replicator.grant(grant, from: sender))
         }
     }
 

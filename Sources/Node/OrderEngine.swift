@@ -161,7 +161,7 @@ public final class OrderEngine: Service, OrderService, Sendable {
     private func reviewTimer(of orderID: ClientID, now: Int64) async throws {
         var stream: [StreamEvent] = []
         for record in try await log.events(orderID: orderID.rawValue, afterVersion: 0) {
-            stream.append(StreamEvent(version: record.version, eventID: record.eventID, event: try OrderEvent.decode(typeName: record.type, payload: record.payload)))
+            stream.append(try record.streamEvent())
         }
         let state = OrderMerge.fold(OrderState(orderID: orderID), stream)
         let change: DeadlineChange = state.nextHoldDeadlineMs == nil ? .clear : .set(max(state.nextHoldDeadlineMs!, now + config.timerRecheckMs))

@@ -28,6 +28,9 @@ actor Transactor {
     private var generation: UInt64 = 0
     /// The view under which the state was loaded (see `ReplicaDirectory.epoch`).
     private var loadedEpoch: UInt64 = 0
+    /// The leadership term the state was gathered and is decided in
+    /// (consistent mode): every event this transactor appends carries it.
+    private var term: Term?
     /// Newest offset of this node's log holding an event of the order: the
     /// position replicas must hold before an answer about it goes out.
     private var ownOffset: Int64 = 0
@@ -78,11 +81,12 @@ actor Transactor {
             let next = OrderDecider.fold(state, decision.events)
             try await persist(decision.events, next: next)
             state = next
-            try await replication?.awaitReplicas(orderID, through: ownOffset)
+            try await replication?.awaitReplicas(orderID, through: ownOffset, term: term)
             // A node that took the order over meanwhile may have decided
-            // without this write: only a node that still leads acknowledges.
+            // without this write: only a node that still leads, in its term,
+            // acknowledges.
             do {
-                try replication?.confirmLeadership(orderID)
+                try replication?.confirmLeadership(orderID, term: term)
             } catch {
                 loaded = false
                 throw error
@@ -117,7 +121,7 @@ actor Transactor {
         let next = OrderDecider.fold(state, repair)
         try await persist(repair, next: next)
         state = next
-        try await replication?.awaitReplicas(orderID, through: ownOffset)
+        try await replication?.awaitReplicas(orderID, through: ownOffset, term: term)
         logger.warning("repaired an order merged from two sides of a partition", metadata: [
             "events": "\(repair.count)", "conflicts": "\(next.conflicts.map(\.code))",
         ])
@@ -150,15 +154,17 @@ actor Transactor {
         let deadlineChange: DeadlineChange? = deadline == storedDeadline ? nil : (deadline.map { .set($0) } ?? .clear)
         guard !events.isEmpty || deadlineChange != nil else { return }
         var version = state.version
+        let number = term?.number ?? 0
         let records = events.map { event -> NewEvent in
             version += 1
-            return NewEvent(orderID: orderID.rawValue, version: version, type: event.typeName, payload: event.payloadJSON())
+            return NewEvent(orderID: orderID.rawValue, version: version, type: event.typeName, payload: event.payloadJSON(), term: number)
         }
         let wantsCheckpoint = !events.isEmpty && next.version - checkpointVersion >= config.checkpointEveryEvents
         let request = AppendRequest(
             events: records,
             checkpoint: wantsCheckpoint ? checkpoint(of: next) : nil,
-            deadline: deadlineChange.map { (orderID.rawValue, $0) })
+            deadline: deadlineChange.map { (orderID.rawValue, $0) },
+            check: events.isEmpty ? nil : replication?.commitCheck(orderID, term: term))
         do {
             let stored = try await log.append(request)
             if let last = stored.last { ownOffset = last.offset }
@@ -181,7 +187,7 @@ actor Transactor {
     /// older cluster view is loaded again: another node may have led the
     /// order meanwhile.
     private func loadIfNeeded() async throws {
-        if loaded, let replication, replication.epoch != loadedEpoch { loaded = false }
+        if loaded, let replication, replication.epoch != loadedEpoch || !replication.holds(term, for: orderID) { loaded = false }
         var attempts = 0
         while !loaded {
             // Another node's events of this order stored while the load
@@ -196,28 +202,45 @@ actor Transactor {
 
     static let loadAttemptsMax = 3
 
+    /// In consistent mode: a term for the order first (a majority of its
+    /// replicas granted it), then its events from the replicas that granted
+    /// it; when the stream already holds a newer term (another leader's,
+    /// or an older ring's), a newer one again.
     private func load() async throws {
         let epoch = replication?.epoch ?? 0
         let generation = self.generation
-        try await replication?.gather(orderID)
-        let (checkpoint, records) = try await log.load(orderID: orderID.rawValue)
-        var base = OrderState(orderID: orderID)
-        if let checkpoint {
-            base = try OrderState.fromSnapshot(checkpoint.state)
+        var term = try await replication?.term(for: orderID, above: .none)
+        var loadedState = OrderState(orderID: orderID)
+        var checkpointVersion: Int64 = 0
+        for _ in 0..<Self.loadAttemptsMax {
+            try await replication?.gather(orderID, term: term)
+            let (checkpoint, records) = try await log.load(orderID: orderID.rawValue)
+            var base = OrderState(orderID: orderID)
+            if let checkpoint {
+                base = try OrderState.fromSnapshot(checkpoint.state)
+            }
+            // One event per version in consistent mode once a deposed
+            // leader's writes are left out; two sides of a partition may both
+            // have written a version in available mode: every event is then
+            // folded, in the canonical order all nodes agree on (OrderMerge).
+            var stream: [StreamEvent] = []
+            stream.reserveCapacity(records.count)
+            for record in records {
+                stream.append(try record.streamEvent())
+                if record.origin == log.origin { ownOffset = max(ownOffset, record.offset) }
+            }
+            loadedState = OrderMerge.fold(base, stream)
+            checkpointVersion = checkpoint?.version ?? 0
+            guard let held = term, loadedState.newestTerm > held else { break }
+            term = try await replication?.term(for: orderID, above: loadedState.newestTerm)
         }
-        // Normally one event per version. Two sides of a partition may both
-        // have written a version: every event is folded, in the canonical
-        // order all nodes agree on (see OrderMerge).
-        var stream: [StreamEvent] = []
-        stream.reserveCapacity(records.count)
-        for record in records {
-            stream.append(StreamEvent(version: record.version, eventID: record.eventID, event: try OrderEvent.decode(typeName: record.type, payload: record.payload)))
-            if record.origin == log.origin { ownOffset = max(ownOffset, record.offset) }
+        if let term, loadedState.newestTerm > term {
+            throw EngineError.unavailable("order \(orderID): its stream holds term \(loadedState.newestTerm), newer than any this node could take; retry")
         }
-        let state = OrderMerge.fold(base, stream)
-        self.state = state
-        self.checkpointVersion = checkpoint?.version ?? 0
-        self.storedDeadline = state.nextHoldDeadlineMs
+        self.state = loadedState
+        self.term = term
+        self.checkpointVersion = checkpointVersion
+        self.storedDeadline = loadedState.nextHoldDeadlineMs
         self.loadedEpoch = epoch
         self.loaded = generation == self.generation
     }

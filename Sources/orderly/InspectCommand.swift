@@ -1,6 +1,7 @@
 import ArgumentParser
 import EventLog
 import Foundation
+import Node
 import OrderDomain
 
 struct InspectCommand: AsyncParsableCommand {
@@ -40,11 +41,13 @@ struct LogLocation: ParsableArguments {
 }
 
 enum TimelineFormat {
-    static func line(_ record: EventRecord) -> String {
+    static func line(_ record: EventRecord, superseded: Bool = false) -> String {
         let time = Date(timeIntervalSince1970: Double(record.recordedAt) / 1000)
         let stamp = time.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
-        let mark = record.isIntact ? "" : "   !! CORRUPT: checksum mismatch"
-        return "\(record.origin)#\(record.offset)  v\(record.version)  \(stamp)  \(record.orderID)  \(record.type)  \(record.payload)\(mark)"
+        var mark = record.isIntact ? "" : "   !! CORRUPT: checksum mismatch"
+        if superseded { mark += "   (superseded: a newer term wrote this version; left out of the order)" }
+        let term = record.term > 0 ? "  term \(record.term)" : ""
+        return "\(record.origin)#\(record.offset)  v\(record.version)\(term)  \(stamp)  \(record.orderID)  \(record.type)  \(record.payload)\(mark)"
     }
 }
 
@@ -69,17 +72,16 @@ struct InspectOrder: AsyncParsableCommand {
             found = true
             print("== \(file.node): \(file.path)")
             var stream: [StreamEvent] = []
-            for record in records {
-                print("  " + TimelineFormat.line(record))
-                guard record.isIntact else {
-                    corrupt = true
-                    continue
-                }
-                if let event = try? OrderEvent.decode(typeName: record.type, payload: record.payload) {
-                    stream.append(StreamEvent(version: record.version, eventID: record.eventID, event: event))
-                }
+            for record in records where record.isIntact {
+                if let event = try? record.streamEvent() { stream.append(event) }
             }
-            // Folded as the node folds it: every copy, in the canonical order.
+            let superseded = OrderMerge.superseded(base: OrderState(orderID: orderID), stream)
+            for record in records {
+                print("  " + TimelineFormat.line(record, superseded: superseded.contains(record.eventID)))
+                if !record.isIntact { corrupt = true }
+            }
+            // Folded as the node folds it: every copy, in the canonical order,
+            // without the superseded events.
             let state = OrderMerge.fold(OrderState(orderID: orderID), stream)
             let status = state.status?.rawValue ?? "not placed"
             print("  state: \(status), total \(state.totalCents) cents, paid \(state.paidCents) cents, \(state.payments.count) payment(s), version \(state.version)")

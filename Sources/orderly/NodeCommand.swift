@@ -161,6 +161,7 @@ final class InboxBox: PeerInbox {
         case .forward: return .forward(.unavailable("this node is starting"))
         case .fetch: return .fetch(FetchReply(events: [], throughOffset: 0, holderLastOffset: 0, refusal: "this node is starting"))
         case .view: return .view([])
+        case .grant: return .grant(GrantReply(granted: false, promise: .none, reason: "this node is starting"))
         }
     }
 }

@@ -1,4 +1,5 @@
 import EventLog
+import Node
 import Foundation
 import OrderDomain
 import Testing
@@ -38,10 +39,10 @@ import Testing
                 #expect(copy.version >= 5, "\(id): checkpoint of \(order) at \(copy.version)")
                 // Checkpoint plus the events after it is the fold of every event.
                 let all = try await log.events(orderID: order).map {
-                    StreamEvent(version: $0.version, eventID: $0.eventID, event: try OrderEvent.decode(typeName: $0.type, payload: $0.payload))
+                    try $0.streamEvent()
                 }
                 let rest = try after.map {
-                    StreamEvent(version: $0.version, eventID: $0.eventID, event: try OrderEvent.decode(typeName: $0.type, payload: $0.payload))
+                    try $0.streamEvent()
                 }
                 let fromCheckpoint = OrderMerge.fold(try OrderState.fromSnapshot(copy.state), rest)
                 #expect(fromCheckpoint == OrderMerge.fold(OrderState(orderID: ClientID(order)!), all), "\(id): \(order)")

@@ -120,6 +120,33 @@ import Wire
         #expect(verdict(history) == .linearizable)
     }
 
+    /// A duplicated command can answer from its repeat, after another call
+    /// took effect: the answer then shows the state after both.
+    @Test func aRepeatMayAnswerAfterAnotherCallTookEffect() {
+        let both = answers([place, pay("p-a", price), pay("p-b", price)])
+        guard case .ok(_, let afterBoth) = both[2] else {
+            Issue.record("the second payment goes through")
+            return
+        }
+        let bFirst = answers([place, pay("p-b", price)])[1]
+        guard case .ok(_, let afterB) = bFirst else { return }
+        // b answered as if it came before a's effect; a's answer (a repeat)
+        // shows both. No single point for a explains it; two do.
+        let history = [
+            operation(0, place, both[0], from: 0, to: 5),
+            operation(1, pay("p-a", price), .ok(outcome: .replayed, afterBoth), from: 10, to: 30),
+            operation(2, pay("p-b", price), .ok(outcome: .created, afterBoth), from: 10, to: 25),
+        ]
+        #expect(verdict(history) == .linearizable)
+        // But a repeat cannot answer for a command that never took effect.
+        let never = [
+            operation(0, place, both[0], from: 0, to: 5),
+            operation(1, pay("p-b", price), .ok(outcome: .created, afterB), from: 10, to: 15),
+            operation(2, pay("p-b", price), .ok(outcome: .replayed, afterBoth), from: 20, to: 25),
+        ]
+        #expect(verdict(never) == .violation)
+    }
+
     @Test func aHeldPaymentMayBeRefundedByItsTimerOnlyAfterTheHold() {
         let held = answers([pay("p-1", price)])[0]
         var refunded = OrderState(orderID: order)

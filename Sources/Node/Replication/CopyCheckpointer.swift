@@ -71,7 +71,7 @@ public actor CopyCheckpointer {
         var stream: [StreamEvent] = []
         stream.reserveCapacity(records.count)
         for record in records {
-            stream.append(StreamEvent(version: record.version, eventID: record.eventID, event: try OrderEvent.decode(typeName: record.type, payload: record.payload)))
+            stream.append(try record.streamEvent())
         }
         let state = OrderMerge.fold(OrderState(orderID: orderID), stream)
         _ = try await log.append(AppendRequest(

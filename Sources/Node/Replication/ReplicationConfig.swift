@@ -1,3 +1,4 @@
+import LogStorage
 import OrderDomain
 import Replication
 
@@ -69,20 +70,33 @@ public protocol ReplicationCoordinator: Sendable {
     /// Throws `EngineError.unavailable` when this node may not write the
     /// order now (consistent mode without a majority of its replicas).
     func admit(_ orderID: ClientID) throws
-    /// Copies here every event of the order that the other live replicas
-    /// hold and this node lacks. MUST run before a new activation decides.
-    func gather(_ orderID: ClientID) async throws
+    /// The leadership term this node decides the order's commands in, newer
+    /// than `floor` (consistent mode; nil otherwise). Throws
+    /// `EngineError.unavailable` when no majority of the order's replicas
+    /// grants one.
+    func term(for orderID: ClientID, above floor: Term) async throws -> Term?
+    /// Copies here every event of the order that the other replicas hold and
+    /// this node lacks; in consistent mode it counts only replicas that
+    /// granted `term`, and needs a majority. MUST run before a new
+    /// activation decides.
+    func gather(_ orderID: ClientID, term: Term?) async throws
     /// Returns once the order's replicas hold this node's log through
-    /// `offset`, as `--acks` requires; throws `EngineError.unavailable`
-    /// when they do not in time.
-    func awaitReplicas(_ orderID: ClientID, through offset: Int64) async throws
+    /// `offset`, as `--acks` requires, each vouching for `term`; throws
+    /// `EngineError.unavailable` when they do not in time.
+    func awaitReplicas(_ orderID: ClientID, through offset: Int64, term: Term?) async throws
     /// Throws `EngineError.unavailable` when this node no longer leads the
-    /// order: a write it finished replicating meanwhile is not acknowledged.
-    func confirmLeadership(_ orderID: ClientID) throws
+    /// order or holds `term`: a write it finished replicating meanwhile is
+    /// not acknowledged.
+    func confirmLeadership(_ orderID: ClientID, term: Term?) throws
     /// Throws `EngineError.unavailable` unless this node leads the order
     /// now. MUST be called right before deciding, with no suspension between
     /// it and the append of what was decided.
     func checkLeadership(_ orderID: ClientID) throws
+    /// What the append of a decision in `term` checks right before it
+    /// commits (the term still held, the order still led).
+    func commitCheck(_ orderID: ClientID, term: Term?) -> CommitCheck?
+    /// Whether this node still holds `term` for the order and leads it.
+    func holds(_ term: Term?, for orderID: ClientID) -> Bool
     /// Whether this node leads the order now (its timers fire here).
     func leads(_ orderID: ClientID) -> Bool
     var epoch: UInt64 { get }

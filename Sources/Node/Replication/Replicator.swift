@@ -19,11 +19,11 @@ import Wire
 /// costs the origin no memory.
 public final class Replicator: Service, ReplicationCoordinator, Sendable {
     public let config: ReplicationConfig
-    private let log: any LogStore
-    private let network: any PeerNetwork
-    private let clock: any NodeClock
-    private let spawner: any TaskSpawner
-    private let logger: Logger
+    let log: any LogStore
+    let network: any PeerNetwork
+    let clock: any NodeClock
+    let spawner: any TaskSpawner
+    let logger: Logger
     private let directoryBox = Mutex<(any ReplicaDirectory)?>(nil)
     /// In a struct, not as a bare closure: a function type held in a
     /// generic container is re-abstracted on every `withLock` access, and
@@ -34,7 +34,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     }
     private let copiedHook = Mutex<CopiedHook?>(nil)
 
-    private struct State {
+    struct State {
         var tracker = AckTracker()
         var nextToken: UInt64 = 1
         var ackWaiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
@@ -45,11 +45,29 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         var follower = FollowerState()
         /// No backfill is running (the last one ended, done or not).
         var backfillFinished = true
+        // Terms (see Replicator+Terms).
+        /// The terms this node granted, per preference list (durable).
+        var promises: [String: Term] = [:]
+        var promisesLoaded = false
+        /// The terms this node holds as leader, per preference list, and
+        /// the view they were taken under.
+        var held: [String: Term] = [:]
+        var heldEpoch: UInt64 = 0
+        /// The highest term number seen anywhere.
+        var highestTerm: Int64 = 0
+        /// Callers waiting for the term being asked for, per list.
+        var acquiring: [String: [CheckedContinuation<Term, any Error>]] = [:]
+        /// Per follower and list: the term it was last asked to grant after
+        /// the term was taken (see `askForGrants`).
+        var grantsAsked: [String: Term] = [:]
+        /// The last view told to the origins, and its sequence.
+        var lastView: VouchView?
+        var viewSequence: UInt64 = 0
     }
 
     public typealias CopyStatus = FollowerState.CopyStatus
 
-    private let state = Mutex(State())
+    let state = Mutex(State())
     private let lagTimer = Metrics.Timer(label: "orderly_replication_lag_seconds")
     private let copiedCounter = Counter(label: "orderly_events_replicated_total")
     /// Fetch rounds of the tail loops that brought events (events per
@@ -62,6 +80,8 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         self.network = network
         self.clock = environment.clock
         self.spawner = environment.spawner
+        // A view of a new life outranks the last life's (see VouchView).
+        state.withLock { $0.viewSequence = UInt64(max(0, environment.clock.wallMs)) << 16 }
         self.config = config
         self.logger = logger
         log.onCommit { [weak self] offset in self?.committed(through: offset) }
@@ -82,7 +102,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         directoryBox.withLock { $0 = directory }
     }
 
-    private var directory: (any ReplicaDirectory)? { directoryBox.withLock { $0 } }
+    var directory: (any ReplicaDirectory)? { directoryBox.withLock { $0 } }
 
     /// `body` learns the orders each stored batch touched, with their event
     /// counts (the engine drops what it holds in memory of them; followers
@@ -108,8 +128,8 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             leader: directory.nodeID, reachable: Set(directory.reachablePeers().keys))
     }
 
-    public func confirmLeadership(_ orderID: ClientID) throws {
-        guard let directory, !directory.leads(orderID) else { return }
+    public func confirmLeadership(_ orderID: ClientID, term: Term?) throws {
+        guard let directory, !directory.leads(orderID) || !holds(term, for: orderID) else { return }
         throw EngineError.unavailable(
             "order \(orderID): this node stopped leading it while the write was replicated; the write is not acknowledged (retrying is safe)")
     }
@@ -123,7 +143,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         throw EngineError.unavailable("\(reason); nothing was written (retrying is safe)")
     }
 
-    public func awaitReplicas(_ orderID: ClientID, through offset: Int64) async throws {
+    public func awaitReplicas(_ orderID: ClientID, through offset: Int64, term: Term?) async throws {
         guard let directory, offset > 0 else { return }
         let followers: Set<String>
         let needed: Int
@@ -134,14 +154,19 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             (followers, needed) = (set, count)
         }
         guard needed > 0 else { return }
+        // `all` waits for fewer when replicas drop out, but in consistent
+        // mode never for fewer than `quorum` does.
+        let list = directory.preferenceList(for: orderID)
+        let floor = config.partitionMode == .consistent ? max(0, list.count / 2 + 1 - (list.contains(directory.nodeID) ? 1 : 0)) : 0
         // Consistent mode: a copy counts only from a follower that lets this
-        // node lead the order (see `VouchView`).
+        // node lead the order and has granted its term (see `VouchView`).
         let fence = config.partitionMode == .consistent
-            ? Fence(preferenceList: directory.preferenceList(for: orderID), ring: directory.ringNodes, leader: directory.nodeID) : nil
+            ? Fence(preferenceList: directory.preferenceList(for: orderID), ring: directory.ringNodes, leader: directory.nodeID, term: term) : nil
         let token = state.withLock { state -> UInt64 in
             defer { state.nextToken += 1 }
             return state.nextToken
         }
+        if let term, let fence { askForGrants(of: term, group: TermGroup.key(fence.preferenceList), from: followers, directory: directory) }
         let timeout = config.ackTimeout
         let expire: @Sendable () -> Void = { [self] in
             let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
@@ -155,7 +180,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             try await clock.withDeadline(timeout, onTimeout: expire) {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                     let released = state.withLock { state -> Bool in
-                        if state.tracker.add(token: token, offset: offset, followers: followers, needed: needed, fence: fence) { return true }
+                        if state.tracker.add(token: token, offset: offset, followers: followers, needed: needed, floor: floor, fence: fence) { return true }
                         state.ackWaiters[token] = continuation
                         return false
                     }
@@ -169,6 +194,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     }
 
     private func acknowledge(_ follower: String, through offset: Int64, view: VouchView?) {
+        if let view { noteGranted(view.promises) }
         let released = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
             state.followerSeenMs[follower] = clock.wallMs
             return state.tracker.acknowledge(follower: follower, through: offset, view: view).compactMap { state.ackWaiters.removeValue(forKey: $0) }
@@ -179,6 +205,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// A follower's view changed (it sends it at once, not with its next
     /// fetch, which may wait at this node for a commit).
     func noteView(_ follower: String, _ view: VouchView) {
+        noteGranted(view.promises)
         let released = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
             state.tracker.noteView(follower: follower, view).compactMap { state.ackWaiters.removeValue(forKey: $0) }
         }
@@ -193,14 +220,18 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         do {
             switch request.scope {
             case .order(let orderID):
-                // A new leader asks: what this node's transactors enqueued
-                // before (while it still led the order, or stood in for it)
-                // must be in the answer, so wait until the writer has
-                // committed everything queued so far.
+                // A new leader asks. The term this node granted is read
+                // first: once granted, it acknowledges no older write, so
+                // every write it acknowledged is in what it reads next. What
+                // this node's transactors enqueued before (while it still led
+                // the order, or stood in for it) must be in the answer too,
+                // so wait until the writer has committed everything queued.
+                try await loadPromises()
+                let promise = promise(for: orderID)
                 try await log.barrier()
                 let events = try await log.events(orderID: orderID.rawValue, afterVersion: 0)
-                return FetchReply(events: events, throughOffset: 0, holderLastOffset: 0, refusal: nil)
-            case .log(let origin, let fromOffset, let eventsMax, let waitMs):
+                return FetchReply(events: events, throughOffset: 0, holderLastOffset: 0, refusal: nil, promise: promise)
+            case .log(let origin, let fromOffset, let eventsMax, let waitMs, _):
                 if origin == log.origin {
                     return try await serveOwn(
                         follower: request.follower, view: request.view, fromOffset: fromOffset, eventsMax: eventsMax, waitMs: waitMs)
@@ -240,8 +271,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     private func serveCopy(origin: String, fromOffset: Int64, eventsMax: UInt32) async throws -> FetchReply {
         let position = try await log.replicaPositions()[origin] ?? 0
         let limit = Int(min(eventsMax, ReplicationCodec.eventsPerBatchMax))
-        let events = FetchServing.capped(try await log.scan(origin: origin, fromOffset: fromOffset, limit: limit))
-        let (through, holderLast) = FetchServing.copyReply(events, limit: limit, fromOffset: fromOffset, position: position)
+        let scanned = try await log.scan(origin: origin, fromOffset: fromOffset, limit: limit)
+        let events = FetchServing.capped(scanned)
+        let (through, holderLast) = FetchServing.copyReply(events, scanned: scanned.count, limit: limit, fromOffset: fromOffset, position: position)
         return FetchReply(events: events, throughOffset: through, holderLastOffset: holderLast, refusal: nil)
     }
 
@@ -265,10 +297,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
 
     // MARK: Follower side
 
-    public func gather(_ orderID: ClientID) async throws {
+    public func gather(_ orderID: ClientID, term: Term?) async throws {
         guard let directory else { return }
         let list = directory.preferenceList(for: orderID)
-        if list.first == directory.nodeID && isCaughtUp(directory, replicas: list) { return }
         let reachable = directory.reachablePeers()
         let others = list.filter { $0 != directory.nodeID }.compactMap { id in reachable[id].map { (id, $0) } }
         let selfID = directory.nodeID
@@ -284,6 +315,12 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             }
             for await reply in group {
                 guard let reply else { continue }
+                if let term {
+                    // Only a replica that granted this term counts: it
+                    // acknowledges no older write after it granted.
+                    if let promise = reply.promise, promise > term { noteTerm(promise) }
+                    guard reply.promise == term else { continue }
+                }
                 answered += 1
                 events += reply.events.filter { $0.origin != selfID }
             }
@@ -302,18 +339,6 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             if copied > 0 {
                 logger.info("gathered missing events", metadata: ["order": "\(orderID)", "events": "\(copied)"])
             }
-        }
-    }
-
-    /// Whether the order's first replica may skip asking its replicas
-    /// (see `FollowerState.isCaughtUp`).
-    private func isCaughtUp(_ directory: any ReplicaDirectory, replicas: [String]) -> Bool {
-        let settled = directory.settled
-        let epoch = directory.epoch
-        let peers = Set(directory.reachablePeers().keys)
-        let ring = directory.ringMembers
-        return state.withLock {
-            $0.follower.isCaughtUp(settled: settled, epoch: epoch, selfID: directory.nodeID, replicas: replicas, reachablePeers: peers, ring: ring)
         }
     }
 
@@ -372,14 +397,16 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             // The origins learn of a change in what this node vouches for
             // now, not with the next fetch, which may wait at the origin.
             if config.partitionMode == .consistent, let directory {
-                let view = directory.vouchView
-                if toldView?.view != view || toldView?.peers != Set(peers.keys) {
-                    let message = PeerMessage.vouch(follower: directory.nodeID, view)
-                    for (id, address) in peers where toldView?.view != view || toldView?.peers.contains(id) == false {
+                // The sequence moves with every change: compare without it.
+                let whole = view(for: directory.nodeID).map { VouchView(ring: $0.ring, eligible: $0.eligible, promises: state.withLock { $0.promises }) }
+                if let whole, toldView?.view != whole || toldView?.peers != Set(peers.keys) {
+                    for (id, address) in peers where toldView?.view != whole || toldView?.peers.contains(id) == false {
+                        guard let told = view(for: id) else { continue }
+                        let message = PeerMessage.vouch(follower: directory.nodeID, told)
                         let network = self.network
                         spawner.spawn { await network.send(message, to: address, timeout: .seconds(1)) }
                     }
-                    toldView = (view, Set(peers.keys))
+                    toldView = (whole, Set(peers.keys))
                 }
             }
             try? await clock.sleep(for: config.followInterval)
@@ -432,7 +459,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 let reply = try await network.fetch(
                     address, follower: selfID,
                     .log(origin: origin, fromOffset: position + 1, eventsMax: config.fetchEventsMax, waitMs: config.fetchWaitMs),
-                    view: config.partitionMode == .consistent ? directory?.vouchView : nil,
+                    view: config.partitionMode == .consistent ? view(for: origin) : nil,
                     timeout: fetchTimeout)
                 if let refusal = reply.refusal {
                     logger.warning("the origin refused a fetch", metadata: ["reason": "\(refusal)"])

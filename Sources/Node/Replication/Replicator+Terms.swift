@@ -1,0 +1,275 @@
+import LogStorage
+import Logging
+import OrderDomain
+import Replication
+import Wire
+
+/// Leadership terms (consistent mode). A node decides on an order only in
+/// a term for the order's preference list that a majority of the list
+/// granted it; each replica makes its grant durable before it answers, and
+/// from then on vouches for no write of an older term for that list (its
+/// views carry the terms it granted, see `Fence`). A new leader asks only
+/// the replicas that granted its term for the order's events, so it holds
+/// every acknowledged event before it decides; what a deposed leader still
+/// writes is overruled in every fold (`OrderMerge.superseded`). A leader
+/// checks at the commit that it still holds the term.
+extension Replicator {
+    /// The term this node decides the order's commands in, newer than
+    /// `floor` (the newest term in the order's stream): the one it holds
+    /// for the order's preference list, or a new one it asks the list for.
+    /// Nil in available mode. Throws `EngineError.unavailable` when no
+    /// majority grants it.
+    public func term(for orderID: ClientID, above floor: Term) async throws -> Term? {
+        guard config.partitionMode == .consistent, let directory else { return nil }
+        let list = directory.preferenceList(for: orderID)
+        let key = TermGroup.key(list)
+        let epoch = directory.epoch
+        for _ in 0..<Self.termAttemptsMax {
+            enum Next { case held(Term), wait, start }
+            let next = state.withLock { state -> Next in
+                if state.heldEpoch != epoch {
+                    // The view moved: terms are asked for again under it.
+                    state.heldEpoch = epoch
+                    state.held = [:]
+                }
+                if let held = state.held[key], held > floor { return .held(held) }
+                if state.acquiring[key] != nil { return .wait }
+                state.acquiring[key] = []
+                return .start
+            }
+            switch next {
+            case .held(let term):
+                return term
+            case .wait:
+                // One request for a list at a time: wait for the one running.
+                guard let term = try await waitForAcquisition(key) else { continue }
+                if term > floor { return term }
+            case .start:
+                do {
+                    let term = try await acquire(list: list, key: key, above: floor, directory: directory)
+                    for waiter in state.withLock({ $0.acquiring.removeValue(forKey: key) ?? [] }) { waiter.resume(returning: term) }
+                    return term
+                } catch {
+                    for waiter in state.withLock({ $0.acquiring.removeValue(forKey: key) ?? [] }) { waiter.resume(throwing: error) }
+                    throw error
+                }
+            }
+        }
+        throw EngineError.unavailable("order \(orderID): no term newer than \(floor) for \(key) could be had; retry")
+    }
+
+    static let termAttemptsMax = 4
+
+    /// Waits for the running request of a term for `key`; nil when it
+    /// ended before this caller could wait (look again).
+    private func waitForAcquisition(_ key: String) async throws -> Term? {
+        do {
+            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Term, any Error>) in
+                let waiting = state.withLock { state -> Bool in
+                    guard state.acquiring[key] != nil else { return false }
+                    state.acquiring[key]!.append(continuation)
+                    return true
+                }
+                if !waiting { continuation.resume(throwing: AcquisitionEnded()) }
+            }
+        } catch is AcquisitionEnded {
+            return nil
+        }
+    }
+
+    private struct AcquisitionEnded: Error {}
+
+    private func acquire(list: [String], key: String, above floor: Term, directory: any ReplicaDirectory) async throws -> Term {
+        try await loadPromises()
+        let selfID = directory.nodeID
+        let number = state.withLock { max($0.highestTerm, floor.number, $0.promises[key]?.number ?? 0) } + 1
+        let term = Term(number: number, leader: selfID)
+        // This node grants its own term first, durably, like any replica.
+        let own = await grant(GrantRequest(group: key, term: term), from: selfID)
+        guard own.granted else {
+            throw EngineError.unavailable("this node cannot take a term for \(key): \(own.reason)")
+        }
+        let reachable = directory.reachablePeers()
+        let (network, timeout) = (self.network, config.gatherTimeout)
+        var granted = 1
+        var refusals: [String] = []
+        await withTaskGroup(of: (String, GrantReply?).self) { group in
+            for member in list where member != selfID {
+                guard let address = reachable[member] else { continue }
+                group.addTask {
+                    guard case .grant(let reply)? = try? await network.call(.grant(GrantRequest(group: key, term: term)), to: address, timeout: timeout)
+                    else { return (member, nil) }
+                    return (member, reply)
+                }
+            }
+            for await (member, reply) in group {
+                guard let reply else { continue }
+                if reply.granted {
+                    granted += 1
+                } else {
+                    refusals.append("\(member): \(reply.reason)")
+                    noteTerm(reply.promise)
+                }
+            }
+        }
+        let majority = list.count / 2 + 1
+        guard granted >= majority else {
+            throw EngineError.unavailable(
+                "term \(term) for \(key) was granted by \(granted) of \(list.count) replicas, \(majority) needed"
+                    + (refusals.isEmpty ? "" : " (\(refusals.joined(separator: "; ")))"))
+        }
+        let kept = state.withLock { state -> Bool in
+            // A newer term granted meanwhile (here) deposes this one at once.
+            guard state.promises[key] == term else { return false }
+            state.held[key] = term
+            return true
+        }
+        guard kept else { throw EngineError.unavailable("term \(term) for \(key) was overtaken while it was granted") }
+        logger.info("took a leadership term", metadata: ["group": "\(key)", "term": "\(term)", "granted_by": "\(granted)"])
+        return term
+    }
+
+    /// Grants `request.term` when it is newer than what this node granted
+    /// for the list and its sender leads the list in this node's view; the
+    /// grant is durable before it is answered. A term this node held for the
+    /// list ends.
+    func grant(_ request: GrantRequest, from sender: String) async -> GrantReply {
+        let current = { self.state.withLock { $0.promises[request.group] ?? .none } }
+        guard config.partitionMode == .consistent, let directory else {
+            return GrantReply(granted: false, promise: .none, reason: "this node runs without terms (available mode)")
+        }
+        do {
+            try await loadPromises()
+        } catch {
+            return GrantReply(granted: false, promise: .none, reason: "cannot read its promises: \(error)")
+        }
+        guard request.term.leader == sender else {
+            return GrantReply(granted: false, promise: current(), reason: "a term is asked for by its own leader")
+        }
+        let members = TermGroup.members(request.group)
+        let leader = directory.vouchView.leader(of: members)
+        guard leader == sender else {
+            return GrantReply(granted: false, promise: current(), reason: "\(sender) does not lead \(request.group) in this node's view (\(leader ?? "nobody") does)")
+        }
+        let known = current()
+        if request.term < known {
+            return GrantReply(granted: false, promise: known, reason: "it granted \(known) already")
+        }
+        if request.term > known {
+            do {
+                _ = try await log.append(AppendRequest(
+                    events: [], promise: Promise(group: request.group, term: request.term.number, leader: request.term.leader)))
+            } catch {
+                return GrantReply(granted: false, promise: known, reason: "cannot store the grant: \(error)")
+            }
+        }
+        let now = state.withLock { state -> Term in
+            let merged = max(state.promises[request.group] ?? .none, request.term)
+            state.promises[request.group] = merged
+            state.highestTerm = max(state.highestTerm, merged.number)
+            if let held = state.held[request.group], held < merged { state.held[request.group] = nil }
+            return merged
+        }
+        return GrantReply(granted: now == request.term, promise: now, reason: now == request.term ? "" : "it granted \(now) meanwhile")
+    }
+
+    /// Asks the followers whose views do not show `term` granted to grant
+    /// it now, once per term: a replica out of reach when the term was
+    /// taken (a majority sufficed) must vouch for it too before `all` can
+    /// acknowledge anything.
+    func askForGrants(of term: Term, group key: String, from followers: Set<String>, directory: any ReplicaDirectory) {
+        let reachable = directory.reachablePeers()
+        let missing = state.withLock { state -> [(String, String)] in
+            followers.sorted().compactMap { follower in
+                guard let address = reachable[follower], state.tracker.views[follower]?.promises[key] != term,
+                    state.grantsAsked[follower + "|" + key] != term
+                else { return nil }
+                state.grantsAsked[follower + "|" + key] = term
+                return (follower, address)
+            }
+        }
+        let (network, timeout) = (self.network, config.gatherTimeout)
+        for (_, address) in missing {
+            spawner.spawn { [self] in
+                guard case .grant(let reply)? = try? await network.call(.grant(GrantRequest(group: key, term: term)), to: address, timeout: timeout)
+                else { return }
+                if !reply.granted { noteTerm(reply.promise) }
+            }
+        }
+    }
+
+    /// Whether this node still holds `term` for the order and leads it.
+    public func holds(_ term: Term?, for orderID: ClientID) -> Bool {
+        guard let term else { return true }
+        guard let directory else { return false }
+        let key = TermGroup.key(directory.preferenceList(for: orderID))
+        return state.withLock { $0.held[key] == term } && directory.leads(orderID)
+    }
+
+    /// The check a leader's append makes right before its commit: the term
+    /// is still held and the order still led here (leases included), so a
+    /// decision taken before a pause never commits after it.
+    public func commitCheck(_ orderID: ClientID, term: Term?) -> CommitCheck? {
+        guard let term else { return nil }
+        return CommitCheck { [self] in
+            holds(term, for: orderID) ? nil : "order \(orderID): this node no longer holds term \(term) for it"
+        }
+    }
+
+    /// The term this node granted for the order's preference list.
+    func promise(for orderID: ClientID) -> Term? {
+        guard let directory else { return nil }
+        let key = TermGroup.key(directory.preferenceList(for: orderID))
+        return state.withLock { $0.promises[key] }
+    }
+
+    /// A term seen elsewhere: later terms are numbered above it.
+    func noteTerm(_ term: Term) {
+        state.withLock { $0.highestTerm = max($0.highestTerm, term.number) }
+    }
+
+    /// A follower granted `promises`: a term this node holds for one of
+    /// those lists that is older ends.
+    func noteGranted(_ promises: [String: Term]) {
+        guard !promises.isEmpty else { return }
+        state.withLock { state in
+            for (key, promise) in promises {
+                state.highestTerm = max(state.highestTerm, promise.number)
+                if let held = state.held[key], held < promise { state.held[key] = nil }
+            }
+        }
+    }
+
+    /// What this node tells an origin it copies: the nodes it lets lead on
+    /// its ring, and the terms it granted for the lists that hold `origin`.
+    func view(for origin: String) -> VouchView? {
+        guard let directory else { return nil }
+        var view = directory.vouchView
+        let (promises, sequence) = state.withLock { state -> ([String: Term], UInt64) in
+            let full = VouchView(ring: view.ring, eligible: view.eligible, promises: state.promises)
+            if full != state.lastView {
+                state.lastView = full
+                state.viewSequence += 1
+            }
+            return (state.promises, state.viewSequence)
+        }
+        view.promises = promises.filter { TermGroup.members($0.key).contains(origin) }
+        view.sequence = sequence
+        return view
+    }
+
+    /// Reads the promises from the log, once.
+    func loadPromises() async throws {
+        guard !state.withLock({ $0.promisesLoaded }) else { return }
+        let stored = try await log.promises()
+        state.withLock { state in
+            guard !state.promisesLoaded else { return }
+            for promise in stored {
+                let term = Term(number: promise.term, leader: promise.leader)
+                state.promises[promise.group] = max(state.promises[promise.group] ?? .none, term)
+                state.highestTerm = max(state.highestTerm, promise.term)
+            }
+            state.promisesLoaded = true
+        }
+    }
+}
