@@ -104,6 +104,12 @@ actor Transactor {
             // A read is answered even where writes are refused.
             try? await repairMerged()
         }
+        do {
+            try await replication?.confirmRead(orderID, term: term)
+        } catch {
+            loaded = false
+            throw error
+        }
         return state
     }
 

@@ -72,26 +72,27 @@ import Testing
     }
 
     /// Each row of the README's regression table:
-    /// `| seed | faults | violation | open or fixed | ... |`.
-    static func regressionSeeds() throws -> [(seed: UInt64, faults: String, kind: String, open: Bool)] {
+    /// `| seed | simtest options | violation | open or fixed | ... |`.
+    static func regressionSeeds() throws -> [(seed: UInt64, options: [String], kind: String, open: Bool)] {
         try block("regression-seeds").split(separator: "\n").compactMap { line in
             let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "`", with: "") }
             guard cells.count >= 4, let seed = UInt64(cells[0]) else { return nil }
-            return (seed, cells[1], cells[2], cells[3] == "open")
+            return (seed, cells[1].split(separator: " ").map(String.init), cells[2], cells[3] == "open")
         }
     }
 
     @Test func theRegressionSeedsShowTheirBugUntilItIsFixed() async throws {
         let rows = try Self.regressionSeeds()
         #expect(rows.count >= 4, "the README lists regression seeds")
-        for (seed, faults, kind, open) in rows {
-            let run = try await OrderlyBinary.run(["simtest", "--replay", "\(seed)", "--faults", faults, "--trace-lines", "0"])
+        for (seed, options, kind, open) in rows {
+            let run = try await OrderlyBinary.run(["simtest", "--replay", "\(seed)"] + options + ["--trace-lines", "0"])
+            let faults = options.joined(separator: " ")
             let violations = Self.failures(run.stdout)[seed] ?? []
             let shows = violations.contains { $0.hasPrefix("[\(kind)]") }
             if open {
-                #expect(shows, "seed \(seed) (--faults \(faults)) no longer shows [\(kind)]: if it is fixed, say so in the README: \(violations.prefix(3))")
+                #expect(shows, "seed \(seed) (\(faults)) no longer shows [\(kind)]: if it is fixed, say so in the README: \(violations.prefix(3))")
             } else {
-                #expect(!shows, "seed \(seed) (--faults \(faults)) shows [\(kind)] again: \(violations.filter { $0.hasPrefix("[\(kind)]") }.prefix(3))")
+                #expect(!shows, "seed \(seed) (\(faults)) shows [\(kind)] again: \(violations.filter { $0.hasPrefix("[\(kind)]") }.prefix(3))")
             }
         }
     }

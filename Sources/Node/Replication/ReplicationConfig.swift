@@ -88,6 +88,11 @@ public protocol ReplicationCoordinator: Sendable {
     /// order or holds `term`: a write it finished replicating meanwhile is
     /// not acknowledged.
     func confirmLeadership(_ orderID: ClientID, term: Term?) throws
+    /// Returns once a majority of the order's replicas confirmed, after this
+    /// call, that this node still holds `term` for it (consistent mode), so
+    /// a read answered now is not older than any acknowledged write.
+    /// Throws `EngineError.unavailable` otherwise.
+    func confirmRead(_ orderID: ClientID, term: Term?) async throws
     /// Throws `EngineError.unavailable` unless this node leads the order
     /// now. MUST be called right before deciding, with no suspension between
     /// it and the append of what was decided.

@@ -2,6 +2,7 @@ import LogStorage
 import Logging
 import OrderDomain
 import Replication
+import Synchronization
 import Wire
 
 /// Leadership terms (consistent mode). A node decides on an order only in
@@ -236,6 +237,104 @@ extension Replicator {
             for (key, promise) in promises {
                 state.highestTerm = max(state.highestTerm, promise.number)
                 if let held = state.held[key], held < promise { state.held[key] = nil }
+            }
+        }
+    }
+
+    /// A read in consistent mode is answered only once a majority of the
+    /// order's replicas confirm, after the read arrived, that they still
+    /// grant `term` and see this node leading the order. A lease does not
+    /// cover this: a replica hands an order back to its first node when
+    /// that node returns, without ever releasing the node that led the
+    /// order meanwhile, so a leader cut off without knowing it would answer
+    /// from a state the order's next leader has moved past. Reads of one
+    /// list that arrive while a confirmation runs share the next one.
+    public func confirmRead(_ orderID: ClientID, term: Term?) async throws {
+        guard let term, let directory else { return }
+        let key = TermGroup.key(directory.preferenceList(for: orderID))
+        guard holds(term, for: orderID) else {
+            throw EngineError.unavailable("order \(orderID): this node no longer holds term \(term) for it; retry")
+        }
+        guard TermGroup.members(key).count > 1 else { return }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let start = state.withLock { state -> Bool in
+                state.readsWaiting[key, default: []].append((term, continuation))
+                return state.readRounds.insert(key).inserted
+            }
+            if start { spawner.spawn { await self.confirmReads(of: key) } }
+        }
+        // The round ran after the read arrived; the order must still be led
+        // here in that term.
+        guard holds(term, for: orderID) else {
+            throw EngineError.unavailable("order \(orderID): this node stopped holding term \(term) for it; retry")
+        }
+    }
+
+    /// Confirmation rounds for `key`'s reads, one after another, until no
+    /// read waits.
+    private func confirmReads(of key: String) async {
+        while true {
+            let waiting = state.withLock { state in
+                let waiting = state.readsWaiting.removeValue(forKey: key) ?? []
+                if waiting.isEmpty { state.readRounds.remove(key) }
+                return waiting
+            }
+            if waiting.isEmpty { return }
+            for term in Set(waiting.map(\.term)) {
+                let refusal = await confirm(term, group: key)
+                for read in waiting where read.term == term {
+                    if let refusal {
+                        read.continuation.resume(throwing: EngineError.unavailable("the read is not answered: \(refusal); retry"))
+                    } else {
+                        read.continuation.resume()
+                    }
+                }
+            }
+        }
+    }
+
+    /// Asks the other replicas of `key` whether they still grant `term` to
+    /// this node; nil once a majority (this node included) does, else why
+    /// not. A replica that granted a newer term deposes `term` here.
+    private func confirm(_ term: Term, group key: String) async -> String? {
+        guard let directory else { return nil }
+        guard state.withLock({ $0.held[key] == term }) else { return "this node no longer holds term \(term)" }
+        let members = TermGroup.members(key)
+        let needed = members.count / 2
+        let reachable = directory.reachablePeers()
+        let targets = members.filter { $0 != directory.nodeID }.compactMap { member in reachable[member].map { (member, $0) } }
+        guard targets.count >= needed else {
+            return "only \(targets.count + 1) of the \(members.count) replicas of \(key) are reachable"
+        }
+        let (network, timeout, spawner) = (self.network, config.gatherTimeout, self.spawner)
+        let tally = Mutex((granted: 0, answered: 0, refusals: [String](), done: false))
+        return await withCheckedContinuation { (continuation: CheckedContinuation<String?, Never>) in
+            for (member, address) in targets {
+                spawner.spawn { [self] in
+                    let answer = try? await network.call(.grant(GrantRequest(group: key, term: term)), to: address, timeout: timeout)
+                    var granted = false
+                    var refusal = "no answer"
+                    if case .grant(let reply)? = answer {
+                        granted = reply.granted
+                        refusal = reply.reason
+                        if !granted { noteGranted([key: reply.promise]) }
+                    }
+                    let outcome: String?? = tally.withLock { tally in
+                        guard !tally.done else { return .none }
+                        tally.answered += 1
+                        if granted { tally.granted += 1 } else { tally.refusals.append("\(member): \(refusal)") }
+                        if tally.granted >= needed {
+                            tally.done = true
+                            return .some(nil)
+                        }
+                        if tally.granted + targets.count - tally.answered < needed {
+                            tally.done = true
+                            return .some("term \(term) for \(key) was confirmed by \(tally.granted + 1) of \(members.count) replicas (\(tally.refusals.joined(separator: "; ")))")
+                        }
+                        return .none
+                    }
+                    if let outcome { continuation.resume(returning: outcome) }
+                }
             }
         }
     }

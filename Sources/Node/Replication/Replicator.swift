@@ -57,6 +57,10 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         var highestTerm: Int64 = 0
         /// Callers waiting for the term being asked for, per list.
         var acquiring: [String: [CheckedContinuation<Term, any Error>]] = [:]
+        /// Reads waiting for their term to be confirmed, per list, and the
+        /// lists whose confirmation rounds run (see `confirmRead`).
+        var readsWaiting: [String: [(term: Term, continuation: CheckedContinuation<Void, any Error>)]] = [:]
+        var readRounds: Set<String> = []
         /// Per follower and list: the term it was last asked to grant after
         /// the term was taken (see `askForGrants`).
         var grantsAsked: [String: Term] = [:]
