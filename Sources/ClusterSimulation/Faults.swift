@@ -38,6 +38,14 @@ final class Faults: @unchecked Sendable {
         world.at(config.workloadEndNs) { [self] in heal() }
     }
 
+    /// One node at a time has its data out of reach for long (a replaced
+    /// disk not yet recovered from its peers, a failed fsync until the
+    /// operator restarts it): two replicas of an order gone so leave an
+    /// acknowledged write nowhere, or no majority, by design.
+    private func mayLoseData(_ target: SimNode) -> Bool {
+        !cluster.nodes.contains { $0.id != target.id && (!$0.recoveredFromDiskLoss || failedSyncs.contains($0.id)) }
+    }
+
     private func inject(_ kind: FaultKind, durationNs: Int64, seed: UInt64) {
         guard !healed else { return }
         /// Notes a fault that took effect: in the trace, and (but skew) in
@@ -58,6 +66,7 @@ final class Faults: @unchecked Sendable {
             // acknowledgement sent too early would be lost.
             atAnUnsyncedMoment(target, enabled: draws.chance(0.5)) { [self] in
                 guard let life = target.life else { return }
+                if kind == .disk, !mayLoseData(target) { return }
                 let keep = draws.chance(0.5) ? Int(draws.next() % UInt64(life.store.unsyncedCount + 1)) : 0
                 injected("\(kind == .disk ? "replace the disk of" : "crash") \(target.id) for \(ms) ms")
                 if kind == .disk { cluster.replaceDisk(target) } else { cluster.crash(target, keepingUnsynced: keep) }
@@ -117,9 +126,7 @@ final class Faults: @unchecked Sendable {
                 if !healed { resetMessages() }
             }
         case .fsync:
-            // One node out of service at most: two of an order's three
-            // replicas gone for good leave it no majority, by design.
-            guard let life = target.life, failedSyncs.subtracting([target.id]).isEmpty else { return }
+            guard let life = target.life, mayLoseData(target) else { return }
             injected("the next fsync of \(target.id) fails")
             life.store.failNextSync()
             failedSyncs.insert(target.id)

@@ -26,6 +26,16 @@ final class SimNode: @unchecked Sendable {
 
     var isUp: Bool { life != nil }
     var isPaused: Bool { life?.executor.state == .paused }
+
+    /// The node's disk was replaced and it has not recovered its log from
+    /// its peers yet (it is down, or still recovering).
+    var diskLost = false
+    var recoveredFromDiskLoss: Bool {
+        guard diskLost else { return true }
+        guard let node = life?.node, node.replicator?.recovering == nil else { return false }
+        diskLost = false
+        return true
+    }
 }
 
 /// One life of one node: a process, from start to crash.
@@ -48,12 +58,7 @@ final class NodeLife: @unchecked Sendable {
     /// starts.
     func answer(_ request: PeerRequest, from sender: String) async -> PeerReply {
         if let inbox { return await inbox.answer(request, from: sender) }
-        switch request {
-        case .forward: return .forward(.unavailable("this node is starting"))
-        case .fetch: return .fetch(FetchReply(events: [], throughOffset: 0, holderLastOffset: 0, refusal: "this node is starting"))
-        case .view: return .view([])
-        case .grant: return .grant(GrantReply(granted: false, promise: .none, reason: "this node is starting"))
-        }
+        return request.refused("this node is starting")
     }
 }
 
@@ -166,6 +171,7 @@ final class SimCluster: @unchecked Sendable {
     func replaceDisk(_ node: SimNode) {
         crash(node, keepingUnsynced: 0)
         node.disk = nil
+        node.diskLost = true
         trace.record(world.nowNs, "\(node.id) loses its disk")
     }
 

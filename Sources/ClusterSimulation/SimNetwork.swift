@@ -180,6 +180,7 @@ final class SimPeerNetwork: PeerNetwork, @unchecked Sendable {
             }
         case .view: return "view"
         case .grant(let grant): return "grant \(grant.term) for \(grant.group)"
+        case .recovery(let recovery): return "recovery of \(recovery.node)"
         }
     }
 }

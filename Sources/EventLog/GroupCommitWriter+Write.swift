@@ -102,11 +102,17 @@ extension GroupCommitWriter {
     /// and the own log goes on past `floor`.
     func reimport(_ events: [EventRecord], floor: Int64, offset: inout Int64, _ db: Database) throws -> Int {
         let insert = try db.cachedStatement(sql: EventRecord.insertOrIgnoreSQL)
+        let dropStaleCheckpoint = try db.cachedStatement(sql: "DELETE FROM checkpoints WHERE order_id = ? AND version >= ?")
         var inserted = 0
         var last = offset - 1
         for record in events {
             try record.insert(using: insert, db)
-            if db.changesCount > 0 { inserted += 1 }
+            if db.changesCount > 0 {
+                inserted += 1
+                // A checkpoint folded before this event came back does not
+                // hold it: the next activation replays the order whole.
+                try dropStaleCheckpoint.execute(arguments: [record.orderID, record.version])
+            }
             last = max(last, record.offset)
         }
         let end = max(last, floor)

@@ -50,6 +50,9 @@ public struct ClusterRoutes: Sendable {
         /// This node holds every event of the orders the current ring gives
         /// it (false while it backfills after a ring change).
         let backfilled: Bool
+        /// Present while this node's log recovers from its peers' copies
+        /// (after it started): why it leads nothing and grants no term yet.
+        let recovering: String?
     }
 
     struct OrderPlacementView: Encodable {
@@ -134,6 +137,6 @@ public struct ClusterRoutes: Sendable {
             factor: membership.replicationFactor, acks: replicator?.config.acks.rawValue,
             partition_mode: replicator?.config.partitionMode.rawValue, origins: origins,
             partitioned_from: membership.partitionedFrom.sorted(),
-            backfilled: replicator?.backfilled(ring: membership.ringMembers) ?? true)
+            backfilled: replicator?.backfilled(ring: membership.ringMembers) ?? true, recovering: replicator?.recovering)
     }
 }

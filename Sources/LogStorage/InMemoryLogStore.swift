@@ -375,6 +375,9 @@ public struct LogImage: Sendable, Equatable {
             for record in records where events[record.origin]?[record.offset] == nil {
                 insert(record)
                 inserted += 1
+                if let checkpoint = checkpoints[record.orderID], checkpoint.version >= record.version {
+                    checkpoints[record.orderID] = nil
+                }
             }
             if floor > lastOffsets[origin] ?? 0 { lastOffsets[origin] = floor }
             return inserted

@@ -59,8 +59,12 @@ public struct NodeInbox: PeerInbox {
             guard let replicator else {
                 return .grant(GrantReply(granted: false, promise: .none, reason: "this node does not replicate"))
             }
-            if let reason = membership?.outOfService { return .grant(GrantReply(granted: false, promise: .none, reason: reason)) }
+            if let reason = membership?.outOfService { return request.refused(reason) }
             return .grant(await replicator.grant(grant, from: sender))
+        case .recovery(let recovery):
+            guard let replicator else { return request.refused("this node does not replicate") }
+            if let reason = membership?.outOfService { return request.refused(reason) }
+            return .recovery(await replicator.answerRecovery(recovery))
         }
     }
 

@@ -86,6 +86,8 @@ public final class OrderlyNode: Sendable {
         // leadership, not ready.
         membership.serviceCheck { log.failure.map { "the event log failed: \($0)" } }
         replicator?.attach(membership)
+        // Nor does one whose log is recovering from its peers' copies.
+        if let replicator { membership.leadershipGate { replicator.recovering } }
         self.replicator = replicator
         self.engine = engine
         self.copyCheckpointer = copyCheckpointer

@@ -19,11 +19,32 @@ public enum FetchServing {
         return "\(follower) asks from offset \(fromOffset) but \(origin)'s log ends at \(committed)"
     }
 
+    /// Whether a follower's copy agrees with this log at `offset`, where it
+    /// stands: it holds the event `followerHolds` (an id) there, and so must
+    /// this log. A log that went back in time (a replaced disk, a restore)
+    /// would otherwise hand the follower other events at offsets it holds
+    /// already; the refusal says so, and the follower copies nothing more
+    /// of this log until an operator looks.
+    public static func identityRefusal(follower: String, origin: String, offset: Int64, followerHolds: String, here: EventRecord?) -> String? {
+        guard let here else {
+            return "\(origin)'s log holds no event at offset \(offset), where \(follower)'s copy holds \(followerHolds): the log went back"
+        }
+        guard here.eventID != followerHolds else { return nil }
+        return "\(origin)'s log holds \(here.eventID) at offset \(offset), where \(follower)'s copy holds \(followerHolds): the log went back"
+    }
+
     /// The own events a batch carries: only committed ones (a follower never
     /// copies what a power cut could take back), and no more than
     /// `batchBytesMax` of them (at least one).
-    public static func ownBatch(_ scanned: [EventRecord], committed: Int64) -> [EventRecord] {
-        capped(scanned.filter { $0.offset <= committed })
+    /// `scanned`: what a scan of at most `limit` own events from the
+    /// fetch's offset read. `complete`: the batch holds every committed one
+    /// from there (the scan reached the end or went past `committed`, and
+    /// the byte limit cut nothing).
+    public static func ownBatch(_ scanned: [EventRecord], limit: Int, committed: Int64) -> (events: [EventRecord], complete: Bool) {
+        let committedOnes = scanned.filter { $0.offset <= committed }
+        let batch = capped(committedOnes)
+        let reachedEnd = scanned.count < limit || (scanned.last?.offset ?? 0) > committed
+        return (batch, reachedEnd && batch.count == committedOnes.count)
     }
 
     /// The first events of `events` that fit in one batch (at least one).
@@ -38,10 +59,16 @@ public enum FetchServing {
         return count == events.count ? events : Array(events.prefix(count))
     }
 
-    /// The positions a reply of the origin's own log reports: through its
-    /// last event (or where the follower stands), and the committed end.
-    public static func ownReply(_ batch: [EventRecord], fromOffset: Int64, committed: Int64) -> (through: Int64, holderLast: Int64) {
-        (batch.last?.offset ?? fromOffset - 1, committed)
+    /// The positions a reply of the origin's own log reports, and the
+    /// committed end. A batch that holds every own event from `fromOffset`
+    /// to `committed` (`complete`, see `ownBatch`) brings the follower to
+    /// `committed`: a log put back from peers' copies has gaps (offsets a
+    /// lost log used that no peer kept), which the follower must pass.
+    /// Otherwise through its last event (more follow), or where the
+    /// follower stands.
+    public static func ownReply(_ batch: [EventRecord], complete: Bool, fromOffset: Int64, committed: Int64) -> (through: Int64, holderLast: Int64) {
+        if complete { return (max(committed, fromOffset - 1), committed) }
+        return (batch.last?.offset ?? fromOffset - 1, committed)
     }
 
     /// The positions a reply of a copied log reports. A copy has gaps (this

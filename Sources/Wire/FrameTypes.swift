@@ -30,6 +30,11 @@ public enum ReplicationFrame: UInt8 {
     case grant = 24
     /// The replica's answer.
     case grantReply = 25
+    /// A node starting on a log that may have gone back asks a peer what it
+    /// holds of the node (see `RecoveryRequest`).
+    case recovery = 26
+    /// The peer's answer.
+    case recoveryReply = 27
 }
 
 /// Frame types of membership (application range).

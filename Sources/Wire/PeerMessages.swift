@@ -21,6 +21,9 @@ public enum PeerRequest: Sendable, Equatable {
     case view
     /// Grant a leadership term.
     case grant(GrantRequest)
+    /// What the peer holds of the asking node (its terms granted, whether
+    /// it holds anything at all).
+    case recovery(RecoveryRequest)
 }
 
 /// The answer to a `PeerRequest`, of the same kind.
@@ -29,6 +32,21 @@ public enum PeerReply: Sendable, Equatable {
     case fetch(FetchReply)
     case view([Member])
     case grant(GrantReply)
+    case recovery(RecoveryReply)
+}
+
+extension PeerRequest {
+    /// The reply that refuses this request for `reason` (a node that is
+    /// starting, or out of service).
+    public func refused(_ reason: String) -> PeerReply {
+        switch self {
+        case .forward: return .forward(.unavailable(reason))
+        case .fetch: return .fetch(FetchReply(events: [], throughOffset: 0, holderLastOffset: 0, refusal: reason))
+        case .view: return .view([])
+        case .grant: return .grant(GrantReply(granted: false, promise: .none, reason: reason))
+        case .recovery: return .recovery(RecoveryReply(promises: [:], holdsAnything: false, recovering: false, refusal: reason))
+        }
+    }
 }
 
 /// A decoded frame of the application range.
@@ -64,6 +82,8 @@ public enum PeerCodec {
             return Frame(type: ClusterFrame.viewRequest.rawValue, payload: payload)
         case .grant(let grant):
             return GrantCodec.encode(grant, correlationID: correlationID)
+        case .recovery(let recovery):
+            return RecoveryCodec.encode(recovery, correlationID: correlationID)
         }
     }
 
@@ -80,6 +100,8 @@ public enum PeerCodec {
             return Frame(type: ClusterFrame.viewReply.rawValue, payload: payload)
         case .grant(let grant):
             return GrantCodec.encode(grant, correlationID: correlationID)
+        case .recovery(let recovery):
+            return RecoveryCodec.encode(recovery, correlationID: correlationID)
         }
     }
 
@@ -113,6 +135,12 @@ public enum PeerCodec {
         case ReplicationFrame.grantReply.rawValue:
             let (correlationID, reply) = try GrantCodec.decodeReply(frame)
             return .reply(correlationID: correlationID, .grant(reply))
+        case ReplicationFrame.recovery.rawValue:
+            let (correlationID, recovery) = try RecoveryCodec.decodeRequest(frame)
+            return .request(correlationID: correlationID, .recovery(recovery))
+        case ReplicationFrame.recoveryReply.rawValue:
+            let (correlationID, reply) = try RecoveryCodec.decodeReply(frame)
+            return .reply(correlationID: correlationID, .recovery(reply))
         case ForwardFrame.reply.rawValue:
             let (correlationID, reply) = try ForwardCodec.decodeReply(frame)
             return .reply(correlationID: correlationID, .forward(reply))
@@ -139,6 +167,7 @@ public enum PeerCodec {
     public static func replyCorrelationID(_ frame: Frame) -> UInt64? {
         guard frame.type == ForwardFrame.reply.rawValue || frame.type == ReplicationFrame.batch.rawValue
             || frame.type == ClusterFrame.viewReply.rawValue || frame.type == ReplicationFrame.grantReply.rawValue
+            || frame.type == ReplicationFrame.recoveryReply.rawValue
         else { return nil }
         return frame.payload.getInteger(at: frame.payload.readerIndex, as: UInt64.self)
     }

@@ -92,11 +92,26 @@ public enum ReplicationCodec {
             for node in nodes { buffer.writeLengthPrefixed(node) }
         }
         buffer.writeInteger(view.sequence)
-        buffer.writeInteger(UInt16(view.promises.count))
-        for (group, term) in view.promises.sorted(by: { $0.key < $1.key }) {
+        write(view.promises, to: &buffer)
+    }
+
+    static func write(_ promises: [String: Term], to buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt16(promises.count))
+        for (group, term) in promises.sorted(by: { $0.key < $1.key }) {
             buffer.writeLengthPrefixed(group)
             write(term, to: &buffer)
         }
+    }
+
+    static func readPromises(_ reader: inout PayloadReader) throws(WireError) -> [String: Term] {
+        let count = Int(try reader.integer("promise count", as: UInt16.self))
+        guard count <= viewNodesMax else { throw .malformed("\(count) promises, at most \(viewNodesMax)") }
+        var promises: [String: Term] = [:]
+        for _ in 0..<count {
+            let group = try reader.string("preference list", max: groupBytesMax)
+            promises[group] = try readTerm(&reader)
+        }
+        return promises
     }
 
     static func write(_ term: Term, to buffer: inout ByteBuffer) {
@@ -124,13 +139,7 @@ public enum ReplicationCodec {
         }
         guard lists[0] == lists[0].sorted() else { throw .malformed("the ring's nodes are not sorted") }
         let sequence = try reader.integer("view sequence", as: UInt64.self)
-        let count = Int(try reader.integer("promise count", as: UInt16.self))
-        guard count <= viewNodesMax else { throw .malformed("\(count) promises, at most \(viewNodesMax)") }
-        var promises: [String: Term] = [:]
-        for _ in 0..<count {
-            let group = try reader.string("preference list", max: groupBytesMax)
-            promises[group] = try readTerm(&reader)
-        }
+        let promises = try readPromises(&reader)
         return VouchView(ring: lists[0], eligible: Set(lists[1]), promises: promises, sequence: sequence)
     }
 
@@ -314,5 +323,89 @@ public enum GrantCodec {
         let reason = try reader.string("reason", max: 2048)
         try reader.finish("grant reply")
         return (correlationID, GrantReply(granted: granted == 1, promise: promise, reason: reason))
+    }
+}
+
+/// A node that starts on a log that may have gone back (a replaced disk, a
+/// restore) asks each peer what it holds of it before it grants a term or
+/// leads anything (see `Replicator.recover`).
+public struct RecoveryRequest: Sendable, Equatable {
+    /// The asking node.
+    public var node: String
+
+    public init(node: String) {
+        self.node = node
+    }
+}
+
+/// What a peer holds of the asking node: the terms it granted for the
+/// preference lists that hold the node, whether its log holds anything at
+/// all (events or terms: the cluster has run), and whether it is
+/// recovering itself; or why it cannot say (`refusal`: it is starting).
+public struct RecoveryReply: Sendable, Equatable {
+    public var promises: [String: Term]
+    public var holdsAnything: Bool
+    public var recovering: Bool
+    /// The nodes the peer knows of from its log and its view (the logs it
+    /// copies, the lists it granted terms for, its ring): the asking node
+    /// must hear from them too, since a node down everywhere is on no ring
+    /// and may still hold the newest copy of the asker's log.
+    public var knownNodes: [String]
+    public var refusal: String?
+
+    public init(promises: [String: Term], holdsAnything: Bool, recovering: Bool, knownNodes: [String] = [], refusal: String? = nil) {
+        self.promises = promises
+        self.holdsAnything = holdsAnything
+        self.recovering = recovering
+        self.knownNodes = knownNodes
+        self.refusal = refusal
+    }
+}
+
+public enum RecoveryCodec {
+    public static func encode(_ request: RecoveryRequest, correlationID: UInt64) -> Frame {
+        var buffer = ByteBuffer()
+        buffer.writeInteger(correlationID)
+        buffer.writeLengthPrefixed(request.node)
+        return Frame(type: ReplicationFrame.recovery.rawValue, payload: buffer)
+    }
+
+    public static func decodeRequest(_ frame: Frame) throws(WireError) -> (correlationID: UInt64, request: RecoveryRequest) {
+        var reader = PayloadReader(frame.payload)
+        let correlationID = try reader.integer("correlation id", as: UInt64.self)
+        let node = try reader.string("node id", max: 64)
+        try reader.finish("recovery request")
+        return (correlationID, RecoveryRequest(node: node))
+    }
+
+    public static func encode(_ reply: RecoveryReply, correlationID: UInt64) -> Frame {
+        var buffer = ByteBuffer()
+        buffer.writeInteger(correlationID)
+        ReplicationCodec.write(reply.promises, to: &buffer)
+        buffer.writeInteger(UInt8((reply.holdsAnything ? 1 : 0) | (reply.recovering ? 2 : 0)))
+        buffer.writeInteger(UInt16(reply.knownNodes.count))
+        for node in reply.knownNodes { buffer.writeLengthPrefixed(node) }
+        buffer.writeLengthPrefixed(String((reply.refusal ?? "").prefix(500)))
+        return Frame(type: ReplicationFrame.recoveryReply.rawValue, payload: buffer)
+    }
+
+    public static func decodeReply(_ frame: Frame) throws(WireError) -> (correlationID: UInt64, reply: RecoveryReply) {
+        var reader = PayloadReader(frame.payload)
+        let correlationID = try reader.integer("correlation id", as: UInt64.self)
+        let promises = try ReplicationCodec.readPromises(&reader)
+        let flags = try reader.integer("flags", as: UInt8.self)
+        guard flags <= 3 else { throw .malformed("recovery flags \(flags)") }
+        let count = Int(try reader.integer("known node count", as: UInt16.self))
+        guard count <= ReplicationCodec.viewNodesMax else { throw .malformed("\(count) known nodes, at most \(ReplicationCodec.viewNodesMax)") }
+        var known: [String] = []
+        for _ in 0..<count { known.append(try reader.string("node id", max: 64)) }
+        let refusal = try reader.string("refusal", max: 2048)
+        try reader.finish("recovery reply")
+        return (
+            correlationID,
+            RecoveryReply(
+                promises: promises, holdsAnything: flags & 1 != 0, recovering: flags & 2 != 0, knownNodes: known,
+                refusal: refusal.isEmpty ? nil : refusal)
+        )
     }
 }

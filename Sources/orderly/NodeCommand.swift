@@ -157,11 +157,6 @@ final class InboxBox: PeerInbox {
 
     func answer(_ request: PeerRequest, from sender: String) async -> PeerReply {
         if let node { return await node.answer(request, from: sender) }
-        switch request {
-        case .forward: return .forward(.unavailable("this node is starting"))
-        case .fetch: return .fetch(FetchReply(events: [], throughOffset: 0, holderLastOffset: 0, refusal: "this node is starting"))
-        case .view: return .view([])
-        case .grant: return .grant(GrantReply(granted: false, promise: .none, reason: "this node is starting"))
-        }
+        return request.refused("this node is starting")
     }
 }

@@ -264,6 +264,26 @@ func peerEvent(_ origin: String, _ offset: Int64, order: String, version: Int64,
     }
 
     @Test(arguments: StoreKind.allCases)
+    func anOwnEventPutBackBelowACheckpointDropsIt(kind: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let log = try StoreUnderTest(kind, folder: folder.path).log
+        // Copies of versions 2 and 3 arrived first and were checkpointed;
+        // version 1, this node's own, comes back from a peer afterwards.
+        _ = try await log.replicate(ReplicatedBatch(
+            origin: "api-2", events: [peerEvent("api-2", 1, order: "o7", version: 2), peerEvent("api-2", 2, order: "o7", version: 3)],
+            throughOffset: 2))
+        _ = try await log.append(AppendRequest(events: [], checkpoint: Checkpoint(orderID: "o7", version: 3, state: "without v1", coveredEvents: 2)))
+        #expect(try await log.checkpoint(orderID: "o7")?.version == 3)
+        let own = EventRecord(
+            origin: "api-1", offset: 4, orderID: "o7", version: 1, type: "PaymentReceived", payload: "{}",
+            eventID: EventID.make(origin: "api-1", logID: "0ld", offset: 4), recordedAt: 1, term: 1)
+        #expect(try await log.reimport([own], floor: 4) == 1)
+        #expect(try await log.checkpoint(orderID: "o7") == nil, "the checkpoint does not hold the event put back")
+        #expect(try await log.load(orderID: "o7").events.map(\.version) == [1, 2, 3])
+        log.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func copiesSetTheEarlierOfAnOrdersTimers(kind: StoreKind) async throws {
         let folder = try TemporaryFolder()
         let log = try StoreUnderTest(kind, folder: folder.path).log

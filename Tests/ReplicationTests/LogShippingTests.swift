@@ -18,12 +18,27 @@ import Testing
 
     @Test func onlyCommittedOwnEventsShipAndABatchStopsAtItsByteLimit() {
         let scanned = (1...5).map { event("api-1", $0) }
-        #expect(FetchServing.ownBatch(scanned, committed: 3).map(\.offset) == [1, 2, 3])
+        #expect(FetchServing.ownBatch(scanned, limit: 100, committed: 3).events.map(\.offset) == [1, 2, 3])
+        #expect(FetchServing.ownBatch(scanned, limit: 100, committed: 3).complete, "the scan went past what is committed")
+        #expect(!FetchServing.ownBatch(Array(scanned.prefix(3)), limit: 3, committed: 5).complete, "a full scan: more may follow")
         let big = (1...4).map { event("api-1", $0, payloadBytes: FetchServing.batchBytesMax / 3) }
         #expect(FetchServing.capped(big).count == 2)
         let huge = [event("api-1", 1, payloadBytes: FetchServing.batchBytesMax * 2)]
         #expect(FetchServing.capped(huge).count == 1, "one event always goes, however large")
-        #expect(FetchServing.ownReply([], fromOffset: 8, committed: 7) == (through: 7, holderLast: 7))
+        #expect(FetchServing.ownReply([], complete: true, fromOffset: 8, committed: 7) == (through: 7, holderLast: 7))
+    }
+
+    @Test func aLogPutBackWithGapsBringsTheFollowerPastThem() {
+        // Own events put back from peers' copies at offsets 2 and 5; the lost
+        // log went to 9 (the floor), so the committed end is 9.
+        let scanned = [event("api-1", 2), event("api-1", 5)]
+        let (batch, complete) = FetchServing.ownBatch(scanned, limit: 100, committed: 9)
+        #expect(complete)
+        #expect(FetchServing.ownReply(batch, complete: complete, fromOffset: 1, committed: 9) == (through: 9, holderLast: 9))
+        #expect(FetchServing.ownReply([], complete: true, fromOffset: 6, committed: 9) == (through: 9, holderLast: 9), "nothing past 5: to the end")
+        let cut = FetchServing.ownBatch(scanned, limit: 2, committed: 9)
+        #expect(!cut.complete)
+        #expect(FetchServing.ownReply(cut.events, complete: cut.complete, fromOffset: 1, committed: 9) == (through: 5, holderLast: 9))
     }
 
     @Test func aNotFullBatchOfCopiesBringsTheFollowerToTheHoldersPosition() {

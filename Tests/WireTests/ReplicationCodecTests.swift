@@ -4,8 +4,6 @@ import Replication
 import Testing
 import Wire
 
-
-
 /// The fetch request and the follower's view on the wire: what goes out
 /// comes back, and hostile bytes are refused, never trusted.
 @Suite struct ReplicationCodecTests {
@@ -15,6 +13,11 @@ import Wire
         let log = FetchRequest(
             correlationID: 7, follower: "api-2", scope: .log(origin: "api-1", fromOffset: 42, eventsMax: 100, waitMs: 500), view: view)
         #expect(try ReplicationCodec.decodeRequest(ReplicationCodec.encode(log)) == log)
+        let checked = FetchRequest(
+            correlationID: 9, follower: "api-2",
+            scope: .log(origin: "api-1", fromOffset: 42, eventsMax: 100, waitMs: 0, previousEventID: "api-1-ab12-000000000041"),
+            view: VouchView(ring: view.ring, eligible: view.eligible, promises: ["api-1,api-2,api-3": Term(number: 4, leader: "api-1")], sequence: 3))
+        #expect(try ReplicationCodec.decodeRequest(ReplicationCodec.encode(checked)) == checked)
         let order = FetchRequest(correlationID: 8, follower: "api-2", scope: .order(ClientID("o-1")!))
         #expect(try ReplicationCodec.decodeRequest(ReplicationCodec.encode(order)) == order)
     }
@@ -46,5 +49,38 @@ import Wire
         // The last byte is the view flag (0: none).
         payload.setInteger(UInt8(7), at: payload.writerIndex - 1)
         #expect(throws: WireError.self) { try ReplicationCodec.decodeRequest(Frame(type: ReplicationFrame.fetch.rawValue, payload: payload)) }
+    }
+
+    @Test func grantsAndRecoveryAnswersRoundTripAndHostileOnesAreRefused() throws {
+        let term = Term(number: 12, leader: "api-2")
+        for request in [PeerRequest.grant(GrantRequest(group: "api-2,api-1,api-3", term: term)), .recovery(RecoveryRequest(node: "api-3"))] {
+            guard case .request(let id, let decoded)? = try PeerCodec.decode(PeerCodec.encode(request, correlationID: 41)) else {
+                Issue.record("\(request) did not decode as a request")
+                continue
+            }
+            #expect(id == 41 && decoded == request)
+        }
+        let replies: [PeerReply] = [
+            .grant(GrantReply(granted: false, promise: term, reason: "it granted 12/api-2 already")),
+            .recovery(RecoveryReply(
+                promises: ["api-1,api-2,api-3": term], holdsAnything: true, recovering: false, knownNodes: ["api-1", "api-2", "api-4"])),
+            PeerRequest.recovery(RecoveryRequest(node: "api-3")).refused("this node is starting"),
+        ]
+        for reply in replies {
+            let frame = PeerCodec.encode(reply, correlationID: 42)
+            #expect(PeerCodec.replyCorrelationID(frame) == 42)
+            guard case .reply(let id, let decoded)? = try PeerCodec.decode(frame) else {
+                Issue.record("\(reply) did not decode as a reply")
+                continue
+            }
+            #expect(id == 42 && decoded == reply)
+        }
+        // Unknown flags, and bytes left over, are refused.
+        var flags = RecoveryCodec.encode(RecoveryReply(promises: [:], holdsAnything: false, recovering: false), correlationID: 1).payload
+        flags.setInteger(UInt8(9), at: flags.readerIndex + 8 + 2)
+        #expect(throws: WireError.self) { try RecoveryCodec.decodeReply(Frame(type: ReplicationFrame.recoveryReply.rawValue, payload: flags)) }
+        var extra = GrantCodec.encode(GrantRequest(group: "a,b", term: term), correlationID: 1).payload
+        extra.writeInteger(UInt8(0))
+        #expect(throws: WireError.self) { try GrantCodec.decodeRequest(Frame(type: ReplicationFrame.grant.rawValue, payload: extra)) }
     }
 }

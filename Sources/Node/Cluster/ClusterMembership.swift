@@ -38,6 +38,7 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         let reason: @Sendable () -> String?
     }
     private let outOfServiceCheck = Mutex<OutOfService?>(nil)
+    private let leadershipGateCheck = Mutex<OutOfService?>(nil)
     private let deadAfterMs: Int64
     private let network: any PeerNetwork
     private let clock: any NodeClock
@@ -80,6 +81,13 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         outOfServiceCheck.withLock { $0 = OutOfService(reason: reason) }
     }
 
+    /// Sets what says this node may not lead yet (its log is recovering
+    /// from its peers' copies): it heartbeats, but leads nothing.
+    public func leadershipGate(_ reason: @escaping @Sendable () -> String?) {
+        leadershipGateCheck.withLock { $0 = OutOfService(reason: reason) }
+    }
+    private var notYetLeading: String? { leadershipGateCheck.withLock { $0 }?.reason() }
+
     /// Why this node is out of service, if it is: its log failed. It sends
     /// no heartbeat and leads nothing until it is restarted.
     public var outOfService: String? { outOfServiceCheck.withLock { $0 }?.reason() }
@@ -109,8 +117,9 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     public var settled: Bool {
         let incarnation = core.withLock { $0.me.incarnation }
         let nowMs = clock.monotonicMs
+        let mayLead = joined && notYetLeading == nil
         let (settled, became) = settle.withLock {
-            $0.settled(joined: joined, incarnation: incarnation, livePeers: livePeers, nowMs: nowMs, suspectAfterMs: suspectAfterMs)
+            $0.settled(joined: mayLead, incarnation: incarnation, livePeers: livePeers, nowMs: nowMs, suspectAfterMs: suspectAfterMs)
         }
         if became {
             // Orders loaded while others led them are reloaded (and gathered).

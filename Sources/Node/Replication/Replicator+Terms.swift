@@ -139,6 +139,11 @@ extension Replicator {
         guard config.partitionMode == .consistent, let directory else {
             return GrantReply(granted: false, promise: .none, reason: "this node runs without terms (available mode)")
         }
+        if let recovering {
+            // Its log may have gone back: what it would grant or vouch for
+            // could contradict what it granted before.
+            return GrantReply(granted: false, promise: current(), reason: recovering)
+        }
         do {
             try await loadPromises()
         } catch {

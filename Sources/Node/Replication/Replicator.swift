@@ -64,6 +64,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         /// Per follower and list: the term it was last asked to grant after
         /// the term was taken (see `askForGrants`).
         var grantsAsked: [String: Term] = [:]
+        /// Recovery (see Replicator+Recovery): done, or what it waits for.
+        var recovered = false
+        var recoveryStatus = "this node is recovering its log: it has not asked its peers yet"
         /// The last view told to the origins, and its sequence.
         var lastView: VouchView?
         var viewSequence: UInt64 = 0
@@ -230,15 +233,17 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 // this node's transactors enqueued before (while it still led
                 // the order, or stood in for it) must be in the answer too,
                 // so wait until the writer has committed everything queued.
+                if let recovering { throw EngineError.unavailable(recovering) }
                 try await loadPromises()
                 let promise = promise(for: orderID)
                 try await log.barrier()
                 let events = try await log.events(orderID: orderID.rawValue, afterVersion: 0)
                 return FetchReply(events: events, throughOffset: 0, holderLastOffset: 0, refusal: nil, promise: promise)
-            case .log(let origin, let fromOffset, let eventsMax, let waitMs, _):
+            case .log(let origin, let fromOffset, let eventsMax, let waitMs, let previousEventID):
                 if origin == log.origin {
                     return try await serveOwn(
-                        follower: request.follower, view: request.view, fromOffset: fromOffset, eventsMax: eventsMax, waitMs: waitMs)
+                        follower: request.follower, view: request.view, fromOffset: fromOffset, eventsMax: eventsMax, waitMs: waitMs,
+                        previousEventID: previousEventID)
                 }
                 return try await serveCopy(origin: origin, fromOffset: fromOffset, eventsMax: eventsMax)
             }
@@ -248,28 +253,44 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         }
     }
 
-    private func serveOwn(follower: String, view: VouchView?, fromOffset: Int64, eventsMax: UInt32, waitMs: UInt32) async throws -> FetchReply {
+    private func serveOwn(
+        follower: String, view: VouchView?, fromOffset: Int64, eventsMax: UInt32, waitMs: UInt32, previousEventID: String?
+    ) async throws -> FetchReply {
         let committed = log.committedOffset
         if let refusal = FetchServing.ownLogRefusal(follower: follower, origin: log.origin, fromOffset: fromOffset, committed: committed) {
             // This node's data was replaced or lost its tail: say so loudly.
             return FetchReply(events: [], throughOffset: 0, holderLastOffset: committed, refusal: refusal)
         }
-        acknowledge(follower, through: fromOffset - 1, view: view)
-        var events = try await ownEvents(from: fromOffset, max: eventsMax)
-        if events.isEmpty && waitMs > 0 {
-            await waitForCommit(beyond: fromOffset - 1, timeout: .milliseconds(Int(waitMs)))
-            events = try await ownEvents(from: fromOffset, max: eventsMax)
+        // The follower's copy and this log must agree where it stands; once
+        // checked, what this process serves it since continues the chain.
+        if let previousEventID, fromOffset > 1, state.withLock({ $0.tracker.positions[follower] }) != fromOffset - 1 {
+            let here = try await log.scan(origin: log.origin, fromOffset: fromOffset - 1, limit: 1).first
+            if let refusal = FetchServing.identityRefusal(
+                follower: follower, origin: log.origin, offset: fromOffset - 1, followerHolds: previousEventID, here: here)
+            {
+                logger.error("a follower's copy disagrees with this log", metadata: ["follower": "\(follower)", "reason": "\(refusal)"])
+                return FetchReply(events: [], throughOffset: 0, holderLastOffset: committed, refusal: refusal)
+            }
         }
-        let (through, holderLast) = FetchServing.ownReply(events, fromOffset: fromOffset, committed: log.committedOffset)
-        return FetchReply(events: events, throughOffset: through, holderLastOffset: holderLast, refusal: nil)
+        acknowledge(follower, through: fromOffset - 1, view: view)
+        var read = try await ownEvents(from: fromOffset, max: eventsMax)
+        if read.events.isEmpty && waitMs > 0 && read.committed < fromOffset {
+            await waitForCommit(beyond: fromOffset - 1, timeout: .milliseconds(Int(waitMs)))
+            read = try await ownEvents(from: fromOffset, max: eventsMax)
+        }
+        let (through, holderLast) = FetchServing.ownReply(read.events, complete: read.complete, fromOffset: fromOffset, committed: read.committed)
+        return FetchReply(events: read.events, throughOffset: through, holderLastOffset: holderLast, refusal: nil)
     }
 
-    /// Committed own events from an offset, at most `max` and one batch.
-    private func ownEvents(from offset: Int64, max: UInt32) async throws -> [EventRecord] {
+    /// Committed own events from an offset, at most `max` and one batch,
+    /// whether they are all there are up to the committed end, and that end.
+    private func ownEvents(from offset: Int64, max: UInt32) async throws -> (events: [EventRecord], complete: Bool, committed: Int64) {
         let committed = log.committedOffset
-        guard offset <= committed else { return [] }
-        let events = try await log.scan(origin: log.origin, fromOffset: offset, limit: Int(min(max, ReplicationCodec.eventsPerBatchMax)))
-        return FetchServing.ownBatch(events, committed: committed)
+        guard offset <= committed else { return ([], true, committed) }
+        let limit = Int(min(max, ReplicationCodec.eventsPerBatchMax))
+        let scanned = try await log.scan(origin: log.origin, fromOffset: offset, limit: limit)
+        let (events, complete) = FetchServing.ownBatch(scanned, limit: limit, committed: committed)
+        return (events, complete, committed)
     }
 
     private func serveCopy(origin: String, fromOffset: Int64, eventsMax: UInt32) async throws -> FetchReply {
@@ -353,9 +374,11 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         var toldView: (view: VouchView, peers: Set<String>)?
         /// Released origins whose logs were read from the peers' copies.
         var repaired: [String: Task<Void, Never>] = [:]
+        var recovery: Task<Void, Never>?
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let nowMs = clock.monotonicMs
             if let directory, directory.joined {
+                if recovery == nil { recovery = spawner.spawn { await self.recover() } }
                 let ring = directory.ringMembers
                 let done = state.withLock { $0.follower.backfilledRing }
                 if ring != backfill?.ring {
@@ -417,6 +440,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         }
         for task in loops.values { task.cancel() }
         for task in repaired.values { task.cancel() }
+        recovery?.cancel()
         backfill?.task.cancel()
         // Wake fetches waiting for a commit that will not come.
         let waiting = state.withLock { state in
@@ -447,6 +471,12 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         let selfID = log.origin
         let fetchTimeout = Duration.milliseconds(Int(config.fetchWaitMs)) + .seconds(2)
         var lastFailure: String?
+        // The id of the event of `origin`'s log at `position`, when known:
+        // the origin checks its log holds the same one there.
+        var atPosition: (offset: Int64, id: String)?
+        if position > 0, let held = try? await log.scan(origin: origin, fromOffset: position, limit: 1).first, held.offset == position {
+            atPosition = (position, held.eventID)
+        }
         while !Task.isCancelled {
             // The loop ends only when `run` cancels it (the peer left the
             // view): returning on its own while the peer flapped dead and
@@ -462,7 +492,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             do {
                 let reply = try await network.fetch(
                     address, follower: selfID,
-                    .log(origin: origin, fromOffset: position + 1, eventsMax: config.fetchEventsMax, waitMs: config.fetchWaitMs),
+                    .log(
+                        origin: origin, fromOffset: position + 1, eventsMax: config.fetchEventsMax, waitMs: config.fetchWaitMs,
+                        previousEventID: atPosition?.offset == position ? atPosition?.id : nil),
                     view: config.partitionMode == .consistent ? view(for: origin) : nil,
                     timeout: fetchTimeout)
                 if let refusal = reply.refusal {
@@ -491,6 +523,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     let now = clock.wallMs
                     for event in reply.events { lagTimer.recordMilliseconds(max(0, now - event.recordedAt)) }
                     position = through
+                    if let last = reply.events.last, last.offset == through { atPosition = (through, last.eventID) }
                 }
                 let now = clock.wallMs
                 state.withLock {
@@ -544,8 +577,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// read from every reachable peer's copy, since each holds its own
     /// orders only. Copies are INSERT OR IGNORE, so what is here already
     /// costs a read and nothing more; positions do not move.
-    private func backfill(_ ring: Set<String>) async {
-        guard let directory else { return }
+    @discardableResult
+    func backfill(_ ring: Set<String>) async -> Bool {
+        guard let directory else { return false }
         state.withLock { $0.backfillFinished = false }
         defer { state.withLock { $0.backfillFinished = true } }
         let started = clock.monotonicMs
@@ -561,21 +595,22 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 do {
                     copied += try await backfill(origin, from: holder, at: address)
                 } catch is CancellationError {
-                    return
+                    return false
                 } catch {
                     // Not done: `run` tries again; gathering covers an
                     // order's leader meanwhile.
                     logger.warning("backfill failed", metadata: ["origin": "\(origin)", "holder": "\(holder)", "error": "\(error)"])
                     complete = false
-                    if Task.isCancelled { return }
+                    if Task.isCancelled { return false }
                 }
             }
         }
-        guard !Task.isCancelled, complete, directory.ringMembers == ring else { return }
+        guard !Task.isCancelled, complete, directory.ringMembers == ring else { return false }
         state.withLock { $0.follower.backfilledRing = ring }
         logger.info("backfilled the orders of the new ring", metadata: [
             "ring": "\(ring.sorted())", "events": "\(copied)", "ms": "\(clock.monotonicMs - started)",
         ])
+        return true
     }
 
     /// While an origin is released (gone, for good perhaps), reads its log
@@ -606,7 +641,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     }
 
     private func backfill(
-        _ origin: String, from holder: String, at address: String, after start: Int64 = 0, timeout: Duration = .seconds(10)
+        _ origin: String, from holder: String, at address: String, after start: Int64 = 0, timeout: Duration = .seconds(3)
     ) async throws -> Int {
         var position: Int64 = start
         var target: Int64?

@@ -1,0 +1,219 @@
+import LogStorage
+import Logging
+import OrderDomain
+import Replication
+import Wire
+
+/// Log identity across a node's lives. A node's log can go back in time: a
+/// replaced disk, a restore from a backup. Its peers still hold copies of
+/// what it wrote (its acknowledged orders among them), the terms they
+/// granted with it, and followers sit at offsets of its old log. So before
+/// a node grants a term, answers a new leader's gather or leads anything,
+/// it asks its peers what they hold of it:
+///
+/// - its own events they copied come back into its log as they were (ids,
+///   offsets, checksums), and its log moves past the highest offset any
+///   peer holds, so no new event takes an offset of the old log;
+/// - it adopts, per preference list, the newest term any peer granted, so
+///   it never grants an older one again;
+/// - when its log was empty or behind its peers' copies, it waits until the
+///   backfill of its ring is complete: it holds every event of its orders
+///   that the others hold, so its grants and its gathers count again.
+///
+/// A node whose log was empty waits for every other member of the ring (a
+/// write it held may now be on one other replica only, and any peer may
+/// hold the newest copy of its log): a replaced disk while another node is
+/// down waits for that node, or for it to leave the ring. One that kept its
+/// log needs a majority of the ring. A follower
+/// names the event it holds at its position when it fetches, so a log that
+/// went back anyway is refused loudly, never silently copied over.
+extension Replicator {
+    /// Why this node does not grant terms, answer gathers or lead yet; nil
+    /// once it has recovered.
+    public var recovering: String? {
+        state.withLock { $0.recovered ? nil : $0.recoveryStatus }
+    }
+
+    /// What this node holds of `request.node` (see `RecoveryRequest`).
+    func answerRecovery(_ request: RecoveryRequest) async -> RecoveryReply {
+        do {
+            try await loadPromises()
+            let positions = try await log.replicaPositions()
+            let (promises, recovered) = state.withLock { ($0.promises, $0.recovered) }
+            let holds = log.committedOffset > 0 || !promises.isEmpty || positions.values.contains { $0 > 0 }
+            var known = Set(positions.keys).union(directory?.ringMembers ?? [])
+            for group in promises.keys { known.formUnion(TermGroup.members(group)) }
+            return RecoveryReply(
+                promises: promises.filter { TermGroup.members($0.key).contains(request.node) }, holdsAnything: holds, recovering: !recovered,
+                knownNodes: known.subtracting([request.node]).sorted())
+        } catch {
+            return RecoveryReply(promises: [:], holdsAnything: false, recovering: false, refusal: "cannot read its log: \(error)")
+        }
+    }
+
+    /// Runs once per process, until this node has recovered (see above).
+    func recover() async {
+        guard let directory else {
+            finishRecovery()
+            return
+        }
+        let selfID = directory.nodeID
+        try? await loadPromises()
+        // A log without own events counts as empty (copies and terms may
+        // be left of a recovery that did not finish: it starts over).
+        let wasEmpty = log.committedOffset == 0
+        var waitingFor: Set<String> = []
+        // Nodes the peers know of (their logs and terms name them), though
+        // no live view may show them.
+        var known: Set<String> = []
+        while !Task.isCancelled {
+            let ring = directory.ringMembers.union(known).subtracting([selfID])
+            let reachable = directory.reachablePeers()
+            let asked = ring.filter { reachable[$0] != nil }
+            var answers: [String: RecoveryReply] = [:]
+            await withTaskGroup(of: (String, RecoveryReply?).self) { group in
+                for peer in asked.sorted() {
+                    let (network, address) = (self.network, reachable[peer]!)
+                    group.addTask {
+                        guard case .recovery(let reply)? = try? await network.call(.recovery(RecoveryRequest(node: selfID)), to: address, timeout: .seconds(2)),
+                            reply.refusal == nil
+                        else { return (peer, nil) }
+                        return (peer, reply)
+                    }
+                }
+                for await (peer, reply) in group { answers[peer] = reply }
+            }
+            let named = answers.values.reduce(into: Set<String>()) { $0.formUnion($1.knownNodes) }.subtracting([selfID])
+            if wasEmpty && !named.isSubset(of: ring) {
+                known.formUnion(named)
+                continue
+            }
+            // Who must have answered: with an empty log, every member of
+            // the ring, released or not (an acknowledged write this node
+            // held may be on one other replica only, and any may hold the
+            // newest copy of its log); otherwise a majority of the ring.
+            let missing: Set<String>
+            if wasEmpty {
+                missing = ring.subtracting(answers.keys)
+            } else {
+                let needed = (ring.count + 1) / 2  // with this node: a majority
+                missing = answers.count >= needed ? [] : ring.subtracting(answers.keys)
+            }
+            if !missing.isEmpty {
+                if missing != waitingFor {
+                    logger.info("recovery waits for peers to answer", metadata: ["peers": "\(missing.sorted())"])
+                    waitingFor = missing
+                }
+                state.withLock { $0.recoveryStatus = "this node is recovering its log: waiting for \(missing.sorted().joined(separator: ", ")) to answer" }
+                try? await clock.sleep(for: config.retryDelay)
+                continue
+            }
+            do {
+                state.withLock { $0.recoveryStatus = "this node is recovering its log: reading its own events back from its peers" }
+                let found = try await collect(from: answers, reachable: reachable)
+                let terms = try await adopt(found.promises)
+                let wentBack = found.floor > log.committedOffset
+                if (wasEmpty && answers.values.contains { $0.holdsAnything }) || wentBack {
+                    // Everything this node held of its orders may be gone: it
+                    // reads every log of the ring again, now that every peer
+                    // is reachable (a backfill done while one was away may
+                    // have missed what only that one held).
+                    state.withLock { $0.recoveryStatus = "this node is recovering its log: copying its orders from its peers" }
+                    while !Task.isCancelled, !(await backfill(directory.ringMembers)) {
+                        try await clock.sleep(for: config.backfillRetryDelay)
+                    }
+                    try Task.checkCancellation()
+                }
+                // Its own events last: until they are back the log counts as
+                // empty, so a crash before this point starts it all again.
+                // A log recovered without own events moves past offset 1 all
+                // the same: it never counts as empty again (the next start
+                // needs a majority of the ring, not every member).
+                let reimported = try await putBack(found.events, floor: max(found.floor, wasEmpty ? 1 : 0))
+                if (wasEmpty && answers.values.contains { $0.holdsAnything }) || wentBack {
+                    logger.warning("recovered this node's log from the peers' copies", metadata: [
+                        "own_events": "\(reimported)", "floor": "\(found.floor)", "terms": "\(terms)",
+                    ])
+                }
+                finishRecovery()
+                return
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.warning("recovery failed; retrying", metadata: ["error": "\(error)"])
+                state.withLock { $0.recoveryStatus = "this node is recovering its log: \(error)" }
+                try? await clock.sleep(for: config.retryDelay)
+            }
+        }
+    }
+
+    private func finishRecovery() {
+        state.withLock { $0.recovered = true }
+    }
+
+    /// This node's own events its peers hold past its log, the highest
+    /// offset any of them holds, and the newest term each granted per list.
+    private func collect(
+        from answers: [String: RecoveryReply], reachable: [String: String]
+    ) async throws -> (events: [EventRecord], floor: Int64, promises: [String: Term]) {
+        let own = log.origin
+        var events: [Int64: EventRecord] = [:]
+        var floor: Int64 = 0
+        for peer in answers.keys.sorted() {
+            guard let address = reachable[peer] else { continue }
+            var position = log.committedOffset
+            var target: Int64?
+            while !Task.isCancelled {
+                let reply = try await network.fetch(
+                    address, follower: own, .log(origin: own, fromOffset: position + 1, eventsMax: config.fetchEventsMax, waitMs: 0),
+                    timeout: .seconds(3))
+                if let refusal = reply.refusal { throw EngineError.unavailable("\(peer) refused: \(refusal)") }
+                if target == nil { target = reply.holderLastOffset }
+                floor = max(floor, reply.holderLastOffset)
+                guard reply.events.allSatisfy({ $0.origin == own && $0.offset > position }) else {
+                    throw EngineError.unavailable("\(peer) sent events of the wrong log or position")
+                }
+                for event in reply.events { events[event.offset] = event }
+                guard let next = BackfillProgress.next(
+                    position: position, throughOffset: reply.throughOffset, lastEventOffset: reply.events.last?.offset,
+                    eventCount: reply.events.count, target: target ?? 0)
+                else { break }
+                position = next
+            }
+        }
+        try Task.checkCancellation()
+        var newest: [String: Term] = [:]
+        for reply in answers.values {
+            for (group, term) in reply.promises { newest[group] = max(newest[group] ?? .none, term) }
+        }
+        return (events.values.sorted { $0.offset < $1.offset }, floor, newest)
+    }
+
+    /// Adopts, per list, the newest term a peer granted, durably: this node
+    /// never grants an older one again. Returns how many it adopted.
+    private func adopt(_ newest: [String: Term]) async throws -> Int {
+        var adopted = 0
+        for (group, term) in newest.sorted(by: { $0.key < $1.key }) where term > (state.withLock { $0.promises[group] } ?? .none) {
+            _ = try await log.append(AppendRequest(events: [], promise: Promise(group: group, term: term.number, leader: term.leader)))
+            state.withLock { state in
+                state.promises[group] = max(state.promises[group] ?? .none, term)
+                state.highestTerm = max(state.highestTerm, term.number)
+                if let held = state.held[group], held < term { state.held[group] = nil }
+            }
+            adopted += 1
+        }
+        return adopted
+    }
+
+    /// Puts this node's own events back as they were and moves its log past
+    /// `floor`, with the timers of the held payments among them.
+    private func putBack(_ events: [EventRecord], floor: Int64) async throws -> Int {
+        guard floor > log.committedOffset || !events.isEmpty else { return 0 }
+        let reimported = try await log.reimport(events, floor: floor)
+        let deadlines = Self.heldUntil(events)
+        if !deadlines.isEmpty {
+            _ = try await log.replicate(ReplicatedBatch(origin: "", events: [], throughOffset: nil, deadlines: deadlines))
+        }
+        return reimported
+    }
+}
