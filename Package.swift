@@ -200,7 +200,7 @@ let package = Package(
         .testTarget(
             name: "HTTPAPITests",
             dependencies: [
-                "HTTPAPI", "Node", "EventLog", "LogStorage", "OrderDomain", "Membership", "Wire",
+                "HTTPAPI", "Node", "EventLog", "LogStorage", "OrderDomain", "Membership", "Wire", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -165,10 +165,14 @@ public enum PeerCodec {
     /// The correlation id a reply frame starts with, without decoding the
     /// rest (the caller decodes it once it has found its call).
     public static func replyCorrelationID(_ frame: Frame) -> UInt64? {
-        guard frame.type == ForwardFrame.reply.rawValue || frame.type == ReplicationFrame.batch.rawValue
-            || frame.type == ClusterFrame.viewReply.rawValue || frame.type == ReplicationFrame.grantReply.rawValue
-            || frame.type == ReplicationFrame.recoveryReply.rawValue
-        else { return nil }
+        guard isReply(frame.type) else { return nil }
         return frame.payload.getInteger(at: frame.payload.readerIndex, as: UInt64.self)
+    }
+
+    /// Whether frames of this type answer a call (and start with its
+    /// correlation id).
+    public static func isReply(_ type: UInt8) -> Bool {
+        type == ForwardFrame.reply.rawValue || type == ReplicationFrame.batch.rawValue || type == ClusterFrame.viewReply.rawValue
+            || type == ReplicationFrame.grantReply.rawValue || type == ReplicationFrame.recoveryReply.rawValue
     }
 }

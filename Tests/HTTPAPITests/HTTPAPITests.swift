@@ -10,6 +10,7 @@ import Logging
 import Membership
 import Metrics
 import Prometheus
+import TestSupport
 import Testing
 import Wire
 
@@ -231,9 +232,13 @@ let sharedRegistry: PrometheusCollectorRegistry = {
             network: PeerClients(security: HandshakeConfig(cluster: "t", nodeID: "api-1", secret: nil), logger: Logger(label: "t")),
             peerAddress: "127.0.0.1:7081", environment: .system(), logger: Logger(label: "t"))
         let app = Application(router: APIServer.router(service: node.dispatcher, membership: node.membership, registry: sharedRegistry))
+        let loops = Task { await node.runLoops() }
+        defer { loops.cancel() }
         try await app.test(.router) { client in
             #expect(try await client.execute(uri: "/health/ready", method: .get).status == .ok)
-            #expect(node.membership.route(ClientID("o-1")!) != .unavailable("this node is still joining the cluster"))
+            // Alone in its ring, it leads every order once its log has
+            // recovered (there is no peer to ask).
+            try await waitFor("the node to lead o-1") { node.membership.route(ClientID("o-1")!) == .local }
             log.failNextSync()
             let order = #"{"id":"o-1","customer":"c","lines":[{"sku":"\#(sku)","qty":1}]}"#
             let failed = try await client.execute(uri: "/orders", method: .post, body: json(order))

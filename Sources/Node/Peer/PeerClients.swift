@@ -144,8 +144,7 @@ final class ForwardClientHandler: ChannelInboundHandler, Sendable {
         let frame = unwrapInboundIn(data)
         // Replies start with the correlation id of their call; the caller
         // decodes the rest.
-        guard frame.type == ForwardFrame.reply.rawValue || frame.type == ReplicationFrame.batch.rawValue || frame.type == ClusterFrame.viewReply.rawValue
-        else { return }
+        guard PeerCodec.isReply(frame.type) else { return }
         guard let correlationID = PeerCodec.replyCorrelationID(frame) else {
             context.fireErrorCaught(WireError.malformed("reply without a correlation id"))
             return

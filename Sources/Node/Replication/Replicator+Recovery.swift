@@ -40,7 +40,9 @@ extension Replicator {
             try await loadPromises()
             let positions = try await log.replicaPositions()
             let (promises, recovered) = state.withLock { ($0.promises, $0.recovered) }
-            let holds = log.committedOffset > 0 || !promises.isEmpty || positions.values.contains { $0 > 0 }
+            // A log moved past an offset by a recovery holds nothing yet.
+            let ownEvents = log.committedOffset > 0 ? try await log.scan(origin: nil, fromOffset: 1, limit: 1) : []
+            let holds = !ownEvents.isEmpty || !promises.isEmpty || positions.values.contains { $0 > 0 }
             var known = Set(positions.keys).union(directory?.ringMembers ?? [])
             for group in promises.keys { known.formUnion(TermGroup.members(group)) }
             return RecoveryReply(
@@ -71,17 +73,27 @@ extension Replicator {
             let reachable = directory.reachablePeers()
             let asked = ring.filter { reachable[$0] != nil }
             var answers: [String: RecoveryReply] = [:]
-            await withTaskGroup(of: (String, RecoveryReply?).self) { group in
+            var why: [String: String] = [:]
+            await withTaskGroup(of: (String, Result<RecoveryReply, EngineError>).self) { group in
                 for peer in asked.sorted() {
                     let (network, address) = (self.network, reachable[peer]!)
                     group.addTask {
-                        guard case .recovery(let reply)? = try? await network.call(.recovery(RecoveryRequest(node: selfID)), to: address, timeout: .seconds(2)),
-                            reply.refusal == nil
-                        else { return (peer, nil) }
-                        return (peer, reply)
+                        do {
+                            guard case .recovery(let reply) = try await network.call(.recovery(RecoveryRequest(node: selfID)), to: address, timeout: .seconds(2))
+                            else { return (peer, .failure(.unavailable("answered something else"))) }
+                            if let refusal = reply.refusal { return (peer, .failure(.unavailable("refused: \(refusal)"))) }
+                            return (peer, .success(reply))
+                        } catch {
+                            return (peer, .failure(.unavailable("\(error)")))
+                        }
                     }
                 }
-                for await (peer, reply) in group { answers[peer] = reply }
+                for await (peer, result) in group {
+                    switch result {
+                    case .success(let reply): answers[peer] = reply
+                    case .failure(let error): why[peer] = "\(error)"
+                    }
+                }
             }
             let named = answers.values.reduce(into: Set<String>()) { $0.formUnion($1.knownNodes) }.subtracting([selfID])
             if wasEmpty && !named.isSubset(of: ring) {
@@ -101,7 +113,9 @@ extension Replicator {
             }
             if !missing.isEmpty {
                 if missing != waitingFor {
-                    logger.info("recovery waits for peers to answer", metadata: ["peers": "\(missing.sorted())"])
+                    logger.info("recovery waits for peers to answer", metadata: [
+                        "peers": "\(missing.sorted())", "why": "\(missing.sorted().map { "\($0): \(why[$0] ?? "not reachable")" })",
+                    ])
                     waitingFor = missing
                 }
                 state.withLock { $0.recoveryStatus = "this node is recovering its log: waiting for \(missing.sorted().joined(separator: ", ")) to answer" }
