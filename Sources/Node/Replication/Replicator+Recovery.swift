@@ -144,7 +144,7 @@ extension Replicator {
                 // the same: it never counts as empty again (the next start
                 // needs a majority of the ring, not every member).
                 let reimported = try await putBack(found.events, floor: max(found.floor, wasEmpty ? 1 : 0))
-                if (wasEmpty && answers.values.contains { $0.holdsAnything }) || wentBack {
+                if reimported > 0 || terms > 0 || wentBack {
                     logger.warning("recovered this node's log from the peers' copies", metadata: [
                         "own_events": "\(reimported)", "floor": "\(found.floor)", "terms": "\(terms)",
                     ])
