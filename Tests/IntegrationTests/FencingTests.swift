@@ -143,4 +143,34 @@ import Testing
             }
         }
     }
+
+    /// A node restarted on an empty disk waits for every node its peers'
+    /// copies and terms name, but not for one that left the cluster: old
+    /// rows name it for ever.
+    @Test func aReplacedDiskDoesNotWaitForANodeThatLeft() async throws {
+        let cluster = try TestCluster(extraArguments: ["--partition-mode", "consistent"])
+        defer { cluster.stopAll(signal: SIGKILL) }
+        for id in ["api-1", "api-2", "api-3", "api-4"] { try await cluster.start(id) }
+        let all = ["api-1": "alive", "api-2": "alive", "api-3": "alive", "api-4": "alive"]
+        try await cluster.waitForView(all, on: cluster.ids)
+        // Orders led by each node, api-4 among them: copies of its log and
+        // terms naming it end up on the others.
+        for node in ["api-4", "api-2"] {
+            for n in 1...3 {
+                let (order, _) = try await Self.order(ledBy: node, prefix: "left-\(node)-\(n)", in: cluster)
+                #expect(try await PartitionTests.place(order, via: cluster.http("api-1")).status == 201)
+            }
+        }
+        try await cluster.waitForReplicasToCatchUp()
+        cluster.remove("api-4", signal: SIGTERM)
+        try await cluster.waitForView(["api-4": "left"], on: cluster.ids)
+
+        cluster.stop("api-2", signal: SIGKILL)
+        try await waitFor("api-2 to exit", timeout: .seconds(10)) { !cluster.process("api-2").process.isRunning }
+        try FileManager.default.removeItem(atPath: (cluster.folder.path as NSString).appendingPathComponent("api-2"))
+        try await cluster.start("api-2")
+        try await cluster.waitForView(["api-1": "alive", "api-2": "alive", "api-3": "alive", "api-4": "left"], on: cluster.ids)
+        let view = try await HTTP.send(.GET, "http://\(cluster.http("api-2"))/cluster").body
+        #expect((view["replication"] as? [String: Any])?["recovering"] == nil, "\(view)")
+    }
 }

@@ -192,6 +192,8 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     /// The members whose orders this node lets others lead.
     public var released: Set<String> { routing.withLock { $0.released } }
 
+    public var departed: Set<String> { Set(members.filter { $0.status == .left }.map(\.id)) }
+
     /// The nodes this node lets lead, on its ring (see `VouchView`).
     public var vouchView: VouchView { leadership.vouchView }
 

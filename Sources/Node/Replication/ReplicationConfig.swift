@@ -63,6 +63,9 @@ public protocol ReplicaDirectory: Sendable {
     /// Members whose orders this node lets others lead (dead long enough, or
     /// left): their logs are read from the live peers' copies.
     var released: Set<String> { get }
+    /// Members this node knows left the cluster for good (SIGTERM): a
+    /// recovering node does not wait for them.
+    var departed: Set<String> { get }
 }
 
 /// What a transactor asks of replication. MUST be safe to call from any task.

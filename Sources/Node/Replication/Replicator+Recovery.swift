@@ -23,8 +23,9 @@ import Wire
 /// A node whose log was empty waits for every other member of the ring (a
 /// write it held may now be on one other replica only, and any peer may
 /// hold the newest copy of its log): a replaced disk while another node is
-/// down waits for that node, or for it to leave the ring. One that kept its
-/// log needs a majority of the ring. A follower
+/// down waits for that node, or for it to leave the ring (a node that left is
+/// never waited for, though old copies and terms still name it). One that
+/// kept its log needs a majority of the ring. A follower
 /// names the event it holds at its position when it fetches, so a log that
 /// went back anyway is refused loudly, never silently copied over.
 extension Replicator {
@@ -69,7 +70,7 @@ extension Replicator {
         // no live view may show them.
         var known: Set<String> = []
         while !Task.isCancelled {
-            let ring = directory.ringMembers.union(known).subtracting([selfID])
+            let ring = directory.ringMembers.union(known).subtracting([selfID]).subtracting(directory.departed)
             let reachable = directory.reachablePeers()
             let asked = ring.filter { reachable[$0] != nil }
             var answers: [String: RecoveryReply] = [:]
@@ -95,7 +96,10 @@ extension Replicator {
                     }
                 }
             }
-            let named = answers.values.reduce(into: Set<String>()) { $0.formUnion($1.knownNodes) }.subtracting([selfID])
+            // Nodes that left for good are named by old copies and terms
+            // for ever: they are not waited for.
+            let named = answers.values.reduce(into: Set<String>()) { $0.formUnion($1.knownNodes) }
+                .subtracting([selfID]).subtracting(directory.departed)
             if wasEmpty && !named.isSubset(of: ring) {
                 known.formUnion(named)
                 continue
