@@ -103,10 +103,6 @@ public struct FollowerState: Sendable {
     public private(set) var copies: [String: CopyStatus] = [:]
     /// The ring whose orders this node holds in full (see backfill).
     public var backfilledRing: Set<String>?
-    /// Catch-up under the current view: per peer, the end of its log in
-    /// the first reply to a fetch sent once this node was settled.
-    private var catchUpEpoch: UInt64 = 0
-    private var catchUpTargets: [String: Int64] = [:]
 
     public init() {}
 
@@ -130,47 +126,9 @@ public struct FollowerState: Sendable {
     }
 
     /// A reply to a fetch of `origin`'s log came back: the copy is now
-    /// `through`, the holder's end `holderLastOffset`. `sentEpoch` and
-    /// `sentSettled`: the view and whether this node was settled when the
-    /// fetch went out (only such a reply sets the catch-up target).
-    public mutating func noteCopy(origin: String, through: Int64, holderLastOffset: Int64, nowMs: Int64, sentEpoch: UInt64, sentSettled: Bool) {
+    /// `through`, the holder's end `holderLastOffset`.
+    public mutating func noteCopy(origin: String, through: Int64, holderLastOffset: Int64, nowMs: Int64) {
         copies[origin] = CopyStatus(through: through, holderLastOffset: holderLastOffset, updatedMs: nowMs)
-        if sentSettled && catchUpEpoch == sentEpoch && catchUpTargets[origin] == nil {
-            catchUpTargets[origin] = holderLastOffset
-        }
-    }
-
-    /// When the order's first replica may skip asking its replicas: it
-    /// holds every acknowledged event of its orders. That is so when
-    ///
-    /// - it is settled (every live peer has seen it alive in this
-    ///   incarnation) and every other replica of the order is reachable, so
-    ///   none of them can hold an acknowledged write this node cannot read
-    ///   in that replica's own log;
-    /// - for every reachable peer it has copied that peer's log up to the end
-    ///   reported in the first reply to a fetch sent once it was settled,
-    ///   under the current view. A stand-in acknowledges a write only if it
-    ///   still leads the order once the replicas hold it, that is before it
-    ///   saw this node alive, which is before this node was settled: so the
-    ///   write is below that end;
-    /// - it has backfilled the orders of the current ring.
-    ///
-    /// A new view (`epoch`) starts the catch-up over.
-    public mutating func isCaughtUp(
-        settled: Bool, epoch: UInt64, selfID: String, replicas: [String], reachablePeers: Set<String>, ring: Set<String>
-    ) -> Bool {
-        guard settled else { return false }
-        guard replicas.allSatisfy({ $0 == selfID || reachablePeers.contains($0) }) else { return false }
-        if catchUpEpoch != epoch {
-            catchUpEpoch = epoch
-            catchUpTargets = [:]
-            return false
-        }
-        guard backfilledRing == ring else { return false }
-        return reachablePeers.allSatisfy { peer in
-            guard let target = catchUpTargets[peer] else { return false }
-            return (copies[peer]?.through ?? 0) >= target
-        }
     }
 }
 

@@ -75,32 +75,6 @@ import Testing
         }
     }
 
-    @Test func theFirstReplicaIsCaughtUpOnlyOnceItCopiedEveryPeerPastItsSettledEnd() {
-        var state = FollowerState()
-        let ring: Set<String> = ["api-1", "api-2", "api-3"]
-        let peers: Set<String> = ["api-2", "api-3"]
-        func caughtUp(epoch: UInt64 = 5, settled: Bool = true) -> Bool {
-            state.isCaughtUp(settled: settled, epoch: epoch, selfID: "api-1", replicas: ["api-1", "api-2", "api-3"], reachablePeers: peers, ring: ring)
-        }
-        #expect(!caughtUp(), "a new view starts the catch-up over")
-        state.backfilledRing = ring
-        state.noteCopy(origin: "api-2", through: 40, holderLastOffset: 50, nowMs: 0, sentEpoch: 5, sentSettled: true)
-        state.noteCopy(origin: "api-3", through: 70, holderLastOffset: 70, nowMs: 0, sentEpoch: 5, sentSettled: true)
-        #expect(!caughtUp(), "api-2's log is copied through 40 of 50")
-        state.noteCopy(origin: "api-2", through: 55, holderLastOffset: 60, nowMs: 0, sentEpoch: 5, sentSettled: true)
-        #expect(caughtUp(), "the target is the end in the first reply: 50")
-        #expect(!caughtUp(settled: false))
-        #expect(!caughtUp(epoch: 6), "another view: start over")
-        // A reply to a fetch sent before the node was settled sets nothing.
-        state.noteCopy(origin: "api-2", through: 60, holderLastOffset: 60, nowMs: 0, sentEpoch: 6, sentSettled: false)
-        state.noteCopy(origin: "api-3", through: 70, holderLastOffset: 70, nowMs: 0, sentEpoch: 6, sentSettled: true)
-        #expect(!caughtUp(epoch: 6))
-        // A replica out of reach: it may hold what this node cannot read.
-        let withOneAway = state.isCaughtUp(
-            settled: true, epoch: 6, selfID: "api-1", replicas: ["api-1", "api-2", "api-4"], reachablePeers: peers, ring: ring)
-        #expect(!withOneAway)
-    }
-
     @Test func aNewLeaderNeedsAnswersThatMeetEveryMajority() {
         #expect(GatherRule.repliesNeeded(replicas: 3) == 2)
         #expect(GatherRule.repliesNeeded(replicas: 5) == 3)

@@ -486,9 +486,6 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 try? await clock.sleep(for: config.retryDelay)
                 continue
             }
-            // Whether the reply may set this view's catch-up target.
-            let sentEpoch = directory?.epoch ?? 0
-            let sentSettled = directory?.settled ?? false
             do {
                 let reply = try await network.fetch(
                     address, follower: selfID,
@@ -527,9 +524,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 }
                 let now = clock.wallMs
                 state.withLock {
-                    $0.follower.noteCopy(
-                        origin: origin, through: position, holderLastOffset: reply.holderLastOffset, nowMs: now, sentEpoch: sentEpoch,
-                        sentSettled: sentSettled)
+                    $0.follower.noteCopy(origin: origin, through: position, holderLastOffset: reply.holderLastOffset, nowMs: now)
                 }
             } catch is CancellationError {
                 return
