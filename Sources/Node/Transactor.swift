@@ -35,6 +35,10 @@ actor Transactor {
     /// position replicas must hold before an answer about it goes out.
     private var ownOffset: Int64 = 0
     private var checkpointVersion: Int64 = 0
+    /// Events of the order at or below `state.version` the log held when the
+    /// state was loaded, plus those appended since (nil: unknown, from a
+    /// checkpoint written without the count).
+    private var eventsHeld: Int64? = 0
     /// The timer the `deadlines` table holds for this order, as far as known.
     private var storedDeadline: Int64?
     private var busy = false
@@ -147,7 +151,7 @@ actor Transactor {
         defer { release() }
         guard loaded, state.version > checkpointVersion else { return }
         do {
-            _ = try await log.append(AppendRequest(events: [], checkpoint: checkpoint(of: state)))
+            _ = try await log.append(AppendRequest(events: [], checkpoint: checkpoint(of: state, eventsHeld: eventsHeld)))
             checkpointVersion = state.version
         } catch {
             // The log still holds every event; the next activation replays them.
@@ -166,9 +170,10 @@ actor Transactor {
             return NewEvent(orderID: orderID.rawValue, version: version, type: event.typeName, payload: event.payloadJSON(), term: number)
         }
         let wantsCheckpoint = !events.isEmpty && next.version - checkpointVersion >= config.checkpointEveryEvents
+        let held = eventsHeld.map { $0 + Int64(records.count) }
         let request = AppendRequest(
             events: records,
-            checkpoint: wantsCheckpoint ? checkpoint(of: next) : nil,
+            checkpoint: wantsCheckpoint ? checkpoint(of: next, eventsHeld: held) : nil,
             deadline: deadlineChange.map { (orderID.rawValue, $0) },
             check: events.isEmpty ? nil : replication?.commitCheck(orderID, term: term))
         do {
@@ -181,11 +186,18 @@ actor Transactor {
             throw error
         }
         if wantsCheckpoint { checkpointVersion = next.version }
+        eventsHeld = held
         storedDeadline = deadline
     }
 
-    private func checkpoint(of state: OrderState) -> Checkpoint {
-        Checkpoint(orderID: orderID.rawValue, version: state.version, state: state.snapshotJSON())
+    /// A checkpoint of `state` that the log writes only if it holds exactly
+    /// `eventsHeld` events of the order at or below its version: a copy of
+    /// another node's event stored since the state was loaded (the copy
+    /// hook has not made this transactor reload yet) is never hidden.
+    private func checkpoint(of state: OrderState, eventsHeld: Int64?) -> Checkpoint {
+        Checkpoint(
+            orderID: orderID.rawValue, version: state.version, state: state.snapshotJSON(eventsHeld: eventsHeld),
+            coveredEvents: eventsHeld)
     }
 
     /// Activation: what the other replicas hold that this node lacks, then
@@ -218,12 +230,15 @@ actor Transactor {
         var term = try await replication?.term(for: orderID, above: .none)
         var loadedState = OrderState(orderID: orderID)
         var checkpointVersion: Int64 = 0
+        var eventsHeld: Int64? = 0
         for _ in 0..<Self.loadAttemptsMax {
             try await replication?.gather(orderID, term: term)
             let (checkpoint, records) = try await log.load(orderID: orderID.rawValue)
             var base = OrderState(orderID: orderID)
+            eventsHeld = Int64(records.count)
             if let checkpoint {
                 base = try OrderState.fromSnapshot(checkpoint.state)
+                eventsHeld = OrderState.eventsHeld(inSnapshot: checkpoint.state).map { $0 + Int64(records.count) }
             }
             // One event per version in consistent mode once a deposed
             // leader's writes are left out; two sides of a partition may both
@@ -246,6 +261,7 @@ actor Transactor {
         self.state = loadedState
         self.term = term
         self.checkpointVersion = checkpointVersion
+        self.eventsHeld = eventsHeld
         self.storedDeadline = loadedState.nextHoldDeadlineMs
         self.loadedEpoch = epoch
         self.loaded = generation == self.generation

@@ -4,7 +4,11 @@
 extension OrderState {
     public static let snapshotVersion: Int64 = 1
 
-    public func snapshotJSON() -> String {
+    /// `eventsHeld`: how many events of the order at or below `version`
+    /// the log held when this state was folded (superseded and merged ones
+    /// included), kept so that a checkpoint built on this one can say what
+    /// it covers (`Checkpoint.coveredEvents`).
+    public func snapshotJSON(eventsHeld: Int64? = nil) -> String {
         var fields: [(String, JSONValue)] = [
             ("snapshot_v", .integer(Self.snapshotVersion)),
             ("order_id", .string(orderID.rawValue)),
@@ -21,6 +25,7 @@ extension OrderState {
             fields.append(("term", .integer(newestTerm.number)))
             fields.append(("term_leader", .string(newestTerm.leader)))
         }
+        if let eventsHeld { fields.append(("events_held", .integer(eventsHeld))) }
         if !conflicts.isEmpty {
             fields.append(("conflicts", .array(conflicts.map {
                 .object([("code", .string($0.code)), ("detail", .string($0.detail)), ("recorded", .bool($0.recorded))])
@@ -40,6 +45,12 @@ extension OrderState {
             fields.append(("refunds", .object(payment.refunds.map { ($0.key.rawValue, .integer($0.value)) }.sorted { $0.0 < $1.0 })))
         }
         return .object(fields)
+    }
+
+    /// The `eventsHeld` a snapshot was written with; nil when it has none.
+    public static func eventsHeld(inSnapshot text: String) -> Int64? {
+        guard let json = try? JSONValue.parse(text) else { return nil }
+        return try? PayloadFields(json: json, typeName: "snapshot").optionalInteger("events_held")
     }
 
     public static func fromSnapshot(_ text: String) throws(EventDecodingError) -> OrderState {

@@ -108,6 +108,38 @@ import Testing
         await engine.shutdown()
     }
 
+    /// Another node's event of an order, copied here while this node's
+    /// transactor holds the order in memory (before the copy hook makes it
+    /// reload): a checkpoint written from that memory must not hide the
+    /// copy. (Before, the next command's checkpoint covered the copy's
+    /// version, and every later load on this node skipped the copy.)
+    @Test func aCheckpointNeverHidesACopyStoredAfterTheStateWasLoaded() async throws {
+        let folder = try TemporaryFolder()
+        let order = id("o-1")
+        let place = OrderCommand.place(customer: "c", lines: [OrderLineRequest(sku: someSKU, qty: 2)])
+        // The other side of a partition (available mode) took payment p-b.
+        let otherLog = try EventLog.open(data: folder.path, node: "api-2")
+        let other = OrderEngine(log: otherLog, catalog: .standard, config: EngineConfig(nodeID: "api-2"), clock: ManualClock())
+        _ = try await other.execute(order, place)
+        _ = try await other.execute(order, .pay(paymentID: id("p-b"), amountCents: 1))
+        let copies = try await otherLog.events(orderID: order.rawValue, afterVersion: 0)
+        await other.shutdown()
+
+        do {
+            let engine = try makeEngine(folder) { $0.checkpointEveryEvents = 1 }
+            _ = try await engine.execute(order, place)
+            _ = try await engine.execute(order, .pay(paymentID: id("p-a"), amountCents: 1))
+            _ = try await engine.log.replicate(ReplicatedBatch(origin: "api-2", events: copies, throughOffset: copies.last!.offset))
+            _ = try await engine.execute(order, .pay(paymentID: id("p-c"), amountCents: 1))
+            engine.log.close()
+        }
+        let engine = try makeEngine(folder)
+        let state = try await engine.state(of: order)
+        #expect(state.payment(id("p-b")) != nil, "the copied payment is folded after a restart: \(state.payments.map(\.id))")
+        #expect(state.payment(id("p-a")) != nil && state.payment(id("p-c")) != nil)
+        await engine.shutdown()
+    }
+
     @Test func passivationWritesACheckpoint() async throws {
         let folder = try TemporaryFolder()
         let engine = try makeEngine(folder)

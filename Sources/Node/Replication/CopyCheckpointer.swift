@@ -75,7 +75,7 @@ public actor CopyCheckpointer {
         }
         let state = OrderMerge.fold(OrderState(orderID: orderID), stream)
         _ = try await log.append(AppendRequest(
-            events: [], checkpoint: Checkpoint(orderID: order, version: state.version, state: state.snapshotJSON(), coveredEvents: Int64(records.count))))
+            events: [], checkpoint: Checkpoint(orderID: order, version: state.version, state: state.snapshotJSON(eventsHeld: Int64(records.count)), coveredEvents: Int64(records.count))))
         written.increment()
     }
 }
