@@ -12,7 +12,7 @@ public struct SimulationRun: Sendable {
         self.config = config
     }
 
-    public struct Result: Sendable {
+    public struct Result: Sendable, Codable {
         public var seed: UInt64
         public var violations: [String]
         /// Orders whose linearizability check gave up (too many states).

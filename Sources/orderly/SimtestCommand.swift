@@ -54,6 +54,11 @@ struct SimtestCommand: ParsableCommand {
     @Option(help: "Lines of trace printed for a failing seed.")
     var traceLines: Int = 40
 
+    /// Internal: run the seeds here and print one JSON result per seed
+    /// (the parent of a chunked run reads them).
+    @Flag(help: .hidden)
+    var resultLines = false
+
     func validate() throws {
         guard (3...7).contains(nodes) else { throw ValidationError("--nodes must be 3-7") }
         guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1") }
@@ -84,15 +89,25 @@ struct SimtestCommand: ParsableCommand {
             if !result.violations.isEmpty { throw ExitCode(1) }
             return
         }
+        if resultLines {
+            // A chunk of a parent's run: one seed after another, each result
+            // as a JSON line as soon as it is known.
+            let encoder = JSONEncoder()
+            for seed in (0..<UInt64(seeds)).map({ first + $0 }) {
+                let result = SimulationRun(seed: seed, config: config).run(traceLines: traceLines)
+                FileHandle.standardOutput.write(try encoder.encode(result) + Data("\n".utf8))
+            }
+            return
+        }
         let workerCount = workers ?? max(1, ProcessInfo.processInfo.activeProcessorCount)
         let seedList = (0..<UInt64(seeds)).map { first + $0 }
         print("simtest: \(seeds) seeds from \(first), \(nodes) nodes, \(mode.rawValue) mode, acks \(acks.rawValue), faults \(faults), \(workerCount) workers")
         let start = Date()
-        let runner = SeedRunner(seeds: seedList, config: config, workers: workerCount, traceLines: traceLines) { done, failed in
+        let runner = SeedRunner(seeds: seedList, config: config, workers: workerCount, traceLines: traceLines, childArguments: childArguments) { done, failed in
             let seconds = Date().timeIntervalSince(start)
             progressLine("simtest: \(done)/\(seedList.count) seeds, \(failed) failed, \(String(format: "%.1f", Double(done) / max(seconds, 0.001))) seeds/s")
         }
-        let results = runner.run()
+        let results = try runner.run()
         endProgress()
         let seconds = Date().timeIntervalSince(start)
         var failed = 0
@@ -110,6 +125,12 @@ struct SimtestCommand: ParsableCommand {
         }
         Self.printSummary(seeds: seeds, failed: failed, violations: violations, seconds: seconds, hash: results.first?.historyHash ?? "")
         if failed > 0 { throw ExitCode(1) }
+    }
+
+    /// The options a chunk's process runs with (seeds and first are added).
+    var childArguments: [String] {
+        ["simtest", "--nodes", "\(nodes)", "--mode", mode.rawValue, "--acks", acks.rawValue, "--faults", faults,
+         "--trace-lines", "\(traceLines)", "--result-lines"]
     }
 
     static func printResult(_ result: SimulationRun.Result, traceLines: Int, always: Bool) {
@@ -143,30 +164,43 @@ struct SimtestCommand: ParsableCommand {
     }
 }
 
-/// Runs seeds on worker threads (each run drives its own simulated world on
-/// the thread that runs it) and returns the results in seed order.
+/// Runs seeds on worker threads and returns the results in seed order.
+/// Each worker runs chunks of seeds in a process of its own: a crashed
+/// node's suspended tasks are never resumed, so a simulated world cannot
+/// free all it made, and a process per chunk keeps memory bounded however
+/// many seeds run (a seed's result is the same in any process).
 final class SeedRunner: @unchecked Sendable {
+    static let chunk = 100
+
     private let seeds: [UInt64]
     private let config: SimulationConfig
     private let workers: Int
     private let traceLines: Int
+    private let childArguments: [String]
     private let progress: (Int, Int) -> Void
     private let condition = NSCondition()
     private var next = 0
     private var results: [SimulationRun.Result?]
     private var done = 0
     private var failed = 0
+    private var failure: String?
 
-    init(seeds: [UInt64], config: SimulationConfig, workers: Int, traceLines: Int, progress: @escaping (Int, Int) -> Void) {
+    init(
+        seeds: [UInt64], config: SimulationConfig, workers: Int, traceLines: Int, childArguments: [String],
+        progress: @escaping (Int, Int) -> Void
+    ) {
         self.seeds = seeds
         self.config = config
         self.workers = workers
         self.traceLines = traceLines
+        self.childArguments = childArguments
         self.progress = progress
         results = Array(repeating: nil, count: seeds.count)
     }
 
-    func run() -> [SimulationRun.Result] {
+    /// Throws when a chunk's process failed (it crashed, or printed
+    /// something that is not a result).
+    func run() throws -> [SimulationRun.Result] {
         var threads: [Thread] = []
         for _ in 0..<min(workers, seeds.count) {
             let thread = Thread { [self] in work() }
@@ -175,24 +209,54 @@ final class SeedRunner: @unchecked Sendable {
             thread.start()
         }
         condition.lock()
-        while done < seeds.count {
+        while done < seeds.count && failure == nil {
             condition.wait()
         }
+        let failure = self.failure
         condition.unlock()
+        if let failure { throw ValidationError(failure) }
         return results.compactMap { $0 }
     }
 
     private func work() {
         while true {
             condition.lock()
-            guard next < seeds.count else {
+            guard next < seeds.count, failure == nil else {
                 condition.unlock()
                 return
             }
-            let index = next
-            next += 1
+            let range = next..<min(next + Self.chunk, seeds.count)
+            next = range.upperBound
             condition.unlock()
-            let result = SimulationRun(seed: seeds[index], config: config).run(traceLines: traceLines)
+            do {
+                try runChunk(range)
+            } catch {
+                condition.lock()
+                failure = "simtest: seeds \(seeds[range.lowerBound])-\(seeds[range.upperBound - 1]): \(error)"
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+        }
+    }
+
+    /// Runs the seeds of `range` in a child process, noting each result as
+    /// its line arrives.
+    private func runChunk(_ range: Range<Int>) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+        process.arguments = childArguments + ["--seeds", "\(range.count)", "--first", "\(seeds[range.lowerBound])"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let decoder = JSONDecoder()
+        var buffer = Data()
+        var index = range.lowerBound
+        func take(_ line: Data) throws {
+            guard !line.isEmpty else { return }
+            guard index < range.upperBound, let result = try? decoder.decode(SimulationRun.Result.self, from: line),
+                result.seed == seeds[index]
+            else { throw ValidationError("a chunk's process printed something else: \(String(decoding: line.prefix(200), as: UTF8.self))") }
             condition.lock()
             results[index] = result
             done += 1
@@ -200,6 +264,22 @@ final class SeedRunner: @unchecked Sendable {
             progress(done, failed)
             condition.broadcast()
             condition.unlock()
+            index += 1
+        }
+        while true {
+            let data = pipe.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            buffer.append(data)
+            while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = buffer[buffer.startIndex..<newline]
+                buffer = Data(buffer[buffer.index(after: newline)...])
+                try take(Data(line))
+            }
+        }
+        try take(buffer)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0, index == range.upperBound else {
+            throw ValidationError("a chunk's process exited with status \(process.terminationStatus) after \(index - range.lowerBound) of \(range.count) seeds")
         }
     }
 }
