@@ -10,15 +10,28 @@ public enum EventID {
     /// Whether `eventID` spells `origin-LOGID-offset` with a log id that has
     /// no dash: what lets `events` leave id uniqueness to its primary key.
     public static func spells(_ eventID: String, origin: String, offset: Int64) -> Bool {
-        let id = Substring(eventID)
-        guard id.hasPrefix(origin + "-") else { return false }
-        let rest = id.dropFirst(origin.count + 1)
-        guard let dash = rest.lastIndex(of: "-") else { return false }
-        let logID = rest[..<dash]
-        let digits = rest[rest.index(after: dash)...]
-        return !logID.isEmpty && !logID.contains("-")
-            && !digits.isEmpty && digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
-            && Int64(digits) == offset
+        // On the UTF-8 bytes, without allocating: every copy stored is checked.
+        var id = eventID
+        var origin = origin
+        return id.withUTF8 { id in
+            origin.withUTF8 { origin in
+                let dash = UInt8(ascii: "-")
+                let start = origin.count + 1
+                guard id.count > start, id[origin.count] == dash, id.starts(with: origin) else { return false }
+                guard let last = id.lastIndex(of: dash), last > start, last + 1 < id.count else { return false }
+                for index in start..<last where id[index] == dash { return false }
+                var value: Int64 = 0
+                for index in (last + 1)..<id.count {
+                    let byte = id[index]
+                    guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return false }
+                    let (times, overflow) = value.multipliedReportingOverflow(by: 10)
+                    let (sum, overflow2) = times.addingReportingOverflow(Int64(byte - UInt8(ascii: "0")))
+                    guard !overflow && !overflow2 else { return false }
+                    value = sum
+                }
+                return value == offset
+            }
+        }
     }
 
     /// The same from `origin-logid-`, written into one allocation (the

@@ -357,7 +357,15 @@ extension Replicator {
             }
             return (state.promises, state.viewSequence)
         }
-        view.promises = promises.filter { TermGroup.members($0.key).contains(origin) }
+        // The promises of the lists that hold `origin`, worked out again
+        // only when the view changed (a fetch goes out with every batch).
+        if let cached = state.withLock({ $0.originViews[origin] }), cached.sequence == sequence {
+            view.promises = cached.promises
+        } else {
+            view.promises = promises.filter { TermGroup.members($0.key).contains(origin) }
+            let filtered = view.promises
+            state.withLock { $0.originViews[origin] = (sequence, filtered) }
+        }
         view.sequence = sequence
         return view
     }

@@ -70,6 +70,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         /// The last view told to the origins, and its sequence.
         var lastView: VouchView?
         var viewSequence: UInt64 = 0
+        /// Per origin: the promises of the lists that hold it, as of a view
+        /// sequence (see `view(for:)`).
+        var originViews: [String: (sequence: UInt64, promises: [String: Term])] = [:]
     }
 
     public typealias CopyStatus = FollowerState.CopyStatus
@@ -545,9 +548,11 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// The timers the copies of held payments carry, per order (the
     /// earliest): a replica that leads the order later fires them, so a held
     /// payment whose order never comes is refunded after a failover too.
+    private static let heldKey = Array("held_until_ms".utf8)
+
     static func heldUntil(_ events: [EventRecord]) -> [String: Int64] {
         var deadlines: [String: Int64] = [:]
-        for event in events where event.type == "PaymentReceived" && event.payload.contains("held_until_ms") {
+        for event in events where event.type == "PaymentReceived" && event.payload.utf8.contains(subsequence: Self.heldKey) {
             guard case .paymentReceived(_, _, let heldUntil?)? = try? OrderEvent.decode(typeName: event.type, payload: event.payload) else { continue }
             deadlines[event.orderID] = min(deadlines[event.orderID] ?? .max, heldUntil)
         }
@@ -700,5 +705,21 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// True once this node holds every event of its orders on this ring.
     public func backfilled(ring: Set<String>) -> Bool {
         state.withLock { $0.follower.backfilledRing == ring }
+    }
+}
+
+extension Sequence where Element == UInt8 {
+    /// Whether `needle` occurs in these bytes (a plain scan: payloads are
+    /// short, and Foundation's `contains` costs more than the search).
+    func contains(subsequence needle: [UInt8]) -> Bool {
+        guard let first = needle.first else { return true }
+        let bytes = Array(self)
+        guard bytes.count >= needle.count else { return false }
+        var index = 0
+        while index <= bytes.count - needle.count {
+            if bytes[index] == first && bytes[index..<(index + needle.count)].elementsEqual(needle) { return true }
+            index += 1
+        }
+        return false
     }
 }
