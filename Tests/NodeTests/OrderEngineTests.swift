@@ -211,4 +211,26 @@ import Testing
         #expect(try await engine.log.deadlines(limit: 100).isEmpty)
         await engine.shutdown()
     }
+
+    /// A timer that fails (here: its order's stream holds an event this
+    /// release cannot read) is tried again later and never keeps the timers
+    /// after it from firing.
+    @Test func aFailingTimerNeverBlocksTheNextOne() async throws {
+        let folder = try TemporaryFolder()
+        let clock = ManualClock()
+        let engine = try makeEngine(folder, clock: clock) { $0.holdTimeoutMs = 1000 }
+        let late = id("late-order")
+        _ = try await engine.execute(late, .pay(paymentID: id("p-1"), amountCents: 500))
+        // An unreadable order whose timer comes due first.
+        let unreadable = EventRecord(
+            origin: "api-2", offset: 1, orderID: "broken", version: 1, type: "NoSuchEvent", payload: "{}",
+            eventID: EventID.make(prefix: "api-2-f00d-", offset: 1), recordedAt: 1)
+        _ = try await engine.log.replicate(ReplicatedBatch(origin: "api-2", events: [unreadable], throughOffset: 1, deadlines: ["broken": 1]))
+        #expect(try await engine.log.deadlines(limit: 10).map(\.orderID) == ["broken", late.rawValue])
+        clock.advance(ms: 1000)
+        await engine.fireDueDeadlines()
+        #expect(try await engine.state(of: late).payment(id("p-1"))?.status == .refunded, "the next timer fired")
+        #expect(try await engine.log.deadlines(limit: 10).map(\.orderID) == ["broken"], "the failed one waits for the next scan")
+        await engine.shutdown()
+    }
 }
