@@ -175,7 +175,7 @@ final class SimPeerNetwork: PeerNetwork, @unchecked Sendable {
         case .forward(let forward): return "forward \(forward.orderID)"
         case .fetch(let fetch):
             switch fetch.scope {
-            case .log(let origin, let from, _, _, _): return "fetch \(origin)@\(from)"
+            case .log(let origin, let from, _, _, _, _): return "fetch \(origin)@\(from)"
             case .order(let order): return "fetch order \(order)"
             }
         case .view: return "view"

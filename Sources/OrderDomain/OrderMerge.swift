@@ -55,7 +55,16 @@ public enum OrderMerge {
         var state = base
         var version = base.version
         let dropped = superseded(base: base, events)
+        // Reconciled refunds add up, except copies of one repair: two nodes
+        // that led the order at once after a heal repair the same merged
+        // state, so they write the same refund at the same version.
+        var repairs: Set<String> = []
         for stored in canonical(events) where !dropped.contains(stored.eventID) {
+            if case .paymentRefunded(let payment, let amount, .reconciled) = stored.event,
+                !repairs.insert("\(stored.version) \(payment.rawValue) \(amount)").inserted
+            {
+                continue
+            }
             OrderDecider.evolve(&state, stored.event)
             version = max(version, stored.version)
         }

@@ -25,12 +25,23 @@ public enum FetchServing {
     /// would otherwise hand the follower other events at offsets it holds
     /// already; the refusal says so, and the follower copies nothing more
     /// of this log until an operator looks.
-    public static func identityRefusal(follower: String, origin: String, offset: Int64, followerHolds: String, here: EventRecord?) -> String? {
+    /// `followerHolds` and `checksum`: the id and checksum of the event the
+    /// follower's copy holds at `offset`. A log restored from a backup
+    /// keeps its log id, so an event it writes again at an offset has the
+    /// same id as the one it replaced: the checksum tells them apart.
+    public static func identityRefusal(
+        follower: String, origin: String, offset: Int64, followerHolds: String, checksum: UInt32, here: EventRecord?
+    ) -> String? {
         guard let here else {
             return "\(origin)'s log holds no event at offset \(offset), where \(follower)'s copy holds \(followerHolds): the log went back"
         }
-        guard here.eventID != followerHolds else { return nil }
-        return "\(origin)'s log holds \(here.eventID) at offset \(offset), where \(follower)'s copy holds \(followerHolds): the log went back"
+        if here.eventID != followerHolds {
+            return "\(origin)'s log holds \(here.eventID) at offset \(offset), where \(follower)'s copy holds \(followerHolds): the log went back"
+        }
+        if here.checksum != checksum {
+            return "\(origin)'s log holds another \(here.eventID) at offset \(offset) (checksum \(here.checksum), \(follower)'s copy \(checksum)): the log went back"
+        }
+        return nil
     }
 
     /// The own events a batch carries: only committed ones (a follower never

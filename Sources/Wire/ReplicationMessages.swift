@@ -7,7 +7,7 @@ import Replication
 public enum FetchScope: Sendable, Equatable {
     /// The origin's log from `fromOffset`, at most `eventsMax` events; with
     /// nothing new, the holder waits up to `waitMs` for the next commit.
-    case log(origin: String, fromOffset: Int64, eventsMax: UInt32, waitMs: UInt32, previousEventID: String? = nil)
+    case log(origin: String, fromOffset: Int64, eventsMax: UInt32, waitMs: UInt32, previousEventID: String? = nil, previousChecksum: UInt32 = 0)
     /// Every event this node holds of one order, whatever its origin (a new
     /// leader gathering what it lacks before it decides).
     case order(ClientID)
@@ -66,13 +66,14 @@ public enum ReplicationCodec {
         buffer.writeInteger(request.correlationID)
         buffer.writeLengthPrefixed(request.follower)
         switch request.scope {
-        case .log(let origin, let fromOffset, let eventsMax, let waitMs, let previousEventID):
+        case .log(let origin, let fromOffset, let eventsMax, let waitMs, let previousEventID, let previousChecksum):
             buffer.writeInteger(UInt8(0))
             buffer.writeLengthPrefixed(origin)
             buffer.writeInteger(fromOffset)
             buffer.writeInteger(eventsMax)
             buffer.writeInteger(waitMs)
             buffer.writeLengthPrefixed(previousEventID ?? "")
+            buffer.writeInteger(previousEventID == nil ? 0 : previousChecksum)
         case .order(let orderID):
             buffer.writeInteger(UInt8(1))
             buffer.writeLengthPrefixed(orderID.rawValue)
@@ -172,9 +173,10 @@ public enum ReplicationCodec {
             let eventsMax = try reader.integer("events max", as: UInt32.self)
             let waitMs = try reader.integer("wait", as: UInt32.self)
             let previous = try reader.string("previous event id")
+            let checksum = try reader.integer("previous checksum", as: UInt32.self)
             scope = .log(
                 origin: origin, fromOffset: fromOffset, eventsMax: min(eventsMax, eventsPerBatchMax), waitMs: min(waitMs, 10_000),
-                previousEventID: previous.isEmpty ? nil : previous)
+                previousEventID: previous.isEmpty ? nil : previous, previousChecksum: previous.isEmpty ? 0 : checksum)
         case 1:
             guard let orderID = ClientID(try reader.string("order id")) else { throw .malformed("order id out of pattern") }
             scope = .order(orderID)

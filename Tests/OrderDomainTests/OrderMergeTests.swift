@@ -136,6 +136,33 @@ import Testing
         return OrderDecider.fold(state, OrderMerge.reconcile(state))
     }
 
+    /// Two nodes that both led the order for a moment after a heal repair
+    /// the same merged state: each writes the same reconciled refund at the
+    /// same version. That is one repair, refunded once; a later repair (a
+    /// higher version) adds up as before.
+    @Test func oneRepairWrittenByTwoLeadersRefundsOnce() {
+        let stream = [
+            StreamEvent(version: 1, eventID: "api-1-a-1", event: .orderPlaced(customer: "a", lines: [line], totalCents: 100)),
+            StreamEvent(version: 2, eventID: "api-1-a-2", event: .paymentReceived(paymentID: id("p-a"), amountCents: 60, heldUntilMs: nil)),
+            StreamEvent(version: 2, eventID: "api-2-b-2", event: .paymentReceived(paymentID: id("p-b"), amountCents: 60, heldUntilMs: nil)),
+        ]
+        let merged = OrderMerge.fold(OrderState(orderID: id("o")), stream)
+        let repair = OrderMerge.reconcile(merged)
+        #expect(repair.contains { if case .paymentRefunded(_, 20, .reconciled) = $0 { true } else { false } }, "\(repair)")
+        func written(by origin: String) -> [StreamEvent] {
+            repair.enumerated().map { StreamEvent(version: 3 + Int64($0.offset), eventID: "\(origin)-\(3 + $0.offset)", event: $0.element) }
+        }
+        let twice = OrderMerge.fold(OrderState(orderID: id("o")), stream + written(by: "api-1-a") + written(by: "api-2-b"))
+        #expect(twice.payments.reduce(0) { $0 + $1.refundedCents } == 20, "\(twice.payments)")
+        #expect(twice.paidCents == 100)
+        #expect(twice.status == .paid)
+        #expect(OrderMerge.reconcile(twice).isEmpty, "nothing left to repair")
+        // A reconciled refund at another version is another repair.
+        let refund = repair.first { if case .paymentRefunded = $0 { true } else { false } }!
+        let later = stream + written(by: "api-1-a") + [StreamEvent(version: 9, eventID: "api-1-a-9", event: refund)]
+        #expect(OrderMerge.fold(OrderState(orderID: id("o")), later).payments.reduce(0) { $0 + $1.refundedCents } == 40)
+    }
+
     @Test func paymentsTakenOnBothSidesAddUpAndTheExcessGoesBack() {
         let merged = merge([
             .orderPlaced(customer: "a", lines: [line], totalCents: 100),

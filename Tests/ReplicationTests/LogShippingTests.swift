@@ -75,6 +75,23 @@ import Testing
         }
     }
 
+    /// The origin checks that the follower's copy holds, where it stands,
+    /// the very event its own log holds there: same id and same checksum.
+    /// A log restored from a backup keeps its log id, so an event written
+    /// again at an offset has the id of the one it replaced.
+    @Test func aFollowerWhoseCopyHoldsAnotherEventAtItsPositionIsRefused() {
+        let here = event("api-1", 41)
+        #expect(FetchServing.identityRefusal(follower: "api-2", origin: "api-1", offset: 41, followerHolds: here.eventID, checksum: here.checksum, here: here) == nil)
+        var rewritten = here
+        rewritten.payload = #"{"other":true}"#
+        rewritten.checksum = rewritten.computedChecksum
+        let sameID = FetchServing.identityRefusal(
+            follower: "api-2", origin: "api-1", offset: 41, followerHolds: here.eventID, checksum: here.checksum, here: rewritten)
+        #expect(sameID?.contains("went back") == true, "\(String(describing: sameID))")
+        #expect(FetchServing.identityRefusal(follower: "api-2", origin: "api-1", offset: 41, followerHolds: "api-1-0ther-000000000041", checksum: 1, here: here) != nil)
+        #expect(FetchServing.identityRefusal(follower: "api-2", origin: "api-1", offset: 41, followerHolds: here.eventID, checksum: here.checksum, here: nil) != nil)
+    }
+
     @Test func aNewLeaderNeedsAnswersThatMeetEveryMajority() {
         #expect(GatherRule.repliesNeeded(replicas: 3) == 2)
         #expect(GatherRule.repliesNeeded(replicas: 5) == 3)

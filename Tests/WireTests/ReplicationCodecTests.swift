@@ -15,7 +15,8 @@ import Wire
         #expect(try ReplicationCodec.decodeRequest(ReplicationCodec.encode(log)) == log)
         let checked = FetchRequest(
             correlationID: 9, follower: "api-2",
-            scope: .log(origin: "api-1", fromOffset: 42, eventsMax: 100, waitMs: 0, previousEventID: "api-1-ab12-000000000041"),
+            scope: .log(
+                origin: "api-1", fromOffset: 42, eventsMax: 100, waitMs: 0, previousEventID: "api-1-ab12-000000000041", previousChecksum: 0xDEAD_BEEF),
             view: VouchView(ring: view.ring, eligible: view.eligible, promises: ["api-1,api-2,api-3": Term(number: 4, leader: "api-1")], sequence: 3))
         #expect(try ReplicationCodec.decodeRequest(ReplicationCodec.encode(checked)) == checked)
         let order = FetchRequest(correlationID: 8, follower: "api-2", scope: .order(ClientID("o-1")!))

@@ -242,11 +242,11 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 try await log.barrier()
                 let events = try await log.events(orderID: orderID.rawValue, afterVersion: 0)
                 return FetchReply(events: events, throughOffset: 0, holderLastOffset: 0, refusal: nil, promise: promise)
-            case .log(let origin, let fromOffset, let eventsMax, let waitMs, let previousEventID):
+            case .log(let origin, let fromOffset, let eventsMax, let waitMs, let previousEventID, let previousChecksum):
                 if origin == log.origin {
                     return try await serveOwn(
                         follower: request.follower, view: request.view, fromOffset: fromOffset, eventsMax: eventsMax, waitMs: waitMs,
-                        previousEventID: previousEventID)
+                        previous: previousEventID.map { ($0, previousChecksum) })
                 }
                 return try await serveCopy(origin: origin, fromOffset: fromOffset, eventsMax: eventsMax)
             }
@@ -257,7 +257,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     }
 
     private func serveOwn(
-        follower: String, view: VouchView?, fromOffset: Int64, eventsMax: UInt32, waitMs: UInt32, previousEventID: String?
+        follower: String, view: VouchView?, fromOffset: Int64, eventsMax: UInt32, waitMs: UInt32, previous: (id: String, checksum: UInt32)?
     ) async throws -> FetchReply {
         let committed = log.committedOffset
         if let refusal = FetchServing.ownLogRefusal(follower: follower, origin: log.origin, fromOffset: fromOffset, committed: committed) {
@@ -266,10 +266,11 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         }
         // The follower's copy and this log must agree where it stands; once
         // checked, what this process serves it since continues the chain.
-        if let previousEventID, fromOffset > 1, state.withLock({ $0.tracker.positions[follower] }) != fromOffset - 1 {
+        if let previous, fromOffset > 1, state.withLock({ $0.tracker.positions[follower] }) != fromOffset - 1 {
             let here = try await log.scan(origin: log.origin, fromOffset: fromOffset - 1, limit: 1).first
             if let refusal = FetchServing.identityRefusal(
-                follower: follower, origin: log.origin, offset: fromOffset - 1, followerHolds: previousEventID, here: here)
+                follower: follower, origin: log.origin, offset: fromOffset - 1, followerHolds: previous.id, checksum: previous.checksum,
+                here: here.flatMap { $0.offset == fromOffset - 1 ? $0 : nil })
             {
                 logger.error("a follower's copy disagrees with this log", metadata: ["follower": "\(follower)", "reason": "\(refusal)"])
                 return FetchReply(events: [], throughOffset: 0, holderLastOffset: committed, refusal: refusal)
@@ -476,9 +477,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         var lastFailure: String?
         // The id of the event of `origin`'s log at `position`, when known:
         // the origin checks its log holds the same one there.
-        var atPosition: (offset: Int64, id: String)?
+        var atPosition: (offset: Int64, id: String, checksum: UInt32)?
         if position > 0, let held = try? await log.scan(origin: origin, fromOffset: position, limit: 1).first, held.offset == position {
-            atPosition = (position, held.eventID)
+            atPosition = (position, held.eventID, held.checksum)
         }
         while !Task.isCancelled {
             // The loop ends only when `run` cancels it (the peer left the
@@ -494,7 +495,8 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     address, follower: selfID,
                     .log(
                         origin: origin, fromOffset: position + 1, eventsMax: config.fetchEventsMax, waitMs: config.fetchWaitMs,
-                        previousEventID: atPosition?.offset == position ? atPosition?.id : nil),
+                        previousEventID: atPosition?.offset == position ? atPosition?.id : nil,
+                        previousChecksum: atPosition?.offset == position ? atPosition?.checksum ?? 0 : 0),
                     view: config.partitionMode == .consistent ? view(for: origin) : nil,
                     timeout: fetchTimeout)
                 if let refusal = reply.refusal {
@@ -523,7 +525,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     let now = clock.wallMs
                     for event in reply.events { lagTimer.recordMilliseconds(max(0, now - event.recordedAt)) }
                     position = through
-                    if let last = reply.events.last, last.offset == through { atPosition = (through, last.eventID) }
+                    if let last = reply.events.last, last.offset == through { atPosition = (through, last.eventID, last.checksum) }
                 }
                 let now = clock.wallMs
                 state.withLock {
