@@ -80,8 +80,16 @@ actor Transactor {
         let context = DecideContext(nowMs: clock.wallMs, catalog: catalog, holdTimeoutMs: config.holdTimeoutMs)
         switch OrderDecider.decide(command, state: state, context: context) {
         case .failure(let error):
+            // A refusal writes nothing, but it is an answer about the
+            // order's state, like a read: given only once a majority of the
+            // replicas confirm this node still holds its term. (Found by
+            // seed 5503: a leader cut off by a partition refused a shipment
+            // as "not paid" after another node had taken the payment.)
+            try await confirmAsRead()
             return .failure(error)
         case .success(let decision):
+            // The same for a repeat that writes nothing.
+            if decision.events.isEmpty && command != .expireHeldPayments { try await confirmAsRead() }
             let next = OrderDecider.fold(state, decision.events)
             try await persist(decision.events, next: next)
             state = next
@@ -99,6 +107,17 @@ actor Transactor {
         }
     }
 
+    /// Confirms, as a read does, that this node still holds the order's
+    /// term at a majority of its replicas (consistent mode).
+    private func confirmAsRead() async throws {
+        do {
+            try await replication?.confirmRead(orderID, term: term)
+        } catch {
+            loaded = false
+            throw error
+        }
+    }
+
     /// The current state, after every command that arrived before this call.
     func current() async throws -> OrderState {
         await acquire()
@@ -108,12 +127,7 @@ actor Transactor {
             // A read is answered even where writes are refused.
             try? await repairMerged()
         }
-        do {
-            try await replication?.confirmRead(orderID, term: term)
-        } catch {
-            loaded = false
-            throw error
-        }
+        try await confirmAsRead()
         return state
     }
 
@@ -233,7 +247,13 @@ actor Transactor {
         var eventsHeld: Int64? = 0
         for _ in 0..<Self.loadAttemptsMax {
             try await replication?.gather(orderID, term: term)
-            let (checkpoint, records) = try await log.load(orderID: orderID.rawValue)
+            var (checkpoint, records) = try await log.load(orderID: orderID.rawValue)
+            if let old = checkpoint, OrderState.eventsHeld(inSnapshot: old.state) == nil {
+                // A checkpoint written before the count was kept: fold the
+                // whole stream once (the next checkpoint carries the count).
+                checkpoint = nil
+                records = try await log.events(orderID: orderID.rawValue, afterVersion: 0)
+            }
             var base = OrderState(orderID: orderID)
             eventsHeld = Int64(records.count)
             if let checkpoint {

@@ -353,13 +353,21 @@ public struct RecoveryReply: Sendable, Equatable {
     /// must hear from them too, since a node down everywhere is on no ring
     /// and may still hold the newest copy of the asker's log.
     public var knownNodes: [String]
+    /// The peer holds every order of its current ring (its backfill after
+    /// the last ring change is complete): what a node that left held is
+    /// here too.
+    public var backfilled: Bool
     public var refusal: String?
 
-    public init(promises: [String: Term], holdsAnything: Bool, recovering: Bool, knownNodes: [String] = [], refusal: String? = nil) {
+    public init(
+        promises: [String: Term], holdsAnything: Bool, recovering: Bool, knownNodes: [String] = [], backfilled: Bool = false,
+        refusal: String? = nil
+    ) {
         self.promises = promises
         self.holdsAnything = holdsAnything
         self.recovering = recovering
         self.knownNodes = knownNodes
+        self.backfilled = backfilled
         self.refusal = refusal
     }
 }
@@ -384,7 +392,7 @@ public enum RecoveryCodec {
         var buffer = ByteBuffer()
         buffer.writeInteger(correlationID)
         ReplicationCodec.write(reply.promises, to: &buffer)
-        buffer.writeInteger(UInt8((reply.holdsAnything ? 1 : 0) | (reply.recovering ? 2 : 0)))
+        buffer.writeInteger(UInt8((reply.holdsAnything ? 1 : 0) | (reply.recovering ? 2 : 0) | (reply.backfilled ? 4 : 0)))
         buffer.writeInteger(UInt16(reply.knownNodes.count))
         for node in reply.knownNodes { buffer.writeLengthPrefixed(node) }
         buffer.writeLengthPrefixed(String((reply.refusal ?? "").prefix(500)))
@@ -396,7 +404,7 @@ public enum RecoveryCodec {
         let correlationID = try reader.integer("correlation id", as: UInt64.self)
         let promises = try ReplicationCodec.readPromises(&reader)
         let flags = try reader.integer("flags", as: UInt8.self)
-        guard flags <= 3 else { throw .malformed("recovery flags \(flags)") }
+        guard flags <= 7 else { throw .malformed("recovery flags \(flags)") }
         let count = Int(try reader.integer("known node count", as: UInt16.self))
         guard count <= ReplicationCodec.viewNodesMax else { throw .malformed("\(count) known nodes, at most \(ReplicationCodec.viewNodesMax)") }
         var known: [String] = []
@@ -407,7 +415,7 @@ public enum RecoveryCodec {
             correlationID,
             RecoveryReply(
                 promises: promises, holdsAnything: flags & 1 != 0, recovering: flags & 2 != 0, knownNodes: known,
-                refusal: refusal.isEmpty ? nil : refusal)
+                backfilled: flags & 4 != 0, refusal: refusal.isEmpty ? nil : refusal)
         )
     }
 }

@@ -2,11 +2,12 @@
 public enum WireLimits {
     /// "OR": the first two bytes after the length of every frame.
     public static let magic: UInt16 = 0x4F52
-    /// 3: leadership terms (grant frames; the terms a follower granted in its
-    /// view; an order's fetch answered with the holder's term; a log's fetch
-    /// naming the event the follower holds before it). 2 added the
+    /// 4: log identity (recovery frames; a log's fetch naming the id and
+    /// checksum of the event the follower holds before it). 3: leadership
+    /// terms (grant frames; the terms a follower granted in its view; an
+    /// order's fetch answered with the holder's term). 2 added the
     /// follower's view to fetches.
-    public static let protocolVersion: UInt8 = 3
+    public static let protocolVersion: UInt8 = 4
     /// length(4) magic(2) version(1) type(1) checksum(4).
     public static let headerBytes = 12
     /// Largest frame accepted, header included. A larger length closes the

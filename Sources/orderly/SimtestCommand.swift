@@ -103,7 +103,7 @@ struct SimtestCommand: ParsableCommand {
         let seedList = (0..<UInt64(seeds)).map { first + $0 }
         print("simtest: \(seeds) seeds from \(first), \(nodes) nodes, \(mode.rawValue) mode, acks \(acks.rawValue), faults \(faults), \(workerCount) workers")
         let start = Date()
-        let runner = SeedRunner(seeds: seedList, config: config, workers: workerCount, traceLines: traceLines, childArguments: childArguments) { done, failed in
+        let runner = SeedRunner(seeds: seedList, workers: workerCount, childArguments: childArguments) { done, failed in
             let seconds = Date().timeIntervalSince(start)
             progressLine("simtest: \(done)/\(seedList.count) seeds, \(failed) failed, \(String(format: "%.1f", Double(done) / max(seconds, 0.001))) seeds/s")
         }
@@ -170,12 +170,13 @@ struct SimtestCommand: ParsableCommand {
 /// free all it made, and a process per chunk keeps memory bounded however
 /// many seeds run (a seed's result is the same in any process).
 final class SeedRunner: @unchecked Sendable {
-    static let chunk = 100
+    /// Seeds per child process, at most.
+    static let chunkMax = 100
 
     private let seeds: [UInt64]
-    private let config: SimulationConfig
     private let workers: Int
-    private let traceLines: Int
+    /// Every worker gets work: runs of fewer seeds take smaller chunks.
+    private let chunk: Int
     private let childArguments: [String]
     private let progress: (Int, Int) -> Void
     private let condition = NSCondition()
@@ -185,14 +186,12 @@ final class SeedRunner: @unchecked Sendable {
     private var failed = 0
     private var failure: String?
 
-    init(
-        seeds: [UInt64], config: SimulationConfig, workers: Int, traceLines: Int, childArguments: [String],
-        progress: @escaping (Int, Int) -> Void
-    ) {
+    /// `childArguments`: every option of the run but the seeds (a chunk's
+    /// process gets `--seeds` and `--first`).
+    init(seeds: [UInt64], workers: Int, childArguments: [String], progress: @escaping (Int, Int) -> Void) {
         self.seeds = seeds
-        self.config = config
         self.workers = workers
-        self.traceLines = traceLines
+        chunk = max(1, min(Self.chunkMax, (seeds.count + workers - 1) / max(workers, 1)))
         self.childArguments = childArguments
         self.progress = progress
         results = Array(repeating: nil, count: seeds.count)
@@ -214,7 +213,10 @@ final class SeedRunner: @unchecked Sendable {
         }
         let failure = self.failure
         condition.unlock()
-        if let failure { throw ValidationError(failure) }
+        if let failure {
+            FileHandle.standardError.write(Data((failure + "\n").utf8))
+            throw ExitCode(1)
+        }
         return results.compactMap { $0 }
     }
 
@@ -225,7 +227,7 @@ final class SeedRunner: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            let range = next..<min(next + Self.chunk, seeds.count)
+            let range = next..<min(next + chunk, seeds.count)
             next = range.upperBound
             condition.unlock()
             do {
@@ -244,11 +246,22 @@ final class SeedRunner: @unchecked Sendable {
     /// its line arrives.
     private func runChunk(_ range: Range<Int>) throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+        // The running executable, even if its file was replaced meanwhile.
+        let path = FileManager.default.fileExists(atPath: "/proc/self/exe") ? "/proc/self/exe" : ChildProcess.selfExecutable
+        process.executableURL = URL(fileURLWithPath: path)
         process.arguments = childArguments + ["--seeds", "\(range.count)", "--first", "\(seeds[range.lowerBound])"]
+        // The child stops when this process is gone (Ctrl-C, a kill).
+        process.environment = ProcessInfo.processInfo.environment.merging([ParentWatch.variable: "1"]) { $1 }
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()
+        var finished = false
+        defer {
+            if !finished && process.isRunning {
+                process.terminate()
+                process.waitUntilExit()
+            }
+        }
         let decoder = JSONDecoder()
         var buffer = Data()
         var index = range.lowerBound
@@ -256,7 +269,7 @@ final class SeedRunner: @unchecked Sendable {
             guard !line.isEmpty else { return }
             guard index < range.upperBound, let result = try? decoder.decode(SimulationRun.Result.self, from: line),
                 result.seed == seeds[index]
-            else { throw ValidationError("a chunk's process printed something else: \(String(decoding: line.prefix(200), as: UTF8.self))") }
+            else { throw ChunkFailure("a chunk's process printed something else: \(String(decoding: line.prefix(200), as: UTF8.self))") }
             condition.lock()
             results[index] = result
             done += 1
@@ -276,10 +289,20 @@ final class SeedRunner: @unchecked Sendable {
                 try take(Data(line))
             }
         }
-        try take(buffer)
         process.waitUntilExit()
-        guard process.terminationStatus == 0, index == range.upperBound else {
-            throw ValidationError("a chunk's process exited with status \(process.terminationStatus) after \(index - range.lowerBound) of \(range.count) seeds")
+        finished = true
+        guard process.terminationStatus == 0 else {
+            throw ChunkFailure("a chunk's process exited with status \(process.terminationStatus) after \(index - range.lowerBound) of \(range.count) seeds")
+        }
+        try take(buffer)
+        guard index == range.upperBound else {
+            throw ChunkFailure("a chunk's process printed \(index - range.lowerBound) of \(range.count) results")
         }
     }
+}
+
+/// Why a chunk of seeds gave no result.
+struct ChunkFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

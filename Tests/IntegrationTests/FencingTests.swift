@@ -170,7 +170,15 @@ import Testing
         try FileManager.default.removeItem(atPath: (cluster.folder.path as NSString).appendingPathComponent("api-2"))
         try await cluster.start("api-2")
         try await cluster.waitForView(["api-1": "alive", "api-2": "alive", "api-3": "alive", "api-4": "left"], on: cluster.ids)
-        let view = try await HTTP.send(.GET, "http://\(cluster.http("api-2"))/cluster").body
-        #expect((view["replication"] as? [String: Any])?["recovering"] == nil, "\(view)")
+        try await waitFor("api-2 to recover its log", timeout: .seconds(30)) {
+            let view = try await HTTP.send(.GET, "http://\(cluster.http("api-2"))/cluster").body
+            return (view["replication"] as? [String: Any])?["recovering"] == nil
+        }
+        let (order, _) = try await Self.order(ledBy: "api-2", prefix: "after-left", in: cluster)
+        let placed = try await waitUntil("api-2 to take an order it leads", timeout: .seconds(20)) {
+            let reply = try await PartitionTests.place(order, via: cluster.http("api-2"))
+            return reply.status == 503 ? nil : reply
+        }
+        #expect(placed.status == 201, "\(placed.body)")
     }
 }

@@ -64,7 +64,8 @@ import Wire
         let replies: [PeerReply] = [
             .grant(GrantReply(granted: false, promise: term, reason: "it granted 12/api-2 already")),
             .recovery(RecoveryReply(
-                promises: ["api-1,api-2,api-3": term], holdsAnything: true, recovering: false, knownNodes: ["api-1", "api-2", "api-4"])),
+                promises: ["api-1,api-2,api-3": term], holdsAnything: true, recovering: false, knownNodes: ["api-1", "api-2", "api-4"],
+                backfilled: true)),
             PeerRequest.recovery(RecoveryRequest(node: "api-3")).refused("this node is starting"),
         ]
         for reply in replies {

@@ -23,8 +23,9 @@ import Wire
 /// A node whose log was empty waits for every other member of the ring (a
 /// write it held may now be on one other replica only, and any peer may
 /// hold the newest copy of its log): a replaced disk while another node is
-/// down waits for that node, or for it to leave the ring (a node that left is
-/// never waited for, though old copies and terms still name it). One that
+/// down waits for that node, or for it to leave the ring. A node that left
+/// (old copies and terms name it for ever) is not waited for once every
+/// peer that answered has copied the orders of its current ring. One that
 /// kept its log needs a majority of the ring. A follower
 /// names the event it holds at its position when it fetches, so a log that
 /// went back anyway is refused loudly, never silently copied over.
@@ -42,13 +43,20 @@ extension Replicator {
             let positions = try await log.replicaPositions()
             let (promises, recovered) = state.withLock { ($0.promises, $0.recovered) }
             // A log moved past an offset by a recovery holds nothing yet.
-            let ownEvents = log.committedOffset > 0 ? try await log.scan(origin: nil, fromOffset: 1, limit: 1) : []
+            // (A row that cannot be read counts as held.)
+            let ownEvents: [EventRecord]
+            do {
+                ownEvents = log.committedOffset > 0 ? try await log.scan(origin: nil, fromOffset: 1, limit: 1) : []
+            } catch {
+                ownEvents = [EventRecord(origin: log.origin, offset: 0, orderID: "", version: 0, type: "", payload: "", eventID: "", recordedAt: 0)]
+            }
             let holds = !ownEvents.isEmpty || !promises.isEmpty || positions.values.contains { $0 > 0 }
+            let backfilled = state.withLock { $0.follower.backfilledRing } == directory?.ringMembers
             var known = Set(positions.keys).union(directory?.ringMembers ?? [])
             for group in promises.keys { known.formUnion(TermGroup.members(group)) }
             return RecoveryReply(
                 promises: promises.filter { TermGroup.members($0.key).contains(request.node) }, holdsAnything: holds, recovering: !recovered,
-                knownNodes: known.subtracting([request.node]).sorted())
+                knownNodes: known.subtracting([request.node]).sorted(), backfilled: backfilled)
         } catch {
             return RecoveryReply(promises: [:], holdsAnything: false, recovering: false, refusal: "cannot read its log: \(error)")
         }
@@ -69,8 +77,14 @@ extension Replicator {
         // Nodes the peers know of (their logs and terms name them), though
         // no live view may show them.
         var known: Set<String> = []
+        // Nodes that left (SIGTERM) are not waited for once every peer
+        // that answered holds its whole ring: what they held is there too.
+        // Until then (a peer still copying the orders a node that left
+        // handed over), they are, like any other.
+        var skipDeparted = false
         while !Task.isCancelled {
-            let ring = directory.ringMembers.union(known).subtracting([selfID]).subtracting(directory.departed)
+            let departed = skipDeparted ? directory.departed : []
+            let ring = directory.ringMembers.union(known).subtracting([selfID]).subtracting(departed)
             let reachable = directory.reachablePeers()
             let asked = ring.filter { reachable[$0] != nil }
             var answers: [String: RecoveryReply] = [:]
@@ -99,7 +113,12 @@ extension Replicator {
             // Nodes that left for good are named by old copies and terms
             // for ever: they are not waited for.
             let named = answers.values.reduce(into: Set<String>()) { $0.formUnion($1.knownNodes) }
-                .subtracting([selfID]).subtracting(directory.departed)
+                .subtracting([selfID]).subtracting(departed)
+            let everyPeerBackfilled = !answers.isEmpty && answers.values.allSatisfy(\.backfilled)
+            if everyPeerBackfilled != skipDeparted, !directory.departed.isEmpty {
+                skipDeparted = everyPeerBackfilled
+                continue
+            }
             if wasEmpty && !named.isSubset(of: ring) {
                 known.formUnion(named)
                 continue

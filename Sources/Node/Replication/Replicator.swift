@@ -547,11 +547,11 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         }
     }
 
+    private static let heldKey = Array("held_until_ms".utf8)
+
     /// The timers the copies of held payments carry, per order (the
     /// earliest): a replica that leads the order later fires them, so a held
     /// payment whose order never comes is refunded after a failover too.
-    private static let heldKey = Array("held_until_ms".utf8)
-
     static func heldUntil(_ events: [EventRecord]) -> [String: Int64] {
         var deadlines: [String: Int64] = [:]
         for event in events where event.type == "PaymentReceived" && event.payload.utf8.contains(subsequence: Self.heldKey) {
@@ -710,12 +710,16 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     }
 }
 
-extension Sequence where Element == UInt8 {
+extension String.UTF8View {
     /// Whether `needle` occurs in these bytes (a plain scan: payloads are
     /// short, and Foundation's `contains` costs more than the search).
     func contains(subsequence needle: [UInt8]) -> Bool {
+        if let found = withContiguousStorageIfAvailable({ Self.find(needle, in: $0) }) { return found }
+        return Array(self).withUnsafeBufferPointer { Self.find(needle, in: $0) }
+    }
+
+    private static func find(_ needle: [UInt8], in bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let first = needle.first else { return true }
-        let bytes = Array(self)
         guard bytes.count >= needle.count else { return false }
         var index = 0
         while index <= bytes.count - needle.count {
