@@ -107,10 +107,16 @@ actor Transactor {
         }
     }
 
-    /// Confirms, as a read does, that this node still holds the order's
-    /// term at a majority of its replicas (consistent mode).
+    /// Before an answer about the order's state that writes nothing (a
+    /// read, a refusal, a repeat): this node's writes in that state are on
+    /// the replicas `--acks` asks for (one whose acknowledgement timed out
+    /// is still in memory and in this log, and another leader may decide
+    /// without it; found by seed 7843: a cancel refused as "shipped" after
+    /// a shipment that was never acknowledged and then superseded), and,
+    /// as a read does, a majority still grants this node its term.
     private func confirmAsRead() async throws {
         do {
+            try await replication?.awaitReplicas(orderID, through: ownOffset, term: term)
             try await replication?.confirmRead(orderID, term: term)
         } catch {
             loaded = false
