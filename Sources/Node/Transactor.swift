@@ -35,6 +35,11 @@ actor Transactor {
     /// position replicas must hold before an answer about it goes out.
     private var ownOffset: Int64 = 0
     private var checkpointVersion: Int64 = 0
+    /// The newest own offset of a write whose acknowledgement did not come
+    /// (it timed out, or the node lost the lead meanwhile): it stays in this
+    /// log and in the state, so an answer built on that state waits for it
+    /// to reach the replicas first.
+    private var unacknowledged: Int64?
     /// Events of the order at or below `state.version` the log held when the
     /// state was loaded, plus those appended since (nil: unknown, from a
     /// checkpoint written without the count).
@@ -93,7 +98,9 @@ actor Transactor {
             let next = OrderDecider.fold(state, decision.events)
             try await persist(decision.events, next: next)
             state = next
+            if !decision.events.isEmpty { unacknowledged = ownOffset }
             try await replication?.awaitReplicas(orderID, through: ownOffset, term: term)
+            unacknowledged = nil
             // A node that took the order over meanwhile may have decided
             // without this write: only a node that still leads, in its term,
             // acknowledges.
@@ -108,15 +115,18 @@ actor Transactor {
     }
 
     /// Before an answer about the order's state that writes nothing (a
-    /// read, a refusal, a repeat): this node's writes in that state are on
-    /// the replicas `--acks` asks for (one whose acknowledgement timed out
-    /// is still in memory and in this log, and another leader may decide
-    /// without it; found by seed 7843: a cancel refused as "shipped" after
-    /// a shipment that was never acknowledged and then superseded), and,
-    /// as a read does, a majority still grants this node its term.
+    /// read, a refusal, a repeat): a write of this transactor whose
+    /// acknowledgement did not come is on the replicas `--acks` asks for by
+    /// now (it is still in memory and in this log, and another leader may
+    /// decide without it; found by seed 7843: a cancel refused as "shipped"
+    /// after a shipment that was never acknowledged and then superseded),
+    /// and, as a read does, a majority still grants this node its term.
     private func confirmAsRead() async throws {
         do {
-            try await replication?.awaitReplicas(orderID, through: ownOffset, term: term)
+            if let pending = unacknowledged {
+                try await replication?.awaitReplicas(orderID, through: pending, term: term)
+                unacknowledged = nil
+            }
             try await replication?.confirmRead(orderID, term: term)
         } catch {
             loaded = false
@@ -151,7 +161,9 @@ actor Transactor {
         let next = OrderDecider.fold(state, repair)
         try await persist(repair, next: next)
         state = next
+        unacknowledged = ownOffset
         try await replication?.awaitReplicas(orderID, through: ownOffset, term: term)
+        unacknowledged = nil
         logger.warning("repaired an order merged from two sides of a partition", metadata: [
             "events": "\(repair.count)", "conflicts": "\(next.conflicts.map(\.code))",
         ])
