@@ -198,27 +198,11 @@ extension Replicator {
         var floor: Int64 = 0
         for peer in answers.keys.sorted() {
             guard let address = reachable[peer] else { continue }
-            var position = log.committedOffset
-            var target: Int64?
-            while !Task.isCancelled {
-                let reply = try await network.fetch(
-                    address, follower: own, .log(origin: own, fromOffset: position + 1, eventsMax: config.fetchEventsMax, waitMs: 0),
-                    timeout: .seconds(3))
-                if let refusal = reply.refusal { throw EngineError.unavailable("\(peer) refused: \(refusal)") }
-                if target == nil { target = reply.holderLastOffset }
+            try await readLog(own, from: peer, at: address, after: log.committedOffset, timeout: .seconds(3)) { reply in
                 floor = max(floor, reply.holderLastOffset)
-                guard reply.events.allSatisfy({ $0.origin == own && $0.offset > position }) else {
-                    throw EngineError.unavailable("\(peer) sent events of the wrong log or position")
-                }
                 for event in reply.events { events[event.offset] = event }
-                guard let next = BackfillProgress.next(
-                    position: position, throughOffset: reply.throughOffset, lastEventOffset: reply.events.last?.offset,
-                    eventCount: reply.events.count, target: target ?? 0)
-                else { break }
-                position = next
             }
         }
-        try Task.checkCancellation()
         var newest: [String: Term] = [:]
         for reply in answers.values {
             for (group, term) in reply.promises { newest[group] = max(newest[group] ?? .none, term) }

@@ -645,9 +645,27 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     private func backfill(
         _ origin: String, from holder: String, at address: String, after start: Int64 = 0, timeout: Duration = .seconds(3)
     ) async throws -> Int {
+        var copied = 0
+        try await readLog(origin, from: holder, at: address, after: start, timeout: timeout) { reply in
+            let kept = reply.events.filter(owns)
+            guard !kept.isEmpty else { return }
+            let stored = try await log.replicate(ReplicatedBatch(origin: origin, events: kept, throughOffset: nil, deadlines: Self.heldUntil(kept)))
+            copied += stored
+            if stored > 0, let hook = copiedHook.withLock({ $0 }) { await hook.call(Self.counts(kept)) }
+        }
+        return copied
+    }
+
+    /// Reads `origin`'s log as `holder` holds it, batch by batch from
+    /// `start`, through the end the holder reported in its first reply;
+    /// `batch` gets each reply (its events checked to be of that log and
+    /// past the position).
+    func readLog(
+        _ origin: String, from holder: String, at address: String, after start: Int64, timeout: Duration,
+        _ batch: (FetchReply) async throws -> Void
+    ) async throws {
         var position: Int64 = start
         var target: Int64?
-        var copied = 0
         while !Task.isCancelled {
             let reply = try await network.fetch(
                 address, follower: log.origin, .log(origin: origin, fromOffset: position + 1, eventsMax: config.fetchEventsMax, waitMs: 0),
@@ -657,12 +675,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             guard reply.events.allSatisfy({ $0.origin == origin && $0.offset > position }) else {
                 throw EngineError.unavailable("\(holder) sent events of the wrong log or position")
             }
-            let kept = reply.events.filter(owns)
-            if !kept.isEmpty {
-                let stored = try await log.replicate(ReplicatedBatch(origin: origin, events: kept, throughOffset: nil, deadlines: Self.heldUntil(kept)))
-                copied += stored
-                if stored > 0, let hook = copiedHook.withLock({ $0 }) { await hook.call(Self.counts(kept)) }
-            }
+            try await batch(reply)
             guard let next = BackfillProgress.next(
                 position: position, throughOffset: reply.throughOffset, lastEventOffset: reply.events.last?.offset,
                 eventCount: reply.events.count, target: target ?? 0)
@@ -670,7 +683,6 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             position = next
         }
         try Task.checkCancellation()
-        return copied
     }
 
     // MARK: Visibility
