@@ -213,6 +213,18 @@ public final class EventLog: LogStore, Sendable {
         }
     }
 
+    /// The ring members this node last recorded (`ring_members`).
+    public func ringMembers() async throws -> [String: Bool] {
+        try checkReadable()
+        return try await reader.read { db in
+            var members: [String: Bool] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT node, left FROM ring_members") {
+                members[row[0] as String] = (row[1] as Int64) != 0
+            }
+            return members
+        }
+    }
+
     public func reimport(_ events: [EventRecord], floor: Int64) async throws -> Int {
         guard let writer else { throw EventLogError.closed }
         try ReplicatedBatch.validateOwn(events, own: origin)

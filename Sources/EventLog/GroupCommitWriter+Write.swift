@@ -39,6 +39,12 @@ extension GroupCommitWriter {
                     """,
                 arguments: [promise.group, promise.term, promise.leader, now])
         }
+        if let ring = request.ring {
+            try db.execute(sql: "DELETE FROM ring_members")
+            for (node, left) in ring.sorted(by: { $0.key < $1.key }) {
+                try db.execute(sql: "INSERT INTO ring_members (node, left, recorded_at) VALUES (?, ?, ?)", arguments: [node, left ? 1 : 0, now])
+            }
+        }
         return records
     }
 

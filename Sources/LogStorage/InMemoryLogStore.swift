@@ -112,7 +112,7 @@ public final class InMemoryLogStore: LogStore, Sendable {
                 }
                 var checkpoint = request.checkpoint
                 checkpoint?.writtenAt = now
-                let operation = Operation.append(records, checkpoint, request.deadline, request.promise)
+                let operation = Operation.append(records, checkpoint, request.deadline, request.promise, request.ring)
                 _ = state.visible.apply(operation, nowMs: now)
                 return (operation, .append(continuation, records))
             }
@@ -191,7 +191,7 @@ public final class InMemoryLogStore: LogStore, Sendable {
             var appended = false
             for (operation, _) in state.pending {
                 _ = state.durable.apply(operation, nowMs: now)
-                if case .append(let records, _, _, _) = operation, !records.isEmpty { appended = true }
+                if case .append(let records, _, _, _, _) = operation, !records.isEmpty { appended = true }
             }
             state.pending = []
             state.committedOffset = state.durable.lastOffset(of: origin)
@@ -217,6 +217,10 @@ public final class InMemoryLogStore: LogStore, Sendable {
 
     public func replicaPositions() async throws -> [String: Int64] {
         try read { $0.visible.positions }
+    }
+
+    public func ringMembers() async throws -> [String: Bool] {
+        try read { $0.visible.ringMembers }
     }
 
     public func promises() async throws -> [Promise] {
@@ -307,6 +311,7 @@ public struct LogImage: Sendable, Equatable {
     public private(set) var deadlines: [String: Int64] = [:]
     public private(set) var positions: [String: Int64] = [:]
     public private(set) var promises: [String: Promise] = [:]
+    public private(set) var ringMembers: [String: Bool] = [:]
     private var lastOffsets: [String: Int64] = [:]
 
     private struct Key: Sendable, Equatable {
@@ -381,8 +386,9 @@ public struct LogImage: Sendable, Equatable {
             }
             if floor > lastOffsets[origin] ?? 0 { lastOffsets[origin] = floor }
             return inserted
-        case .append(let records, let checkpoint, let deadline, let promise):
+        case .append(let records, let checkpoint, let deadline, let promise, let ring):
             for record in records { insert(record) }
+            if let ring { ringMembers = ring }
             if let promise {
                 let known = promises[promise.group]
                 if known.map({ (promise.term, promise.leader) > ($0.term, $0.leader) }) ?? true { promises[promise.group] = promise }
@@ -440,7 +446,7 @@ public struct LogImage: Sendable, Equatable {
 /// One committed transaction of the in-memory log.
 fileprivate enum Operation: Sendable {
     case reimport([EventRecord], origin: String, floor: Int64)
-    case append([EventRecord], Checkpoint?, (orderID: String, change: DeadlineChange)?, Promise?)
+    case append([EventRecord], Checkpoint?, (orderID: String, change: DeadlineChange)?, Promise?, [String: Bool]?)
     case replicate(ReplicatedBatch)
     case barrier
 }

@@ -151,24 +151,28 @@ public struct AppendRequest: Sendable, Equatable {
     public var deadline: (orderID: String, change: DeadlineChange)?
     /// A term granted, stored with the rest.
     public var promise: Promise?
+    /// The ring as this node knows it now, replacing what was stored
+    /// (`ring_members`): every member it has heard of, and whether it left.
+    public var ring: [String: Bool]?
     /// Checked right before the commit (see `CommitCheck`).
     public var check: CommitCheck?
 
     public init(
         events: [NewEvent], checkpoint: Checkpoint? = nil, deadline: (orderID: String, change: DeadlineChange)? = nil,
-        promise: Promise? = nil, check: CommitCheck? = nil
+        promise: Promise? = nil, ring: [String: Bool]? = nil, check: CommitCheck? = nil
     ) {
         self.events = events
         self.checkpoint = checkpoint
         self.deadline = deadline
         self.promise = promise
+        self.ring = ring
         self.check = check
     }
 
     public static func == (lhs: AppendRequest, rhs: AppendRequest) -> Bool {
         lhs.events == rhs.events && lhs.checkpoint == rhs.checkpoint
             && lhs.deadline?.orderID == rhs.deadline?.orderID && lhs.deadline?.change == rhs.deadline?.change
-            && lhs.promise == rhs.promise
+            && lhs.promise == rhs.promise && lhs.ring == rhs.ring
     }
 }
 

@@ -52,6 +52,9 @@ public protocol LogStore: AnyObject, Sendable {
     func replicaPositions() async throws -> [String: Int64]
     /// The terms this node has granted, per preference list.
     func promises() async throws -> [Promise]
+    /// The ring members this node knew when it last recorded them (see
+    /// `AppendRequest.ring`): id, and whether the member left.
+    func ringMembers() async throws -> [String: Bool]
     /// Calls `body` with the newest own offset after every commit that
     /// appended own events, once they are durable. Keep `body` short.
     func onCommit(_ body: @escaping @Sendable (Int64) -> Void)

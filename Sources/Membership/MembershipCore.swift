@@ -52,6 +52,19 @@ public struct MembershipCore: Sendable {
 
     public var me: Member { members[selfID]! }
 
+    /// Members recorded in an earlier life (id, and whether it left), not
+    /// heard from yet in this one: they keep their place on the ring, dead
+    /// until they are heard (any digest of theirs outranks these records),
+    /// and are released only `deadAfterMs` from now, as if they had just
+    /// gone silent (leases this node granted before it went down run out
+    /// by then).
+    public mutating func remember(_ recorded: [String: Bool], nowMs: Int64) {
+        for (id, left) in recorded where id != selfID && members[id] == nil {
+            members[id] = Member(id: id, http: "", peer: "", status: left ? .left : .dead, incarnation: 0)
+            lastAdvanced[id] = nowMs
+        }
+    }
+
     /// Sets this node's advertised HTTP address (known once the server binds).
     public mutating func advertise(http: String) {
         members[selfID]!.http = http

@@ -5,6 +5,7 @@ import NodeRuntime
 import OrderDomain
 import Replication
 import ServiceLifecycle
+import Synchronization
 
 /// Everything an API node is configured with, besides its storage, its
 /// network and its environment.
@@ -52,15 +53,18 @@ public final class OrderlyNode: Sendable {
     ) async throws -> OrderlyNode {
         // A node whose log shows it copied peers was in a cluster: it must
         // hear from one before it leads anything, seeds or not.
-        let wasInCluster = !(try await log.replicaPositions()).isEmpty
+        // And the ring it knew is where it places orders until it hears
+        // the rest (`ring_members`).
+        let remembered = config.clustered ? try await log.ringMembers() : [:]
+        let wasInCluster = !(try await log.replicaPositions()).isEmpty || remembered.keys.contains { $0 != config.id }
         return OrderlyNode(
             config: config, log: log, network: network, peerAddress: peerAddress,
-            mustJoin: !config.membership.seeds.isEmpty || wasInCluster, environment: environment, logger: logger)
+            mustJoin: !config.membership.seeds.isEmpty || wasInCluster, remembered: remembered, environment: environment, logger: logger)
     }
 
     private init(
         config: NodeConfig, log: any LogStore, network: any PeerNetwork, peerAddress: String, mustJoin: Bool,
-        environment: NodeEnvironment, logger: Logger
+        remembered: [String: Bool], environment: NodeEnvironment, logger: Logger
     ) {
         var logger = logger
         logger[metadataKey: "node"] = "\(config.id)"
@@ -80,8 +84,12 @@ public final class OrderlyNode: Sendable {
         let me = Member(id: config.id, http: "", peer: peerAddress, incarnation: UInt64(max(1, environment.clock.wallMs)))
         let membership = ClusterMembership(
             self: me, config: config.membership, replicationFactor: config.replicationFactor,
-            partitionMode: config.replication.partitionMode, mustJoin: mustJoin, network: network, environment: environment,
-            logger: logger)
+            partitionMode: config.replication.partitionMode, mustJoin: mustJoin, remembered: remembered, network: network,
+            environment: environment, logger: logger)
+        if config.clustered {
+            let recorder = RingRecorder(log: log, spawner: environment.spawner, logger: logger)
+            membership.onRingChanged { recorder.record($0) }
+        }
         // A node whose log failed an fsync stops: no heartbeat, no
         // leadership, not ready.
         membership.serviceCheck { log.failure.map { "the event log failed: \($0)" } }
@@ -113,6 +121,49 @@ public final class OrderlyNode: Sendable {
                 group.addTask { try? await replicator.run() }
             }
             group.addTask { try? await self.membership.run() }
+        }
+    }
+}
+
+/// Writes the ring to the log each time it changes, the newest first: a
+/// write that finds a newer ring waiting writes that one next, so changes
+/// that come fast cost one write each at most and never land out of order.
+final class RingRecorder: Sendable {
+    private struct State {
+        var waiting: [String: Bool]?
+        var writing = false
+    }
+    private let state = Mutex(State())
+    private let log: any LogStore
+    private let spawner: any TaskSpawner
+    private let logger: Logger
+
+    init(log: any LogStore, spawner: any TaskSpawner, logger: Logger) {
+        self.log = log
+        self.spawner = spawner
+        self.logger = logger
+    }
+
+    func record(_ ring: [String: Bool]) {
+        let start = state.withLock { state -> Bool in
+            state.waiting = ring
+            guard !state.writing else { return false }
+            state.writing = true
+            return true
+        }
+        guard start else { return }
+        spawner.spawn { [self] in
+            while let next = state.withLock({ state -> [String: Bool]? in
+                defer { state.waiting = nil }
+                if state.waiting == nil { state.writing = false }
+                return state.waiting
+            }) {
+                do {
+                    _ = try await log.append(AppendRequest(events: [], ring: next))
+                } catch {
+                    logger.warning("could not record the ring", metadata: ["error": "\(error)"])
+                }
+            }
         }
     }
 }

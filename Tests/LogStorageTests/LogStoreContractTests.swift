@@ -199,6 +199,20 @@ func peerEvent(_ origin: String, _ offset: Int64, order: String, version: Int64,
     }
 
     @Test(arguments: StoreKind.allCases)
+    func theRingRecordedLastIsTheRingAfterARestart(kind: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let store = try StoreUnderTest(kind, folder: folder.path)
+        let log = store.log
+        #expect(try await log.ringMembers().isEmpty, "a new log knows no ring")
+        _ = try await log.append(AppendRequest(events: [], ring: ["api-1": false, "api-2": false, "api-3": false]))
+        // A change replaces the whole record: api-3 left, api-4 joined.
+        _ = try await log.append(AppendRequest(events: [], ring: ["api-1": false, "api-2": false, "api-3": true, "api-4": false]))
+        let reopened = try store.reopen()
+        #expect(try await reopened.ringMembers() == ["api-1": false, "api-2": false, "api-3": true, "api-4": false])
+        reopened.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func eventsKeepTheirTermAndPromisesAreStoredWithTheirTransaction(kind: StoreKind) async throws {
         let folder = try TemporaryFolder()
         let store = try StoreUnderTest(kind, folder: folder.path)

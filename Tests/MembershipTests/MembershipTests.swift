@@ -305,3 +305,26 @@ struct SimulatedCluster {
         #expect(throws: GossipDigest.DecodingError.self) { try GossipDigest.decode(bytes + [0]) }
     }
 }
+
+@Suite struct RememberedRingTests {
+    /// A node restarted on its log starts from the ring it recorded: the
+    /// members it has not heard from keep their place (dead, released only
+    /// after `deadAfterMs`), those that left stay off it, and the first
+    /// digest of a remembered member puts it back alive.
+    @Test func aRestartedNodeStartsFromTheRingItRecorded() {
+        let config = MembershipConfig()
+        let me = Member(id: "n1", http: "h1", peer: "p1", incarnation: 5)
+        var core = MembershipCore(selfMember: me, config: config, nowMs: 1_000)
+        core.remember(["n1": false, "n2": false, "n3": true, "n4": false], nowMs: 1_000)
+        #expect(core.view.map(\.id) == ["n1", "n2", "n3", "n4"])
+        #expect(core.member("n2")?.status == .dead)
+        #expect(core.member("n3")?.status == .left)
+        #expect(core.member("n1")?.status == .alive, "its own record is this life's")
+        #expect(core.released(nowMs: 1_000 + config.deadAfterMs - 1) == ["n3"], "only the one that left, until its lease could have run out")
+        #expect(core.released(nowMs: 1_000 + config.deadAfterMs) == ["n2", "n3", "n4"])
+        let n2 = Member(id: "n2", http: "h2", peer: "p2", incarnation: 3, heartbeat: 7)
+        _ = core.receive(GossipDigest(members: [n2]), from: "n2", nowMs: 1_200)
+        #expect(core.member("n2")?.status == .alive)
+        #expect(core.member("n2")?.peer == "p2")
+    }
+}

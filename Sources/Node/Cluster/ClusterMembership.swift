@@ -31,6 +31,8 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     private let leases = Mutex<[String: Int64]>([:])
     /// Set once this node announces that it leaves: it leads nothing more.
     private let leaving = Atomic<Bool>(false)
+    /// Set by `leave()`: the run loop ends and says goodbye.
+    private let leaveRequested = Atomic<Bool>(false)
     /// Why this node is out of service (its log failed), if it is: it then
     /// sends no heartbeat (its peers find it dead and take its orders over)
     /// and leads nothing.
@@ -39,6 +41,9 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     }
     private let outOfServiceCheck = Mutex<OutOfService?>(nil)
     private let leadershipGateCheck = Mutex<OutOfService?>(nil)
+    /// Where the ring goes to be recorded, and what was last sent there.
+    private let ringRecorder = Mutex<(@Sendable ([String: Bool]) -> Void)?>(nil)
+    private let recordedRing: Mutex<[String: Bool]?>
     private let deadAfterMs: Int64
     private let network: any PeerNetwork
     private let clock: any NodeClock
@@ -54,12 +59,16 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     /// cluster and lead every order alone.
     private let joinedFlag: Atomic<Bool>
 
-    /// - Parameter mustJoin: the node has seeds, or its log shows it was
-    ///   part of a cluster before; it serves no order before it has heard
-    ///   from a peer.
+    /// - Parameters:
+    ///   - mustJoin: the node has seeds, or its log shows it was part of a
+    ///     cluster before; it serves no order before it has heard from a
+    ///     peer.
+    ///   - remembered: the ring its log recorded (see `onRingChanged`): a
+    ///     node restarted where it hears only some of its peers still places
+    ///     orders on the whole ring.
     public init(
         self member: Member, config: MembershipConfig, replicationFactor: Int, partitionMode: PartitionMode = .consistent,
-        mustJoin: Bool = false, network: any PeerNetwork, environment: NodeEnvironment, logger: Logger
+        mustJoin: Bool = false, remembered: [String: Bool] = [:], network: any PeerNetwork, environment: NodeEnvironment, logger: Logger
     ) {
         self.joinedFlag = Atomic(!mustJoin)
         self.replicationFactor = replicationFactor
@@ -67,13 +76,34 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         self.deadAfterMs = config.deadAfterMs
         self.suspectAfterMs = config.suspectAfterMs
         self.selfID = member.id
-        self.core = Mutex(MembershipCore(selfMember: member, config: config, nowMs: environment.clock.monotonicMs))
+        var core = MembershipCore(selfMember: member, config: config, nowMs: environment.clock.monotonicMs)
+        core.remember(remembered, nowMs: environment.clock.monotonicMs)
+        self.core = Mutex(core)
+        self.recordedRing = Mutex(remembered.isEmpty ? nil : remembered.merging([member.id: false]) { $1 })
         self.network = network
         self.clock = environment.clock
         self.spawner = environment.spawner
         self.random = Mutex(SplitMix64(seed: environment.randomSeed))
         self.logger = logger
         rebuildRing()
+    }
+
+    /// `body` gets the ring each time it changes (every member heard of, and
+    /// whether it left), to record it in the log: the next life starts from
+    /// it (`remembered`). Set before the node runs.
+    public func onRingChanged(_ body: @escaping @Sendable ([String: Bool]) -> Void) {
+        ringRecorder.withLock { $0 = body }
+        recordRingIfChanged()
+    }
+
+    private func recordRingIfChanged() {
+        let ring = Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0.status == .left) })
+        let changed = recordedRing.withLock { recorded -> Bool in
+            guard recorded != ring else { return false }
+            recorded = ring
+            return true
+        }
+        if changed, let record = ringRecorder.withLock({ $0 }) { record(ring) }
     }
 
     /// Sets what says this node is out of service (see `outOfService`).
@@ -249,10 +279,17 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         }
     }
 
+    /// Leaves the cluster for good, as a graceful shutdown does: `run`
+    /// stops and announces the departure (the simulator's SIGTERM; a
+    /// process leaves through its service group's shutdown).
+    public func leave() {
+        leaveRequested.store(true, ordering: .sequentiallyConsistent)
+    }
+
     public func run() async throws {
         let interval = core.withLock { $0.config.heartbeatIntervalMs }
         var silenced = false
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled && !leaveRequested.load(ordering: .sequentiallyConsistent) {
             if let reason = outOfService {
                 // Silent: peers find this node dead, release it and lead its
                 // orders; it stays up only to say why it is not ready.
@@ -307,6 +344,7 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         if ringChanged {
             rebuildRing()
             bumpEpoch()
+            recordRingIfChanged()
         }
     }
 
