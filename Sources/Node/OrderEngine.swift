@@ -55,9 +55,10 @@ public final class OrderEngine: Service, OrderService, Sendable {
         self.logger = logger
         self.replication = replication
         let transactorLogger = logger
+        let carried = UnacknowledgedWrites()
         self.directory = TransactorDirectory(clock: clock) { orderID in
             Transactor(
-                orderID: orderID, log: log, catalog: catalog, config: config, replication: replication, clock: clock,
+                orderID: orderID, log: log, catalog: catalog, config: config, replication: replication, clock: clock, carried: carried,
                 logger: transactorLogger)
         }
     }
@@ -155,7 +156,8 @@ public final class OrderEngine: Service, OrderService, Sendable {
     }
 
     /// The timer of an order led elsewhere: cleared when the order holds no
-    /// payment any more in this node's copy of it, else set to be looked at
+    /// held payment any more in this node's copy of it and needs no repair
+    /// of a merge (`Replicator.timers`), else set to be looked at
     /// again after `timerRecheckMs` (its leader fires it meanwhile; should
     /// this node lead it by then, it fires it itself).
     private func reviewTimer(of orderID: ClientID, now: Int64) async throws {
@@ -164,7 +166,9 @@ public final class OrderEngine: Service, OrderService, Sendable {
             stream.append(try record.streamEvent())
         }
         let state = OrderMerge.fold(OrderState(orderID: orderID), stream)
-        let change: DeadlineChange = state.nextHoldDeadlineMs == nil ? .clear : .set(max(state.nextHoldDeadlineMs!, now + config.timerRecheckMs))
+        // A merged state its leader has not repaired yet keeps the timer too.
+        let due = OrderMerge.reconcile(state).isEmpty ? state.nextHoldDeadlineMs : now
+        let change: DeadlineChange = due == nil ? .clear : .set(max(due!, now + config.timerRecheckMs))
         _ = try await log.append(AppendRequest(events: [], deadline: (orderID.rawValue, change)))
     }
 

@@ -349,6 +349,12 @@ extension Replicator {
     func view(for origin: String) -> VouchView? {
         guard let directory else { return nil }
         var view = directory.vouchView
+        // The ring whose orders this node holds in full: after a ring
+        // change, the old one until the backfill of the new one is done
+        // (the tail loops kept only what the ring of their time gave this
+        // node, and `placement()` keeps what the old one gives it), so an
+        // origin on the new ring counts none of its copies before then.
+        if let backfilled = state.withLock({ $0.follower.backfilledRing }) { view.ring = backfilled.sorted() }
         let (promises, sequence) = state.withLock { state -> ([String: Term], UInt64) in
             let full = VouchView(ring: view.ring, eligible: view.eligible, promises: state.promises)
             if full != state.lastView {

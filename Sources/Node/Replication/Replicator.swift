@@ -1,3 +1,4 @@
+import HashRing
 import LogStorage
 import Logging
 import Metrics
@@ -364,7 +365,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 "order \(orderID): heard from \(heard) of its \(list.count) replicas, \(needed) needed to be sure no acknowledged event is missing")
         }
         if !events.isEmpty {
-            let copied = try await log.replicate(ReplicatedBatch(origin: "", events: events, throughOffset: nil, deadlines: Self.heldUntil(events)))
+            let copied = try await log.replicate(ReplicatedBatch(origin: "", events: events, throughOffset: nil, deadlines: timers(events)))
             if copied > 0 {
                 logger.info("gathered missing events", metadata: ["order": "\(orderID)", "events": "\(copied)"])
             }
@@ -514,9 +515,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 case .store(let through):
                     // Placement: only the orders whose preference list holds
                     // this node; the position moves past the others.
-                    let kept = reply.events.filter(owns)
+                    let kept = reply.events.filter(placement())
                     let copied = try await log.replicate(
-                        ReplicatedBatch(origin: origin, events: kept, throughOffset: through, deadlines: Self.heldUntil(kept)))
+                        ReplicatedBatch(origin: origin, events: kept, throughOffset: through, deadlines: timers(kept)))
                     copiedCounter.increment(by: copied)
                     if !reply.events.isEmpty { copiedBatches.increment() }
                     if copied > 0, let hook = copiedHook.withLock({ $0 }) {
@@ -561,15 +562,48 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         return deadlines
     }
 
+    /// The timers a batch of copies sets here: those of its held payments
+    /// and, in available mode, a review due now of each order the copies
+    /// may have merged with another side's stream: one written by a node
+    /// other than its owner (a stand-in leader's), or one this node leads
+    /// (another node wrote it). Whichever replica leads the order when the
+    /// timer fires repairs the merged state (a cancelled order's money sent
+    /// back, conflicts recorded) without waiting for a client to touch it;
+    /// the others keep the timer until the repair reaches them.
+    func timers(_ events: [EventRecord]) -> [String: Int64] {
+        var deadlines = Self.heldUntil(events)
+        guard config.partitionMode == .available, let directory else { return deadlines }
+        for event in events where deadlines[event.orderID] != 0 {
+            guard let orderID = ClientID(event.orderID) else { continue }
+            if directory.preferenceList(for: orderID).first != event.origin || directory.leads(orderID) {
+                deadlines[event.orderID] = 0
+            }
+        }
+        return deadlines
+    }
+
     private static func counts(_ events: [EventRecord]) -> [String: Int] {
         events.reduce(into: [:]) { $0[$1.orderID, default: 0] += 1 }
     }
 
     /// Placement: this node keeps an order's events when the order's
-    /// preference list on the current ring holds it.
-    private func owns(_ record: EventRecord) -> Bool {
-        guard let directory, let orderID = ClientID(record.orderID) else { return true }
-        return directory.preferenceList(for: orderID).contains(directory.nodeID)
+    /// preference list holds it on the current ring, or on the ring it last
+    /// backfilled. Until the backfill of a new ring completes it vouches on
+    /// the old one (`view(for:)`), so it keeps what the old one gives it:
+    /// an origin never counts a copy this node dropped.
+    func placement() -> @Sendable (EventRecord) -> Bool {
+        guard let directory else { return { _ in true } }
+        let selfID = directory.nodeID
+        let factor = directory.replicationFactor
+        let backfilled = state.withLock { $0.follower.backfilledRing }
+        let previous: HashRing? = backfilled.flatMap { ring in
+            ring == directory.ringMembers ? nil : HashRing(nodes: Dictionary(uniqueKeysWithValues: ring.map { ($0, 1) }))
+        }
+        return { record in
+            guard let orderID = ClientID(record.orderID) else { return true }
+            if directory.preferenceList(for: orderID).contains(selfID) { return true }
+            return previous?.preferenceList(for: record.orderID, count: factor).contains(selfID) ?? false
+        }
     }
 
     /// After the ring changed: copies, from every log, the events of the
@@ -593,6 +627,13 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         for origin in origins.sorted() {
             let reachable = directory.reachablePeers()
             let sources = reachable[origin].map { [(origin, $0)] } ?? reachable.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            // Without the origin, each peer holds its own orders of the log
+            // only: every other member of the ring must be read. A member out
+            // of reach leaves the backfill incomplete (`run` tries again),
+            // so this node does not vouch on the new ring meanwhile.
+            if reachable[origin] == nil, !directory.ringMembers.subtracting([directory.nodeID, origin]).isSubset(of: Set(reachable.keys)) {
+                complete = false
+            }
             for (holder, address) in sources {
                 do {
                     copied += try await backfill(origin, from: holder, at: address)
@@ -647,9 +688,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     ) async throws -> Int {
         var copied = 0
         try await readLog(origin, from: holder, at: address, after: start, timeout: timeout) { reply in
-            let kept = reply.events.filter(owns)
+            let kept = reply.events.filter(placement())
             guard !kept.isEmpty else { return }
-            let stored = try await log.replicate(ReplicatedBatch(origin: origin, events: kept, throughOffset: nil, deadlines: Self.heldUntil(kept)))
+            let stored = try await log.replicate(ReplicatedBatch(origin: origin, events: kept, throughOffset: nil, deadlines: timers(kept)))
             copied += stored
             if stored > 0, let hook = copiedHook.withLock({ $0 }) { await hook.call(Self.counts(kept)) }
         }
