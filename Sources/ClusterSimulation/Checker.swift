@@ -124,6 +124,10 @@ struct Checker {
                     let copy = events[offset]!
                     let original = own.event(origin: origin, offset: offset)
                     guard original?.eventID != copy.eventID || original?.checksum != copy.checksum else { continue }
+                    // A node that left before it recovered its log (its disk
+                    // was replaced) never writes again: its peers' copies are
+                    // all that is left of it, and nothing reuses the offset.
+                    if original == nil && cluster.node(origin).departed { continue }
                     let what = original.map { "\($0.type) of \($0.orderID) (\($0.eventID))" } ?? "nothing"
                     report.add(
                         "log-identity", "\(holder)'s copy of \(origin)'s log at offset \(offset) is \(copy.type) of \(copy.orderID) (\(copy.eventID)); \(origin)'s log holds \(what) there")
@@ -137,39 +141,36 @@ struct Checker {
 
     private func checkAcknowledged(_ order: ClientID, _ final: OrderState, _ report: inout Report) {
         for operation in history.operations(of: order) {
-            guard case .ok(let outcome, _)? = operation.answer, case .command(let command) = operation.call else { continue }
-            switch command {
-            case .place(let customer, let lines):
-                if !final.exists {
-                    report.add("lost", "\(order) was acknowledged as placed (\(outcome.map { "\($0)" } ?? "")) and is gone: \(OrderView(final))")
-                } else if config.mode == .consistent, final.customer != customer || final.lines.map({ OrderLineRequest(sku: $0.sku, qty: $0.qty) }) != lines {
-                    report.add("overruled", "\(order) was acknowledged with other lines than it holds")
-                }
-            case .pay(let id, let amount):
-                guard let payment = final.payment(id) else {
-                    report.add("lost", "payment \(id) of \(order) was acknowledged and is gone: \(OrderView(final))")
-                    continue
-                }
-                if payment.amountCents != amount && config.mode == .consistent {
-                    report.add("overruled", "payment \(id) of \(order) was acknowledged for \(amount) and holds \(payment.amountCents)")
-                }
-            case .cancel:
-                let cancelled = final.status == .cancelled && final.paidCents == 0
-                let lostToShipment = config.mode == .available && final.status == .shipped && final.conflicts.contains { $0.code == "shipped_and_cancelled" }
-                if !cancelled && !lostToShipment {
-                    report.add("overruled", "\(order) was acknowledged as cancelled and is \(OrderView(final))")
-                }
-            case .ship(let id):
-                // Paid in full, unless (available mode) the two sides of a
-                // partition disagreed on the money and said so.
-                let underpaid = config.mode == .available && final.conflicts.contains { $0.code == "underpaid" }
-                let shipped = final.status == .shipped && final.shipmentID == id && (final.paidCents >= final.totalCents || underpaid)
-                if !shipped {
-                    report.add("overruled", "\(order) was acknowledged as shipped (\(id)) and is \(OrderView(final))")
-                }
-            case .expireHeldPayments:
-                continue
-            }
+            guard case .ok(let outcome, _)? = operation.answer, case .command(let command) = operation.call,
+                let (kind, line) = AckedEffect.missing(command, outcome: outcome, order: order, in: final, mode: config.mode)
+            else { continue }
+            if lostWithMinority(operation, order: order) { continue }
+            report.add(kind, line + "; the logs hold: " + logs(of: order))
+        }
+    }
+
+    /// What each node's log holds of an order, for a report.
+    private func logs(of order: ClientID) -> String {
+        cluster.nodes.map { node in
+            let events = (node.life?.store.image ?? node.disk)?.events(of: order.rawValue) ?? []
+            return "\(node.id): [" + events.map { "\($0.type) v\($0.version) \($0.origin)@\($0.offset) t\($0.term)" }.joined(separator: ", ") + "]"
+        }.joined(separator: "; ")
+    }
+
+    /// Available mode promises less for a write acknowledged while fewer
+    /// than a majority of its replicas held it (the leader cut off, or
+    /// alone): it is lost with the disks of those that held it (README,
+    /// *What a 2xx means*). True when that is what happened: a minority
+    /// held it when the client got the answer, and one of them lost its
+    /// disk later, or a node lost its disk while the answer was on its way
+    /// (the node that wrote it, alone).
+    private func lostWithMinority(_ operation: History.Operation, order: ClientID) -> Bool {
+        guard let holders = operation.holders, let completeNs = operation.completeNs else { return false }
+        let ring = HashRing(nodes: Dictionary(uniqueKeysWithValues: cluster.ids.map { ($0, 1) }))
+        let replicas = ring.preferenceList(for: order.rawValue, count: config.replicationFactor)
+        guard holders.intersection(replicas).count < replicas.count / 2 + 1 else { return false }
+        return cluster.diskLosses.contains { loss in
+            loss.atNs >= operation.invokeNs && (holders.contains(loss.node) || loss.atNs <= completeNs)
         }
     }
 
@@ -182,6 +183,7 @@ struct Checker {
             guard case .ok(.held?, _)? = operation.answer, case .command(.pay(let id, _)) = operation.call,
                 operation.invokeNs < config.workloadEndNs
             else { continue }
+            if lostWithMinority(operation, order: order) { continue }
             guard final.payment(id)?.status == .refunded else {
                 report.add("money", "payment \(id) of \(order), which never came, is not refunded: \(OrderView(final))")
                 continue
@@ -261,5 +263,63 @@ struct Checker {
             counts[kind, default: 0] += 1
             if counts[kind]! <= Checker.reportsPerKindMax { lines.append("[\(kind)] \(line)") }
         }
+    }
+}
+
+/// What a client's acknowledged command promises to leave in its order's
+/// state, and whether a state shows it.
+enum AckedEffect {
+    /// The violation (kind, line) when `state` does not show the effect of
+    /// an acknowledged `command`; nil when it does.
+    static func missing(_ command: OrderCommand, outcome: Outcome?, order: ClientID, in final: OrderState, mode: PartitionMode) -> (String, String)? {
+        switch command {
+        case .place(let customer, let lines):
+            if !final.exists {
+                return ("lost", "\(order) was acknowledged as placed (\(outcome.map { "\($0)" } ?? "")) and is gone: \(OrderView(final))")
+            } else if mode == .consistent, final.customer != customer || final.lines.map({ OrderLineRequest(sku: $0.sku, qty: $0.qty) }) != lines {
+                return ("overruled", "\(order) was acknowledged with other lines than it holds")
+            }
+        case .pay(let id, let amount):
+            guard let payment = final.payment(id) else {
+                return ("lost", "payment \(id) of \(order) was acknowledged and is gone: \(OrderView(final))")
+            }
+            if payment.amountCents != amount && mode == .consistent {
+                return ("overruled", "payment \(id) of \(order) was acknowledged for \(amount) and holds \(payment.amountCents)")
+            }
+        case .cancel:
+            let cancelled = final.status == .cancelled && final.paidCents == 0
+            let lostToShipment = mode == .available && final.status == .shipped && final.conflicts.contains { $0.code == "shipped_and_cancelled" }
+            if !cancelled && !lostToShipment {
+                return ("overruled", "\(order) was acknowledged as cancelled and is \(OrderView(final))")
+            }
+        case .ship(let id):
+            // Paid in full, unless (available mode) the two sides of a
+            // partition disagreed on the money and said so.
+            let underpaid = mode == .available && final.conflicts.contains { $0.code == "underpaid" }
+            let shipped = final.status == .shipped && final.shipmentID == id && (final.paidCents >= final.totalCents || underpaid)
+            if !shipped {
+                return ("overruled", "\(order) was acknowledged as shipped (\(id)) and is \(OrderView(final))")
+            }
+        case .expireHeldPayments:
+            return nil
+        }
+        return nil
+    }
+}
+
+extension SimCluster {
+    /// Available mode, an acknowledged command: the nodes whose log shows
+    /// its effect now. nil otherwise (consistent mode promises the same
+    /// for every acknowledged write).
+    func holders(of answer: ClientAnswer, to call: ForwardedCall, order: ClientID) -> Set<String>? {
+        guard config.mode == .available, case .ok(let outcome, _) = answer, case .command(let command) = call else { return nil }
+        var holders: Set<String> = []
+        for node in nodes {
+            guard let image = node.life?.store.image ?? node.disk else { continue }
+            guard let stream = try? image.events(of: order.rawValue).map({ try $0.streamEvent() }) else { continue }
+            let state = OrderMerge.fold(OrderState(orderID: order), stream)
+            if AckedEffect.missing(command, outcome: outcome, order: order, in: state, mode: config.mode) == nil { holders.insert(node.id) }
+        }
+        return holders
     }
 }

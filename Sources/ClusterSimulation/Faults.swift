@@ -22,8 +22,12 @@ final class Faults: @unchecked Sendable {
     /// Draws the run's faults and sets their times.
     func schedule() {
         let config = cluster.config
-        let kinds = config.faults.sorted()
-        guard !kinds.isEmpty, config.faultsMax > 0 else { return }
+        if config.faults.contains(.churn) { scheduleChurn() }
+        let kinds = config.faults.subtracting([.churn]).sorted()
+        guard !kinds.isEmpty, config.faultsMax > 0 else {
+            if config.faults.contains(.churn) { world.at(config.workloadEndNs) { [self] in heal() } }
+            return
+        }
         let count = Int(draws.next() % UInt64(config.faultsMax + 1))
         let firstNs = config.workloadStartMs * 1_000_000 + 500_000_000
         let lastNs = config.workloadEndNs - 2_000_000_000
@@ -38,25 +42,80 @@ final class Faults: @unchecked Sendable {
         world.at(config.workloadEndNs) { [self] in heal() }
     }
 
+    /// Half the runs change the ring: a new node joins, and (60% of those)
+    /// one of the others leaves later. Drawn from their own stream.
+    private func scheduleChurn() {
+        let config = cluster.config
+        let draws = world.stream("churn")
+        let firstNs = config.workloadStartMs * 1_000_000 + 500_000_000
+        let lastNs = config.workloadEndNs - 2_000_000_000
+        guard lastNs > firstNs, draws.chance(0.5) else { return }
+        let joinAt = draws.uniform(firstNs...lastNs)
+        world.at(joinAt) { [self] in
+            guard !healed else { return }
+            // As an operator adds a node: while every node is up and holds
+            // its data (a new node with an empty log waits, as a replaced
+            // disk does, for every member of the ring to answer it).
+            guard cluster.nodes.allSatisfy({ $0.departed || ($0.isUp && $0.recoveredFromDiskLoss) }), failedSyncs.isEmpty else {
+                trace.record(world.nowNs, "fault: churn: no node joins while one is down")
+                return
+            }
+            injected(.churn, "a new node joins", untilNs: world.nowNs + 3_000_000_000)
+            // Empty and recovering, like a replaced disk: no other node's
+            // data goes out of reach until it has recovered.
+            cluster.addNode().diskLost = true
+        }
+        guard draws.chance(0.6) else { return }
+        let leaveAt = draws.uniform(joinAt...lastNs)
+        let pick = draws.next()
+        world.at(leaveAt) { [self] in leaveOne(pick: pick) }
+    }
+
+    /// SIGTERM to one node, if it can say goodbye now (reached by every
+    /// peer, both ways) and the ring keeps a replica set without it while
+    /// no other node's data is out of reach.
+    private func leaveOne(pick: UInt64) {
+        guard !healed else { return }
+        let candidates = cluster.nodes.filter { node in
+            !node.departed && node.isUp && !node.isPaused && node.life?.store.hasFailed == false && !failedSyncs.contains(node.id)
+                && !cluster.network.cut.contains { $0.from == node.id || $0.to == node.id }
+        }
+        guard !candidates.isEmpty, cluster.ids.count > cluster.config.replicationFactor, switched.isEmpty,
+            cluster.network.lossProbability == 0, cluster.settledAfterChurn
+        else {
+            trace.record(world.nowNs, "fault: churn: no node may leave now")
+            return
+        }
+        let target = candidates[Int(pick % UInt64(candidates.count))]
+        guard mayLoseData(target) else { return }
+        injected(.churn, "\(target.id) leaves for good", untilNs: world.nowNs + 3_000_000_000)
+        cluster.leave(target)
+    }
+
     /// One node at a time has its data out of reach for long (a replaced
     /// disk not yet recovered from its peers, a failed fsync until the
     /// operator restarts it): two replicas of an order gone so leave an
     /// acknowledged write nowhere, or no majority, by design.
     private func mayLoseData(_ target: SimNode) -> Bool {
-        !cluster.nodes.contains { $0.id != target.id && (!$0.recoveredFromDiskLoss || failedSyncs.contains($0.id)) }
+        !cluster.nodes.contains { $0.id != target.id && !$0.departed && (!$0.recoveredFromDiskLoss || failedSyncs.contains($0.id)) }
+            && (!cluster.nodes.contains(where: \.departed) || cluster.settledAfterChurn)
+    }
+
+    /// Notes a fault that took effect: in the trace, and (but skew) in the
+    /// windows the checker reads.
+    private func injected(_ kind: FaultKind, _ text: String, untilNs end: Int64) {
+        trace.record(world.nowNs, "fault: " + text)
+        if kind != .skew { windows.append((world.nowNs, end)) }
     }
 
     private func inject(_ kind: FaultKind, durationNs: Int64, seed: UInt64) {
         guard !healed else { return }
-        /// Notes a fault that took effect: in the trace, and (but skew) in
-        /// the windows the checker reads.
         func injected(_ text: String) {
-            trace.record(world.nowNs, "fault: " + text)
             // A node whose fsync failed is out until the operator restarts it.
             let end = kind == .fsync ? cluster.config.operatorRestartNs : min(world.nowNs + durationNs, cluster.config.workloadEndNs)
-            if kind != .skew { windows.append((world.nowNs, end)) }
+            self.injected(kind, text, untilNs: end)
         }
-        let nodes = cluster.nodes
+        let nodes = cluster.nodes.filter { !$0.departed }
         let target = draws.pick(nodes)
         let ms = durationNs / 1_000_000
         switch kind {
@@ -71,7 +130,7 @@ final class Faults: @unchecked Sendable {
                 injected("\(kind == .disk ? "replace the disk of" : "crash") \(target.id) for \(ms) ms")
                 if kind == .disk { cluster.replaceDisk(target) } else { cluster.crash(target, keepingUnsynced: keep) }
                 world.after(durationNs) { [self] in
-                    if !healed && !target.isUp { cluster.start(target) }
+                    if !healed && !target.isUp && !target.departed { cluster.start(target) }
                 }
             }
         case .pause:
@@ -130,6 +189,8 @@ final class Faults: @unchecked Sendable {
             injected("the next fsync of \(target.id) fails")
             life.store.failNextSync()
             failedSyncs.insert(target.id)
+        case .churn:
+            return  // scheduled apart (`scheduleChurn`)
         case .skew:
             target.wallSkewMs = draws.uniform(-3_000...3_000)
             injected("\(target.id)'s wall clock is \(target.wallSkewMs) ms off")
@@ -210,7 +271,7 @@ final class Faults: @unchecked Sendable {
         trace.record(world.nowNs, "heal: every link, every process")
         cluster.network.cut = []
         resetMessages()
-        for node in cluster.nodes {
+        for node in cluster.nodes where !node.departed {
             if !node.isUp {
                 cluster.start(node)
             } else if node.isPaused {

@@ -13,6 +13,9 @@ final class History: @unchecked Sendable {
         let invokeNs: Int64
         var completeNs: Int64?
         var answer: ClientAnswer?
+        /// Available mode, an acknowledged command: the nodes whose log
+        /// showed its effect when the answer came (see `Checker`).
+        var holders: Set<String>?
 
         /// Known to have happened (or not) as answered.
         var isDefinite: Bool {
@@ -39,9 +42,10 @@ final class History: @unchecked Sendable {
         return id
     }
 
-    func complete(_ id: Int, _ answer: ClientAnswer, at nowNs: Int64) {
+    func complete(_ id: Int, _ answer: ClientAnswer, at nowNs: Int64, holders: Set<String>? = nil) {
         operations[id].completeNs = nowNs
         operations[id].answer = answer
+        operations[id].holders = holders
     }
 
     var orders: [ClientID] {

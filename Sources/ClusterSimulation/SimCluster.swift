@@ -24,6 +24,9 @@ final class SimNode: @unchecked Sendable {
         self.id = id
     }
 
+    /// Left the cluster for good (a graceful leave): never started again.
+    var departed = false
+
     var isUp: Bool { life != nil }
     var isPaused: Bool { life?.executor.state == .paused }
 
@@ -78,6 +81,8 @@ final class SimCluster: @unchecked Sendable {
     let config: SimulationConfig
     let world: SimWorld
     let trace: Trace
+    /// Every disk replaced in the run: which node's, and when.
+    var diskLosses: [(node: String, atNs: Int64)] = []
     let network: SimNetwork
     private(set) var nodes: [SimNode] = []
     let clients: NodeExecutor
@@ -102,7 +107,64 @@ final class SimCluster: @unchecked Sendable {
         }
     }
 
-    var ids: [String] { nodes.map(\.id) }
+    /// The nodes of the cluster now: every one but those that left.
+    var ids: [String] { nodes.filter { !$0.departed }.map(\.id) }
+
+    /// A new node (empty disk, the next free id) starts and joins through
+    /// the others.
+    @discardableResult
+    func addNode() -> SimNode {
+        let node = SimNode(id: "api-\(nodes.count + 1)")
+        nodes.append(node)
+        network.nodes[node.id] = node
+        trace.record(world.nowNs, "\(node.id) joins the cluster")
+        start(node)
+        return node
+    }
+
+    /// SIGTERM: the node announces its departure, and its process ends
+    /// `afterNs` later with everything it wrote on its disk. It never
+    /// comes back.
+    func leave(_ node: SimNode) {
+        guard let life = node.life else { return }
+        node.departed = true
+        life.executor.fire { life.node?.membership.leave() }
+        // The process ends once a peer knows it left (gossip tells the
+        // rest), as a graceful shutdown waits for its farewells.
+        let deadlineNs = world.nowNs + 10_000_000_000
+        func stopWhenKnown() {
+            guard let life = node.life else { return }
+            let known = nodes.contains { peer in
+                peer.id != node.id && !peer.departed
+                    && peer.life?.node?.membership.members.contains { $0.id == node.id && $0.status == .left } == true
+            }
+            guard known || world.nowNs >= deadlineNs else {
+                world.after(100_000_000) { stopWhenKnown() }
+                return
+            }
+            world.kill(life.executor)
+            node.disk = life.store.crash(keepingUnsynced: life.store.unsyncedCount)
+            node.life = nil
+            trace.record(world.nowNs, known ? "\(node.id) stopped after leaving" : "\(node.id) stopped; no peer heard it leave")
+            if !known {
+                // It counts as crashed, not gone: it comes back on its disk.
+                node.departed = false
+            }
+        }
+        world.after(100_000_000) { stopWhenKnown() }
+    }
+
+    /// Every node of the ring is up, on the same ring, and holds the
+    /// orders that ring gives it (backfilled): what a node that left held
+    /// is where the ring now puts it.
+    var settledAfterChurn: Bool {
+        let ring = Set(ids)
+        for node in nodes where !node.departed {
+            guard let running = node.life?.node else { return false }
+            guard running.membership.ringMembers == ring, running.replicator?.backfilled(ring: ring) ?? true else { return false }
+        }
+        return true
+    }
 
     func node(_ id: String) -> SimNode { network.nodes[id]! }
 
@@ -136,7 +198,7 @@ final class SimCluster: @unchecked Sendable {
         nodeConfig.replication.acks = config.acks
         nodeConfig.replication.partitionMode = config.mode
         nodeConfig.replicationFactor = config.replicationFactor
-        nodeConfig.membership.seeds = ids.filter { $0 != node.id }
+        nodeConfig.membership.seeds = nodes.map(\.id).filter { $0 != node.id }
         let environment = NodeEnvironment(clock: life.clock, spawner: SimSpawner(executor: executor), randomSeed: lifeDraws.next())
         let logger = Logger(label: "orderly.node") { [trace, world] label in
             SimLogHandler(trace: trace, world: world, level: .info)
@@ -172,6 +234,7 @@ final class SimCluster: @unchecked Sendable {
         crash(node, keepingUnsynced: 0)
         node.disk = nil
         node.diskLost = true
+        diskLosses.append((node.id, world.nowNs))
         trace.record(world.nowNs, "\(node.id) loses its disk")
     }
 

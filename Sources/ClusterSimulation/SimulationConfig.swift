@@ -20,6 +20,10 @@ public enum FaultKind: String, Sendable, CaseIterable, Comparable {
     case fsync
     /// Wall clocks of nodes disagree by up to seconds.
     case skew
+    /// The ring changes: a new node joins, and an old one may leave for
+    /// good (SIGTERM). At most one join and one leave a run, drawn from
+    /// their own random stream: they do not move the other faults.
+    case churn
 
     public static func < (lhs: FaultKind, rhs: FaultKind) -> Bool { lhs.rawValue < rhs.rawValue }
 

@@ -63,7 +63,7 @@ final class Workload: @unchecked Sendable {
             let node = draws.pick(cluster.ids)
             let id = history.invoke(client: client, order: order, node: node, call: call, at: world.nowNs)
             answer = await cluster.call(via: node, order, call, timeout: cluster.config.clientTimeout, draws: draws)
-            history.complete(id, answer, at: world.nowNs)
+            history.complete(id, answer, at: world.nowNs, holders: cluster.holders(of: answer, to: call, order: order))
             cluster.trace.record(world.nowNs, "client \(client) \(order) \(call.summary) via \(node) -> \(answer.summary)")
             guard case .unknown = answer, attempt < attempts, world.nowNs + backoffNs < deadlineNs else { break }
             await sleep(backoffNs + draws.uniform(0...backoffNs))

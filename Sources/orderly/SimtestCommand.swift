@@ -13,9 +13,10 @@ struct SimtestCommand: ParsableCommand {
             network and clock, with customers and conflicting clients, and the faults
             the seed picks: crashes (unsynced writes lost), replaced disks, pauses,
             partitions (two-way, one-way, bridge), lost, duplicated and reordered
-            messages, failed fsyncs, clock skew. After a heal and a quiet period a
-            checker looks for acknowledged writes lost or overruled, histories that are
-            not linearizable (consistent mode), two events at one (order, version),
+            messages, failed fsyncs, clock skew, a node joining and one leaving for
+            good. After a heal and a quiet period a checker looks for acknowledged
+            writes lost or overruled, histories that are not linearizable (consistent
+            mode), two events at one (order, version),
             replicas or log copies that disagree, held payments not refunded, and
             orders that take no write. A failing seed prints its violations and the end
             of its trace; `--replay SEED --trace` runs it again, printing everything.

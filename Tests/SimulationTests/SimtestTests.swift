@@ -54,6 +54,16 @@ import Testing
         #expect(first.stdout == again.stdout, "the whole report of a seed is the same in two processes")
     }
 
+    /// The `churn` fault changes the ring within a seed: a node joins, one
+    /// leaves for good, and the checker still finds every acknowledged
+    /// write where the new ring puts it.
+    @Test func churnAddsANodeAndTakesOneAwayForGood() async throws {
+        let run = try await OrderlyBinary.run(["simtest", "--replay", "1", "--faults", "churn", "--trace"])
+        #expect(run.stdout.contains("api-4 joins the cluster"), "no node joined")
+        #expect(run.stdout.contains("leaves for good") && run.stdout.contains("stopped after leaving"), "no node left")
+        #expect(run.stdout.contains("seed 1: passed"), "\(run.stdout.split(separator: "\n").filter { $0.hasPrefix("  [") }.prefix(3))")
+    }
+
     @Test func theFixedSeedsFailExactlyAsTheReadmeLists() async throws {
         let expected = Set(try Self.block("expected-failures").split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { UInt64($0) })
         let run = try await OrderlyBinary.run(["simtest", "--seeds", "500", "--first", "1", "--trace-lines", "0"])
