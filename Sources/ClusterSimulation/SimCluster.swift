@@ -147,8 +147,12 @@ final class SimCluster: @unchecked Sendable {
             node.life = nil
             trace.record(world.nowNs, known ? "\(node.id) stopped after leaving" : "\(node.id) stopped; no peer heard it leave")
             if !known {
-                // It counts as crashed, not gone: it comes back on its disk.
+                // It counts as crashed, not gone: it comes back on its disk
+                // (the operator starts it again), and peers see it alive.
                 node.departed = false
+                world.after(1_000_000_000) { [self] in
+                    if !node.isUp { start(node) }
+                }
             }
         }
         world.after(100_000_000) { stopWhenKnown() }

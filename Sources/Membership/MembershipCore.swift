@@ -202,11 +202,13 @@ public struct MembershipCore: Sendable {
     }
 
     /// Announces that this node leaves: it stops heartbeating and tells
-    /// every live peer at once.
+    /// every peer it knows an address of at once, dead ones included (one
+    /// it took for dead after a partition may well be back: it must not
+    /// go on taking this node for crashed).
     public mutating func leave() -> [MembershipDirective] {
         members[selfID]!.status = .left
         return members.values
-            .filter { $0.id != selfID && ($0.status == .alive || $0.status == .suspect) }
+            .filter { $0.id != selfID && $0.status != .left && !$0.peer.isEmpty }
             .sorted { $0.id < $1.id }
             .map { .sendGossip(to: $0.peer, digest) }
     }
