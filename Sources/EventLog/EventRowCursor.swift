@@ -13,6 +13,8 @@ public struct RawEventRow {
     public let type: UnsafeRawBufferPointer
     public let payload: UnsafeRawBufferPointer
     public let eventID: UnsafeRawBufferPointer
+    /// The term the event was decided in (0: none).
+    public let term: Int64
 }
 
 /// Steps one statement over an origin's rows in offset order, verifying
@@ -41,10 +43,10 @@ public struct EventRowCursor: ~Copyable {
         }
         // Columns as in `EventRecord.columns`.
         let originBytes = text(0)
+        let term = sqlite3_column_int64(handle, 8)
         let row = RawEventRow(
             offset: sqlite3_column_int64(handle, 1), version: sqlite3_column_int64(handle, 3), recordedAt: sqlite3_column_int64(handle, 7),
-            orderID: text(2), type: text(4), payload: text(5), eventID: text(6))
-        let term = sqlite3_column_int64(handle, 8)
+            orderID: text(2), type: text(4), payload: text(5), eventID: text(6), term: term)
         let stored = UInt32(truncatingIfNeeded: sqlite3_column_int64(handle, 9))
         var crc = CRC32C.Accumulator()
         func add(_ column: UnsafeRawBufferPointer) {

@@ -116,7 +116,7 @@ public enum StatsRebuild {
                             let partition = Int(StableHash.hash64(bytes: row.orderID) % UInt64(workers))
                             read.partitions[partition][orderID, default: []].append(StatsEvent(
                                 orderID: orderID, version: row.version, eventID: String(decoding: row.eventID, as: UTF8.self),
-                                recordedAtMs: row.recordedAt, event: event))
+                                recordedAtMs: row.recordedAt, event: event, term: StatsEvent.term(row.term, origin: unit.origin)))
                             read.rows += 1
                             newest = row.offset
                             unreported += 1

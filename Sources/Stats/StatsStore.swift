@@ -58,6 +58,14 @@ public final class StatsStore: LogSink, Sendable {
         if !readOnly {
             var migrator = DatabaseMigrator()
             migrator.registerMigration("0001_stats") { db in try db.execute(sql: ReadPositions.schema + Self.schema) }
+            // The term and origin of each event: a superseded one (a deposed
+            // leader's write, never acknowledged) counts for nothing.
+            migrator.registerMigration("0002_terms") { db in
+                try db.execute(sql: """
+                    ALTER TABLE order_events ADD COLUMN term INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE order_events ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+                    """)
+            }
             try migrator.migrate(pool)
         }
     }
@@ -77,7 +85,7 @@ public final class StatsStore: LogSink, Sendable {
     static func statsEvent(_ record: EventRecord) throws -> StatsEvent {
         StatsEvent(
             orderID: record.orderID, version: record.version, eventID: record.eventID, recordedAtMs: record.recordedAt,
-            event: try OrderEvent.decode(typeName: record.type, payload: record.payload))
+            event: try OrderEvent.decode(typeName: record.type, payload: record.payload), term: StatsEvent.term(record.term, origin: record.origin))
     }
 
     /// Folds events into the tables inside the caller's transaction.
@@ -85,23 +93,24 @@ public final class StatsStore: LogSink, Sendable {
         guard !events.isEmpty else { return 0 }
         let orders = Set(events.map(\.orderID))
         var held: [String: [StatsEvent]] = [:]
-        let select = try db.cachedStatement(sql: "SELECT event_id, version, recorded_at, type, payload FROM order_events WHERE order_id = ?")
+        let select = try db.cachedStatement(sql: "SELECT event_id, version, recorded_at, type, payload, term, origin FROM order_events WHERE order_id = ?")
         for order in orders {
             for row in try Row.fetchAll(select, arguments: [order]) {
                 let type: String = row[3]
                 let payload: String = row[4]
                 held[order, default: []].append(StatsEvent(
                     orderID: order, version: row[1], eventID: row[0], recordedAtMs: row[2],
-                    event: try OrderEvent.decode(typeName: type, payload: payload)))
+                    event: try OrderEvent.decode(typeName: type, payload: payload), term: StatsEvent.term(row[5], origin: row[6])))
             }
         }
         let (fresh, delta) = StatsFold.apply(events, held: held)
         let insert = try db.cachedStatement(sql: """
-            INSERT INTO order_events (event_id, order_id, version, recorded_at, type, payload) VALUES (?, ?, ?, ?, ?, ?)
+            INSERT INTO order_events (event_id, order_id, version, recorded_at, type, payload, term, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             """)
         for event in fresh {
             try insert.execute(arguments: [
                 event.eventID, event.orderID, event.version, event.recordedAtMs, event.event.typeName, event.event.payloadJSON(),
+                event.term.number, event.term.leader,
             ])
         }
         try add(delta, db)
@@ -225,7 +234,8 @@ public final class StatsStore: LogSink, Sendable {
             let existing = try Int64.fetchOne(db, sql: "SELECT count(*) FROM order_events") ?? 0
             guard existing == 0 else { throw StatsError.badInput("\(self.path) is not empty; rebuild into a new file") }
             let insert = try db.makeStatement(sql: """
-                INSERT OR IGNORE INTO order_events (event_id, order_id, version, recorded_at, type, payload) VALUES (?, ?, ?, ?, ?, ?)
+                INSERT OR IGNORE INTO order_events (event_id, order_id, version, recorded_at, type, payload, term, origin)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             // The order index is built once at the end (a sort), rather than
             // updated by a million random inserts.
@@ -244,6 +254,8 @@ public final class StatsStore: LogSink, Sendable {
                 sqlite3_bind_int64(handle, 4, event.recordedAtMs)
                 sqlite3_bind_text(handle, 5, event.event.typeName, -1, transient)
                 sqlite3_bind_text(handle, 6, event.event.payloadJSON(), -1, transient)
+                sqlite3_bind_int64(handle, 7, event.term.number)
+                sqlite3_bind_text(handle, 8, event.term.leader, -1, transient)
                 let code = sqlite3_step(handle)
                 guard code == SQLITE_DONE else {
                     throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))

@@ -46,7 +46,11 @@ public struct OrderContribution: Sendable, Equatable {
         var state = OrderState(orderID: orderID)
         var placedAt: Int64?
         var paidAt: Int64?
-        for stored in canonical {
+        let superseded = canonical.contains { $0.term != .none }
+            ? OrderMerge.superseded(
+                base: state, canonical.map { StreamEvent(version: $0.version, eventID: $0.eventID, event: $0.event, term: $0.term) })
+            : []
+        for stored in canonical where !superseded.contains(stored.eventID) {
             OrderDecider.evolve(&state, stored.event)
             if placedAt == nil && state.exists { placedAt = stored.recordedAtMs }
             if paidAt == nil && (state.status == .paid || state.status == .shipped) { paidAt = stored.recordedAtMs }

@@ -8,12 +8,22 @@ public struct StatsEvent: Sendable, Equatable {
     public let eventID: String
     public let recordedAtMs: Int64
     public let event: OrderEvent
+    /// The term it was decided in (consistent mode): an event of an older
+    /// term at or after the version where a newer term began is superseded
+    /// and counts for nothing, as the engine's fold leaves it out.
+    public let term: Term
 
-    public init(orderID: String, version: Int64, eventID: String, recordedAtMs: Int64, event: OrderEvent) {
+    public init(orderID: String, version: Int64, eventID: String, recordedAtMs: Int64, event: OrderEvent, term: Term = .none) {
         self.orderID = orderID
         self.version = version
         self.eventID = eventID
         self.recordedAtMs = recordedAtMs
         self.event = event
+        self.term = term
+    }
+
+    /// The term of an event written by `origin` in term number `number`.
+    public static func term(_ number: Int64, origin: String) -> Term {
+        number > 0 ? Term(number: number, leader: origin) : .none
     }
 }

@@ -104,4 +104,31 @@ import Testing
         #expect(cancelled.statuses == ["cancelled": 1])
         #expect(cancelled.revenueCents == 0)
     }
+
+    /// A deposed leader's shipment (term 1, never acknowledged) at the
+    /// version where the next leader's cancel (term 2) began counts for
+    /// nothing, as the engine's fold leaves it out: the order counts as
+    /// cancelled, nothing shipped, on every node and after a rebuild.
+    @Test func aSupersededEventCountsForNothing() {
+        let sku = Self.catalog.all[0]
+        let total = 2 * sku.priceCents
+        let placed = OrderEvent.orderPlaced(customer: "c", lines: [OrderLine(sku: sku.sku, qty: 2, unitPriceCents: sku.priceCents)], totalCents: total)
+        func event(_ version: Int64, _ id: String, _ event: OrderEvent, term: Int64, origin: String) -> StatsEvent {
+            StatsEvent(orderID: "o-1", version: version, eventID: id, recordedAtMs: 60_000, event: event, term: StatsEvent.term(term, origin: origin))
+        }
+        let events = [
+            event(1, "a-1", placed, term: 1, origin: "api-1"),
+            event(2, "a-2", .paymentReceived(paymentID: ClientID("p")!, amountCents: total, heldUntilMs: nil), term: 1, origin: "api-1"),
+            event(3, "a-3", .orderPaid(paidCents: total), term: 1, origin: "api-1"),
+            event(4, "a-4", .orderShipped(shipmentID: ClientID("s")!), term: 1, origin: "api-1"),
+            event(4, "b-4", .orderCancelled(reason: nil), term: 2, origin: "api-2"),
+            event(5, "b-5", .paymentRefunded(paymentID: ClientID("p")!, amountCents: total, reason: .orderCancelled), term: 2, origin: "api-2"),
+        ]
+        for arrival in [events, events.reversed()] {
+            let totals = StatsFold.totals(of: Array(arrival))
+            #expect(totals.statuses == ["cancelled": 1])
+            #expect(totals.products[sku.sku]?.unitsShipped == 0)
+            #expect(totals.products[sku.sku]?.unitsRefunded == 2)
+        }
+    }
 }
