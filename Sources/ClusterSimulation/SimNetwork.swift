@@ -181,6 +181,7 @@ final class SimPeerNetwork: PeerNetwork, @unchecked Sendable {
         case .view: return "view"
         case .grant(let grant): return "grant \(grant.term) for \(grant.group)"
         case .recovery(let recovery): return "recovery of \(recovery.node)"
+        case .store(let store): return "store \(store.events.count) events of \(Set(store.events.map(\.orderID)).sorted().joined(separator: ","))"
         }
     }
 }

@@ -65,6 +65,10 @@ public struct NodeInbox: PeerInbox {
             guard let replicator else { return request.refused("this node does not replicate") }
             if let reason = membership?.outOfService { return request.refused(reason) }
             return .recovery(await replicator.answerRecovery(recovery))
+        case .store(let store):
+            guard let replicator else { return request.refused("this node does not replicate") }
+            if let reason = membership?.outOfService { return request.refused(reason) }
+            return .store(await replicator.store(store.events))
         }
     }
 

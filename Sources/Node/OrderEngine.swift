@@ -55,10 +55,9 @@ public final class OrderEngine: Service, OrderService, Sendable {
         self.logger = logger
         self.replication = replication
         let transactorLogger = logger
-        let carried = UnacknowledgedWrites()
         self.directory = TransactorDirectory(clock: clock) { orderID in
             Transactor(
-                orderID: orderID, log: log, catalog: catalog, config: config, replication: replication, clock: clock, carried: carried,
+                orderID: orderID, log: log, catalog: catalog, config: config, replication: replication, clock: clock,
                 logger: transactorLogger)
         }
     }

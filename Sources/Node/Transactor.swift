@@ -2,7 +2,6 @@ import LogStorage
 import Logging
 import NodeRuntime
 import OrderDomain
-import Synchronization
 
 /// What a command did: the decision's outcome and the state after it.
 public struct CommandResult: Sendable {
@@ -50,15 +49,11 @@ actor Transactor {
     private var busy = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
-    /// Where `unacknowledged` waits while the order is passivated.
-    private let carried: UnacknowledgedWrites
-
     init(
         orderID: ClientID, log: any LogStore, catalog: Catalog, config: EngineConfig, replication: (any ReplicationCoordinator)?,
-        clock: any NodeClock, carried: UnacknowledgedWrites = UnacknowledgedWrites(), logger: Logger
+        clock: any NodeClock, logger: Logger
     ) {
         self.orderID = orderID
-        self.carried = carried
         self.replication = replication
         self.log = log
         self.catalog = catalog
@@ -186,11 +181,6 @@ actor Transactor {
     func passivate() async {
         await acquire()
         defer { release() }
-        // The next activation answers from the same log, so it waits for
-        // this write as this one would have (found by seed 257: a repeat
-        // after a passivation answered "placed" from a write on this node
-        // alone, and the next leader placed a payment on an absent order).
-        if let pending = unacknowledged { carried.keep(orderID, pending) }
         guard loaded, state.version > checkpointVersion else { return }
         do {
             _ = try await log.append(AppendRequest(events: [], checkpoint: checkpoint(of: state, eventsHeld: eventsHeld)))
@@ -267,7 +257,6 @@ actor Transactor {
     /// it; when the stream already holds a newer term (another leader's,
     /// or an older ring's), a newer one again.
     private func load() async throws {
-        if let pending = carried.take(orderID) { unacknowledged = max(unacknowledged ?? 0, pending) }
         let epoch = replication?.epoch ?? 0
         let generation = self.generation
         var term = try await replication?.term(for: orderID, above: .none)
@@ -333,21 +322,5 @@ actor Transactor {
         } else {
             waiters.removeFirst().resume()
         }
-    }
-}
-
-/// Per order, a write whose acknowledgement did not come when its
-/// transactor was passivated (see `Transactor.unacknowledged`).
-final class UnacknowledgedWrites: Sendable {
-    private let offsets = Mutex<[ClientID: Int64]>([:])
-
-    init() {}
-
-    func keep(_ orderID: ClientID, _ offset: Int64) {
-        offsets.withLock { $0[orderID] = max($0[orderID] ?? 0, offset) }
-    }
-
-    func take(_ orderID: ClientID) -> Int64? {
-        offsets.withLock { $0.removeValue(forKey: orderID) }
     }
 }

@@ -35,6 +35,11 @@ public enum ReplicationFrame: UInt8 {
     case recovery = 26
     /// The peer's answer.
     case recoveryReply = 27
+    /// A new leader gives a replica copies of an order's events it lacks,
+    /// so that every event the leader will answer from is on a majority.
+    case store = 28
+    /// How many of them the replica stored (durably), or why none.
+    case storeReply = 29
 }
 
 /// Frame types of membership (application range).

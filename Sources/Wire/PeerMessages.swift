@@ -24,6 +24,8 @@ public enum PeerRequest: Sendable, Equatable {
     /// What the peer holds of the asking node (its terms granted, whether
     /// it holds anything at all).
     case recovery(RecoveryRequest)
+    /// Store these copies of an order's events (see `StoreRequest`).
+    case store(StoreRequest)
 }
 
 /// The answer to a `PeerRequest`, of the same kind.
@@ -33,6 +35,7 @@ public enum PeerReply: Sendable, Equatable {
     case view([Member])
     case grant(GrantReply)
     case recovery(RecoveryReply)
+    case store(StoreReply)
 }
 
 extension PeerRequest {
@@ -45,6 +48,7 @@ extension PeerRequest {
         case .view: return .view([])
         case .grant: return .grant(GrantReply(granted: false, promise: .none, reason: reason))
         case .recovery: return .recovery(RecoveryReply(promises: [:], holdsAnything: false, recovering: false, refusal: reason))
+        case .store: return .store(StoreReply(stored: 0, refusal: reason))
         }
     }
 }
@@ -84,6 +88,8 @@ public enum PeerCodec {
             return GrantCodec.encode(grant, correlationID: correlationID)
         case .recovery(let recovery):
             return RecoveryCodec.encode(recovery, correlationID: correlationID)
+        case .store(let store):
+            return StoreCodec.encode(store, correlationID: correlationID)
         }
     }
 
@@ -102,6 +108,8 @@ public enum PeerCodec {
             return GrantCodec.encode(grant, correlationID: correlationID)
         case .recovery(let recovery):
             return RecoveryCodec.encode(recovery, correlationID: correlationID)
+        case .store(let store):
+            return StoreCodec.encode(store, correlationID: correlationID)
         }
     }
 
@@ -141,6 +149,12 @@ public enum PeerCodec {
         case ReplicationFrame.recoveryReply.rawValue:
             let (correlationID, reply) = try RecoveryCodec.decodeReply(frame)
             return .reply(correlationID: correlationID, .recovery(reply))
+        case ReplicationFrame.store.rawValue:
+            let (correlationID, store) = try StoreCodec.decodeRequest(frame)
+            return .request(correlationID: correlationID, .store(store))
+        case ReplicationFrame.storeReply.rawValue:
+            let (correlationID, reply) = try StoreCodec.decodeReply(frame)
+            return .reply(correlationID: correlationID, .store(reply))
         case ForwardFrame.reply.rawValue:
             let (correlationID, reply) = try ForwardCodec.decodeReply(frame)
             return .reply(correlationID: correlationID, .forward(reply))
@@ -174,5 +188,6 @@ public enum PeerCodec {
     public static func isReply(_ type: UInt8) -> Bool {
         type == ForwardFrame.reply.rawValue || type == ReplicationFrame.batch.rawValue || type == ClusterFrame.viewReply.rawValue
             || type == ReplicationFrame.grantReply.rawValue || type == ReplicationFrame.recoveryReply.rawValue
+            || type == ReplicationFrame.storeReply.rawValue
     }
 }

@@ -202,8 +202,15 @@ public enum ReplicationCodec {
         buffer.writeLengthPrefixed(String((reply.refusal ?? "").prefix(500)))
         buffer.writeInteger(UInt8(reply.promise == nil ? 0 : 1))
         if let promise = reply.promise { write(promise, to: &buffer) }
-        buffer.writeInteger(UInt32(reply.events.count))
-        for event in reply.events {
+        write(reply.events, to: &buffer)
+        return Frame(type: ReplicationFrame.batch.rawValue, payload: buffer)
+    }
+
+    /// Events as a batch carries them: a count, then each event whole (its
+    /// checksum with it).
+    static func write(_ events: [EventRecord], to buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt32(events.count))
+        for event in events {
             buffer.writeLengthPrefixed(event.origin)
             buffer.writeInteger(event.offset)
             buffer.writeLengthPrefixed(event.orderID)
@@ -217,24 +224,9 @@ public enum ReplicationCodec {
             buffer.writeInteger(event.term)
             buffer.writeInteger(event.checksum)
         }
-        return Frame(type: ReplicationFrame.batch.rawValue, payload: buffer)
     }
 
-    /// Decodes a batch. Each event's checksum travels with it; the log
-    /// verifies it before storing anything.
-    public static func decodeReply(_ frame: Frame) throws(WireError) -> FetchReply {
-        var reader = PayloadReader(frame.payload)
-        _ = try reader.integer("correlation id", as: UInt64.self)
-        let through = try reader.integer("through offset", as: Int64.self)
-        let last = try reader.integer("last offset", as: Int64.self)
-        let refused = try reader.integer("refused", as: UInt8.self) == 1
-        let refusal = try reader.string("refusal", max: 4096)
-        var promise: Term?
-        switch try reader.integer("promise flag", as: UInt8.self) {
-        case 0: promise = nil
-        case 1: promise = try readTerm(&reader)
-        case let other: throw .malformed("promise flag \(other)")
-        }
+    static func readEvents(_ reader: inout PayloadReader) throws(WireError) -> [EventRecord] {
         let count = Int(try reader.integer("event count", as: UInt32.self))
         guard count <= Int(eventsPerBatchMax) * 2 else { throw .malformed("\(count) events in one batch") }
         var events: [EventRecord] = []
@@ -257,6 +249,25 @@ public enum ReplicationCodec {
                 origin: origin, offset: offset, orderID: orderID, version: version, type: type, payload: payload,
                 eventID: eventID, recordedAt: recordedAt, term: term, checksum: checksum))
         }
+        return events
+    }
+
+    /// Decodes a batch. Each event's checksum travels with it; the log
+    /// verifies it before storing anything.
+    public static func decodeReply(_ frame: Frame) throws(WireError) -> FetchReply {
+        var reader = PayloadReader(frame.payload)
+        _ = try reader.integer("correlation id", as: UInt64.self)
+        let through = try reader.integer("through offset", as: Int64.self)
+        let last = try reader.integer("last offset", as: Int64.self)
+        let refused = try reader.integer("refused", as: UInt8.self) == 1
+        let refusal = try reader.string("refusal", max: 4096)
+        var promise: Term?
+        switch try reader.integer("promise flag", as: UInt8.self) {
+        case 0: promise = nil
+        case 1: promise = try readTerm(&reader)
+        case let other: throw .malformed("promise flag \(other)")
+        }
+        let events = try readEvents(&reader)
         try reader.finish("fetch reply")
         return FetchReply(events: events, throughOffset: through, holderLastOffset: last, refusal: refused ? refusal : nil, promise: promise)
     }
@@ -417,5 +428,67 @@ public enum RecoveryCodec {
                 promises: promises, holdsAnything: flags & 1 != 0, recovering: flags & 2 != 0, knownNodes: known,
                 backfilled: flags & 4 != 0, refusal: refusal.isEmpty ? nil : refusal)
         )
+    }
+}
+
+/// A leader that took a term for an order gives each replica that granted it
+/// the events of the order it holds and the replica lacks, until every
+/// event it will answer from is on a majority of the order's replicas: a
+/// write of an earlier leader whose acknowledgement never came (its own
+/// from a previous life, or another node's it copied) may be on this node
+/// alone, and answering from it would let a later leader, which cannot
+/// see it, decide against what a client was told. Copies are stored as
+/// they are (INSERT OR IGNORE, checksums verified).
+public struct StoreRequest: Sendable, Equatable {
+    public var events: [EventRecord]
+
+    public init(events: [EventRecord]) {
+        self.events = events
+    }
+}
+
+/// How many of the events the replica holds durably now (those it held
+/// already count), or why it stored none.
+public struct StoreReply: Sendable, Equatable {
+    public var stored: Int
+    public var refusal: String?
+
+    public init(stored: Int, refusal: String? = nil) {
+        self.stored = stored
+        self.refusal = refusal
+    }
+}
+
+public enum StoreCodec {
+    public static func encode(_ request: StoreRequest, correlationID: UInt64) -> Frame {
+        var buffer = ByteBuffer()
+        buffer.writeInteger(correlationID)
+        ReplicationCodec.write(request.events, to: &buffer)
+        return Frame(type: ReplicationFrame.store.rawValue, payload: buffer)
+    }
+
+    public static func decodeRequest(_ frame: Frame) throws(WireError) -> (correlationID: UInt64, request: StoreRequest) {
+        var reader = PayloadReader(frame.payload)
+        let correlationID = try reader.integer("correlation id", as: UInt64.self)
+        let events = try ReplicationCodec.readEvents(&reader)
+        try reader.finish("store request")
+        return (correlationID, StoreRequest(events: events))
+    }
+
+    public static func encode(_ reply: StoreReply, correlationID: UInt64) -> Frame {
+        var buffer = ByteBuffer()
+        buffer.writeInteger(correlationID)
+        buffer.writeInteger(UInt32(clamping: reply.stored))
+        buffer.writeLengthPrefixed(String((reply.refusal ?? "").prefix(500)))
+        return Frame(type: ReplicationFrame.storeReply.rawValue, payload: buffer)
+    }
+
+    public static func decodeReply(_ frame: Frame) throws(WireError) -> (correlationID: UInt64, reply: StoreReply) {
+        var reader = PayloadReader(frame.payload)
+        let correlationID = try reader.integer("correlation id", as: UInt64.self)
+        let stored = Int(try reader.integer("stored", as: UInt32.self))
+        let refusal = try reader.string("refusal", max: 2048)
+        try reader.finish("store reply")
+        return (correlationID, StoreReply(stored: stored, refusal: refusal.isEmpty ? nil : refusal))
     }
 }

@@ -141,6 +141,7 @@ struct EchoInbox: PeerInbox {
             .view,
             .grant(GrantRequest(group: "api-1,api-2,api-3", term: term)),
             .recovery(RecoveryRequest(node: "api-2")),
+            .store(StoreRequest(events: [])),
         ]
         for request in requests {
             let reply = try await clients.call(request, to: address, timeout: .seconds(10))

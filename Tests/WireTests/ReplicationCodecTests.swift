@@ -1,3 +1,4 @@
+import LogStorage
 import NIOCore
 import OrderDomain
 import Replication
@@ -84,5 +85,29 @@ import Wire
         var extra = GrantCodec.encode(GrantRequest(group: "a,b", term: term), correlationID: 1).payload
         extra.writeInteger(UInt8(0))
         #expect(throws: WireError.self) { try GrantCodec.decodeRequest(Frame(type: ReplicationFrame.grant.rawValue, payload: extra)) }
+    }
+
+    @Test func storeRequestsCarryWholeEventsAndTheirAnswersRoundTrip() throws {
+        let event = EventRecord(
+            origin: "api-1", offset: 7, orderID: "o-9", version: 2, type: "PaymentReceived", payload: #"{"v":1,"payment_id":"p"}"#,
+            eventID: "api-1-abc-7", recordedAt: 1_700_000_000_000, term: 4, checksum: 0xDEAD_BEEF)
+        let request = PeerRequest.store(StoreRequest(events: [event]))
+        guard case .request(let id, let decoded)? = try PeerCodec.decode(PeerCodec.encode(request, correlationID: 43)) else {
+            Issue.record("a store request did not decode as a request")
+            return
+        }
+        #expect(id == 43 && decoded == request, "every field, the checksum included, crosses")
+        for reply in [PeerReply.store(StoreReply(stored: 1)), request.refused("its log failed")] {
+            let frame = PeerCodec.encode(reply, correlationID: 44)
+            #expect(PeerCodec.replyCorrelationID(frame) == 44)
+            guard case .reply(44, let decoded)? = try PeerCodec.decode(frame) else {
+                Issue.record("\(reply) did not decode as a reply")
+                continue
+            }
+            #expect(decoded == reply)
+        }
+        var extra = StoreCodec.encode(StoreRequest(events: []), correlationID: 1).payload
+        extra.writeInteger(UInt8(0))
+        #expect(throws: WireError.self) { try StoreCodec.decodeRequest(Frame(type: ReplicationFrame.store.rawValue, payload: extra)) }
     }
 }

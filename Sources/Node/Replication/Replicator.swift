@@ -336,15 +336,18 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         let (network, timeout) = (self.network, config.gatherTimeout)
         var events: [EventRecord] = []
         var answered = 0
-        await withTaskGroup(of: FetchReply?.self) { group in
-            for (_, address) in others {
+        /// What each replica that counts holds of the order, by event id.
+        var held: [(id: String, address: String, events: Set<String>)] = []
+        await withTaskGroup(of: (String, String, FetchReply)?.self) { group in
+            for (id, address) in others {
                 group.addTask {
                     let reply = try? await network.fetch(address, follower: selfID, .order(orderID), timeout: timeout)
-                    return reply?.refusal == nil ? reply : nil
+                    guard let reply, reply.refusal == nil else { return nil }
+                    return (id, address, reply)
                 }
             }
-            for await reply in group {
-                guard let reply else { continue }
+            for await answer in group {
+                guard let (id, address, reply) = answer else { continue }
                 if let term {
                     // Only a replica that granted this term counts: it
                     // acknowledges no older write after it granted.
@@ -352,6 +355,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     guard reply.promise == term else { continue }
                 }
                 answered += 1
+                held.append((id, address, Set(reply.events.map(\.eventID))))
                 events += reply.events.filter { $0.origin != selfID }
             }
         }
@@ -369,6 +373,68 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             if copied > 0 {
                 logger.info("gathered missing events", metadata: ["order": "\(orderID)", "events": "\(copied)"])
             }
+        }
+        if config.partitionMode == .consistent, term != nil, list.contains(selfID) {
+            try await commitHeld(orderID, list: list, held: held)
+        }
+    }
+
+    /// After gathering in a new term: every event of the order this node
+    /// holds is put on a majority of the list before the node answers from
+    /// it (Raft's new leader commits what its log holds the same way). An
+    /// event here that fewer hold may be a write whose acknowledgement never
+    /// came (this node's, from a life or a transactor that is gone, or
+    /// another leader's it copied): answered from or built on, it could be
+    /// missing from the majority a later leader gathers from, which would
+    /// then decide against what a client was told. The replicas that
+    /// granted the term and lack such events get copies (`StoreRequest`);
+    /// if still fewer than a majority hold one, nothing is answered.
+    private func commitHeld(_ orderID: ClientID, list: [String], held: [(id: String, address: String, events: Set<String>)]) async throws {
+        let majority = list.count / 2 + 1
+        guard majority > 1 else { return }
+        let mine = try await log.events(orderID: orderID.rawValue, afterVersion: 0)
+        var holders = Dictionary(uniqueKeysWithValues: mine.map { ($0.eventID, 1) })
+        for replica in held {
+            for event in mine where replica.events.contains(event.eventID) { holders[event.eventID, default: 1] += 1 }
+        }
+        let short = mine.filter { holders[$0.eventID, default: 1] < majority }
+        guard !short.isEmpty else { return }
+        let (network, timeout) = (self.network, config.gatherTimeout)
+        await withTaskGroup(of: [String]?.self) { group in
+            for replica in held {
+                let missing = short.filter { !replica.events.contains($0.eventID) && $0.origin != replica.id }
+                guard !missing.isEmpty else { continue }
+                group.addTask {
+                    guard case .store(let reply)? = try? await network.call(.store(StoreRequest(events: missing)), to: replica.address, timeout: timeout),
+                        reply.refusal == nil
+                    else { return nil }
+                    return missing.map(\.eventID)
+                }
+            }
+            for await stored in group {
+                for id in stored ?? [] { holders[id, default: 1] += 1 }
+            }
+        }
+        let stillShort = short.filter { holders[$0.eventID, default: 1] < majority }
+        if !stillShort.isEmpty {
+            throw EngineError.unavailable(
+                "order \(orderID): \(stillShort.count) of its events are on fewer than \(majority) of its replicas and could not be copied to enough of them; retry")
+        }
+        logger.info("put an order's events on a majority of its replicas", metadata: ["order": "\(orderID)", "events": "\(short.count)"])
+    }
+
+    /// A leader's copies of an order's events (`StoreRequest`): stored as
+    /// they are, durably, before the answer. This node's own events are
+    /// left out (its own log holds them, or recovery brings them back).
+    public func store(_ events: [EventRecord]) async -> StoreReply {
+        let own = log.origin
+        let copies = events.filter { $0.origin != own }
+        do {
+            let stored = try await log.replicate(ReplicatedBatch(origin: "", events: copies, throughOffset: nil, deadlines: timers(copies)))
+            if stored > 0, let hook = copiedHook.withLock({ $0 }) { await hook.call(Self.counts(copies)) }
+            return StoreReply(stored: events.count)
+        } catch {
+            return StoreReply(stored: 0, refusal: "cannot store: \(error)")
         }
     }
 
