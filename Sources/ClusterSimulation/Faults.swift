@@ -124,7 +124,8 @@ final class Faults: @unchecked Sendable {
             // node has written and not yet synced: the window where an
             // acknowledgement sent too early would be lost.
             atAnUnsyncedMoment(target, enabled: draws.chance(0.5)) { [self] in
-                guard let life = target.life else { return }
+                // A node that started leaving meanwhile is left to finish.
+                guard let life = target.life, !target.departed else { return }
                 if kind == .disk, !mayLoseData(target) { return }
                 let keep = draws.chance(0.5) ? Int(draws.next() % UInt64(life.store.unsyncedCount + 1)) : 0
                 injected("\(kind == .disk ? "replace the disk of" : "crash") \(target.id) for \(ms) ms")
@@ -137,7 +138,7 @@ final class Faults: @unchecked Sendable {
             // Likewise a pause, which then lands between a decision and its
             // commit.
             atAnUnsyncedMoment(target, enabled: draws.chance(0.5)) { [self] in
-                guard target.isUp, !target.isPaused else { return }
+                guard target.isUp, !target.isPaused, !target.departed else { return }
                 injected("pause \(target.id) for \(ms) ms")
                 cluster.pause(target)
                 world.after(durationNs) { [self] in
@@ -185,7 +186,7 @@ final class Faults: @unchecked Sendable {
                 if !healed { resetMessages() }
             }
         case .fsync:
-            guard let life = target.life, mayLoseData(target) else { return }
+            guard let life = target.life, !target.departed, mayLoseData(target) else { return }
             injected("the next fsync of \(target.id) fails")
             life.store.failNextSync()
             failedSyncs.insert(target.id)

@@ -144,6 +144,17 @@ extension Replicator {
             // could contradict what it granted before.
             return GrantReply(granted: false, promise: current(), reason: recovering)
         }
+        // After a ring change, a list of the new ring may share no member with
+        // the majority that acknowledged a write under the old one (found by
+        // seed 889: a node that held the writes left, the one that decided
+        // them was cut off, and the two others, on a new list, made a
+        // majority that had never seen them). A node grants, and confirms
+        // reads, only once it holds every order its ring gives it: then any
+        // majority of a new list holds what a majority of the old one did.
+        guard state.withLock({ $0.follower.backfilledRing }) == directory.ringMembers else {
+            return GrantReply(
+                granted: false, promise: current(), reason: "this node has not copied the orders of its ring (\(directory.ringNodes)) yet")
+        }
         do {
             try await loadPromises()
         } catch {
