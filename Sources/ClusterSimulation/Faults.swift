@@ -42,6 +42,11 @@ final class Faults: @unchecked Sendable {
         world.at(config.workloadEndNs) { [self] in heal() }
     }
 
+    /// A node joined or left: until every node holds its orders on the new
+    /// ring, no other node's data goes out of reach (that would leave a
+    /// write the ring moved nowhere, by design).
+    private var churned = false
+
     /// Half the runs change the ring: a new node joins, and (60% of those)
     /// one of the others leaves later. Drawn from their own stream.
     private func scheduleChurn() {
@@ -61,6 +66,7 @@ final class Faults: @unchecked Sendable {
                 return
             }
             injected(.churn, "a new node joins", untilNs: world.nowNs + 3_000_000_000)
+            churned = true
             // Empty and recovering, like a replaced disk: no other node's
             // data goes out of reach until it has recovered.
             cluster.addNode().diskLost = true
@@ -89,6 +95,7 @@ final class Faults: @unchecked Sendable {
         let target = candidates[Int(pick % UInt64(candidates.count))]
         guard mayLoseData(target) else { return }
         injected(.churn, "\(target.id) leaves for good", untilNs: world.nowNs + 3_000_000_000)
+        churned = true
         cluster.leave(target)
     }
 
@@ -98,7 +105,7 @@ final class Faults: @unchecked Sendable {
     /// acknowledged write nowhere, or no majority, by design.
     private func mayLoseData(_ target: SimNode) -> Bool {
         !cluster.nodes.contains { $0.id != target.id && !$0.departed && (!$0.recoveredFromDiskLoss || failedSyncs.contains($0.id)) }
-            && (!cluster.nodes.contains(where: \.departed) || cluster.settledAfterChurn)
+            && (!churned || cluster.settledAfterChurn)
     }
 
     /// Notes a fault that took effect: in the trace, and (but skew) in the

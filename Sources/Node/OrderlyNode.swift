@@ -94,6 +94,9 @@ public final class OrderlyNode: Sendable {
         // leadership, not ready.
         membership.serviceCheck { log.failure.map { "the event log failed: \($0)" } }
         replicator?.attach(membership)
+        if !remembered.isEmpty {
+            replicator?.startedOn(ring: Set(remembered.filter { !$0.value }.keys).union([config.id]))
+        }
         // Nor does one whose log is recovering from its peers' copies.
         if let replicator { membership.leadershipGate { replicator.recovering } }
         self.replicator = replicator

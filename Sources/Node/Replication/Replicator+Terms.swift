@@ -151,7 +151,7 @@ extension Replicator {
         // majority that had never seen them). A node grants, and confirms
         // reads, only once it holds every order its ring gives it: then any
         // majority of a new list holds what a majority of the old one did.
-        guard state.withLock({ $0.follower.backfilledRing }) == directory.ringMembers else {
+        guard holdsItsRing(directory.ringMembers) else {
             return GrantReply(
                 granted: false, promise: current(), reason: "this node has not copied the orders of its ring (\(directory.ringNodes)) yet")
         }

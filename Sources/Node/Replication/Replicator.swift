@@ -46,6 +46,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         var follower = FollowerState()
         /// No backfill is running (the last one ended, done or not).
         var backfillFinished = true
+        /// The ring this node's log recorded when it last ran (see
+        /// `startedOn(ring:)`).
+        var recordedRing: Set<String>?
         // Terms (see Replicator+Terms).
         /// The terms this node granted, per preference list (durable).
         var promises: [String: Term] = [:]
@@ -824,6 +827,24 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     public var ownLastOffset: Int64 { log.committedOffset }
 
     /// True once this node holds every event of its orders on this ring.
+    /// The ring the log recorded in this node's last life (`ring_members`,
+    /// the members that had not left): while the ring is still that one,
+    /// its copies were kept under it, and it may grant before its first
+    /// backfill of this life is done.
+    public func startedOn(ring: Set<String>) {
+        state.withLock { $0.recordedRing = ring }
+    }
+
+    /// Whether this node holds every order its ring gives it: it backfilled
+    /// the ring, or (before the first backfill of this life) the ring is the
+    /// one it kept its copies under when it last ran.
+    func holdsItsRing(_ ring: Set<String>) -> Bool {
+        state.withLock { state in
+            if let backfilled = state.follower.backfilledRing { return backfilled == ring }
+            return state.recordedRing == nil || state.recordedRing == ring
+        }
+    }
+
     public func backfilled(ring: Set<String>) -> Bool {
         state.withLock { $0.follower.backfilledRing == ring }
     }
