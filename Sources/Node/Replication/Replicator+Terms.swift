@@ -206,10 +206,19 @@ extension Replicator {
             }
         }
         let (network, timeout) = (self.network, config.gatherTimeout)
-        for (_, address) in missing {
+        for (follower, address) in missing {
             spawner.spawn { [self] in
-                guard case .grant(let reply)? = try? await network.call(.grant(GrantRequest(group: key, term: term)), to: address, timeout: timeout)
-                else { return }
+                let answer = try? await network.call(.grant(GrantRequest(group: key, term: term)), to: address, timeout: timeout)
+                guard case .grant(let reply)? = answer, reply.granted || reply.promise > term else {
+                    // Not granted for now (no answer; the replica is still
+                    // copying the orders of its ring or recovering): the
+                    // next write asks again, or `all` would wait for it for
+                    // as long as the term lasts.
+                    state.withLock { state in
+                        if state.grantsAsked[follower + "|" + key] == term { state.grantsAsked[follower + "|" + key] = nil }
+                    }
+                    return
+                }
                 if !reply.granted { noteTerm(reply.promise) }
             }
         }
