@@ -18,11 +18,17 @@ public enum APIServer {
             AdminRoutes(membership: membership, token: adminToken).register(on: router)
         }
         addHealthAndMetrics(to: router, registry: registry) {
-            if let reason = membership?.outOfService { return reason }
-            return membership?.joined == false ? "joining" : nil
+            guard let membership else { return nil }
+            if let reason = membership.outOfService { return reason }
+            if !membership.joined { return "joining" }
+            // Until every live peer has seen it alive, a node leads none of
+            // its orders: it would refuse them, so it is not ready yet.
+            return membership.settled ? nil : settlingReason
         }
         return router
     }
+
+    static let settlingReason = "not every live peer has seen this node alive yet; it leads no order until then"
 
     /// `/health/live`, `/health/ready` and `/metrics` (Prometheus text).
     /// `ready` says whether the node serves; a node still joining its
@@ -41,7 +47,7 @@ public enum APIServer {
         router.get("health/live") { _, _ in JSONResponse.make(status: .ok, ["status": "live"]) }
         router.get("health/ready") { _, _ in
             guard let reason = notReady() else { return JSONResponse.make(status: .ok, ["status": "ready"]) }
-            let status = reason == "joining" ? "joining" : "out_of_service"
+            let status = reason == "joining" ? "joining" : reason == settlingReason ? "settling" : "out_of_service"
             return JSONResponse.make(status: .serviceUnavailable, ["status": status, "reason": reason])
         }
         router.get("metrics") { _, _ in

@@ -44,7 +44,7 @@ public struct NodeInbox: PeerInbox {
             case .local:
                 return .forward(await Self.run(forward, on: engine))
             case .remote(let leader, _):
-                return .forward(.unavailable("this node does not lead order \(forward.orderID) (\(leader) does in its view); retry"))
+                return .forward(.unavailable("\(Self.notLeadingPrefix) \(forward.orderID) (\(leader) does in its view); retry"))
             case .unavailable(let reason):
                 return .forward(.unavailable(reason))
             }
@@ -71,6 +71,10 @@ public struct NodeInbox: PeerInbox {
             return .store(await replicator.store(store.events))
         }
     }
+
+    /// How a refusal to run a forwarded call that this node does not lead
+    /// begins (the sender routes it again, see `Dispatcher`).
+    static let notLeadingPrefix = "this node does not lead order"
 
     /// Runs a call on the local engine and says how it went, as the peer
     /// that forwarded it would have heard it.

@@ -103,7 +103,7 @@ public final class OrderlyNode: Sendable {
         self.engine = engine
         self.copyCheckpointer = copyCheckpointer
         self.membership = membership
-        self.dispatcher = Dispatcher(engine: engine, network: network) { membership.route($0) }
+        self.dispatcher = Dispatcher(engine: engine, network: network, clock: environment.clock) { membership.route($0) }
         self.inbox = NodeInbox(engine: engine, membership: membership, replicator: replicator, logger: logger)
     }
 

@@ -235,10 +235,10 @@ let sharedRegistry: PrometheusCollectorRegistry = {
         let loops = Task { await node.runLoops() }
         defer { loops.cancel() }
         try await app.test(.router) { client in
-            #expect(try await client.execute(uri: "/health/ready", method: .get).status == .ok)
             // Alone in its ring, it leads every order once its log has
-            // recovered (there is no peer to ask).
-            try await waitFor("the node to lead o-1") { node.membership.route(ClientID("o-1")!) == .local }
+            // recovered (there is no peer to ask), and is ready from then on.
+            try await waitFor("the node to be ready") { try await client.execute(uri: "/health/ready", method: .get).status == .ok }
+            #expect(node.membership.route(ClientID("o-1")!) == .local, "a ready node leads its orders")
             log.failNextSync()
             let order = #"{"id":"o-1","customer":"c","lines":[{"sku":"\#(sku)","qty":1}]}"#
             let failed = try await client.execute(uri: "/orders", method: .post, body: json(order))
