@@ -176,7 +176,7 @@ final class SimPeerNetwork: PeerNetwork, @unchecked Sendable {
         case .fetch(let fetch):
             switch fetch.scope {
             case .log(let origin, let from, _, _, _, _): return "fetch \(origin)@\(from)"
-            case .order(let order): return "fetch order \(order)"
+            case .orders(let orders): return "fetch order \(orders.map(\.rawValue).joined(separator: ","))"
             }
         case .view: return "view"
         case .grant(let grant): return "grant \(grant.term) for \(grant.group)"

@@ -188,7 +188,8 @@ public final class EventLog: LogStore, Sendable {
     /// Returns once every append and copy queued before the call is
     /// committed (and durable per the durability setting).
     public func barrier() async throws {
-        _ = try await append(AppendRequest(events: []))
+        guard let writer else { throw EventLogError.closed }
+        try await writer.barrier()
     }
 
     /// Stores copies of other nodes' events, verified first: a corrupt or
@@ -283,9 +284,8 @@ public final class EventLog: LogStore, Sendable {
     /// `unindexed`: the order's own events not in `order_index` yet.
     static func upsert(_ checkpoint: Checkpoint, writtenAt: Int64, in db: Database, unindexed: [UnindexedTail.Entry]) throws {
         if let covered = checkpoint.coveredEvents {
-            let indexed = try Int64.fetchOne(
-                db, sql: "SELECT count(*) FROM order_index WHERE order_id = ? AND version <= ?",
-                arguments: [checkpoint.orderID, checkpoint.version]) ?? 0
+            let count = try db.cachedStatement(sql: "SELECT count(*) FROM order_index WHERE order_id = ? AND version <= ?")
+            let indexed = try Int64.fetchOne(count, arguments: [checkpoint.orderID, checkpoint.version]) ?? 0
             let held = indexed + Int64(unindexed.count { $0.version <= checkpoint.version })
             guard held == covered else { return }
         }

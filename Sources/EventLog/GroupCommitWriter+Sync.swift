@@ -52,7 +52,9 @@ extension GroupCommitWriter {
                 fail(ready, failure)
                 continue
             }
-            if walDescriptor >= 0 {
+            // Barriers alone owe no fsync: what came before them was
+            // synced in an earlier round.
+            if walDescriptor >= 0 && !ready.allSatisfy(\.empty) {
                 guard fdatasync(walDescriptor) == 0 else {
                     fail(ready, EventLogError.syncFailed(String(cString: strerror(errno))))
                     continue
@@ -71,7 +73,7 @@ extension GroupCommitWriter {
         var requests = 0
         for transaction in ready { requests += transaction.batch.count }
         condition.lock()
-        commits += ready.count
+        commits += ready.count { !$0.empty }
         committedEvents += ownEvents
         committedThrough = ready[ready.count - 1].through
         unanswered -= requests
@@ -79,9 +81,11 @@ extension GroupCommitWriter {
         condition.unlock()
         let now = DispatchTime.now().uptimeNanoseconds
         for transaction in ready {
-            appendedCounter.increment(by: transaction.ownEvents)
-            batchEvents.record(transaction.ownEvents)
-            commitTimer.recordNanoseconds(Int64(now - transaction.startNs))
+            if !transaction.empty {
+                appendedCounter.increment(by: transaction.ownEvents)
+                batchEvents.record(transaction.ownEvents)
+                commitTimer.recordNanoseconds(Int64(now - transaction.startNs))
+            }
             var appended = transaction.appended.makeIterator()
             var replicated = transaction.copied.makeIterator()
             for item in transaction.batch {

@@ -32,6 +32,14 @@ final class GroupCommitWriter: @unchecked Sendable {
             }
         }
 
+        /// An append that writes nothing (`barrier`): it needs no
+        /// transaction, only its place in the queue.
+        var writesNothing: Bool {
+            guard case .append(let request, _) = self else { return false }
+            return request.events.isEmpty && request.checkpoint == nil && request.deadline == nil && request.promise == nil
+                && request.ring == nil && request.check == nil
+        }
+
         func fail(_ error: any Error) {
             switch self {
             case .append(_, let continuation): continuation.resume(throwing: error)
@@ -47,6 +55,8 @@ final class GroupCommitWriter: @unchecked Sendable {
         let copied: [Int]
         /// Newest own offset once it is durable.
         let through: Int64
+        /// Nothing was written (barriers only): no fsync is owed for it.
+        var empty = false
         let ownEvents: Int
         let startNs: UInt64
     }
@@ -203,6 +213,25 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
     }
 
+    /// Returns once every request enqueued before the call is answered
+    /// (durable, or failed). When none is outstanding it returns at once;
+    /// otherwise it waits in the queue as a request that writes nothing,
+    /// which takes no transaction and no fsync of its own.
+    func barrier() async throws {
+        let (failure, idle) = outstanding()
+        if let failure { throw failure }
+        if idle { return }
+        _ = try await append(AppendRequest(events: []))
+    }
+
+    /// Why the writer takes nothing more (nil: it does), and whether every
+    /// request it took is answered.
+    private func outstanding() -> (EventLogError?, Bool) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (syncFailure ?? (stopping ? .closed : nil), unanswered == 0)
+    }
+
     private func enqueue(_ item: Pending) {
         condition.lock()
         defer { condition.unlock() }
@@ -332,6 +361,14 @@ final class GroupCommitWriter: @unchecked Sendable {
             batch = kept
         }
         let start = DispatchTime.now().uptimeNanoseconds
+        if batch.allSatisfy(\.writesNothing) {
+            syncCondition.lock()
+            written.append(Written(
+                batch: batch, appended: batch.map { _ in [] }, copied: [], through: nextOffset - 1, empty: true, ownEvents: 0, startNs: start))
+            syncCondition.signal()
+            syncCondition.unlock()
+            return
+        }
         let firstOffset = nextOffset
         let now = options.clock()
         var offset = nextOffset

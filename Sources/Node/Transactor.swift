@@ -18,7 +18,14 @@ actor Transactor {
     private let catalog: Catalog
     private let config: EngineConfig
     private let clock: any NodeClock
-    private let logger: Logger
+    private let baseLogger: Logger
+    /// With the order id: built only when something is logged (rarely),
+    /// not at every activation.
+    private var logger: Logger {
+        var logger = baseLogger
+        logger[metadataKey: "order"] = "\(orderID)"
+        return logger
+    }
     private let replication: (any ReplicationCoordinator)?
 
     private var state: OrderState
@@ -60,9 +67,7 @@ actor Transactor {
         self.config = config
         self.clock = clock
         self.state = OrderState(orderID: orderID)
-        var logger = logger
-        logger[metadataKey: "order"] = "\(orderID)"
-        self.logger = logger
+        self.baseLogger = logger
     }
 
     /// Runs one command. The result is returned once its events are durable

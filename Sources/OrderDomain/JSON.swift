@@ -40,6 +40,7 @@ public enum JSONValue: Sendable, Equatable {
     /// json_extract and any strict parser read it back.
     public func serialized() -> String {
         var out = ""
+        out.reserveCapacity(256)
         write(into: &out)
         return out
     }
@@ -74,6 +75,13 @@ public enum JSONValue: Sendable, Equatable {
 
     private static func writeString(_ value: String, into out: inout String) {
         out += "\""
+        // Most strings (ids, skus, event types) need no escape: one append.
+        var plain = value
+        if plain.withUTF8({ bytes in !bytes.contains { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x7F } }) {
+            out += plain
+            out += "\""
+            return
+        }
         for scalar in value.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""

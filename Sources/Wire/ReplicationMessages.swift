@@ -8,9 +8,11 @@ public enum FetchScope: Sendable, Equatable {
     /// The origin's log from `fromOffset`, at most `eventsMax` events; with
     /// nothing new, the holder waits up to `waitMs` for the next commit.
     case log(origin: String, fromOffset: Int64, eventsMax: UInt32, waitMs: UInt32, previousEventID: String? = nil, previousChecksum: UInt32 = 0)
-    /// Every event this node holds of one order, whatever its origin (a new
-    /// leader gathering what it lacks before it decides).
-    case order(ClientID)
+    /// Every event this node holds of each of these orders, whatever its
+    /// origin (a new leader gathering what it lacks before it decides; the
+    /// orders a leader activates while one such fetch is in flight to a
+    /// replica go together in the next, at most `ordersPerGatherMax`).
+    case orders([ClientID])
 }
 
 public struct FetchRequest: Sendable, Equatable {
@@ -39,22 +41,25 @@ public struct FetchReply: Sendable, Equatable {
     public var holderLastOffset: Int64
     /// Set when the holder could not serve the fetch.
     public var refusal: String?
-    /// For a fetch of one order: the term this holder has granted for the
-    /// order's preference list (a new leader counts only the replicas that
-    /// granted its term).
-    public var promise: Term?
+    /// For a fetch of orders: per order of the request, in its order, the
+    /// term this holder has granted for the order's preference list (a new
+    /// leader counts only the replicas that granted its term). Empty for
+    /// `.log`.
+    public var promises: [Term?]
 
-    public init(events: [EventRecord], throughOffset: Int64, holderLastOffset: Int64, refusal: String?, promise: Term? = nil) {
+    public init(events: [EventRecord], throughOffset: Int64, holderLastOffset: Int64, refusal: String?, promises: [Term?] = []) {
         self.events = events
         self.throughOffset = throughOffset
         self.holderLastOffset = holderLastOffset
         self.refusal = refusal
-        self.promise = promise
+        self.promises = promises
     }
 }
 
 public enum ReplicationCodec {
     public static let eventsPerBatchMax: UInt32 = 2000
+    /// Orders in one gathering fetch, at most.
+    public static let ordersPerGatherMax = 16
     /// One event's payload, at most (a batch stops growing at
     /// `FetchServing.batchBytesMax`).
     public static let payloadBytesMax = 1 << 20
@@ -74,9 +79,10 @@ public enum ReplicationCodec {
             buffer.writeInteger(waitMs)
             buffer.writeLengthPrefixed(previousEventID ?? "")
             buffer.writeInteger(previousEventID == nil ? 0 : previousChecksum)
-        case .order(let orderID):
+        case .orders(let orderIDs):
             buffer.writeInteger(UInt8(1))
-            buffer.writeLengthPrefixed(orderID.rawValue)
+            buffer.writeInteger(UInt16(orderIDs.count))
+            for orderID in orderIDs { buffer.writeLengthPrefixed(orderID.rawValue) }
         }
         if let view = request.view {
             buffer.writeInteger(UInt8(1))
@@ -178,8 +184,14 @@ public enum ReplicationCodec {
                 origin: origin, fromOffset: fromOffset, eventsMax: min(eventsMax, eventsPerBatchMax), waitMs: min(waitMs, 10_000),
                 previousEventID: previous.isEmpty ? nil : previous, previousChecksum: previous.isEmpty ? 0 : checksum)
         case 1:
-            guard let orderID = ClientID(try reader.string("order id")) else { throw .malformed("order id out of pattern") }
-            scope = .order(orderID)
+            let count = Int(try reader.integer("order count", as: UInt16.self))
+            guard (1...ordersPerGatherMax).contains(count) else { throw .malformed("\(count) orders in one fetch, 1 to \(ordersPerGatherMax) allowed") }
+            var orderIDs: [ClientID] = []
+            for _ in 0..<count {
+                guard let orderID = ClientID(try reader.string("order id")) else { throw .malformed("order id out of pattern") }
+                orderIDs.append(orderID)
+            }
+            scope = .orders(orderIDs)
         case let other:
             throw .malformed("unknown fetch scope \(other)")
         }
@@ -200,8 +212,11 @@ public enum ReplicationCodec {
         buffer.writeInteger(reply.holderLastOffset)
         buffer.writeInteger(UInt8(reply.refusal == nil ? 0 : 1))
         buffer.writeLengthPrefixed(String((reply.refusal ?? "").prefix(500)))
-        buffer.writeInteger(UInt8(reply.promise == nil ? 0 : 1))
-        if let promise = reply.promise { write(promise, to: &buffer) }
+        buffer.writeInteger(UInt16(reply.promises.count))
+        for promise in reply.promises {
+            buffer.writeInteger(UInt8(promise == nil ? 0 : 1))
+            if let promise { write(promise, to: &buffer) }
+        }
         write(reply.events, to: &buffer)
         return Frame(type: ReplicationFrame.batch.rawValue, payload: buffer)
     }
@@ -261,15 +276,19 @@ public enum ReplicationCodec {
         let last = try reader.integer("last offset", as: Int64.self)
         let refused = try reader.integer("refused", as: UInt8.self) == 1
         let refusal = try reader.string("refusal", max: 4096)
-        var promise: Term?
-        switch try reader.integer("promise flag", as: UInt8.self) {
-        case 0: promise = nil
-        case 1: promise = try readTerm(&reader)
-        case let other: throw .malformed("promise flag \(other)")
+        let promiseCount = Int(try reader.integer("promise count", as: UInt16.self))
+        guard promiseCount <= ordersPerGatherMax else { throw .malformed("\(promiseCount) promises, at most \(ordersPerGatherMax)") }
+        var promises: [Term?] = []
+        for _ in 0..<promiseCount {
+            switch try reader.integer("promise flag", as: UInt8.self) {
+            case 0: promises.append(nil)
+            case 1: promises.append(try readTerm(&reader))
+            case let other: throw .malformed("promise flag \(other)")
+            }
         }
         let events = try readEvents(&reader)
         try reader.finish("fetch reply")
-        return FetchReply(events: events, throughOffset: through, holderLastOffset: last, refusal: refused ? refusal : nil, promise: promise)
+        return FetchReply(events: events, throughOffset: through, holderLastOffset: last, refusal: refused ? refusal : nil, promises: promises)
     }
 }
 

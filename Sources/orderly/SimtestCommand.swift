@@ -49,6 +49,9 @@ struct SimtestCommand: ParsableCommand {
     @Option(help: "Faults the seeds may pick: all, none, or a list of \(FaultKind.allCases.map(\.rawValue).joined(separator: ",")).")
     var faults: String = "all"
 
+    @Option(help: "New customers a second of simulated time (each places an order, pays, may cancel); more makes a node activate more orders at once, which batches its gathering fetches (1-100).")
+    var customersPerSecond: Double = SimulationConfig().customersPerSecond
+
     @Option(help: "Seeds run in parallel (default: one per core).")
     var workers: Int?
 
@@ -67,6 +70,7 @@ struct SimtestCommand: ParsableCommand {
             throw ValidationError("--faults: one of all, none, or a comma-separated list of \(FaultKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         if let workers, !(1...64).contains(workers) { throw ValidationError("--workers must be 1-64") }
+        guard (1...100).contains(customersPerSecond) else { throw ValidationError("--customers-per-second must be 1-100") }
         guard traceLines >= 0 else { throw ValidationError("--trace-lines must be at least 0") }
     }
 
@@ -76,6 +80,7 @@ struct SimtestCommand: ParsableCommand {
         config.mode = mode
         config.acks = acks
         config.faults = FaultKind.parse(faults) ?? []
+        config.customersPerSecond = customersPerSecond
         return config
     }
 
@@ -102,7 +107,7 @@ struct SimtestCommand: ParsableCommand {
         }
         let workerCount = workers ?? max(1, ProcessInfo.processInfo.activeProcessorCount)
         let seedList = (0..<UInt64(seeds)).map { first + $0 }
-        print("simtest: \(seeds) seeds from \(first), \(nodes) nodes, \(mode.rawValue) mode, acks \(acks.rawValue), faults \(faults), \(workerCount) workers")
+        print("simtest: \(seeds) seeds from \(first), \(nodes) nodes, \(mode.rawValue) mode, acks \(acks.rawValue), faults \(faults), \(customersPerSecond) customers/s, \(workerCount) workers")
         let start = Date()
         let runner = SeedRunner(seeds: seedList, workers: workerCount, childArguments: childArguments) { done, failed in
             let seconds = Date().timeIntervalSince(start)
@@ -131,7 +136,7 @@ struct SimtestCommand: ParsableCommand {
     /// The options a chunk's process runs with (seeds and first are added).
     var childArguments: [String] {
         ["simtest", "--nodes", "\(nodes)", "--mode", mode.rawValue, "--acks", acks.rawValue, "--faults", faults,
-         "--trace-lines", "\(traceLines)", "--result-lines"]
+         "--customers-per-second", "\(customersPerSecond)", "--trace-lines", "\(traceLines)", "--result-lines"]
     }
 
     static func printResult(_ result: SimulationRun.Result, traceLines: Int, always: Bool) {

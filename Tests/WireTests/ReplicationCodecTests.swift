@@ -20,8 +20,31 @@ import Wire
                 origin: "api-1", fromOffset: 42, eventsMax: 100, waitMs: 0, previousEventID: "api-1-ab12-000000000041", previousChecksum: 0xDEAD_BEEF),
             view: VouchView(ring: view.ring, eligible: view.eligible, promises: ["api-1,api-2,api-3": Term(number: 4, leader: "api-1")], sequence: 3))
         #expect(try ReplicationCodec.decodeRequest(ReplicationCodec.encode(checked)) == checked)
-        let order = FetchRequest(correlationID: 8, follower: "api-2", scope: .order(ClientID("o-1")!))
+        let order = FetchRequest(correlationID: 8, follower: "api-2", scope: .orders([ClientID("o-1")!]))
         #expect(try ReplicationCodec.decodeRequest(ReplicationCodec.encode(order)) == order)
+        let orders = FetchRequest(correlationID: 8, follower: "api-2", scope: .orders(["o-1", "o-2", "o-3"].map { ClientID($0)! }))
+        #expect(try ReplicationCodec.decodeRequest(ReplicationCodec.encode(orders)) == orders)
+    }
+
+    /// A gathering fetch names 1 to `ordersPerGatherMax` orders; its answer
+    /// carries a promise (or none) per order, in their order.
+    @Test func aGatheringFetchOfSeveralOrdersAndItsPromisesRoundTripAndHostileCountsAreRefused() throws {
+        let term = Term(number: 3, leader: "api-1")
+        let event = EventRecord(
+            origin: "api-1", offset: 4, orderID: "o-2", version: 1, type: "OrderPlaced", payload: #"{"v":1}"#, eventID: "api-1-ab-4",
+            recordedAt: 1, term: 3, checksum: 7)
+        let reply = FetchReply(events: [event], throughOffset: 0, holderLastOffset: 0, refusal: nil, promises: [term, nil, term])
+        let decoded = try ReplicationCodec.decodeReply(ReplicationCodec.encode(reply, correlationID: 5))
+        #expect(decoded == reply)
+
+        for count in [0, ReplicationCodec.ordersPerGatherMax + 1] {
+            let ids = (0..<count).map { ClientID("o-\($0)")! }
+            let frame = ReplicationCodec.encode(FetchRequest(correlationID: 1, follower: "f", scope: .orders(ids)))
+            #expect(throws: WireError.self, "\(count) orders") { try ReplicationCodec.decodeRequest(frame) }
+        }
+        let tooMany = FetchReply(
+            events: [], throughOffset: 0, holderLastOffset: 0, refusal: nil, promises: Array(repeating: term, count: ReplicationCodec.ordersPerGatherMax + 1))
+        #expect(throws: WireError.self) { try ReplicationCodec.decodeReply(ReplicationCodec.encode(tooMany, correlationID: 1)) }
     }
 
     @Test func aViewRoundTripsAndHostileViewsAreRefused() throws {
@@ -47,7 +70,7 @@ import Wire
     }
 
     @Test func aFetchWithAnUnknownViewFlagIsRefused() throws {
-        var payload = ReplicationCodec.encode(FetchRequest(correlationID: 1, follower: "f", scope: .order(ClientID("o")!))).payload
+        var payload = ReplicationCodec.encode(FetchRequest(correlationID: 1, follower: "f", scope: .orders([ClientID("o")!]))).payload
         // The last byte is the view flag (0: none).
         payload.setInteger(UInt8(7), at: payload.writerIndex - 1)
         #expect(throws: WireError.self) { try ReplicationCodec.decodeRequest(Frame(type: ReplicationFrame.fetch.rawValue, payload: payload)) }

@@ -82,12 +82,18 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     public typealias CopyStatus = FollowerState.CopyStatus
 
     let state = Mutex(State())
+    /// Gathering fetches to each replica, batched (see `GatherBatcher`).
+    private let gathers: GatherBatcher
     private let lagTimer = Metrics.Timer(label: "orderly_replication_lag_seconds")
     private let copiedCounter = Counter(label: "orderly_events_replicated_total")
     /// Fetch rounds of the tail loops that brought events (events per
     /// round: `orderly_events_replicated_total` over this).
     private let copiedBatches = Counter(label: "orderly_replication_batches_total")
     private let ackTimeouts = Counter(label: "orderly_replication_ack_timeouts_total")
+    /// Gathering fetches served, and the orders they asked for (orders per
+    /// fetch: the second over the first).
+    private let gatherFetches = Counter(label: "orderly_gather_fetches_total")
+    private let gatherOrders = Counter(label: "orderly_gather_orders_total")
 
     public init(log: any LogStore, network: any PeerNetwork, config: ReplicationConfig, environment: NodeEnvironment, logger: Logger) {
         self.log = log
@@ -98,6 +104,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         state.withLock { $0.viewSequence = UInt64(max(0, environment.clock.wallMs)) << 16 }
         self.config = config
         self.logger = logger
+        self.gathers = GatherBatcher(network: network, spawner: environment.spawner, timeout: config.gatherTimeout)
         log.onCommit { [weak self] offset in self?.committed(through: offset) }
     }
 
@@ -233,19 +240,25 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     func serve(_ request: FetchRequest) async -> FetchReply {
         do {
             switch request.scope {
-            case .order(let orderID):
-                // A new leader asks. The term this node granted is read
+            case .orders(let orderIDs):
+                // A new leader asks. The terms this node granted are read
                 // first: once granted, it acknowledges no older write, so
                 // every write it acknowledged is in what it reads next. What
                 // this node's transactors enqueued before (while it still led
                 // the order, or stood in for it) must be in the answer too,
                 // so wait until the writer has committed everything queued.
+                gatherFetches.increment()
+                gatherOrders.increment(by: orderIDs.count)
                 if let recovering { throw EngineError.unavailable(recovering) }
                 try await loadPromises()
-                let promise = promise(for: orderID)
+                let promises = orderIDs.map { promise(for: $0) }
                 try await log.barrier()
-                let events = try await log.events(orderID: orderID.rawValue, afterVersion: 0)
-                return FetchReply(events: events, throughOffset: 0, holderLastOffset: 0, refusal: nil, promise: promise)
+                var events: [EventRecord] = []
+                var read: Set<ClientID> = []
+                for orderID in orderIDs where read.insert(orderID).inserted {
+                    events += try await log.events(orderID: orderID.rawValue, afterVersion: 0)
+                }
+                return FetchReply(events: events, throughOffset: 0, holderLastOffset: 0, refusal: nil, promises: promises)
             case .log(let origin, let fromOffset, let eventsMax, let waitMs, let previousEventID, let previousChecksum):
                 if origin == log.origin {
                     return try await serveOwn(
@@ -336,31 +349,23 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         let reachable = directory.reachablePeers()
         let others = list.filter { $0 != directory.nodeID }.compactMap { id in reachable[id].map { (id, $0) } }
         let selfID = directory.nodeID
-        let (network, timeout) = (self.network, config.gatherTimeout)
         var events: [EventRecord] = []
         var answered = 0
         /// What each replica that counts holds of the order, by event id.
         var held: [(id: String, address: String, events: Set<String>)] = []
-        await withTaskGroup(of: (String, String, FetchReply)?.self) { group in
-            for (id, address) in others {
-                group.addTask {
-                    let reply = try? await network.fetch(address, follower: selfID, .order(orderID), timeout: timeout)
-                    guard let reply, reply.refusal == nil else { return nil }
-                    return (id, address, reply)
-                }
+        let answers = await gathers.gather(orderID, from: others.map { (id: $0.0, address: $0.1) }, follower: selfID)
+        for (id, address) in others {
+            guard let reply = answers[id] else { continue }
+            if let term {
+                // Only a replica that granted this term counts: it
+                // acknowledges no older write after it granted.
+                if let promise = reply.promise, promise > term { noteTerm(promise) }
+                guard reply.promise == term else { continue }
             }
-            for await answer in group {
-                guard let (id, address, reply) = answer else { continue }
-                if let term {
-                    // Only a replica that granted this term counts: it
-                    // acknowledges no older write after it granted.
-                    if let promise = reply.promise, promise > term { noteTerm(promise) }
-                    guard reply.promise == term else { continue }
-                }
-                answered += 1
-                held.append((id, address, Set(reply.events.map(\.eventID))))
-                events += reply.events.filter { $0.origin != selfID }
-            }
+            answered += 1
+            held.append((id, address, Set(reply.events.map(\.eventID))))
+            // Only this order's events (a batch's answer is split by order).
+            events += reply.events.filter { $0.origin != selfID }
         }
         // Any majority of the list shares a member with the nodes heard
         // from (this one included) once they are enough: then every
