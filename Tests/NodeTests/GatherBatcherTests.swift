@@ -55,11 +55,15 @@ import Wire
         var all: [String: [String: GatherBatcher.Answer]] { answers.withLock { $0 } }
     }
 
-    func waitUntil(_ condition: () -> Bool) async throws {
+    /// Polls `condition` until it holds; fails the test after 10 s.
+    func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(10)
         while !condition() {
-            guard clock.now < deadline else { Issue.record("timed out"); return }
+            guard clock.now < deadline else {
+                Issue.record("timed out waiting for \(what)")
+                throw CancellationError()
+            }
             await Task.yield()
             try await Task.sleep(for: .milliseconds(1))
         }
@@ -75,7 +79,7 @@ import Wire
             results.set("o-0", answers)
         }
         // The first order goes at once, to each replica.
-        try await waitUntil { replica.fetchCount == 2 }
+        try await waitUntil("the first fetch to each replica") { replica.fetchCount == 2 }
         var tasks = [first]
         for n in 1...6 {
             tasks.append(Task {
@@ -85,13 +89,12 @@ import Wire
         }
         // Six more wait while the first fetches are in flight: they go four
         // and two per replica, after the first answers.
-        try await Task.sleep(for: .milliseconds(50))
+        try await waitUntil("six orders queued for each replica") { batcher.waiting(at: "a2") == 6 && batcher.waiting(at: "a3") == 6 }
         #expect(replica.fetchCount == 2, "nothing more goes while a fetch to the replica is in flight")
         var released = 0
-        while released < 6 {
+        try await waitUntil("six fetches answered") {
             released += replica.release()
-            await Task.yield()
-            try await Task.sleep(for: .milliseconds(1))
+            return released == 6
         }
         for task in tasks { await task.value }
         let fetched = replica.fetches.withLock { $0 }
@@ -113,8 +116,7 @@ import Wire
         let replica = HeldReplica(refuse: true)
         let batcher = GatherBatcher(network: replica, spawner: GlobalTaskSpawner(), timeout: .seconds(10))
         let task = Task { await batcher.gather(ClientID("o-2")!, from: [(id: "api-2", address: "a2")], follower: "api-1") }
-        try await waitUntil { replica.fetchCount == 1 }
-        while replica.release() == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        try await waitUntil("the fetch to be answered") { replica.release() == 1 }
         #expect(await task.value.isEmpty)
         #expect(await batcher.gather(ClientID("o-3")!, from: [], follower: "api-1").isEmpty, "no replica: nothing to wait for")
     }

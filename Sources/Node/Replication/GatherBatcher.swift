@@ -55,17 +55,13 @@ final class GatherBatcher: Sendable {
         let collector: Collector
     }
 
-    private struct Lane {
-        var queued: [Asked] = []
-    }
-
     private let network: any PeerNetwork
     private let spawner: any TaskSpawner
     private let timeout: Duration
     private let batchMax: Int
     /// Per replica address with a sender running: the orders waiting for
-    /// its next fetch.
-    private let lanes = Mutex<[String: Lane]>([:])
+    /// its next fetch (no entry: no sender, the replica is idle).
+    private let lanes = Mutex<[String: [Asked]]>([:])
 
     init(network: any PeerNetwork, spawner: any TaskSpawner, timeout: Duration, batchMax: Int = ReplicationCodec.ordersPerGatherMax) {
         self.network = network
@@ -84,10 +80,10 @@ final class GatherBatcher: Sendable {
                 let asked = Asked(orderID: orderID, replica: id, collector: collector)
                 let idle = lanes.withLock { lanes -> Bool in
                     if lanes[address] != nil {
-                        lanes[address]!.queued.append(asked)
+                        lanes[address]!.append(asked)
                         return false
                     }
-                    lanes[address] = Lane()
+                    lanes[address] = []
                     return true
                 }
                 if idle { spawner.spawn { await self.send([asked], to: address, follower: follower) } }
@@ -103,16 +99,19 @@ final class GatherBatcher: Sendable {
             let answers = await fetch(batch.map(\.orderID), from: address, follower: follower)
             for (index, asked) in batch.enumerated() { asked.collector.deliver(answers[index], from: asked.replica) }
             batch = lanes.withLock { lanes -> [Asked] in
-                guard var lane = lanes[address], !lane.queued.isEmpty else {
+                guard let queued = lanes[address], !queued.isEmpty else {
                     lanes[address] = nil
                     return []
                 }
-                let taken = Array(lane.queued.prefix(batchMax))
-                lane.queued.removeFirst(taken.count)
-                lanes[address] = lane
-                return taken
+                lanes[address] = Array(queued.dropFirst(batchMax))
+                return Array(queued.prefix(batchMax))
             }
         }
+    }
+
+    /// Orders waiting for the next fetch to the replica at `address`.
+    func waiting(at address: String) -> Int {
+        lanes.withLock { $0[address]?.count ?? 0 }
     }
 
     /// One fetch of `orderIDs`; an answer per order, in their order (nil

@@ -347,13 +347,13 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         guard let directory else { return }
         let list = directory.preferenceList(for: orderID)
         let reachable = directory.reachablePeers()
-        let others = list.filter { $0 != directory.nodeID }.compactMap { id in reachable[id].map { (id, $0) } }
+        let others = list.filter { $0 != directory.nodeID }.compactMap { id in reachable[id].map { (id: id, address: $0) } }
         let selfID = directory.nodeID
         var events: [EventRecord] = []
         var answered = 0
         /// What each replica that counts holds of the order, by event id.
         var held: [(id: String, address: String, events: Set<String>)] = []
-        let answers = await gathers.gather(orderID, from: others.map { (id: $0.0, address: $0.1) }, follower: selfID)
+        let answers = await gathers.gather(orderID, from: others, follower: selfID)
         for (id, address) in others {
             guard let reply = answers[id] else { continue }
             if let term {
@@ -831,7 +831,6 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
 
     public var ownLastOffset: Int64 { log.committedOffset }
 
-    /// True once this node holds every event of its orders on this ring.
     /// The ring the log recorded in this node's last life (`ring_members`,
     /// the members that had not left): while the ring is still that one,
     /// its copies were kept under it, and it may grant before its first
@@ -850,6 +849,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         }
     }
 
+    /// True once this node holds every event of its orders on this ring.
     public func backfilled(ring: Set<String>) -> Bool {
         state.withLock { $0.follower.backfilledRing == ring }
     }
