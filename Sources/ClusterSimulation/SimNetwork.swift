@@ -175,7 +175,7 @@ final class SimPeerNetwork: PeerNetwork, @unchecked Sendable {
         case .forward(let forward): return "forward \(forward.orderID)"
         case .fetch(let fetch):
             switch fetch.scope {
-            case .log(let origin, let from, _, _, _, _): return "fetch \(origin)@\(from)"
+            case .log(let origin, let from, _, _, _, _, _): return "fetch \(origin)@\(from)"
             case .orders(let orders): return "fetch order \(orders.map(\.rawValue).joined(separator: ","))"
             }
         case .view: return "view"

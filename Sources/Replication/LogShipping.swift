@@ -20,23 +20,29 @@ public enum FetchServing {
     }
 
     /// Whether a follower's copy agrees with this log at `offset`, where it
-    /// stands: it holds the event `followerHolds` (an id) there, and so must
-    /// this log. A log that went back in time (a replaced disk, a restore)
-    /// would otherwise hand the follower other events at offsets it holds
-    /// already; the refusal says so, and the follower copies nothing more
-    /// of this log until an operator looks.
-    /// `followerHolds` and `checksum`: the id and checksum of the event the
-    /// follower's copy holds at `offset`. A log restored from a backup
+    /// stands: the event `followerSaw` (an id) was there when it copied,
+    /// and must still be. A log that went back in time (a replaced disk, a
+    /// restore) would otherwise hand the follower other events at offsets
+    /// it has passed already; the refusal says so, and the follower copies
+    /// nothing more of this log until an operator looks.
+    /// `followerSaw` and `checksum`: the id and checksum of the event at
+    /// `offset` when the follower copied it. A log restored from a backup
     /// keeps its log id, so an event it writes again at an offset has the
     /// same id as the one it replaced: the checksum tells them apart.
+    /// `held`: whether the follower kept that event (its placement keeps
+    /// only its own orders). One it only passed may be gone from a log put
+    /// back from the peers' copies, which skips the offsets of events no
+    /// peer kept: a hole there is no disagreement (another event would be).
     public static func identityRefusal(
-        follower: String, origin: String, offset: Int64, followerHolds: String, checksum: UInt32, here: EventRecord?
+        follower: String, origin: String, offset: Int64, followerSaw: String, checksum: UInt32, held: Bool = true, here: EventRecord?
     ) -> String? {
         guard let here else {
-            return "\(origin)'s log holds no event at offset \(offset), where \(follower)'s copy holds \(followerHolds): the log went back"
+            if !held { return nil }
+            return "\(origin)'s log holds no event at offset \(offset), where \(follower)'s copy holds \(followerSaw): the log went back"
         }
-        if here.eventID != followerHolds {
-            return "\(origin)'s log holds \(here.eventID) at offset \(offset), where \(follower)'s copy holds \(followerHolds): the log went back"
+        let copy = held ? "\(follower)'s copy holds \(followerSaw)" : "\(follower) passed \(followerSaw)"
+        if here.eventID != followerSaw {
+            return "\(origin)'s log holds \(here.eventID) at offset \(offset), where \(copy): the log went back"
         }
         if here.checksum != checksum {
             return "\(origin)'s log holds another \(here.eventID) at offset \(offset) (checksum \(here.checksum), \(follower)'s copy \(checksum)): the log went back"

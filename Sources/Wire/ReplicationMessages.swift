@@ -7,7 +7,12 @@ import Replication
 public enum FetchScope: Sendable, Equatable {
     /// The origin's log from `fromOffset`, at most `eventsMax` events; with
     /// nothing new, the holder waits up to `waitMs` for the next commit.
-    case log(origin: String, fromOffset: Int64, eventsMax: UInt32, waitMs: UInt32, previousEventID: String? = nil, previousChecksum: UInt32 = 0)
+    /// `previousEventID` and `previousChecksum`: the event at `fromOffset - 1`
+    /// when the follower copied it, and `previousHeld` whether it kept it
+    /// (see `FetchServing.identityRefusal`).
+    case log(
+        origin: String, fromOffset: Int64, eventsMax: UInt32, waitMs: UInt32, previousEventID: String? = nil, previousChecksum: UInt32 = 0,
+        previousHeld: Bool = true)
     /// Every event this node holds of each of these orders, whatever its
     /// origin (a new leader gathering what it lacks before it decides; the
     /// orders a leader activates while one such fetch is in flight to a
@@ -71,7 +76,7 @@ public enum ReplicationCodec {
         buffer.writeInteger(request.correlationID)
         buffer.writeLengthPrefixed(request.follower)
         switch request.scope {
-        case .log(let origin, let fromOffset, let eventsMax, let waitMs, let previousEventID, let previousChecksum):
+        case .log(let origin, let fromOffset, let eventsMax, let waitMs, let previousEventID, let previousChecksum, let previousHeld):
             buffer.writeInteger(UInt8(0))
             buffer.writeLengthPrefixed(origin)
             buffer.writeInteger(fromOffset)
@@ -79,6 +84,7 @@ public enum ReplicationCodec {
             buffer.writeInteger(waitMs)
             buffer.writeLengthPrefixed(previousEventID ?? "")
             buffer.writeInteger(previousEventID == nil ? 0 : previousChecksum)
+            buffer.writeInteger(UInt8(previousEventID == nil || previousHeld ? 1 : 0))
         case .orders(let orderIDs):
             buffer.writeInteger(UInt8(1))
             buffer.writeInteger(UInt16(orderIDs.count))
@@ -180,9 +186,16 @@ public enum ReplicationCodec {
             let waitMs = try reader.integer("wait", as: UInt32.self)
             let previous = try reader.string("previous event id")
             let checksum = try reader.integer("previous checksum", as: UInt32.self)
+            let held: Bool
+            switch try reader.integer("previous held", as: UInt8.self) {
+            case 0: held = false
+            case 1: held = true
+            case let other: throw .malformed("previous held flag \(other), 0 or 1 expected")
+            }
             scope = .log(
                 origin: origin, fromOffset: fromOffset, eventsMax: min(eventsMax, eventsPerBatchMax), waitMs: min(waitMs, 10_000),
-                previousEventID: previous.isEmpty ? nil : previous, previousChecksum: previous.isEmpty ? 0 : checksum)
+                previousEventID: previous.isEmpty ? nil : previous, previousChecksum: previous.isEmpty ? 0 : checksum,
+                previousHeld: previous.isEmpty || held)
         case 1:
             let count = Int(try reader.integer("order count", as: UInt16.self))
             guard (1...ordersPerGatherMax).contains(count) else { throw .malformed("\(count) orders in one fetch, 1 to \(ordersPerGatherMax) allowed") }

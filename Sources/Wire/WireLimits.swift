@@ -9,7 +9,7 @@ public enum WireLimits {
     /// terms (grant frames; the terms a follower granted in its view; an
     /// order's fetch answered with the holder's term). 2 added the
     /// follower's view to fetches.
-    public static let protocolVersion: UInt8 = 6
+    public static let protocolVersion: UInt8 = 7
     /// length(4) magic(2) version(1) type(1) checksum(4).
     public static let headerBytes = 12
     /// Largest frame accepted, header included. A larger length closes the

@@ -20,6 +20,16 @@ import Wire
                 origin: "api-1", fromOffset: 42, eventsMax: 100, waitMs: 0, previousEventID: "api-1-ab12-000000000041", previousChecksum: 0xDEAD_BEEF),
             view: VouchView(ring: view.ring, eligible: view.eligible, promises: ["api-1,api-2,api-3": Term(number: 4, leader: "api-1")], sequence: 3))
         #expect(try ReplicationCodec.decodeRequest(ReplicationCodec.encode(checked)) == checked)
+        let passed = FetchRequest(
+            correlationID: 10, follower: "api-4",
+            scope: .log(
+                origin: "api-1", fromOffset: 50, eventsMax: 100, waitMs: 0, previousEventID: "api-1-ab12-000000000049", previousChecksum: 7,
+                previousHeld: false))
+        #expect(try ReplicationCodec.decodeRequest(ReplicationCodec.encode(passed)) == passed)
+        var badFlag = ReplicationCodec.encode(passed)
+        let flagAt = badFlag.payload.writerIndex - 2  // the held flag, then the view flag
+        badFlag.payload.setInteger(UInt8(7), at: flagAt)
+        #expect(throws: WireError.self) { try ReplicationCodec.decodeRequest(badFlag) }
         let order = FetchRequest(correlationID: 8, follower: "api-2", scope: .orders([ClientID("o-1")!]))
         #expect(try ReplicationCodec.decodeRequest(ReplicationCodec.encode(order)) == order)
         let orders = FetchRequest(correlationID: 8, follower: "api-2", scope: .orders(["o-1", "o-2", "o-3"].map { ClientID($0)! }))

@@ -259,11 +259,11 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     events += try await log.events(orderID: orderID.rawValue, afterVersion: 0)
                 }
                 return FetchReply(events: events, throughOffset: 0, holderLastOffset: 0, refusal: nil, promises: promises)
-            case .log(let origin, let fromOffset, let eventsMax, let waitMs, let previousEventID, let previousChecksum):
+            case .log(let origin, let fromOffset, let eventsMax, let waitMs, let previousEventID, let previousChecksum, let previousHeld):
                 if origin == log.origin {
                     return try await serveOwn(
                         follower: request.follower, view: request.view, fromOffset: fromOffset, eventsMax: eventsMax, waitMs: waitMs,
-                        previous: previousEventID.map { ($0, previousChecksum) })
+                        previous: previousEventID.map { ($0, previousChecksum, previousHeld) })
                 }
                 return try await serveCopy(origin: origin, fromOffset: fromOffset, eventsMax: eventsMax)
             }
@@ -274,7 +274,8 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     }
 
     private func serveOwn(
-        follower: String, view: VouchView?, fromOffset: Int64, eventsMax: UInt32, waitMs: UInt32, previous: (id: String, checksum: UInt32)?
+        follower: String, view: VouchView?, fromOffset: Int64, eventsMax: UInt32, waitMs: UInt32,
+        previous: (id: String, checksum: UInt32, held: Bool)?
     ) async throws -> FetchReply {
         let committed = log.committedOffset
         if let refusal = FetchServing.ownLogRefusal(follower: follower, origin: log.origin, fromOffset: fromOffset, committed: committed) {
@@ -286,8 +287,8 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         if let previous, fromOffset > 1, state.withLock({ $0.tracker.positions[follower] }) != fromOffset - 1 {
             let here = try await log.scan(origin: log.origin, fromOffset: fromOffset - 1, limit: 1).first
             if let refusal = FetchServing.identityRefusal(
-                follower: follower, origin: log.origin, offset: fromOffset - 1, followerHolds: previous.id, checksum: previous.checksum,
-                here: here.flatMap { $0.offset == fromOffset - 1 ? $0 : nil })
+                follower: follower, origin: log.origin, offset: fromOffset - 1, followerSaw: previous.id, checksum: previous.checksum,
+                held: previous.held, here: here.flatMap { $0.offset == fromOffset - 1 ? $0 : nil })
             {
                 logger.error("a follower's copy disagrees with this log", metadata: ["follower": "\(follower)", "reason": "\(refusal)"])
                 return FetchReply(events: [], throughOffset: 0, holderLastOffset: committed, refusal: refusal)
@@ -550,11 +551,12 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         let selfID = log.origin
         let fetchTimeout = Duration.milliseconds(Int(config.fetchWaitMs)) + .seconds(2)
         var lastFailure: String?
-        // The id of the event of `origin`'s log at `position`, when known:
-        // the origin checks its log holds the same one there.
-        var atPosition: (offset: Int64, id: String, checksum: UInt32)?
+        // The id of the event of `origin`'s log at `position`, when known,
+        // and whether this copy kept it: the origin checks its log holds the
+        // same one there (or, for one passed, at least no other).
+        var atPosition: (offset: Int64, id: String, checksum: UInt32, held: Bool)?
         if position > 0, let held = try? await log.scan(origin: origin, fromOffset: position, limit: 1).first, held.offset == position {
-            atPosition = (position, held.eventID, held.checksum)
+            atPosition = (position, held.eventID, held.checksum, true)
         }
         while !Task.isCancelled {
             // The loop ends only when `run` cancels it (the peer left the
@@ -571,7 +573,8 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     .log(
                         origin: origin, fromOffset: position + 1, eventsMax: config.fetchEventsMax, waitMs: config.fetchWaitMs,
                         previousEventID: atPosition?.offset == position ? atPosition?.id : nil,
-                        previousChecksum: atPosition?.offset == position ? atPosition?.checksum ?? 0 : 0),
+                        previousChecksum: atPosition?.offset == position ? atPosition?.checksum ?? 0 : 0,
+                        previousHeld: atPosition?.held ?? true),
                     view: config.partitionMode == .consistent ? view(for: origin) : nil,
                     timeout: fetchTimeout)
                 if let refusal = reply.refusal {
@@ -600,7 +603,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     let now = clock.wallMs
                     for event in reply.events { lagTimer.recordMilliseconds(max(0, now - event.recordedAt)) }
                     position = through
-                    if let last = reply.events.last, last.offset == through { atPosition = (through, last.eventID, last.checksum) }
+                    if let last = reply.events.last, last.offset == through {
+                        atPosition = (through, last.eventID, last.checksum, kept.last?.offset == through)
+                    }
                 }
                 let now = clock.wallMs
                 state.withLock {
