@@ -120,6 +120,12 @@ public final class Balancer: Service, Sendable {
 
     // MARK: Proxying
 
+    /// Whether a request for `path` goes to the stats node (`--stats`)
+    /// rather than to an API node.
+    public static func goesToStats(_ path: some StringProtocol) -> Bool {
+        path.hasPrefix("/stats/") || path == "/stats"
+    }
+
     /// The order a request is about, for the ring strategy.
     static func orderID(path: String, body: ByteBuffer?) -> String? {
         let parts = path.split(separator: "?", maxSplits: 1)[0].split(separator: "/")
@@ -145,8 +151,7 @@ public final class Balancer: Service, Sendable {
             self.latency.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
             done(response)
         }
-        let path = request.path
-        if path.hasPrefix("/stats/") || path == "/stats" {
+        if Self.goesToStats(request.path) {
             guard let stats = config.stats else { return finish(.error(503, "unavailable", "no stats node is configured (--stats)")) }
             connections.exchange(request, address: stats) { result in
                 switch result {
@@ -157,7 +162,7 @@ public final class Balancer: Service, Sendable {
             return
         }
         // Only the ring strategy routes by order.
-        let order = config.strategy == .ring ? Self.orderID(path: String(path), body: request.body) : nil
+        let order = config.strategy == .ring ? Self.orderID(path: String(request.path), body: request.body) : nil
         attempt(request, Attempts(order: order, start: start), connections, finish)
     }
 

@@ -37,10 +37,11 @@ struct ProxyResponse: Sendable {
     var status: Int
     var bytes: ByteBuffer
 
-    static func make(_ status: Int, contentType: String, body: ByteBuffer, close: Bool = false) -> ProxyResponse {
+    static func make(_ status: Int, contentType: String, body: ByteBuffer, close: Bool = false, headers: [String: String] = [:]) -> ProxyResponse {
         let reason = HTTPResponseStatus(statusCode: status).reasonPhrase
         var bytes = ByteBuffer()
         bytes.writeString("HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.readableBytes)\r\n")
+        for (name, value) in headers.sorted(by: { $0.key < $1.key }) { bytes.writeString("\(name): \(value)\r\n") }
         if close { bytes.writeString("Connection: close\r\n") }
         bytes.writeString("\r\n")
         var body = body
@@ -49,13 +50,13 @@ struct ProxyResponse: Sendable {
     }
 
     /// The error shape of the API: {"error":{"code":...,"message":...}}.
-    static func error(_ status: Int, _ code: String, _ message: String, close: Bool = false) -> ProxyResponse {
-        json(status, ["error": ["code": code, "message": message]], close: close)
+    static func error(_ status: Int, _ code: String, _ message: String, close: Bool = false, headers: [String: String] = [:]) -> ProxyResponse {
+        json(status, ["error": ["code": code, "message": message]], close: close, headers: headers)
     }
 
-    static func json(_ status: Int, _ value: some Encodable, close: Bool = false) -> ProxyResponse {
+    static func json(_ status: Int, _ value: some Encodable, close: Bool = false, headers: [String: String] = [:]) -> ProxyResponse {
         let data = (try? JSONResponse.encoder.encode(value)) ?? Data(#"{"error":{"code":"internal","message":"response encoding failed"}}"#.utf8)
-        return make(status, contentType: "application/json", body: ByteBuffer(bytes: data), close: close)
+        return make(status, contentType: "application/json", body: ByteBuffer(bytes: data), close: close, headers: headers)
     }
 }
 

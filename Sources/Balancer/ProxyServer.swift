@@ -61,9 +61,19 @@ public final class ProxyServer: Service, Sendable {
         try? await group.shutdownGracefully()
     }
 
+    /// The routes the balancer answers itself (`ownAnswer`), as
+    /// `METHOD /path`; it proxies every other request.
+    public static let ownRoutes: Set<String> = ["GET /balancer", "GET /health/live", "GET /health/ready", "GET /metrics"]
+
+    /// The paths of `ownRoutes`: only GET is served on them.
+    static let ownPaths = Set(ownRoutes.map { String($0.split(separator: " ")[1]) })
+
     /// What the balancer answers itself, or nil to proxy.
     func ownAnswer(_ request: ProxyRequest, connections: BackendConnections) -> ProxyResponse? {
-        guard request.method == "GET" else { return nil }
+        guard request.method == "GET" else {
+            guard Self.ownPaths.contains(String(request.path)) else { return nil }
+            return .error(405, "method_not_allowed", "\(request.path) allows GET", headers: ["Allow": "GET"])
+        }
         switch request.path {
         case "/balancer":
             return .json(200, BalancerView(strategy: balancer.config.strategy.rawValue, pipelined: connections.pipelined, backends: balancer.status()))

@@ -63,7 +63,8 @@ public enum HTTPFraming {
     /// Parses a request head at the start of `bytes`: complete once the head
     /// is there (its body, `bodyLength` bytes, follows).
     public static func request(_ bytes: UnsafeRawBufferPointer, bodyBytesMax: Int) -> Parse<Request> {
-        guard let headEnd = headEnd(bytes) else {
+        // Over the limit whether the head came in one read or several.
+        guard let headEnd = headEnd(bytes), headEnd <= headBytesMax else {
             return bytes.count > headBytesMax ? .invalid(status: 431, message: "the request head exceeds \(headBytesMax) bytes") : .incomplete
         }
         var lines = Lines(bytes: bytes, end: headEnd)

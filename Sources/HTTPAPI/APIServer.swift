@@ -30,7 +30,8 @@ public enum APIServer {
 
     static let settlingReason = "not every live peer has seen this node alive yet; it leads no order until then"
 
-    /// `/health/live`, `/health/ready` and `/metrics` (Prometheus text).
+    /// `/health/live`, `/health/ready`, `/metrics` (Prometheus text) and
+    /// `/openapi.yaml`.
     /// `ready` says whether the node serves; a node still joining its
     /// cluster answers 503 so a balancer sends it nothing yet.
     public static func addHealthAndMetrics(
@@ -50,6 +51,8 @@ public enum APIServer {
             let status = reason == "joining" ? "joining" : reason == settlingReason ? "settling" : "out_of_service"
             return JSONResponse.make(status: .serviceUnavailable, ["status": status, "reason": reason])
         }
+        OpenAPI.addRoute(to: router)
+        router.add(middleware: RouteNotFoundMiddleware.on(router))
         router.get("metrics") { _, _ in
             var buffer: [UInt8] = []
             registry.emit(into: &buffer)

@@ -24,12 +24,14 @@ public struct AdminRoutes: Sendable {
     public func register(on router: Router<some RequestContext>) {
         router.post("admin/partition") { request, context in
             if let refusal = authorize(request) { return refusal.response() }
-            let body = try await request.body.collect(upTo: Self.bodyBytesMax + 1)
-            guard body.readableBytes <= Self.bodyBytesMax else {
-                return APIError(.contentTooLarge, "body_too_large", "the body is over \(Self.bodyBytesMax) bytes").response()
+            let body: ByteBuffer
+            do throws(APIError) {
+                body = try await request.collectBody(upTo: Self.bodyBytesMax)
+            } catch {
+                return error.response()
             }
             let peers: [String]
-            switch Self.parseDrop(Data(body.readableBytesView)) {
+            switch Self.parseDrop(Data(body.readableBytesView), selfID: membership.nodeID) {
             case .success(let ids): peers = ids
             case .failure(let error): return error.response()
             }
@@ -44,7 +46,7 @@ public struct AdminRoutes: Sendable {
     }
 
     /// `{"drop": ["id", ...]}`: 1 to 64 node ids, none of them this node.
-    static func parseDrop(_ data: Data) -> Result<[String], APIError> {
+    static func parseDrop(_ data: Data, selfID: String) -> Result<[String], APIError> {
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             return .failure(.badRequest("malformed_json", "the body must be a JSON object"))
         }
@@ -55,6 +57,9 @@ public struct AdminRoutes: Sendable {
         for item in drop {
             guard let text = item as? String, let id = ClientID(text) else {
                 return .failure(.badRequest("invalid_id", "every node id must be 1-64 characters of A-Z a-z 0-9 . _ -"))
+            }
+            guard id.rawValue != selfID else {
+                return .failure(.badRequest("invalid_id", "a node cannot drop itself (\(selfID))"))
             }
             ids.append(id.rawValue)
         }

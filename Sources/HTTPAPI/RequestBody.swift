@@ -34,11 +34,7 @@ struct RequestBody {
     }
 
     private static func collect(_ request: Request) async throws(APIError) -> ByteBuffer {
-        do {
-            return try await request.body.collect(upTo: bytesMax)
-        } catch {
-            throw APIError(.contentTooLarge, "body_too_large", "the request body exceeds \(bytesMax) bytes")
-        }
+        try await request.collectBody(upTo: bytesMax)
     }
 
     static func parse(_ bytes: ByteBuffer) throws(APIError) -> RequestBody {
@@ -94,10 +90,17 @@ struct RequestBody {
 
     func integer(_ key: String) throws(APIError) -> Int64 {
         let value = try required(key)
-        guard case .integer(let number) = value else {
+        switch value {
+        case .integer(let number):
+            return number
+        case .double(let number):
+            // JSON has one number type: 2.0 is the integer 2 (as JSON Schema
+            // says), 2.5 is not.
+            if let whole = Int64(exactly: number) { return whole }
+            throw .badRequest("wrong_type", "field '\(name(key))' must be an integer, not \(number)")
+        default:
             throw .badRequest("wrong_type", "field '\(name(key))' must be an integer, not \(Self.typeName(value))")
         }
-        return number
     }
 
     func id(_ key: String) throws(APIError) -> ClientID {
@@ -132,5 +135,17 @@ enum PathInput {
             throw .badRequest("invalid_id", "order id must be 1-64 characters of A-Z a-z 0-9 . _ -")
         }
         return id
+    }
+}
+
+extension Request {
+    /// The body, at most `bytesMax` bytes; a longer one is a 413 in the
+    /// API's error shape.
+    public func collectBody(upTo bytesMax: Int) async throws(APIError) -> ByteBuffer {
+        do {
+            return try await body.collect(upTo: bytesMax)
+        } catch {
+            throw APIError(.contentTooLarge, "body_too_large", "the request body exceeds \(bytesMax) bytes")
+        }
     }
 }

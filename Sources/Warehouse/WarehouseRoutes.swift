@@ -65,9 +65,11 @@ public struct WarehouseRoutes: Sendable {
         router.post("admin/wms/stock/:sku") { request, context in
             if let refusal = admin.refusal(for: request) { return refusal.response() }
             let sku = context.parameters.get("sku") ?? ""
-            let body = try await request.body.collect(upTo: 4096 + 1)
-            guard body.readableBytes <= 4096 else {
-                return APIError(.contentTooLarge, "body_too_large", "the body is over 4096 bytes").response()
+            let body: ByteBuffer
+            do throws(APIError) {
+                body = try await request.collectBody(upTo: 4096)
+            } catch {
+                return error.response()
             }
             let data = Data(body.readableBytesView)
             guard (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {

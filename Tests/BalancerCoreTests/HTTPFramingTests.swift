@@ -67,6 +67,8 @@ import Testing
             ("POST /p HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
             ("POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 411),
             ("GET /" + String(repeating: "a", count: 20_000), 431),
+            // The whole head in one read, over the limit all the same.
+            ("GET /p HTTP/1.1\r\nX-Big: " + String(repeating: "a", count: 17_000) + "\r\n\r\n", 431),
         ]
         for (text, status) in cases {
             guard case .invalid(let got, let message) = request(text) else {

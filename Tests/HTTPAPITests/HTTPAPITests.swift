@@ -194,6 +194,33 @@ let sharedRegistry: PrometheusCollectorRegistry = {
         }
     }
 
+    /// JSON has one number type: 2.0 is the integer 2 (as JSON Schema and
+    /// the OpenAPI contract say); 1.5 stays refused (above).
+    @Test func aWholeNumberWrittenWithAFractionIsAnInteger() async throws {
+        try await withAPI { client, _ in
+            let placed = try await client.execute(
+                uri: "/orders", method: .post, body: json(#"{"id":"f-1","customer":"a","lines":[{"sku":"\#(sku)","qty":2.0}]}"#))
+            #expect(placed.status == .created)
+            #expect(try object(placed.body)["total_cents"] as? Int == Int(price) * 2)
+        }
+    }
+
+    /// A path that is a route's, with another method, is a 405 with the
+    /// methods it allows; a path of no route a 404; both in the error shape.
+    @Test func aWrongMethodIs405WithAllowAndAnUnknownPathA404() async throws {
+        try await withAPI { client, _ in
+            let wrong = try await client.execute(uri: "/health/live", method: .delete)
+            #expect(wrong.status == .methodNotAllowed)
+            #expect(wrong.headers[.allow] == "GET")
+            #expect(try errorCode(wrong) == "method_not_allowed")
+            let orders = try await client.execute(uri: "/orders/o-1", method: .put)
+            #expect(orders.status == .methodNotAllowed && orders.headers[.allow] == "GET", "\(orders.status) \(String(buffer: orders.body))")
+            let unknown = try await client.execute(uri: "/nothing/here", method: .get)
+            #expect(unknown.status == .notFound)
+            #expect(try errorCode(unknown) == "not_found")
+        }
+    }
+
     @Test func productsArePagedOverTheWholeCatalog() async throws {
         try await withAPI { client, _ in
             var seen: [String] = []

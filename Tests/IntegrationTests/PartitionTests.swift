@@ -37,6 +37,10 @@ import Testing
         #expect(try await HTTP.send(.POST, url, #"{"drop":["api-2"]}"#, headers: ["Authorization": "Bearer wrong-token-of-enough-length"]).status == 401)
         #expect(try await cluster.admin("api-1", .post, #"{"drop":"api-2"}"#).status == 400)
         #expect(try await cluster.admin("api-1", .post, #"{"drop":["not an id"]}"#).status == 400)
+        let itself = try await cluster.admin("api-1", .post, #"{"drop":["api-1"]}"#)
+        #expect(itself.status == 400 && (itself.body["error"] as? [String: Any])?["code"] as? String == "invalid_id", "\(itself.body)")
+        let huge = try await cluster.admin("api-1", .post, #"{"drop":["api-2"],"pad":""# + String(repeating: "x", count: 20_000) + #""}"#)
+        #expect(huge.status == 413 && (huge.body["error"] as? [String: Any])?["code"] as? String == "body_too_large", "\(huge.body)")
         let view = try await HTTP.send(.GET, "http://\(cluster.http("api-1"))/cluster").body
         #expect((view["replication"] as? [String: Any])?["partitioned_from"] as? [String] == [], "bad requests changed nothing")
     }
