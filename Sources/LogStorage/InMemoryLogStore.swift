@@ -270,19 +270,24 @@ public final class InMemoryLogStore: LogStore, Sendable {
 
     /// The power goes out: what was synced survives, plus the first
     /// `keepingUnsynced` transactions committed after the last sync (a WAL
-    /// keeps a prefix of what it wrote). Waiting writers are never answered
-    /// (their node is gone). Returns the disk a restarted node opens.
+    /// keeps a prefix of what it wrote). Waiting writers get `.closed`: in
+    /// the simulation their node's executor is dead already, so they never
+    /// run again (their tasks are dropped), but no continuation is left
+    /// unanswered. Returns the disk a restarted node opens.
     public func crash(keepingUnsynced: Int = 0) -> LogImage {
-        state.withLock { state in
+        let (disk, waiters) = state.withLock { state in
             state.crashed = true
             var disk = state.durable
             if state.failure == nil {
                 let now = clock()
                 for (operation, _) in state.pending.prefix(max(0, keepingUnsynced)) { _ = disk.apply(operation, nowMs: now) }
             }
+            let waiters = state.pending.map(\.waiter)
             state.pending = []
-            return disk
+            return (disk, waiters)
         }
+        for waiter in waiters { waiter.fail(EventLogError.closed) }
+        return disk
     }
 
     /// Transactions committed and not yet synced.

@@ -45,7 +45,7 @@ public enum FetchServing {
             return "\(origin)'s log holds \(here.eventID) at offset \(offset), where \(copy): the log went back"
         }
         if here.checksum != checksum {
-            return "\(origin)'s log holds another \(here.eventID) at offset \(offset) (checksum \(here.checksum), \(follower)'s copy \(checksum)): the log went back"
+            return "\(origin)'s log holds another \(here.eventID) at offset \(offset) (checksum \(here.checksum), \(held ? "\(follower)'s copy" : "what \(follower) passed") \(checksum)): the log went back"
         }
         return nil
     }
