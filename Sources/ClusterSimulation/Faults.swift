@@ -141,6 +141,32 @@ final class Faults: @unchecked Sendable {
                     if !healed && !target.isUp && !target.departed { cluster.start(target) }
                 }
             }
+        case .restore:
+            // A backup of the node's file now (what a reader of it sees:
+            // committed transactions, synced or not); half the time the
+            // power goes out right after it. Later its file is put back
+            // from that backup.
+            guard let life = target.life, !target.departed, !target.isPaused else { return }
+            let backup = life.store.image
+            // `orderly backup` fsyncs the file after its snapshot: what it
+            // copied is durable on the node too.
+            life.store.syncNow()
+            let cutPower = draws.chance(0.5)
+            let restartNs = draws.uniform(50_000_000...500_000_000)
+            injected("back up \(target.id)'s log (own log through \(backup.lastOffset(of: target.id)))\(cutPower ? ", then cut its power" : ""); restore it in \(ms) ms")
+            if cutPower {
+                cluster.crash(target, keepingUnsynced: 0)
+                world.after(restartNs) { [self] in
+                    if !healed && !target.isUp && !target.departed { cluster.start(target) }
+                }
+            }
+            world.after(durationNs) { [self] in
+                guard !healed, target.isUp, !target.departed, mayLoseData(target) else { return }
+                cluster.restore(target, from: backup)
+                world.after(restartNs) { [self] in
+                    if !healed && !target.isUp && !target.departed { cluster.start(target) }
+                }
+            }
         case .pause:
             // Likewise a pause, which then lands between a decision and its
             // commit.

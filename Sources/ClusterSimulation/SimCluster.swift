@@ -242,6 +242,17 @@ final class SimCluster: @unchecked Sendable {
         trace.record(world.nowNs, "\(node.id) loses its disk")
     }
 
+    /// The node's log file is replaced by `backup`, an older snapshot of
+    /// it (same log id): it goes back in time, and recovers what it wrote
+    /// since from its peers.
+    func restore(_ node: SimNode, from backup: LogImage) {
+        crash(node, keepingUnsynced: 0)
+        node.disk = backup
+        node.diskLost = true
+        diskLosses.append((node.id, world.nowNs))
+        trace.record(world.nowNs, "\(node.id)'s log is restored from a backup (own log through \(backup.lastOffset(of: node.id)))")
+    }
+
     func pause(_ node: SimNode) {
         guard let life = node.life else { return }
         world.pause(life.executor)

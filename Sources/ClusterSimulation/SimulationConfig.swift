@@ -18,6 +18,10 @@ public enum FaultKind: String, Sendable, CaseIterable, Comparable {
     case messages
     /// An fsync fails: the node's log refuses every write from then on.
     case fsync
+    /// The node's log file is restored from an older backup (a snapshot of
+    /// its committed transactions, synced or not, taken earlier; sometimes
+    /// just before a power cut): it restarts on it, with the same log id.
+    case restore
     /// Wall clocks of nodes disagree by up to seconds.
     case skew
     /// The ring changes: a new node joins, and an old one may leave for

@@ -35,7 +35,24 @@ public enum Snapshot {
         let queue = try DatabaseQueue(path: source, configuration: configuration)
         try queue.inDatabase { db in try db.execute(sql: "VACUUM INTO ?", arguments: [destination]) }
         try queue.close()
+        // The snapshot read every committed transaction, some maybe not yet
+        // fsynced by the node: a power cut could still take them from its
+        // file, and it would write other events at their offsets, which a
+        // restore of this backup would bring back. Made durable now.
+        for file in [source + "-wal", source] where FileManager.default.fileExists(atPath: file) {
+            try syncFile(file)
+        }
+        try syncFile(destination)
         return try facts(of: destination)
+    }
+
+    /// fsync(2) of a file, through a descriptor of this process (it
+    /// flushes what any process wrote to it).
+    static func syncFile(_ path: String) throws {
+        let descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else { throw SnapshotError("cannot open \(path) to fsync it: errno \(errno)") }
+        defer { close(descriptor) }
+        guard fsync(descriptor) == 0 else { throw SnapshotError("fsync of \(path) failed: errno \(errno)") }
     }
 
     /// What the SQLite file at `path` holds (read-only).

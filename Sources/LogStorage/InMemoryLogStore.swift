@@ -293,6 +293,14 @@ public final class InMemoryLogStore: LogStore, Sendable {
     /// Transactions committed and not yet synced.
     public var unsyncedCount: Int { state.withLock { $0.pending.count } }
 
+    /// An fsync of the file now, by another process (`orderly backup` after
+    /// its snapshot): every committed transaction becomes durable (and is
+    /// answered).
+    public func syncNow() {
+        let crashed = state.withLock { $0.crashed }
+        if !crashed { sync() }
+    }
+
     /// The next sync fails (EIO), and with it every later write.
     public func failNextSync() {
         state.withLock { $0.failNextSync = true }

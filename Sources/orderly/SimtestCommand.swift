@@ -11,7 +11,8 @@ struct SimtestCommand: ParsableCommand {
             Each seed runs every API node's real code (order engine, transactors,
             replicator, membership, dispatcher) on an in-memory log and a simulated
             network and clock, with customers and conflicting clients, and the faults
-            the seed picks: crashes (unsynced writes lost), replaced disks, pauses,
+            the seed picks: crashes (unsynced writes lost), replaced disks, logs restored
+            from an older backup, pauses,
             partitions (two-way, one-way, bridge), lost, duplicated and reordered
             messages, failed fsyncs, clock skew, a node joining and one leaving for
             good. After a heal and a quiet period a checker looks for acknowledged
