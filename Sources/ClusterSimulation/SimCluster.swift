@@ -247,7 +247,8 @@ final class SimCluster: @unchecked Sendable {
     /// since from its peers.
     func restore(_ node: SimNode, from backup: LogImage) {
         crash(node, keepingUnsynced: 0)
-        node.disk = backup
+        // As `orderly restore` leaves it (`Snapshot.forgetOwnLog`).
+        node.disk = backup.withoutOwnLog(of: node.id)
         node.diskLost = true
         diskLosses.append((node.id, world.nowNs))
         trace.record(world.nowNs, "\(node.id)'s log is restored from a backup (own log through \(backup.lastOffset(of: node.id)))")

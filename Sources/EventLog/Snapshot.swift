@@ -77,6 +77,37 @@ public enum Snapshot {
         }
     }
 
+    /// Prepares a log file put back from a backup for its node's start:
+    /// when the log belonged to a cluster (it copied peers' logs or
+    /// recorded a ring), its owner's own events, their index rows and every
+    /// checkpoint are removed. The backup may hold own events of a timeline
+    /// the node abandoned since (an earlier restore of an older backup)
+    /// at offsets it has used again for acknowledged writes; with no own
+    /// events the node takes its own log back from its peers' copies, as
+    /// after a replaced disk, and the backup still spares it copying the
+    /// others' logs. A log of a node without peers is left whole (there is
+    /// no other copy). Returns the own events removed, nil for a file that
+    /// is not a log or a log left whole.
+    public static func forgetOwnLog(_ path: String) throws -> Int? {
+        let queue = try DatabaseQueue(path: path)
+        defer { try? queue.close() }
+        return try queue.write { db -> Int? in
+            guard try db.tableExists("log_meta"), let node = try String.fetchOne(db, sql: "SELECT value FROM log_meta WHERE key = 'node'")
+            else { return nil }
+            let peers = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM replica_positions") ?? 0
+            let ring = try db.tableExists("ring_members") ? try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM ring_members WHERE node <> ?", arguments: [node]) ?? 0 : 0
+            guard peers + ring > 0 else { return nil }
+            try db.execute(sql: #"DELETE FROM events WHERE origin = ?"#, arguments: [node])
+            let removed = db.changesCount
+            if try db.tableExists("order_index") {
+                try db.execute(sql: #"DELETE FROM order_index WHERE origin = ?"#, arguments: [node])
+            }
+            try db.execute(sql: "DELETE FROM checkpoints")
+            try db.execute(sql: "DELETE FROM log_meta WHERE key IN ('offset_floor', 'indexed_through')")
+            return removed
+        }
+    }
+
     /// Whether the file at `path` is an intact SQLite database
     /// (`PRAGMA integrity_check`).
     public static func integrityProblems(of path: String) throws -> [String] {

@@ -440,6 +440,22 @@ public struct LogImage: Sendable, Equatable {
         if record.offset > lastOffsets[record.origin] ?? 0 { lastOffsets[record.origin] = record.offset }
     }
 
+    /// The file without its owner's own events and without checkpoints
+    /// (they may fold those events): what `orderly restore` leaves of a
+    /// log it puts back, so the node takes its own log back from its
+    /// peers' copies, as after a replaced disk.
+    public func withoutOwnLog(of origin: String) -> LogImage {
+        var image = self
+        image.events[origin] = nil
+        image.lastOffsets[origin] = nil
+        for (order, keys) in image.byOrder {
+            let kept = keys.filter { $0.origin != origin }
+            image.byOrder[order] = kept.isEmpty ? nil : kept
+        }
+        image.checkpoints = [:]
+        return image
+    }
+
     /// A checkpoint replaces an older one only; one that covers a count of
     /// events is written only if the file holds exactly that many.
     private mutating func upsert(_ checkpoint: Checkpoint) {

@@ -137,11 +137,14 @@ struct RestoreCommand: AsyncParsableCommand {
             SQLite integrity) before it touches anything, then copies the chosen files
             (all, or --node ID ... only) into DATA/ID/. A file already there is kept
             and the restore refused, unless --force (its -wal and -shm go too).
-            A restored API node keeps its log id: when it starts it asks its peers
-            what they hold of its log, puts back what it wrote after the backup from
-            their copies, moves past every offset they hold, and copies the orders it
-            replicates from them before it leads anything (log identity; see
-            docs/protocol.md). The stats node and the warehouse catch up from the logs.
+            A restored API node of a cluster keeps its log id and its copies of its
+            peers' logs, but not its own events: the backup may hold some of a timeline
+            the node abandoned since (an earlier restore of an older backup), at offsets
+            it has used again. When it starts it takes its own log back from its peers'
+            copies, as after a replaced disk (waiting for every member of its ring), moves
+            past every offset they hold, and copies the orders it replicates before it
+            leads anything (log identity; see docs/protocol.md). A node without peers is
+            restored whole. The stats node and the warehouse catch up from the logs.
             """)
 
     @Option(help: "Backup folder (made by `orderly backup`).")
@@ -200,10 +203,16 @@ struct RestoreCommand: AsyncParsableCommand {
             }
             try? manager.removeItem(atPath: target + ".restoring")
             try manager.copyItem(atPath: source, toPath: target + ".restoring")
+            let forgotten = try Snapshot.forgetOwnLog(target + ".restoring")
             try manager.moveItem(atPath: target + ".restoring", toPath: target)
             var line = "restored \(file.path)"
             if let owner = file.node, let logID = file.logID {
-                line += ": \(owner)'s log \(logID) through offset \((file.ownLastOffset ?? 0).formatted()); on start it recovers the rest from its peers"
+                if let forgotten {
+                    line += ": \(owner)'s log \(logID), with its copies of its peers' logs; its own \(forgotten.formatted()) events"
+                    line += " (through offset \((file.ownLastOffset ?? 0).formatted())) are left out: on start it takes its own log back from its peers' copies"
+                } else {
+                    line += ": \(owner)'s log \(logID) through offset \((file.ownLastOffset ?? 0).formatted()) (a node without peers: kept whole)"
+                }
             }
             print(line)
         }
