@@ -115,6 +115,14 @@ final class Faults: @unchecked Sendable {
         if kind != .skew { windows.append((world.nowNs, end)) }
     }
 
+    /// Starts a node that is down again `afterNs` from now, unless the run
+    /// healed meanwhile (the heal starts it) or it left.
+    private func restart(_ target: SimNode, afterNs: Int64) {
+        world.after(afterNs) { [self] in
+            if !healed && !target.isUp && !target.departed { cluster.start(target) }
+        }
+    }
+
     private func inject(_ kind: FaultKind, durationNs: Int64, seed: UInt64) {
         guard !healed else { return }
         func injected(_ text: String) {
@@ -137,9 +145,7 @@ final class Faults: @unchecked Sendable {
                 let keep = draws.chance(0.5) ? Int(draws.next() % UInt64(life.store.unsyncedCount + 1)) : 0
                 injected("\(kind == .disk ? "replace the disk of" : "crash") \(target.id) for \(ms) ms")
                 if kind == .disk { cluster.replaceDisk(target) } else { cluster.crash(target, keepingUnsynced: keep) }
-                world.after(durationNs) { [self] in
-                    if !healed && !target.isUp && !target.departed { cluster.start(target) }
-                }
+                restart(target, afterNs: durationNs)
             }
         case .restore:
             // A backup of the node's file now (what a reader of it sees:
@@ -156,16 +162,12 @@ final class Faults: @unchecked Sendable {
             injected("back up \(target.id)'s log (own log through \(backup.lastOffset(of: target.id)))\(cutPower ? ", then cut its power" : ""); restore it in \(ms) ms")
             if cutPower {
                 cluster.crash(target, keepingUnsynced: 0)
-                world.after(restartNs) { [self] in
-                    if !healed && !target.isUp && !target.departed { cluster.start(target) }
-                }
+                restart(target, afterNs: restartNs)
             }
             world.after(durationNs) { [self] in
                 guard !healed, target.isUp, !target.departed, mayLoseData(target) else { return }
                 cluster.restore(target, from: backup)
-                world.after(restartNs) { [self] in
-                    if !healed && !target.isUp && !target.departed { cluster.start(target) }
-                }
+                restart(target, afterNs: restartNs)
             }
         case .pause:
             // Likewise a pause, which then lands between a decision and its

@@ -24,17 +24,13 @@ struct RequestBody {
 
     /// Reads the whole body (at most `bytesMax`) and parses it as a JSON object.
     static func read(_ request: Request) async throws(APIError) -> RequestBody {
-        try parse(await collect(request))
+        try parse(await request.collectBody(upTo: bytesMax))
     }
 
     /// Like `read`, for routes whose body may be absent.
     static func readIfPresent(_ request: Request) async throws(APIError) -> RequestBody? {
-        let bytes = try await collect(request)
+        let bytes = try await request.collectBody(upTo: bytesMax)
         return bytes.readableBytes == 0 ? nil : try parse(bytes)
-    }
-
-    private static func collect(_ request: Request) async throws(APIError) -> ByteBuffer {
-        try await request.collectBody(upTo: bytesMax)
     }
 
     static func parse(_ bytes: ByteBuffer) throws(APIError) -> RequestBody {
