@@ -35,6 +35,8 @@ import Testing
 
         let load = Load()
         let loading = Task { await load.run(cluster, prefix: "bk") }
+        // A failed wait must not leave the load running after the test.
+        defer { load.stop.store(true, ordering: .relaxed) }
         try await waitFor("30 orders before the backup", timeout: .seconds(60)) { load.acknowledged.withLock { $0.count } >= 30 }
         let taken = try await OrderlyBinary.run(["backup", "--data", cluster.folder.path, "--to", backup])
         #expect(taken.status == 0, "\(taken.stderr)")
