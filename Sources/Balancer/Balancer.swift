@@ -161,9 +161,31 @@ public final class Balancer: Service, Sendable {
             }
             return
         }
+        if request.path == "/events" {
+            return finish(eventFeedRedirect(request))
+        }
         // Only the ring strategy routes by order.
         let order = config.strategy == .ring ? Self.orderID(path: String(request.path), body: request.body) : nil
         attempt(request, Attempts(order: order, start: start), connections, finish)
+    }
+
+    /// The event feed streams without end, and the proxy passes whole
+    /// answers: a client of the feed is sent to a ready API node (307, the
+    /// same request there; `Last-Event-ID` goes with it).
+    private func eventFeedRedirect(_ request: ProxyRequest) -> ProxyResponse {
+        guard request.method == "GET" || request.method == "HEAD" else {
+            return .error(405, "method_not_allowed", "\(request.method) is not allowed on /events; allowed: GET", headers: ["Allow": "GET"])
+        }
+        let now = Self.nowMs()
+        let address = pool.withLock { pool -> String? in
+            var random = self.random.withLock { $0 }
+            return pool.pick(orderID: nil, nowMs: now, random: &random).flatMap { pool.entries[$0]?.backend.address }
+        }
+        guard let address else { return .error(503, "unavailable", "no API node is ready to serve the event feed") }
+        let location = "http://\(address)\(request.target)"
+        return .json(
+            307, ["location": location, "message": "the event feed is served by the API nodes: follow the redirect"],
+            headers: ["Location": location])
     }
 
     /// The state of one request's tries; confined to the proxy's loop.

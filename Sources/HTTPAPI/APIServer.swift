@@ -8,11 +8,12 @@ import Prometheus
 public enum APIServer {
     public static func router(
         service: any OrderService, membership: ClusterMembership? = nil, replicator: Replicator? = nil, adminToken: String? = nil,
-        registry: PrometheusCollectorRegistry
+        feeds: FeedSource? = nil, feedKeepAlive: Duration = .seconds(10), registry: PrometheusCollectorRegistry
     ) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: MetricsMiddleware())
         OrderRoutes(service: service).register(on: router)
+        if let feeds { EventRoutes(feeds: feeds, keepAlive: feedKeepAlive).register(on: router) }
         if let membership {
             ClusterRoutes(membership: membership, replicator: replicator).register(on: router)
             AdminRoutes(membership: membership, token: adminToken).register(on: router)

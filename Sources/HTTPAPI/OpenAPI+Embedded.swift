@@ -291,6 +291,83 @@ paths:
         "503":
           $ref: "#/components/responses/BalancerUnavailable"
 
+  /events:
+    get:
+      operationId: streamEvents
+      summary: Every event of every order the cluster holds, as Server-Sent Events (never ends).
+      description: |
+        A `text/event-stream`. Each event has `id:` the position token after
+        it (opaque; resume with `Last-Event-ID` or `?after=`), `event:` its
+        type and `data:` one line of JSON (`FeedEvent`). Each origin's log
+        goes out in offset order; an order's version v goes out only after
+        one of its version v-1 (a version written twice, by both sides of a
+        partition in available mode or by an overruled leader, may come
+        after the next versions). While idle, a `: keep-alive` comment every
+        10 s. A slow client is paced: the node reads the logs only as fast
+        as the client takes the events. The balancer answers with a 307 to a
+        ready API node.
+      tags: [api, balancer]
+      parameters:
+        - name: after
+          in: query
+          required: false
+          description: Resume after this position token (`Last-Event-ID` wins when both are given). Empty or absent - from the beginning of every log.
+          schema:
+            type: string
+            maxLength: 4096
+        - name: Last-Event-ID
+          in: header
+          required: false
+          description: The `id:` of the last event the client had (what EventSource sends when it reconnects).
+          schema:
+            type: string
+            maxLength: 4096
+        - name: order
+          in: query
+          required: false
+          description: Only this order's events (the position still moves past the others).
+          schema:
+            $ref: "#/components/schemas/ClientID"
+        - name: types
+          in: query
+          required: false
+          description: Only these event types, comma-separated (e.g. OrderPaid,OrderShipped).
+          schema:
+            type: string
+      responses:
+        "200":
+          description: The feed, until the client goes.
+          content:
+            text/event-stream:
+              schema:
+                type: string
+                description: "Events as `id: TOKEN\\nevent: TYPE\\ndata: FeedEvent JSON\\n\\n`, and `: comment` lines."
+        "307":
+          description: Through the balancer only - the feed is served by the API node in `Location`.
+          headers:
+            Location:
+              description: The same request on a ready API node.
+              schema:
+                type: string
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [location, message]
+                properties:
+                  location:
+                    type: string
+                  message:
+                    type: string
+        "400":
+          description: A position token this feed did not make (invalid_position), a bad order id (invalid_id) or an unknown event type (invalid_types).
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/Error"
+        "503":
+          $ref: "#/components/responses/BalancerUnavailable"
+
   /admin/partition:
     post:
       operationId: partitionNode
@@ -723,6 +800,36 @@ components:
             $ref: "#/components/schemas/Error"
 
   schemas:
+    FeedEvent:
+      type: object
+      description: The `data:` of one event of the feed.
+      required: [order_id, version, type, payload, origin, offset, event_id, term, recorded_at]
+      properties:
+        order_id:
+          type: string
+        version:
+          type: integer
+          description: Its position in the order's stream (1 first).
+        type:
+          type: string
+          enum: [OrderPlaced, PaymentReceived, PaymentApplied, PaymentRefunded, OrderPaid, OrderCancelled, OrderShipped, ConflictRecorded]
+        payload:
+          type: object
+          description: The event's fields as the log's payload column holds them (see docs/events.md).
+        origin:
+          type: string
+          description: The node whose log holds it as its own.
+        offset:
+          type: integer
+          description: Its offset in that log.
+        event_id:
+          type: string
+        term:
+          type: integer
+          description: The leadership term its leader wrote it in.
+        recorded_at:
+          type: integer
+          description: When its leader recorded it, ms since the epoch.
     Error:
       type: object
       additionalProperties: false

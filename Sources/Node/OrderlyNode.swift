@@ -42,6 +42,8 @@ public final class OrderlyNode: Sendable {
     public let dispatcher: Dispatcher
     /// What this node serves its peers.
     public let inbox: NodeInbox
+    /// Opens the event feeds of `GET /events`.
+    public let feed: FeedSource
     public let network: any PeerNetwork
     private let copyCheckpointer: CopyCheckpointer
 
@@ -105,6 +107,9 @@ public final class OrderlyNode: Sendable {
         self.membership = membership
         self.dispatcher = Dispatcher(engine: engine, network: network, clock: environment.clock) { membership.route($0) }
         self.inbox = NodeInbox(engine: engine, membership: membership, replicator: replicator, logger: logger)
+        self.feed = config.clustered
+            ? .clustered(network: network, peerAddress: peerAddress, inbox: inbox, nodeID: config.id, logger: logger)
+            : .standalone(log: log, nodeID: config.id, logger: logger)
     }
 
     /// The node's long-running parts in the order a `ServiceGroup` starts

@@ -25,6 +25,11 @@ public enum OrderEvent: Sendable, Equatable {
 
     public static let schemaVersion = 1
 
+    /// Every event type's name, as the log's `type` column holds it.
+    public static let typeNames = [
+        "OrderPlaced", "PaymentReceived", "PaymentApplied", "PaymentRefunded", "OrderPaid", "OrderCancelled", "OrderShipped", "ConflictRecorded",
+    ]
+
     public var typeName: String {
         switch self {
         case .orderPlaced: return "OrderPlaced"

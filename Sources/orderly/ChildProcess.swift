@@ -117,9 +117,21 @@ final class ChildProcess: @unchecked Sendable {
         if process.isRunning { kill(process.processIdentifier, signal) }
     }
 
-    /// Sends the signal and waits for the process to end.
-    func stop(signal: Int32 = SIGTERM) {
+    /// Sends the signal and waits for the process to end: at most
+    /// `timeout`, then SIGKILL and at most as long again.
+    func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(30)) {
         self.signal(signal)
-        process.waitUntilExit()
+        if waitForExit(timeout: timeout) || signal == SIGKILL { return }
+        self.signal(SIGKILL)
+        _ = waitForExit(timeout: timeout)
+    }
+
+    /// Whether the process ended within `timeout` (as Foundation saw it).
+    /// Not `waitUntilExit`, which has no deadline and blocks on Foundation
+    /// seeing the end: a demo that hangs there never says why.
+    func waitForExit(timeout: Duration) -> Bool {
+        let end = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < end { usleep(5_000) }
+        return !process.isRunning
     }
 }

@@ -189,7 +189,9 @@ final class ClusterLauncher: @unchecked Sendable {
         guard let node = file.nodes.first(where: { $0.id == id }) else { throw LaunchError("no node \(id) in this cluster") }
         guard processAlive(node.pid) else { throw LaunchError("\(id) is not running") }
         kill(node.pid, signal)
-        if signal == SIGKILL || signal == SIGTERM { lock.withLock { children[id] }?.process.waitUntilExit() }
+        if signal == SIGKILL || signal == SIGTERM, let child = lock.withLock({ children[id] }), !child.waitForExit(timeout: .seconds(30)) {
+            throw LaunchError("\(id) (pid \(node.pid)) did not end within 30 s of signal \(signal)")
+        }
     }
 
     /// Stops every process, the balancer first and the API nodes last.
@@ -198,7 +200,13 @@ final class ClusterLauncher: @unchecked Sendable {
         for id in order {
             guard let node = file.nodes.first(where: { $0.id == id }) else { continue }
             if processAlive(node.pid) { kill(node.pid, SIGCONT); kill(node.pid, SIGTERM) }
-            lock.withLock { children[id] }?.process.waitUntilExit()
+            // A process that does not end on SIGTERM within 30 s is killed:
+            // `down` always returns.
+            if let child = lock.withLock({ children[id] }), !child.waitForExit(timeout: .seconds(30)) {
+                FileHandle.standardError.write(Data("\(id) did not stop within 30 s of SIGTERM; sending SIGKILL\n".utf8))
+                kill(node.pid, SIGKILL)
+                _ = child.waitForExit(timeout: .seconds(10))
+            }
         }
         try? FileManager.default.removeItem(atPath: ClusterFile.path(data))
     }

@@ -113,7 +113,8 @@ struct NodeCommand: AsyncParsableCommand {
         let peerAddress = peerService?.address
         let app = Application(
             router: APIServer.router(
-                service: dispatcher, membership: membership, replicator: replicator, adminToken: adminToken, registry: registry),
+                service: dispatcher, membership: membership, replicator: replicator, adminToken: adminToken, feeds: node.feed,
+                registry: registry),
             server: .http1OnEventLoops(),
             configuration: .init(address: .hostname(http.host, port: http.port), serverName: "orderly-\(id)"),
             onServerRunning: { channel in

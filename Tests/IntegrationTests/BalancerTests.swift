@@ -157,6 +157,14 @@ import Testing
         let first = try #require(pipelined.range(of: "SKU-00001")).lowerBound
         #expect(second < live && live < first, "answers in request order: \(pipelined)")
 
+        // The event feed never ends: the balancer sends its clients to a
+        // ready API node, with the query as it came.
+        let feed = try RawHTTP.exchange(host: host, port: port, "GET /events?types=OrderPaid HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(feed.hasPrefix("HTTP/1.1 307"), "\(feed)")
+        #expect(feed.contains("Location: http://\(cluster.http("api-1"))/events?types=OrderPaid\r\n"), "\(feed)")
+        let posted = try RawHTTP.exchange(host: host, port: port, "POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        #expect(posted.hasPrefix("HTTP/1.1 405") && posted.contains("Allow: GET"), "\(posted)")
+
         // More pipelined requests than the proxy keeps in flight per
         // connection: it reads on as answers go out, all in order.
         let skus = (1...40).map { String(format: "SKU-%05d", 41 - $0) }
