@@ -4,6 +4,7 @@ import LogStorage
 import Node
 import OrderDomain
 import Replication
+import ServiceLifecycle
 
 /// `GET /events`: every event of every order the cluster holds, as
 /// Server-Sent Events (see `FeedSource` and `FeedOrdering`).
@@ -46,11 +47,18 @@ struct EventRoutes {
             let body = ResponseBody { writer in
                 do {
                     try await writer.write(ByteBuffer(string: ": orderly event feed\nretry: 1000\n\n"))
-                    while let items = await feed.next(max: 200, wait: keepAlive) {
-                        var buffer = ByteBuffer()
-                        if items.isEmpty { buffer.writeString(": keep-alive\n\n") }
-                        for item in items { Self.write(item, into: &buffer) }
-                        try await writer.write(buffer)
+                    // The feed never ends by itself: a node that stops
+                    // gracefully ends it (the client resumes elsewhere),
+                    // or the server would wait for it for ever.
+                    try await withGracefulShutdownHandler {
+                        while let items = await feed.next(max: 200, wait: keepAlive) {
+                            var buffer = ByteBuffer()
+                            if items.isEmpty { buffer.writeString(": keep-alive\n\n") }
+                            for item in items { Self.write(item, into: &buffer) }
+                            try await writer.write(buffer)
+                        }
+                    } onGracefulShutdown: {
+                        Task { await feed.close() }
                     }
                 } catch {
                     await feed.close()

@@ -218,4 +218,26 @@ import Testing
                 "\(id) is not in any log as the feed gave it")
         }
     }
+
+    /// A feed never ends by itself; a node told to stop ends it (the client
+    /// goes on elsewhere) rather than wait for it.
+    @Test func aNodeStopsOnSIGTERMWithAFeedClientConnected() async throws {
+        let folder = try TemporaryFolder()
+        let node = try OrderlyProcess(
+            ["node", "--id", "solo", "--data", folder.path, "--http", "127.0.0.1:0"], stderrPath: folder.file("node.log"))
+        defer { node.stop(signal: SIGKILL) }
+        let http = try await node.waitReady()
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://\(http)/events"), timeout: .seconds(120))
+        #expect(response.status == .ok)
+        var body = response.body.makeAsyncIterator()
+        let first = try await body.next()
+        #expect(first.map { String(buffer: $0) }?.hasPrefix(": orderly event feed") == true)
+        node.signal(SIGTERM)
+        try await waitFor("the node to stop", timeout: .seconds(60)) { !node.process.isRunning }
+        #expect(node.process.terminationStatus == 0, "\(node.stderrTail())")
+        // The stream ended (or the connection went) with the node.
+        do {
+            while try await body.next() != nil {}
+        } catch {}
+    }
 }
