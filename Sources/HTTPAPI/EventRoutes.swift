@@ -40,11 +40,14 @@ struct EventRoutes {
                 types = names
             }
             let (onlyOrder, onlyTypes) = (order, types)
-            let feed = feeds.open(from: position) { event in
-                (onlyOrder == nil || event.orderID == onlyOrder) && (onlyTypes?.contains(event.type) ?? true)
-            }
             let keepAlive = self.keepAlive
+            let feeds = self.feeds
             let body = ResponseBody { writer in
+                // Opened here: a response whose body never runs (the client
+                // went first) opens nothing.
+                let feed = feeds.open(from: position) { event in
+                    (onlyOrder == nil || event.orderID == onlyOrder) && (onlyTypes?.contains(event.type) ?? true)
+                }
                 do {
                     try await writer.write(ByteBuffer(string: ": orderly event feed\nretry: 1000\n\n"))
                     // The feed never ends by itself: a node that stops
@@ -80,7 +83,9 @@ struct EventRoutes {
         let event = item.event
         // A JSON text's line breaks are whitespace between tokens (inside
         // strings they are escaped): one data line.
-        let payload = event.payload.contains("\n") ? event.payload.replacingOccurrences(of: "\n", with: " ") : event.payload
+        let payload = event.payload.utf8.contains(where: { $0 == 10 || $0 == 13 })
+            ? String(decoding: event.payload.utf8.map { $0 == 10 || $0 == 13 ? 32 : $0 }, as: UTF8.self)
+            : event.payload
         buffer.writeString("id: \(item.position.token)\nevent: \(event.type)\ndata: {\"order_id\":")
         buffer.writeString(JSONValue.string(event.orderID).serialized())
         buffer.writeString(",\"version\":\(event.version),\"type\":")

@@ -20,6 +20,17 @@ public struct FeedPosition: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { token }
 
+    /// At most this many logs in a token (a cluster's nodes, past and present).
+    public static let originsMax = 64
+    /// No log reaches this offset; a larger one is not a position of ours.
+    public static let offsetMax: Int64 = 1 << 53
+
+    /// A node id: 1-64 of A-Z a-z 0-9 . _ -
+    static func isNodeID(_ text: Substring) -> Bool {
+        (1...64).contains(text.utf8.count)
+            && text.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 46 || $0 == 95 || $0 == 45 }
+    }
+
     public enum TokenError: Error, Equatable, CustomStringConvertible {
         case malformed(String)
         public var description: String {
@@ -44,9 +55,11 @@ public struct FeedPosition: Sendable, Equatable, CustomStringConvertible {
             throw TokenError.malformed("not base64url of text")
         }
         var offsets: [String: Int64] = [:]
-        for pair in text.split(separator: ",", omittingEmptySubsequences: false) {
+        let pairs = text.split(separator: ",", omittingEmptySubsequences: false)
+        guard pairs.count <= Self.originsMax else { throw TokenError.malformed("more than \(Self.originsMax) logs") }
+        for pair in pairs {
             let parts = pair.split(separator: ":", omittingEmptySubsequences: false)
-            guard parts.count == 2, !parts[0].isEmpty, parts[0].utf8.count <= 256, let offset = Int64(parts[1]), offset >= 0,
+            guard parts.count == 2, Self.isNodeID(parts[0]), let offset = Int64(parts[1]), (0...Self.offsetMax).contains(offset),
                 offsets[String(parts[0])] == nil
             else { throw TokenError.malformed("bad pair '\(pair)'") }
             offsets[String(parts[0])] = offset
@@ -87,9 +100,13 @@ public struct FeedOrdering: Sendable {
     public struct Wanted: Hashable, Sendable {
         public var orderID: String
         public var version: Int64
-        public init(orderID: String, version: Int64) {
+        /// The origin of the event that waits for it: the leader that wrote
+        /// that event held this version first.
+        public var writer: String
+        public init(orderID: String, version: Int64, writer: String) {
             self.orderID = orderID
             self.version = version
+            self.writer = writer
         }
     }
 
@@ -120,7 +137,14 @@ public struct FeedOrdering: Sendable {
     /// Where `next()` starts looking, so no origin waits behind the others.
     private var turn = 0
 
-    public init(from position: FeedPosition = FeedPosition()) { self.position = position }
+    /// Whether the session started from a client's position (not from the
+    /// beginning).
+    private let resumed: Bool
+
+    public init(from position: FeedPosition = FeedPosition()) {
+        self.position = position
+        self.resumed = !position.offsets.isEmpty
+    }
 
     /// Events read from `origin`'s log (in offset order, past the position),
     /// and how far the read went (`through`: the events it did not return up
@@ -135,11 +159,14 @@ public struct FeedOrdering: Sendable {
         settle(origin)
     }
 
-    /// What the nodes hold of the orders `next()` asked about.
+    /// What the nodes hold of the orders `next()` asked about. `asked`: the
+    /// versions the answer settles (those whose writer answered, or every
+    /// live node): a version none of them holds is nowhere to wait for.
+    /// What the other answers hold is learnt too, but their versions stay
+    /// unsettled (asked again).
     public mutating func learn(_ records: [EventRecord], asked: [Wanted]) {
         for wanted in asked { answered[wanted.orderID, default: []].insert(wanted.version) }
-        let orders = Set(asked.map(\.orderID))
-        for record in records where orders.contains(record.orderID) && record.version >= (newest[record.orderID] ?? 0) {
+        for record in records where record.version >= (newest[record.orderID] ?? 0) {
             located[record.orderID, default: [:]][record.version, default: []].insert(Location(origin: record.origin, offset: record.offset))
         }
     }
@@ -163,7 +190,7 @@ public struct FeedOrdering: Sendable {
                 turn = (turn + index + 1) % origins.count
                 return .emit(head, position: position)
             case .unknown:
-                let wanted = Wanted(orderID: head.orderID, version: head.version - 1)
+                let wanted = Wanted(orderID: head.orderID, version: head.version - 1, writer: head.origin)
                 if !unknown.contains(wanted) { unknown.append(wanted) }
             case .waiting:
                 continue
@@ -179,11 +206,15 @@ public struct FeedOrdering: Sendable {
         if previous < 1 || (newest[event.orderID] ?? 0) >= previous { return .ready }
         let places = located[event.orderID]?[previous] ?? []
         if places.contains(where: { $0.offset <= (position.offsets[$0.origin] ?? 0) }) { return .ready }
-        if !places.isEmpty { return .waiting }
+        let settled = answered[event.orderID]?.contains(previous) == true
+        // Known places still to come: wait for them. A resumed session asks
+        // first: a copy of that version its position covers may be one it
+        // has not read (a version written twice).
+        if !places.isEmpty && (settled || !resumed) { return .waiting }
         // Not read yet and not known: before the position this session
         // started from, or further along some log. Ask; an answer that
         // knows no such version lets it go (nothing to wait for).
-        return answered[event.orderID]?.contains(previous) == true ? .ready : .unknown
+        return settled ? .ready : .unknown
     }
 
     private func head(of origin: String) -> EventRecord? {
@@ -199,11 +230,11 @@ public struct FeedOrdering: Sendable {
         newest[event.orderID] = max(newest[event.orderID] ?? 0, event.version)
         // What is known of versions before it no longer matters.
         if var versions = located[event.orderID] {
-            versions = versions.filter { $0.key >= event.version }
+            versions = versions.filter { $0.key > event.version }
             located[event.orderID] = versions.isEmpty ? nil : versions
         }
         if let asked = answered[event.orderID] {
-            let left = asked.filter { $0 >= event.version }
+            let left = asked.filter { $0 > event.version }
             answered[event.orderID] = left.isEmpty ? nil : left
         }
         settle(origin)

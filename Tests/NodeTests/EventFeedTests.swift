@@ -75,6 +75,18 @@ import Testing
         let all = try await collect(feed, count: 40)
         await feed.close()
         #expect(all.map(\.event.offset) == Array(1...40))
+
+        // A client that takes a few at a time and never empties the buffer:
+        // what it took does not stay behind.
+        let nibbled = feeds.open(from: FeedPosition(), bufferLimit: 10, readBatch: 10)
+        var taken: [FeedItem] = []
+        while taken.count < 40 {
+            guard let some = await nibbled.next(max: 3, wait: .seconds(5)), !some.isEmpty else { break }
+            taken += some
+            #expect(await nibbled.stored <= 20, "the buffer keeps what went out")
+        }
+        await nibbled.close()
+        #expect(taken.map(\.event.offset) == Array(1...40))
         await engine.shutdown()
     }
 }

@@ -33,6 +33,14 @@ import Testing
         for bad in ["a b", "%%%", "YXBpLTE6LTE" /* api-1:-1 */, "YXBpLTE6eA" /* api-1:x */, "YXBpLTE6MSxhcGktMToy" /* api-1:1,api-1:2 */] {
             #expect(throws: FeedPosition.TokenError.self) { try FeedPosition(token: bad) }
         }
+        // Offsets no log reaches (one past them would overflow), logs by the
+        // thousand, names no node can have: refused, not followed.
+        let tooFar = FeedPosition(["api-1": Int64.max]).token
+        #expect(throws: FeedPosition.TokenError.self) { try FeedPosition(token: tooFar) }
+        let many = FeedPosition(Dictionary(uniqueKeysWithValues: (0...64).map { ("n\($0)", Int64(1)) })).token
+        #expect(throws: FeedPosition.TokenError.self) { try FeedPosition(token: many) }
+        let oddName = FeedPosition(["api 1": 3]).token
+        #expect(throws: FeedPosition.TokenError.self) { try FeedPosition(token: oddName) }
     }
 
     @Test func oneLogGoesOutInOffsetOrderEachEventCarryingThePositionAfterIt() {
@@ -78,6 +86,31 @@ import Testing
         #expect(drain(&hadNot, truth: truth).isEmpty)
         hadNot.enqueue([event("a", 2, "x", 2)], origin: "a", through: 2)
         #expect(drain(&hadNot, truth: truth).map(\.eventID) == ["a-2", "b-1"])
+        // A lookup nobody could settle (the writer did not answer) settles
+        // nothing: the event is not let go, the feed asks again.
+        var unanswered = FeedOrdering(from: FeedPosition(["a": 1]))
+        unanswered.enqueue([event("b", 1, "x", 3)], origin: "b", through: 1)
+        guard case .lookup(let wanted) = unanswered.next() else {
+            Issue.record("expected a lookup")
+            return
+        }
+        #expect(wanted == [FeedOrdering.Wanted(orderID: "x", version: 2, writer: "b")])
+        unanswered.learn([], asked: [])
+        #expect(unanswered.next() == .lookup(wanted))
+        // A resumed feed that has read a later copy of the version before
+        // (written twice) still asks: a copy its position covers may exist.
+        var twice = FeedOrdering(from: FeedPosition(["a": 30, "c": 10]))
+        twice.enqueue([event("c", 80, "x", 2)], origin: "c", through: 80)
+        twice.enqueue([event("b", 20, "x", 3)], origin: "b", through: 20)
+        let copies = [event("a", 30, "x", 2), event("c", 80, "x", 2), event("b", 20, "x", 3)]
+        guard case .lookup(let asked) = twice.next() else {
+            Issue.record("expected a lookup")
+            return
+        }
+        #expect(asked.contains(FeedOrdering.Wanted(orderID: "x", version: 2, writer: "b")), "\(asked)")
+        twice.learn(copies, asked: asked)
+        let sent = drain(&twice, truth: copies).map(\.eventID)
+        #expect(sent.firstIndex(of: "b-20") != nil, "x v3 goes: a@30, which the client had, is a v2")
         // No node holds the version before (its only holder lost it): the
         // event is not held back for ever.
         var lost = FeedOrdering()

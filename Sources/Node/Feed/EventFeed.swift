@@ -101,6 +101,9 @@ public actor EventFeed: LogSink {
     /// Events ready for the client and not yet taken (at most the limit).
     public var buffered: Int { buffer.count - bufferHead }
 
+    /// What the buffer keeps, taken or not (for tests).
+    var stored: Int { buffer.count }
+
     /// Events read but held back (waiting for an earlier version, or for
     /// room in the buffer).
     public var held: Int { ordering.waiting }
@@ -145,8 +148,13 @@ public actor EventFeed: LogSink {
         let end = min(buffer.count, bufferHead + Swift.max(1, max))
         let items = Array(buffer[bufferHead..<end])
         bufferHead = end
+        // What went out leaves the buffer (a client that never empties it
+        // must not keep everything it was sent).
         if bufferHead == buffer.count {
             buffer.removeAll(keepingCapacity: true)
+            bufferHead = 0
+        } else if bufferHead >= bufferLimit || bufferHead * 2 >= buffer.count {
+            buffer.removeFirst(bufferHead)
             bufferHead = 0
         }
         let waiters = roomWaiters
@@ -194,8 +202,13 @@ public actor EventFeed: LogSink {
                 }
                 wakeDrained()
             case .lookup(let wanted):
-                let found = await lookup(Array(Set(wanted.map(\.orderID))).sorted())
-                ordering.learn(found, asked: wanted)
+                let (found, answeredBy, everyone) = await lookup(Array(Set(wanted.map(\.orderID))).sorted())
+                // A version is settled by its writer's answer (it held the
+                // version before its own) or by every live node's; a node
+                // that could not answer settles nothing: ask again shortly.
+                let settled = wanted.filter { everyone || answeredBy.contains($0.writer) }
+                ordering.learn(found, asked: settled)
+                if settled.count < wanted.count { try? await Task.sleep(for: .milliseconds(200)) }
             case .idle:
                 wakeDrained()
                 return
@@ -215,22 +228,29 @@ public actor EventFeed: LogSink {
     /// Every event the live members hold of these orders (an order's
     /// replicas hold all of its stream; the leader that wrote a version
     /// held the one before it).
-    private func lookup(_ orderIDs: [String]) async -> [EventRecord] {
+    /// Also says which members answered for every order, and whether every
+    /// live member did.
+    private func lookup(_ orderIDs: [String]) async -> (events: [EventRecord], answeredBy: Set<String>, everyone: Bool) {
         let ids = orderIDs.compactMap { ClientID($0) }
-        guard !ids.isEmpty else { return [] }
-        let view = (try? await source.network.view(source.seed, timeout: .seconds(2))) ?? []
-        let addresses = view.filter { $0.status == .alive && !$0.peer.isEmpty }.map(\.peer)
+        guard !ids.isEmpty, let view = try? await source.network.view(source.seed, timeout: .seconds(2)) else { return ([], [], false) }
+        let members = view.filter { $0.status == .alive && !$0.peer.isEmpty }
         var found: [EventRecord] = []
-        for address in Set(addresses).sorted() {
+        var answeredBy: Set<String> = []
+        for member in members.sorted(by: { $0.id < $1.id }) {
+            var whole = true
             let size = ReplicationCodec.ordersPerGatherMax
             for start in stride(from: 0, to: ids.count, by: size) {
                 let chunk = Array(ids[start..<min(ids.count, start + size)])
-                guard let reply = try? await source.network.fetch(address, follower: source.follower, .orders(chunk), timeout: .seconds(3)),
+                guard let reply = try? await source.network.fetch(member.peer, follower: source.follower, .orders(chunk), timeout: .seconds(3)),
                     reply.refusal == nil
-                else { continue }
+                else {
+                    whole = false
+                    continue
+                }
                 found += reply.events
             }
+            if whole { answeredBy.insert(member.id) }
         }
-        return found
+        return (found, answeredBy, !members.isEmpty && answeredBy.count == members.count)
     }
 }

@@ -49,19 +49,27 @@ final class CommitSignal: Sendable {
             state.committed = max(state.committed, current)
             return state.next
         }
-        let timer = Task {
-            try? await Task.sleep(for: timeout)
-            state.withLock { $0.waiters.removeValue(forKey: id) }?.1.resume()
-        }
+        // Registered before the timer starts, so the timer always finds it
+        // (or finds it answered by a commit).
+        let timer = Mutex<Task<Void, Never>?>(nil)
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let now = state.withLock { state -> Bool in
                 if state.committed > offset { return true }
                 state.waiters[id] = (offset, continuation)
                 return false
             }
-            if now { continuation.resume() }
+            if now {
+                continuation.resume()
+                return
+            }
+            timer.withLock {
+                $0 = Task {
+                    try? await Task.sleep(for: timeout)
+                    self.state.withLock { $0.waiters.removeValue(forKey: id) }?.1.resume()
+                }
+            }
         }
-        timer.cancel()
+        timer.withLock { $0?.cancel() }
     }
 }
 
