@@ -196,8 +196,28 @@ public struct FeedOrdering: Sendable {
                 continue
             }
         }
-        return unknown.isEmpty ? .idle : .lookup(unknown)
+        guard !unknown.isEmpty else { return .idle }
+        // Ask at once about what waits further back too (a resumed feed
+        // meets one such order after another): events whose version before
+        // is nowhere known yet.
+        var asked = Set(unknown)
+        for origin in origins where unknown.count < Self.lookupMax {
+            guard let queue = queues[origin] else { continue }
+            let start = (heads[origin] ?? 0) + 1
+            for event in queue[min(start, queue.count)..<min(queue.count, start + 256)] where unknown.count < Self.lookupMax {
+                let previous = event.version - 1
+                guard previous >= 1, (newest[event.orderID] ?? 0) < previous, located[event.orderID]?[previous] == nil,
+                    answered[event.orderID]?.contains(previous) != true
+                else { continue }
+                let wanted = Wanted(orderID: event.orderID, version: previous, writer: event.origin)
+                if asked.insert(wanted).inserted { unknown.append(wanted) }
+            }
+        }
+        return .lookup(unknown)
     }
+
+    /// At most this many versions in one lookup.
+    public static let lookupMax = 64
 
     private enum Readiness { case ready, waiting, unknown }
 

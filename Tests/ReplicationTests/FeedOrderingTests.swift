@@ -118,6 +118,29 @@ import Testing
         #expect(drain(&lost, truth: []).map(\.eventID) == ["b-1"])
     }
 
+    @Test func aResumedFeedAsksAboutManyOrdersInOneLookup() {
+        // A client had every order's first versions (on a); the next ones
+        // are on b. One lookup covers them all, not one each.
+        var ordering = FeedOrdering(from: FeedPosition(["a": 40]))
+        let later = (1...40).map { event("b", Int64($0), "o\($0)", 2) }
+        let truth = (1...40).map { event("a", Int64($0), "o\($0)", 1) } + later
+        ordering.enqueue(later, origin: "b", through: 40)
+        var lookups = 0
+        var sent: [String] = []
+        loop: while true {
+            switch ordering.next() {
+            case .emit(let event, _): sent.append(event.eventID)
+            case .lookup(let wanted):
+                lookups += 1
+                let orders = Set(wanted.map(\.orderID))
+                ordering.learn(truth.filter { orders.contains($0.orderID) }, asked: wanted)
+            case .idle: break loop
+            }
+        }
+        #expect(sent == later.map(\.eventID))
+        #expect(lookups == 1, "\(lookups) lookups")
+    }
+
     /// Random clusters: orders whose leaders move between origins, read in
     /// random batches (an origin's next batch only once the last one went
     /// out, as the feed's reader does), then resumed from random positions.
