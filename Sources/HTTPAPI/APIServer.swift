@@ -13,12 +13,7 @@ public enum APIServer {
         let router = Router()
         router.add(middleware: MetricsMiddleware())
         OrderRoutes(service: service).register(on: router)
-        if let feeds { EventRoutes(feeds: feeds, keepAlive: feedKeepAlive).register(on: router) }
-        if let membership {
-            ClusterRoutes(membership: membership, replicator: replicator).register(on: router)
-            AdminRoutes(membership: membership, token: adminToken).register(on: router)
-        }
-        addHealthAndMetrics(to: router, registry: registry) {
+        let notReady: @Sendable () -> String? = {
             guard let membership else { return nil }
             if let reason = membership.outOfService { return reason }
             if !membership.joined { return "joining" }
@@ -26,6 +21,14 @@ public enum APIServer {
             // its orders: it would refuse them, so it is not ready yet.
             return membership.settled ? nil : settlingReason
         }
+        // A node that is not ready (joining, recovering its log) cannot
+        // read the cluster's logs: its feed clients go to another.
+        if let feeds { EventRoutes(feeds: feeds, keepAlive: feedKeepAlive, notReady: { notReady() ?? replicator?.recovering }).register(on: router) }
+        if let membership {
+            ClusterRoutes(membership: membership, replicator: replicator).register(on: router)
+            AdminRoutes(membership: membership, token: adminToken).register(on: router)
+        }
+        addHealthAndMetrics(to: router, registry: registry, notReady: notReady)
         return router
     }
 

@@ -12,9 +12,14 @@ struct EventRoutes {
     let feeds: FeedSource
     /// How long an idle feed waits before it sends a keep-alive comment.
     let keepAlive: Duration
+    /// Why this node cannot serve a feed now (nil: it can).
+    let notReady: @Sendable () -> String?
 
     func register(on router: Router<some RequestContext>) {
         router.get("events") { request, _ in
+            if let reason = notReady() {
+                return APIError(.serviceUnavailable, "unavailable", "this node cannot serve the event feed now (\(reason)); ask another").response()
+            }
             let query = request.uri.queryParameters
             let token = request.headers[values: HTTPFields.Element.Name("Last-Event-ID")!].last ?? query.get("after").map { String($0) } ?? ""
             let position: FeedPosition

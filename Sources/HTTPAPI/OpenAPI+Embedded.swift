@@ -366,7 +366,11 @@ paths:
               schema:
                 $ref: "#/components/schemas/Error"
         "503":
-          $ref: "#/components/responses/BalancerUnavailable"
+          description: This node cannot read the cluster's logs now (joining, settling, recovering its log, out of service; code unavailable) - ask another. Through the balancer - no API node is ready.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/Error"
 
   /admin/partition:
     post:

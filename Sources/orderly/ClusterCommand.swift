@@ -188,7 +188,8 @@ enum ClusterControl {
         let node = file.nodes[index]
         guard !processAlive(node.pid) else { throw ValidationError("\(id) runs (pid \(node.pid))") }
         let child = ChildProcess(
-            arguments: node.arguments, stderrPath: node.log, appendingLog: true, environment: ClusterLauncher.environment(data: file.data))
+            arguments: ClusterLauncher.rejoining(node, in: file.nodes), stderrPath: node.log, appendingLog: true,
+            environment: ClusterLauncher.environment(data: file.data))
         try child.start()
         _ = try await child.waitReady()
         file.nodes[index].pid = child.pid

@@ -182,7 +182,22 @@ final class ClusterLauncher: @unchecked Sendable {
     func restart(_ id: String) async throws -> ClusterNode {
         guard let node = file.nodes.first(where: { $0.id == id }) else { throw LaunchError("no node \(id) in this cluster") }
         guard !processAlive(node.pid) else { throw LaunchError("\(id) runs (pid \(node.pid))") }
-        return try await start(role: node.role, id: id, arguments: node.arguments)
+        return try await start(role: node.role, id: id, arguments: Self.rejoining(node, in: file.nodes))
+    }
+
+    /// An API node's arguments for a restart, seeded with every other API
+    /// node: the first node of `up` had no seeds, and once it has left
+    /// (SIGTERM) its peers no longer talk to it, so without seeds it would
+    /// wait to join for ever.
+    static func rejoining(_ node: ClusterNode, in nodes: [ClusterNode]) -> [String] {
+        guard node.role == "api" else { return node.arguments }
+        let peers = nodes.filter { $0.role == "api" && $0.id != node.id }.compactMap(\.peer).filter { !$0.isEmpty }
+        guard !peers.isEmpty else { return node.arguments }
+        var arguments = node.arguments
+        if let index = arguments.firstIndex(of: "--seeds"), index + 1 < arguments.count {
+            arguments.removeSubrange(index...(index + 1))
+        }
+        return arguments + ["--seeds", peers.joined(separator: ",")]
     }
 
     func signal(_ id: String, _ signal: Int32) throws {

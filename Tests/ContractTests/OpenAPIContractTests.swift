@@ -221,4 +221,27 @@ import Wire
             }
         }
     }
+
+    /// A node that has not joined its cluster cannot read its peers' logs:
+    /// its feed clients are sent elsewhere with a 503, not left waiting.
+    @Test func aNodeThatHasNotJoinedSendsFeedClientsElsewhere() async throws {
+        let folder = Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let log = try EventLog.open(data: folder, node: "api-1")
+        let engine = OrderEngine(log: log, catalog: .standard, config: EngineConfig(nodeID: "api-1"), clock: SystemClock())
+        defer { Task { await engine.shutdown() } }
+        let membership = ClusterMembership(
+            self: Member(id: "api-1", http: "127.0.0.1:8081", peer: "127.0.0.1:7081", incarnation: 1),
+            config: MembershipConfig(), replicationFactor: 3, mustJoin: true, network: Self.clients("api-1"), environment: .system(),
+            logger: Self.logger)
+        let router = APIServer.router(
+            service: engine, membership: membership, feeds: .standalone(log: log, nodeID: "api-1", logger: Self.logger),
+            registry: PrometheusCollectorRegistry())
+        try await Application(router: router).test(.router) { client in
+            let response = try await client.execute(uri: "/events", method: .get)
+            #expect(response.status == .serviceUnavailable)
+            let error = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+            #expect((error?["error"] as? [String: Any])?["code"] as? String == "unavailable", "\(String(buffer: response.body))")
+        }
+    }
 }

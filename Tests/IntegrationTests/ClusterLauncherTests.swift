@@ -13,6 +13,12 @@ import Testing
         return (status, output + process.stderrTail())
     }
 
+    static func nodes(_ folder: borrowing TemporaryFolder) throws -> [String: [String: Any]] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: folder.file("cluster/cluster.json")))
+        let nodes = (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["nodes"] as? [[String: Any]] ?? []
+        return Dictionary(uniqueKeysWithValues: nodes.map { ($0["id"] as! String, $0) })
+    }
+
     static func pids(_ folder: borrowing TemporaryFolder) throws -> [String: Int32] {
         let data = try Data(contentsOf: URL(fileURLWithPath: folder.file("cluster/cluster.json")))
         let nodes = (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["nodes"] as? [[String: Any]] ?? []
@@ -47,13 +53,26 @@ import Testing
         #expect(down.output.contains(" down"), "\(down.output)")
         #expect(try await Self.run(["cluster", "start", "api-2", "--data", data], in: folder).status == 0)
         let restarted = try Self.pids(folder)["api-2"]!
+        var all1: Int32? = nil
         #expect(restarted != pids["api-2"] && kill(restarted, 0) == 0)
         #expect(try await Self.run(["cluster", "kill", "nope", "--data", data], in: folder).status != 0)
+
+        // api-1, started without seeds, leaves (SIGTERM) and comes back: it
+        // joins again (its peers no longer talk to a member that left).
+        #expect(try await Self.run(["cluster", "kill", "api-1", "--signal", "TERM", "--data", data], in: folder).status == 0)
+        try await waitFor("api-1 to be gone", timeout: .seconds(30)) { kill(pids["api-1"]!, 0) != 0 }
+        #expect(try await Self.run(["cluster", "start", "api-1", "--data", data], in: folder).status == 0)
+        let api1 = try Self.nodes(folder)["api-1"]?["http"] as? String ?? ""
+        try await waitFor("api-1 to join and be ready again", timeout: .seconds(60)) {
+            (try? await HTTP.send(.GET, "http://\(api1)/health/ready"))?.status == 200
+        }
+        all1 = try Self.pids(folder)["api-1"]
 
         // Down stops every process, the supervisor included.
         #expect(try await Self.run(["cluster", "down", "--data", data], in: folder).status == 0)
         var all = pids
         all["api-2"] = restarted
+        all["api-1"] = all1
         for (id, pid) in all { #expect(kill(pid, 0) != 0, "\(id) still runs") }
         try await waitFor("the supervisor to end", timeout: .seconds(20)) { !up.process.isRunning }
         #expect(!FileManager.default.fileExists(atPath: data + "/cluster.json"))
