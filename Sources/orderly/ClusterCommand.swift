@@ -187,9 +187,12 @@ enum ClusterControl {
         }
         let node = file.nodes[index]
         guard !processAlive(node.pid) else { throw ValidationError("\(id) runs (pid \(node.pid))") }
+        // This command ends as soon as the node serves: the node must not
+        // end with it (as children of `cluster up` end with their supervisor).
+        var environment = ClusterLauncher.environment(data: file.data)
+        environment[ParentWatch.variable] = nil
         let child = ChildProcess(
-            arguments: ClusterLauncher.rejoining(node, in: file.nodes), stderrPath: node.log, appendingLog: true,
-            environment: ClusterLauncher.environment(data: file.data))
+            arguments: ClusterLauncher.rejoining(node, in: file.nodes), stderrPath: node.log, appendingLog: true, environment: environment)
         try child.start()
         _ = try await child.waitReady()
         file.nodes[index].pid = child.pid
