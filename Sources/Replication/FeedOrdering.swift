@@ -1,5 +1,6 @@
 import Foundation
 import LogStorage
+import OrderDomain
 
 /// Where a reader of the event feed (`GET /events`) stands: per origin, the
 /// offset through which it has had every event of that origin's log. Each
@@ -24,12 +25,6 @@ public struct FeedPosition: Sendable, Equatable, CustomStringConvertible {
     public static let originsMax = 64
     /// No log reaches this offset; a larger one is not a position of ours.
     public static let offsetMax: Int64 = 1 << 53
-
-    /// A node id: 1-64 of A-Z a-z 0-9 . _ -
-    static func isNodeID(_ text: Substring) -> Bool {
-        (1...64).contains(text.utf8.count)
-            && text.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 46 || $0 == 95 || $0 == 45 }
-    }
 
     public enum TokenError: Error, Equatable, CustomStringConvertible {
         case malformed(String)
@@ -59,7 +54,7 @@ public struct FeedPosition: Sendable, Equatable, CustomStringConvertible {
         guard pairs.count <= Self.originsMax else { throw TokenError.malformed("more than \(Self.originsMax) logs") }
         for pair in pairs {
             let parts = pair.split(separator: ":", omittingEmptySubsequences: false)
-            guard parts.count == 2, Self.isNodeID(parts[0]), let offset = Int64(parts[1]), (0...Self.offsetMax).contains(offset),
+            guard parts.count == 2, ClientID(String(parts[0])) != nil, let offset = Int64(parts[1]), (0...Self.offsetMax).contains(offset),
                 offsets[String(parts[0])] == nil
             else { throw TokenError.malformed("bad pair '\(pair)'") }
             offsets[String(parts[0])] = offset
