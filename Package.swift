@@ -43,6 +43,9 @@ let package = Package(
         .target(name: "CRC32CHardware"),
         .target(name: "StatsProjection", dependencies: ["OrderDomain"]),
         .target(name: "BalancerCore", dependencies: ["HashRing"]),
+        // Child processes started one at a time (Foundation's Process leaks
+        // a child's descriptors into a sibling started at the same moment).
+        .target(name: "ProcessLaunch"),
 
         // The peer protocol: frames, codecs, handshake.
         .target(
@@ -152,7 +155,7 @@ let package = Package(
         .executableTarget(
             name: "orderly",
             dependencies: [
-                "Stats", "Warehouse", "Balancer", "BalancerCore", "Simulator", "ClusterSimulation", "StatsProjection", "OrderDomain", "EventLog", "Node", "HTTPAPI", "Wire", "HashRing", "Membership", "Replication",
+                "Stats", "Warehouse", "Balancer", "BalancerCore", "ProcessLaunch", "Simulator", "ClusterSimulation", "StatsProjection", "OrderDomain", "EventLog", "Node", "HTTPAPI", "Wire", "HashRing", "Membership", "Replication",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -164,7 +167,7 @@ let package = Package(
             ]
         ),
 
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["ProcessLaunch"], path: "Tests/TestSupport"),
         .testTarget(name: "OrderDomainTests", dependencies: ["OrderDomain"]),
         .testTarget(name: "HashRingTests", dependencies: ["HashRing"]),
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "LogStorage"]),
@@ -227,7 +230,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "orderly", "EventLog", "Node", "OrderDomain", "TestSupport",
+                "orderly", "EventLog", "Node", "OrderDomain", "ProcessLaunch", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

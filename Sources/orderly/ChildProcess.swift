@@ -1,4 +1,5 @@
 import Foundation
+import ProcessLaunch
 
 /// A child `orderly` process whose stdout carries the one-line ready record.
 /// Its stderr goes to a file (or is inherited) so logs never block it.
@@ -49,12 +50,15 @@ final class ChildProcess: @unchecked Sendable {
 
     /// Starts the process; `waitReady` then returns its ready record.
     func start() throws {
-        let pipe = Pipe()
-        process.standardOutput = pipe
         process.terminationHandler = { [weak self] process in
             self?.finish(with: .failure(Failure.exitedBeforeReady(status: process.terminationStatus)))
         }
-        try process.run()
+        let pipe = try ProcessLaunch.serialized {
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            try process.run()
+            return pipe
+        }
         let handle = pipe.fileHandleForReading
         let thread = Thread { [weak self] in
             var buffer = Data()

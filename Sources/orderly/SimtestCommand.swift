@@ -1,6 +1,7 @@
 import ArgumentParser
 import ClusterSimulation
 import Foundation
+import ProcessLaunch
 import Replication
 
 struct SimtestCommand: ParsableCommand {
@@ -259,9 +260,12 @@ final class SeedRunner: @unchecked Sendable {
         process.arguments = childArguments + ["--seeds", "\(range.count)", "--first", "\(seeds[range.lowerBound])"]
         // The child stops when this process is gone (Ctrl-C, a kill).
         process.environment = ProcessInfo.processInfo.environment.merging([ParentWatch.variable: "1"]) { $1 }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
+        let pipe = try ProcessLaunch.serialized {
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            try process.run()
+            return pipe
+        }
         var finished = false
         defer {
             if !finished && process.isRunning {

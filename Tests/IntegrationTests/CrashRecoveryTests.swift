@@ -117,22 +117,22 @@ import Testing
         _ = try await HTTP.send(.POST, "http://\(http)/orders", #"{"id":"i-1","customer":"c","lines":[{"sku":"\#(Self.sku)","qty":1}]}"#)
 
         // While the node runs: inspect opens the file read-only.
-        let order = try run(["inspect", "order", "i-1", "--data", folder.path])
+        let order = try await run(["inspect", "order", "i-1", "--data", folder.path])
         #expect(order.status == 0)
         #expect(order.stdout.contains("PaymentReceived"))
         #expect(order.stdout.contains("OrderPlaced"))
         #expect(order.stdout.contains("PaymentApplied"))
-        let log = try run(["inspect", "log", "--data", folder.path, "--from", "2", "--limit", "1"])
+        let log = try await run(["inspect", "log", "--data", folder.path, "--from", "2", "--limit", "1"])
         #expect(log.status == 0)
         #expect(log.stdout.contains("api-1#2 "))
         #expect(!log.stdout.contains("api-1#1 "))
         node.stop()
 
-        let unknown = try run(["inspect", "order", "nope", "--data", folder.path])
+        let unknown = try await run(["inspect", "order", "nope", "--data", folder.path])
         #expect(unknown.status != 0)
     }
 
-    @Test func everyCommandHasHelpAndBadArgumentsAreRefused() throws {
+    @Test func everyCommandHasHelpAndBadArgumentsAreRefused() async throws {
         let commands: [[String]] = [
             [], ["demo"], ["node"], ["balancer"], ["wms"], ["simulate"], ["stats"], ["stats", "rebuild"],
             ["cluster"], ["cluster", "up"], ["cluster", "status"], ["cluster", "down"], ["cluster", "kill"], ["cluster", "start"],
@@ -140,13 +140,13 @@ import Testing
             ["bench", "forward"], ["bench", "ring"], ["bench", "replicate"], ["bench", "rebuild"],
         ]
         for command in commands {
-            let help = try run(command + ["--help"])
+            let help = try await run(command + ["--help"])
             #expect(help.status == 0, "\(command) --help")
             #expect(help.stdout.contains("USAGE"), "\(command) --help")
             // Defaults read as they would be typed, not as Swift values.
             #expect(!help.stdout.contains("Argument("), "\(command) --help: \(help.stdout)")
         }
-        let node = try run(["node", "--help"]).stdout
+        let node = try await run(["node", "--help"]).stdout
         #expect(node.contains("(default: 750ms)") && node.contains("(default: 1.5s)") && node.contains("(default: 10s)"), "\(node)")
         let folder = try TemporaryFolder()
         for bad in [
@@ -159,25 +159,14 @@ import Testing
             ["node", "--id", "a", "--data", folder.path, "--peer", "127.0.0.1:0", "--seeds", "nohost", "--insecure"],
             ["node", "--id", "a", "--data", folder.path, "--peer", "127.0.0.1:0", "--replication-factor", "0", "--insecure"],
         ] {
-            let result = try run(bad)
+            let result = try await run(bad)
             #expect(result.status != 0, "\(bad)")
             #expect(result.stderr.contains("Error"), "\(bad): \(result.stderr)")
         }
     }
 
-    /// Runs `orderly` to completion.
-    func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: OrderlyProcess.binary)
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    /// Runs `orderly` to completion (at most a minute).
+    func run(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
+        try await OrderlyBinary.run(arguments, timeout: .seconds(60))
     }
 }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import ProcessLaunch
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -32,14 +33,15 @@ final class OrderlyProcess: @unchecked Sendable {
         for (key, value) in environment { merged[key] = value }
         process.environment = merged
         FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: stderrPath)
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        pipe.fileHandleForReading.readabilityHandler = { [output] handle in
-            let data = handle.availableData
-            if !data.isEmpty { output.withLock { $0 += String(decoding: data, as: UTF8.self) } }
+        try ProcessLaunch.run(process) {
+            process.standardError = FileHandle(forWritingAtPath: stderrPath)
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            pipe.fileHandleForReading.readabilityHandler = { [output] handle in
+                let data = handle.availableData
+                if !data.isEmpty { output.withLock { $0 += String(decoding: data, as: UTF8.self) } }
+            }
         }
-        try process.run()
     }
 
     deinit { stop(signal: SIGKILL) }

@@ -1,4 +1,5 @@
 import Foundation
+import ProcessLaunch
 import Testing
 
 /// A test run that crashes must not leave nodes running: with
@@ -26,7 +27,7 @@ import Testing
         var environment = ProcessInfo.processInfo.environment
         environment["ORDERLY_EXIT_WITH_PARENT"] = "1"
         shell.environment = environment
-        try shell.run()
+        try ProcessLaunch.run(shell)
         defer { if shell.isRunning { kill(shell.processIdentifier, SIGKILL) } }
 
         let pid = try await waitUntil("the node's ready record") { () -> Int32? in

@@ -5,12 +5,12 @@ import Testing
 
 /// The peer port of a real `orderly node`.
 @Suite(.serialized) struct PeerProtocolTests {
-    @Test func aNodeRefusesToJoinAClusterWithoutASecret() throws {
+    @Test func aNodeRefusesToJoinAClusterWithoutASecret() async throws {
         let folder = try TemporaryFolder()
         let node = try OrderlyProcess(
             ["node", "--id", "api-1", "--data", folder.path, "--http", "127.0.0.1:0", "--peer", "127.0.0.1:0"],
             stderrPath: folder.file("node.log"), environment: ["ORDERLY_CLUSTER_SECRET": nil])
-        node.process.waitUntilExit()
+        try await waitFor("the node to refuse to start", timeout: .seconds(60)) { !node.process.isRunning }
         #expect(node.process.terminationStatus != 0)
         #expect(node.stderrTail().contains("refusing to join a cluster without a shared secret"))
         #expect(!FileManager.default.fileExists(atPath: folder.file("api-1/log.sqlite")), "nothing was started")

@@ -1,4 +1,5 @@
 import Foundation
+import ProcessLaunch
 
 /// The `orderly` binary next to the test bundle (SwiftPM builds it for the
 /// test run), or `ORDERLY_BIN`.
@@ -25,9 +26,10 @@ public enum OrderlyBinary {
         let err = folder.appendingPathComponent("stderr")
         FileManager.default.createFile(atPath: out.path, contents: nil)
         FileManager.default.createFile(atPath: err.path, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = try FileHandle(forWritingTo: err)
-        try process.run()
+        try ProcessLaunch.run(process) {
+            process.standardOutput = try FileHandle(forWritingTo: out)
+            process.standardError = try FileHandle(forWritingTo: err)
+        }
         do {
             try await waitFor("orderly \(arguments.joined(separator: " ")) to end", timeout: timeout) { !process.isRunning }
         } catch {
