@@ -5,8 +5,11 @@ public struct TestFailure: Error, CustomStringConvertible {
 }
 
 /// Polls `condition` until it yields a value or the deadline passes: a
-/// condition with a deadline, never a bare sleep.
-public func waitUntil<T>(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> T?) async throws -> T {
+/// condition with a deadline, never a bare sleep. The default deadline is
+/// generous: it only decides how long a failing test takes, and CI's first
+/// seconds (every suite starting at once on two cores) once kept a lone
+/// node from being ready within 10 s.
+public func waitUntil<T>(_ what: String, timeout: Duration = .seconds(60), _ condition: () async throws -> T?) async throws -> T {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if let value = try await condition() { return value }
@@ -16,6 +19,6 @@ public func waitUntil<T>(_ what: String, timeout: Duration = .seconds(30), _ con
 }
 
 /// `waitUntil` for a plain condition.
-public func waitFor(_ what: String, timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws {
+public func waitFor(_ what: String, timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws {
     _ = try await waitUntil(what, timeout: timeout) { try await condition() ? true : nil }
 }
