@@ -86,11 +86,14 @@ struct EventRoutes {
     /// one line of JSON.
     static func write(_ item: FeedItem, into buffer: inout ByteBuffer) {
         let event = item.event
+        // Today's shape of its type (an older schema version upcast); a
+        // payload this release cannot read goes out as the log holds it.
+        let current = (try? OrderEvent.currentPayload(typeName: event.type, payload: event.payload)) ?? event.payload
         // A JSON text's line breaks are whitespace between tokens (inside
         // strings they are escaped): one data line.
-        let payload = event.payload.utf8.contains(where: { $0 == 10 || $0 == 13 })
-            ? String(decoding: event.payload.utf8.map { $0 == 10 || $0 == 13 ? 32 : $0 }, as: UTF8.self)
-            : event.payload
+        let payload = current.utf8.contains(where: { $0 == 10 || $0 == 13 })
+            ? String(decoding: current.utf8.map { $0 == 10 || $0 == 13 ? 32 : $0 }, as: UTF8.self)
+            : current
         buffer.writeString("id: \(item.position.token)\nevent: \(event.type)\ndata: {\"order_id\":")
         buffer.writeString(JSONValue.string(event.orderID).serialized())
         buffer.writeString(",\"version\":\(event.version),\"type\":")

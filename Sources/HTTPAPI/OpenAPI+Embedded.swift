@@ -819,7 +819,7 @@ components:
           enum: [OrderPlaced, PaymentReceived, PaymentApplied, PaymentRefunded, OrderPaid, OrderCancelled, OrderShipped, ConflictRecorded]
         payload:
           type: object
-          description: The event's fields as the log's payload column holds them (see docs/events.md).
+          description: The event's fields in its type's current schema version (an older payload upcast; see docs/events.md).
         origin:
           type: string
           description: The node whose log holds it as its own.

@@ -9,15 +9,18 @@
 /// extra or null fields, errors) goes to `decode(typeName:payload:)`, which
 /// makes the answer, or the error, the same in every case.
 extension OrderEvent {
-    public static func decode(typeName: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) throws(EventDecodingError) -> OrderEvent {
-        if let event = canonical(typeName: typeName, payload: payload) { return event }
-        return try decode(typeName: String(decoding: typeName, as: UTF8.self), payload: String(decoding: payload, as: UTF8.self))
+    public static func decode(
+        typeName: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, schemas: EventSchemas = .orderly
+    ) throws(EventDecodingError) -> OrderEvent {
+        if let event = canonical(typeName: typeName, payload: payload, schemas: schemas) { return event }
+        return try decode(typeName: String(decoding: typeName, as: UTF8.self), payload: String(decoding: payload, as: UTF8.self), schemas: schemas)
     }
 
-    /// The event when the payload is in canonical form, else nil.
-    static func canonical(typeName: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) -> OrderEvent? {
+    /// The event when the payload is in canonical form at its type's current
+    /// schema version, else nil (an older version goes to the upcasters).
+    static func canonical(typeName: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, schemas: EventSchemas) -> OrderEvent? {
         var reader = CanonicalReader(payload)
-        guard reader.literal("{\"v\":1") else { return nil }
+        guard reader.literal("{\"v\":"), let version = reader.integer() else { return nil }
         let event: OrderEvent
         if Self.equal(typeName, "PaymentReceived") {
             guard reader.literal(",\"payment_id\":"), let id = reader.id(), reader.literal(",\"amount_cents\":"), let amount = reader.integer() else { return nil }
@@ -68,6 +71,7 @@ extension OrderEvent {
             return nil
         }
         guard reader.literal("}"), reader.atEnd else { return nil }
+        guard version == schemas.uniformCurrent.map(Int64.init) ?? schemas.current(of: event.typeName).map(Int64.init) else { return nil }
         return event
     }
 

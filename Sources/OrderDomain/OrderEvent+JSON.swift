@@ -2,8 +2,9 @@
 /// `v`, readable with SQLite's json_extract. Optional fields are left out
 /// when nil. `decode(typeName:payload:)` is the exact inverse.
 extension OrderEvent {
-    public func payloadJSON() -> String {
-        var fields: [(String, JSONValue)] = [("v", .integer(Int64(Self.schemaVersion)))]
+    /// The payload at its type's current schema version in `schemas`.
+    public func payloadJSON(schemas: EventSchemas = .orderly) -> String {
+        var fields: [(String, JSONValue)] = [("v", .integer(Int64(schemas.current(of: typeName) ?? 1)))]
         switch self {
         case .orderPlaced(let customer, let lines, let total):
             fields += [("customer", .string(customer)), ("lines", .array(lines.map(Self.json(line:)))), ("total_cents", .integer(total))]
@@ -30,13 +31,12 @@ extension OrderEvent {
         .object([("sku", .string(line.sku)), ("qty", .integer(Int64(line.qty))), ("unit_price_cents", .integer(line.unitPriceCents))])
     }
 
-    public static func decode(typeName: String, payload: String) throws(EventDecodingError) -> OrderEvent {
-        let json = try JSONValue.parse(payload)
+    /// The event a stored payload holds, read at its type's current schema
+    /// version: an older payload is upcast first (`EventSchemas`), a newer
+    /// one refused.
+    public static func decode(typeName: String, payload: String, schemas: EventSchemas = .orderly) throws(EventDecodingError) -> OrderEvent {
+        let json = try schemas.upcast(typeName: typeName, payload: try JSONValue.parse(payload))
         let fields = PayloadFields(json: json, typeName: typeName)
-        // A payload of a newer schema must not be read as if it were this one.
-        guard case .integer(let version)? = json["v"], version == Int64(schemaVersion) else {
-            throw EventDecodingError("\(typeName) payload: schema version v must be \(schemaVersion)")
-        }
         switch typeName {
         case "OrderPlaced":
             guard case .array(let items)? = json["lines"] else { throw fields.missing("lines") }

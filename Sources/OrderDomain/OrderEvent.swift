@@ -23,8 +23,6 @@ public enum OrderEvent: Sendable, Equatable {
     /// `OrderConflict`); the merge keeps one and records this on the order.
     case conflictRecorded(code: String, detail: String)
 
-    public static let schemaVersion = 1
-
     /// Every event type's name, as the log's `type` column holds it.
     public static let typeNames = [
         "OrderPlaced", "PaymentReceived", "PaymentApplied", "PaymentRefunded", "OrderPaid", "OrderCancelled", "OrderShipped", "ConflictRecorded",
