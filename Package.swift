@@ -84,7 +84,7 @@ let package = Package(
         .target(
             name: "HTTPAPI",
             dependencies: [
-                "OrderDomain", "EventLog", "Node", "Membership", "Replication",
+                "OrderDomain", "EventLog", "Node", "Membership", "Replication", "Wire",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -3,12 +3,13 @@ import Hummingbird
 import Logging
 import Node
 import Prometheus
+import Wire
 
 /// Builds the api node's HTTP application: order routes, health, metrics.
 public enum APIServer {
     public static func router(
         service: any OrderService, membership: ClusterMembership? = nil, replicator: Replicator? = nil, adminToken: String? = nil,
-        feeds: FeedSource? = nil, feedKeepAlive: Duration = .seconds(10), registry: PrometheusCollectorRegistry
+        feeds: FeedSource? = nil, feedKeepAlive: Duration = .seconds(10), protocols: HandshakeConfig? = nil, registry: PrometheusCollectorRegistry
     ) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: MetricsMiddleware())
@@ -25,7 +26,7 @@ public enum APIServer {
         // read the cluster's logs: its feed clients go to another.
         if let feeds { EventRoutes(feeds: feeds, keepAlive: feedKeepAlive, notReady: { notReady() ?? replicator?.recovering }).register(on: router) }
         if let membership {
-            ClusterRoutes(membership: membership, replicator: replicator).register(on: router)
+            ClusterRoutes(membership: membership, replicator: replicator, protocols: protocols).register(on: router)
             AdminRoutes(membership: membership, token: adminToken).register(on: router)
         }
         addHealthAndMetrics(to: router, registry: registry, notReady: notReady)

@@ -2,16 +2,35 @@ import EventLog
 import Hummingbird
 import Membership
 import Node
+import Wire
 import OrderDomain
 
 /// `GET /cluster[?order=ID]`: this node's view, the ring, and where an order lives.
 public struct ClusterRoutes: Sendable {
     let membership: ClusterMembership
     let replicator: Replicator?
+    /// The node's peer protocol versions and what its peers showed.
+    let protocols: HandshakeConfig?
 
-    public init(membership: ClusterMembership, replicator: Replicator? = nil) {
+    public init(membership: ClusterMembership, replicator: Replicator? = nil, protocols: HandshakeConfig? = nil) {
         self.membership = membership
         self.replicator = replicator
+        self.protocols = protocols
+    }
+
+    struct ProtocolView: Encodable {
+        /// The newest version every member of the ring speaks.
+        let cluster: Int
+        /// The oldest and newest versions this node speaks.
+        let speaks: [Int]
+        /// Per peer this node has shaken hands with since it started: the
+        /// version of the latest connection and the newest it speaks.
+        let peers: [String: PeerProtocolView]
+    }
+
+    struct PeerProtocolView: Encodable {
+        let negotiated: Int
+        let newest: Int
     }
 
     struct MemberView: Encodable {
@@ -85,6 +104,7 @@ public struct ClusterRoutes: Sendable {
         let members: [MemberView]
         let ring: RingView
         let replication: ReplicationView
+        let `protocol`: ProtocolView?
         let order: OrderPlacementView?
     }
 
@@ -110,6 +130,12 @@ public struct ClusterRoutes: Sendable {
                 },
                 ring: RingView(nodes: ring.nodes, virtual_nodes: ring.virtualNodesPerWeight, shares: ring.shares()),
                 replication: await replicationView(),
+                protocol: protocols.map { config in
+                    ProtocolView(
+                        cluster: Int(config.peers.clusterVersion(own: config.versions, members: ring.nodes.filter { $0 != membership.nodeID })),
+                        speaks: [Int(config.versions.lowerBound), Int(config.versions.upperBound)],
+                        peers: config.peers.all.mapValues { PeerProtocolView(negotiated: Int($0.negotiated), newest: Int($0.newest)) })
+                },
                 order: order)
             return JSONResponse.make(status: .ok, view)
         }

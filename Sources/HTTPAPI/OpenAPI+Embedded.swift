@@ -1188,6 +1188,36 @@ components:
             recovering:
               type: string
               description: While this node's log recovers from its peers' copies - why it leads nothing yet.
+        protocol:
+          type: object
+          description: Peer protocol versions - what this node speaks, what the whole ring speaks, and what each peer showed in its latest handshake.
+          additionalProperties: false
+          required: [cluster, speaks, peers]
+          properties:
+            cluster:
+              type: integer
+              description: The newest version every member of the ring speaks (a member not heard from since this node started counts as the oldest this node speaks).
+            speaks:
+              type: array
+              description: The oldest and newest versions this node speaks.
+              minItems: 2
+              maxItems: 2
+              items:
+                type: integer
+            peers:
+              type: object
+              description: Per peer (API node, balancer, stats, warehouse) shaken hands with since this node started.
+              additionalProperties:
+                type: object
+                additionalProperties: false
+                required: [negotiated, newest]
+                properties:
+                  negotiated:
+                    type: integer
+                    description: The version the latest connection speaks.
+                  newest:
+                    type: integer
+                    description: The newest version the peer speaks, as far as this node knows (a version-7 link shows 7).
         order:
           type: object
           description: With `?order=ID` - where that order lives.

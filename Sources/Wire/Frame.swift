@@ -14,16 +14,20 @@ import NIOCore
 public struct Frame: Sendable, Equatable {
     public var type: UInt8
     public var payload: ByteBuffer
+    /// The protocol version in its header: as read, or to write (a
+    /// connection's encoder writes the version it negotiated instead).
+    public var version: UInt8
 
-    public init(type: UInt8, payload: ByteBuffer) {
+    public init(type: UInt8, payload: ByteBuffer, version: UInt8 = WireLimits.protocolVersion) {
         self.type = type
         self.payload = payload
+        self.version = version
     }
 
     public func write(to buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt32(WireLimits.headerBytes - 4 + payload.readableBytes))
         buffer.writeInteger(WireLimits.magic)
-        buffer.writeInteger(WireLimits.protocolVersion)
+        buffer.writeInteger(version)
         buffer.writeInteger(type)
         buffer.writeInteger(Self.checksum(payload))
         var copy = payload
@@ -44,7 +48,10 @@ public struct Frame: Sendable, Equatable {
 public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
     public typealias InboundOut = Frame
 
-    public init() {}
+    private let version: WireVersion?
+
+    /// `version` is the connection's (nil: any version this release speaks).
+    public init(version: WireVersion? = nil) { self.version = version }
 
     public mutating func decode(buffer: inout ByteBuffer) throws -> Frame? {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return nil }
@@ -54,16 +61,19 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
         if buffer.readableBytes >= 6, let magic = buffer.getInteger(at: buffer.readerIndex + 4, as: UInt16.self), magic != WireLimits.magic {
             throw WireError.badMagic(magic)
         }
-        if buffer.readableBytes >= 7, let version = buffer.getInteger(at: buffer.readerIndex + 6, as: UInt8.self), version != WireLimits.protocolVersion {
+        if buffer.readableBytes >= 7, let version = buffer.getInteger(at: buffer.readerIndex + 6, as: UInt8.self),
+            !(self.version?.accepting ?? WireLimits.protocolVersions).contains(version)
+        {
             throw WireError.unsupportedVersion(version)
         }
         guard buffer.readableBytes >= frameBytes else { return nil }
-        buffer.moveReaderIndex(forwardBy: 7)
+        buffer.moveReaderIndex(forwardBy: 6)
+        let version: UInt8 = buffer.readInteger()!
         let type: UInt8 = buffer.readInteger()!
         let checksum: UInt32 = buffer.readInteger()!
         let payload = buffer.readSlice(length: frameBytes - WireLimits.headerBytes)!
         guard Frame.checksum(payload) == checksum else { throw WireError.checksumMismatch }
-        return Frame(type: type, payload: payload)
+        return Frame(type: type, payload: payload, version: version)
     }
 
     public mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> Frame? {
@@ -76,9 +86,44 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
 public struct FrameEncoder: MessageToByteEncoder {
     public typealias OutboundIn = Frame
 
-    public init() {}
+    private let version: WireVersion?
+
+    /// `version` is the connection's (nil: each frame's own).
+    public init(version: WireVersion? = nil) { self.version = version }
 
     public func encode(data: Frame, out: inout ByteBuffer) throws {
-        data.write(to: &out)
+        var frame = data
+        if let version { frame.version = version.writing }
+        frame.write(to: &out)
+    }
+}
+
+/// The protocol version of one connection, shared by its decoder, encoder
+/// and handshake (all on the connection's event loop). Before the
+/// handshake a client accepts the versions it speaks and a server any it
+/// can answer (a newer client's hello too: it answers in its own newest);
+/// from the handshake on, both write and accept the negotiated one alone.
+public final class WireVersion: @unchecked Sendable {
+    public var writing: UInt8
+    public var accepting: ClosedRange<UInt8>
+
+    public init(writing: UInt8, accepting: ClosedRange<UInt8>) {
+        self.writing = writing
+        self.accepting = accepting
+    }
+
+    /// A dialing node: its hello in its newest version.
+    public static func client(speaking versions: ClosedRange<UInt8>) -> WireVersion {
+        WireVersion(writing: versions.upperBound, accepting: versions)
+    }
+
+    /// A listening node: a hello of any version from its oldest on.
+    public static func server(speaking versions: ClosedRange<UInt8>) -> WireVersion {
+        WireVersion(writing: versions.upperBound, accepting: versions.lowerBound...UInt8.max)
+    }
+
+    public func settle(on version: UInt8) {
+        writing = version
+        accepting = version...version
     }
 }

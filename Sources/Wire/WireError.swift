@@ -16,7 +16,7 @@ public enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
         case .frameTooLarge(let bytes): return "frame of \(bytes) bytes exceeds the limit of \(WireLimits.frameBytesMax)"
         case .frameTooShort(let bytes): return "frame length \(bytes) is shorter than a header"
         case .badMagic(let magic): return "bad magic 0x\(String(magic, radix: 16)): not an orderly peer"
-        case .unsupportedVersion(let version): return "protocol version \(version) is not supported (this node speaks \(WireLimits.protocolVersion))"
+        case .unsupportedVersion(let version): return "protocol version \(version) is not supported (this node speaks \(WireLimits.protocolVersions.lowerBound) to \(WireLimits.protocolVersion))"
         case .checksumMismatch: return "frame checksum mismatch: corrupt frame"
         case .truncated: return "connection ended in the middle of a frame"
         case .malformed(let what): return "malformed message: \(what)"

@@ -2,6 +2,9 @@
 public enum WireLimits {
     /// "OR": the first two bytes after the length of every frame.
     public static let magic: UInt16 = 0x4F52
+    /// 8: versions are negotiated (a hello in the client's highest version,
+    /// answered in the highest both speak; a welcome names the versions the
+    /// server speaks). 7: a follower says whether it kept the event it names.
     /// 6: one fetch gathers several orders (a promise per order in the
     /// reply). 5: store frames (a new leader puts an order's events on a majority
     /// before it answers from them). 4: log identity (recovery frames; a log's fetch naming the id and
@@ -9,7 +12,11 @@ public enum WireLimits {
     /// terms (grant frames; the terms a follower granted in its view; an
     /// order's fetch answered with the holder's term). 2 added the
     /// follower's view to fetches.
-    public static let protocolVersion: UInt8 = 7
+    /// The versions this release speaks: its own and the one before, so a
+    /// cluster is upgraded one node at a time (docs/protocol.md).
+    public static let protocolVersions: ClosedRange<UInt8> = 7...8
+    /// The newest version this release speaks.
+    public static var protocolVersion: UInt8 { protocolVersions.upperBound }
     /// length(4) magic(2) version(1) type(1) checksum(4).
     public static let headerBytes = 12
     /// Largest frame accepted, header included. A larger length closes the

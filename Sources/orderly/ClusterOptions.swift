@@ -1,4 +1,5 @@
 import ArgumentParser
+import Wire
 import Foundation
 import Membership
 import Node
@@ -114,6 +115,13 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: "A member silent this long is dead: the next replicas lead its orders.")
     var deadAfter: DurationArgument = DurationArgument(argument: "\(MembershipConfig().deadAfterMs)ms")!
 
+    @Option(help: ArgumentHelp(
+        "The newest peer protocol version this node speaks (\(WireLimits.protocolVersions.lowerBound)-\(WireLimits.protocolVersion)); by default this release's newest.",
+        discussion: "Lower it to run a node as the release before would, e.g. to rehearse a rolling upgrade (docs/operations.md)."))
+    var protocolMax: UInt8?
+
+    /// The peer protocol versions this node speaks.
+    var protocolVersions: ClosedRange<UInt8> { WireLimits.protocolVersions.lowerBound...(protocolMax ?? WireLimits.protocolVersion) }
 
     static let secretBytesMin = ClusterAccessOptions.secretBytesMin
 
@@ -124,6 +132,9 @@ struct ClusterOptions: ParsableArguments {
             throw ValidationError("--suspect-after must be at least 400ms and --dead-after longer than it")
         }
         if seeds != nil && peer == nil { throw ValidationError("--seeds needs --peer: a node joins a cluster through its peer port") }
+        if let protocolMax, !WireLimits.protocolVersions.contains(protocolMax) {
+            throw ValidationError("--protocol-max must be \(WireLimits.protocolVersions.lowerBound)-\(WireLimits.protocolVersion): this release speaks no other")
+        }
     }
 
     /// The seeds as host:port strings, each checked.

@@ -91,7 +91,7 @@ struct NodeCommand: AsyncParsableCommand {
 
         // The peer listener binds first (the node needs its address); what
         // it receives goes to the node's inbox once the node is built.
-        let security = HandshakeConfig(cluster: clusterOptions.cluster, nodeID: id, secret: secret ?? nil)
+        let security = HandshakeConfig(cluster: clusterOptions.cluster, nodeID: id, secret: secret ?? nil, versions: clusterOptions.protocolVersions)
         let clients = PeerClients(security: security, logger: logger)
         let inbox = InboxBox()
         var peerService: PeerService?
@@ -114,7 +114,7 @@ struct NodeCommand: AsyncParsableCommand {
         let app = Application(
             router: APIServer.router(
                 service: dispatcher, membership: membership, replicator: replicator, adminToken: adminToken, feeds: node.feed,
-                registry: registry),
+                protocols: security, registry: registry),
             server: .http1OnEventLoops(),
             configuration: .init(address: .hostname(http.host, port: http.port), serverName: "orderly-\(id)"),
             onServerRunning: { channel in

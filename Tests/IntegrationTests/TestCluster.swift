@@ -31,9 +31,9 @@ final class TestCluster: @unchecked Sendable {
 
     /// Starts (or restarts) a node, joining through the peers already running.
     @discardableResult
-    func start(_ id: String) async throws -> String {
+    func start(_ id: String, extra: [String] = []) async throws -> String {
         let seeds = nodes.value.filter { $0.key != id && $0.value.process.process.isRunning }.map(\.value.peer).sorted()
-        var arguments = ["node", "--id", id, "--data", folder.path, "--http", "127.0.0.1:0", "--peer", "127.0.0.1:0"] + extraArguments
+        var arguments = ["node", "--id", id, "--data", folder.path, "--http", "127.0.0.1:0", "--peer", "127.0.0.1:0"] + extraArguments + extra
         if !seeds.isEmpty { arguments += ["--seeds", seeds.joined(separator: ",")] }
         let run = starts.withLock { $0 += 1; return $0 }
         let process = try OrderlyProcess(arguments, stderrPath: folder.file("\(id)-\(run).log"), environment: Self.environment)

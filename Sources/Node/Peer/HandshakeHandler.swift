@@ -5,6 +5,8 @@ import Wire
 /// Fired down the pipeline once the peer has proven the cluster secret.
 public struct PeerEstablished: Sendable {
     public let peerNodeID: String
+    /// The protocol version the connection speaks.
+    public let version: UInt8
 }
 
 /// Runs the handshake core on a connection. Until it succeeds no frame goes
@@ -24,9 +26,13 @@ final class HandshakeHandler: ChannelDuplexHandler {
     private var role: Role
     private var established = false
     private var logger: Logger
+    private let version: WireVersion
+    private let peers: PeerVersions
 
-    init(role: Role, logger: Logger) {
+    init(role: Role, version: WireVersion, peers: PeerVersions, logger: Logger) {
         self.role = role
+        self.version = version
+        self.peers = peers
         self.logger = logger
     }
 
@@ -51,17 +57,23 @@ final class HandshakeHandler: ChannelDuplexHandler {
                 outputs = try core.receive(frame)
                 role = .client(core)
             case .server(var core):
+                // A refusal goes back in a version the client reads.
+                version.writing = min(frame.version, version.writing)
                 outputs = try core.receive(frame)
                 role = .server(core)
             }
             for output in outputs {
                 switch output {
+                case .negotiated(let negotiated):
+                    version.settle(on: negotiated)
                 case .send(let reply):
                     context.writeAndFlush(wrapOutboundOut(reply), promise: nil)
-                case .established(let peer):
+                case .established(let peer, let negotiated, let peerNewest):
                     established = true
-                    logger.info("peer connection established", metadata: ["peer": "\(peer)"])
-                    context.fireUserInboundEventTriggered(PeerEstablished(peerNodeID: peer))
+                    peers.record(peer, PeerVersions.Peer(negotiated: negotiated, newest: peerNewest))
+                    logger.info(
+                        "peer connection established", metadata: ["peer": "\(peer)", "protocol": "\(negotiated)", "peer_newest": "\(peerNewest)"])
+                    context.fireUserInboundEventTriggered(PeerEstablished(peerNodeID: peer, version: negotiated))
                 }
             }
         } catch {

@@ -16,7 +16,9 @@ public enum PeerTransport {
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                pipeline(channel, .server(ServerHandshake(config: security, nonce: HandshakeConfig.randomNonce())), logger, application)
+                pipeline(
+                    channel, .server(ServerHandshake(config: security, nonce: HandshakeConfig.randomNonce())),
+                    WireVersion.server(speaking: security.versions), security.peers, logger, application)
             }
             .bind(host: host, port: port).get()
     }
@@ -30,20 +32,23 @@ public enum PeerTransport {
         try await ClientBootstrap(group: group)
             .connectTimeout(.seconds(2))
             .channelInitializer { channel in
-                pipeline(channel, .client(ClientHandshake(config: security, nonce: HandshakeConfig.randomNonce())), logger, application)
+                pipeline(
+                    channel, .client(ClientHandshake(config: security, nonce: HandshakeConfig.randomNonce())),
+                    WireVersion.client(speaking: security.versions), security.peers, logger, application)
             }
             .connect(host: host, port: port).get()
     }
 
     /// Framing, then the handshake, then the application's handler.
     private static func pipeline(
-        _ channel: any Channel, _ role: HandshakeHandler.Role, _ logger: Logger, _ application: @Sendable () -> any ChannelHandler
+        _ channel: any Channel, _ role: HandshakeHandler.Role, _ version: WireVersion, _ peers: PeerVersions, _ logger: Logger,
+        _ application: @Sendable () -> any ChannelHandler
     ) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandlers([
-                ByteToMessageHandler(FrameDecoder()),
-                MessageToByteHandler(FrameEncoder()),
-                HandshakeHandler(role: role, logger: logger),
+                ByteToMessageHandler(FrameDecoder(version: version)),
+                MessageToByteHandler(FrameEncoder(version: version)),
+                HandshakeHandler(role: role, version: version, peers: peers, logger: logger),
                 application(),
             ])
         }
