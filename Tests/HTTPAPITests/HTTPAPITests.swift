@@ -267,9 +267,18 @@ let sharedRegistry: PrometheusCollectorRegistry = {
             try await waitFor("the node to be ready") { try await client.execute(uri: "/health/ready", method: .get).status == .ok }
             #expect(node.membership.route(ClientID("o-1")!) == .local, "a ready node leads its orders")
             log.failNextSync()
-            let order = #"{"id":"o-1","customer":"c","lines":[{"sku":"\#(sku)","qty":1}]}"#
-            let failed = try await client.execute(uri: "/orders", method: .post, body: json(order))
-            #expect(failed.status.code >= 500, "the write whose fsync failed is not acknowledged")
+            // The next write to reach the log's fsync fails. Under a busy CI a
+            // first write once failed before it got there (and the node, its
+            // log intact, stayed ready): write until one reaches it. None may
+            // be acknowledged.
+            var attempt = 0
+            try await waitFor("a write to meet the failing fsync and take the node out of service") {
+                attempt += 1
+                let order = #"{"id":"o-\#(attempt)","customer":"c","lines":[{"sku":"\#(sku)","qty":1}]}"#
+                let failed = try await client.execute(uri: "/orders", method: .post, body: json(order))
+                #expect(failed.status.code >= 500, "a write is not acknowledged once the log's fsync fails (attempt \(attempt))")
+                return try await client.execute(uri: "/health/ready", method: .get).status == .serviceUnavailable
+            }
             let ready = try await client.execute(uri: "/health/ready", method: .get)
             #expect(ready.status == .serviceUnavailable)
             let body = try object(ready.body)

@@ -4,7 +4,8 @@ import Testing
 
 /// Three (then four) real `orderly node` processes on port 0.
 @Suite(.serialized) struct ClusterTests {
-    static let secret = ["ORDERLY_CLUSTER_SECRET": "integration-test-cluster-secret" as String?]
+    /// This suite's own secret (see TestCluster.environment).
+    static let secret = ["ORDERLY_CLUSTER_SECRET": "integration-test-cluster-secret-\(UUID().uuidString)" as String?]
 
     func startNode(_ id: String, in folder: borrowing TemporaryFolder, seed: String?) throws -> OrderlyProcess {
         var arguments = ["node", "--id", id, "--data", folder.path, "--http", "127.0.0.1:0", "--peer", "127.0.0.1:0"]

@@ -26,7 +26,7 @@ import Testing
     @Test(.enabled(if: canRun, "needs to write /etc/hosts (root) and bind 127.0.0.3"))
     func aSeedNameOfSeveralAddressesJoinsThroughTheOneThatAnswers() async throws {
         let folder = try TemporaryFolder()
-        let environment = ["ORDERLY_CLUSTER_SECRET": "integration-test-cluster-secret" as String?]
+        let environment = ["ORDERLY_CLUSTER_SECRET": "integration-test-cluster-secret-\(UUID().uuidString)" as String?]
         // api-1 listens on 127.0.0.3 only; nothing listens on 127.0.0.2.
         let one = try OrderlyProcess(
             ["node", "--id", "api-1", "--data", folder.path, "--http", "127.0.0.1:0", "--peer", "127.0.0.3:0"],

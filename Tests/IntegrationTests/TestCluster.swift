@@ -6,8 +6,12 @@ import Testing
 /// temp folder. Every process is stopped when the cluster is, even when the
 /// test fails.
 final class TestCluster: @unchecked Sendable {
-    static let environment: [String: String?] = [
-        "ORDERLY_CLUSTER_SECRET": "integration-test-cluster-secret",
+    /// A secret of this cluster's own: tests run side by side, and a port one
+    /// cluster let go of is soon another's. With one secret for all, a
+    /// process that dials a stale address (a restarted node's old port)
+    /// would be let into another test's cluster.
+    let environment: [String: String?] = [
+        "ORDERLY_CLUSTER_SECRET": "integration-test-cluster-secret-\(UUID().uuidString)",
         "ORDERLY_ADMIN_TOKEN": TestCluster.adminToken,
     ]
     static let adminToken = "integration-test-admin-token"
@@ -36,7 +40,7 @@ final class TestCluster: @unchecked Sendable {
         var arguments = ["node", "--id", id, "--data", folder.path, "--http", "127.0.0.1:0", "--peer", "127.0.0.1:0"] + extraArguments + extra
         if !seeds.isEmpty { arguments += ["--seeds", seeds.joined(separator: ",")] }
         let run = starts.withLock { $0 += 1; return $0 }
-        let process = try OrderlyProcess(arguments, stderrPath: folder.file("\(id)-\(run).log"), environment: Self.environment)
+        let process = try OrderlyProcess(arguments, stderrPath: folder.file("\(id)-\(run).log"), environment: environment)
         let ready = try await process.readyRecord()
         let http = ready["http"] as! String
         nodes.withLock { $0[id] = (process, http, ready["peer"] as! String) }
@@ -52,7 +56,7 @@ final class TestCluster: @unchecked Sendable {
     /// caller stops it (deinit does too).
     func startRole(_ arguments: [String], log: String) async throws -> (process: OrderlyProcess, http: String) {
         let seeds = ids.map { peer($0) }.joined(separator: ",")
-        let process = try OrderlyProcess(arguments + ["--seeds", seeds], stderrPath: folder.file(log), environment: Self.environment)
+        let process = try OrderlyProcess(arguments + ["--seeds", seeds], stderrPath: folder.file(log), environment: environment)
         return (process, try await process.waitReady())
     }
 
