@@ -30,12 +30,16 @@ public final class Shipper: Service, Sendable {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 _ = try await store.reserveDue(handlingMs: handlingMs)
-                let nodes = tail.apiAddresses
-                if !nodes.isEmpty {
-                    for (index, shipment) in try await store.reserved().enumerated() {
-                        turn += 1
-                        await record(shipment, via: nodes[(turn + index) % nodes.count])
-                    }
+                for (index, shipment) in try await store.reserved().enumerated() {
+                    // The addresses as the tail knows them now, not at the
+                    // round's start: a round after a backlog is long, and
+                    // one that kept a restarted node's old address spent
+                    // 5 s (the request's deadline) on it for every third
+                    // shipment, for the rest of the round.
+                    let nodes = tail.apiAddresses
+                    guard !nodes.isEmpty else { break }
+                    turn += 1
+                    await record(shipment, via: nodes[(turn + index) % nodes.count])
                 }
             } catch {
                 logger.warning("shipping round failed", metadata: ["error": "\(error)"])

@@ -1,63 +1,17 @@
 import Foundation
-import Synchronization
 import Testing
 
 /// A rolling upgrade with real processes: three nodes start as the release
-/// before (`--protocol-max 7`), a balancer in front, customers placing and
-/// paying orders through it; then each node in turn is stopped with SIGTERM
-/// and started as this release. The cluster speaks 7 until the last node is
-/// new, then 8; no customer sees an error once retries are done, and every
-/// acknowledged order and payment is held by every node.
+/// before (`--protocol-max 7`), with a stats node, a warehouse and a
+/// balancer; `orderly simulate` drives customers through the balancer while
+/// each node in turn is stopped with SIGTERM and started as this release.
+/// Its checker (every acknowledged order and payment, each paid order
+/// shipped once, the stats totals) passes, no customer request ends in an
+/// error after the simulator's retries, and every acknowledged order is
+/// held by every node. The cluster speaks 7 until the last node is new,
+/// then 8 on every link.
+
 @Suite(.serialized) struct RollingUpgradeTests {
-    /// Customers through the balancer: each places an order and pays it,
-    /// retrying a refused or failed request with the same ids (as a client
-    /// of a real shop does) for up to a minute before it gives up.
-    final class Customers: Sendable {
-        let placed = Mutex<[String: Int]>([:])
-        let paid = Mutex<[String]>([])
-        let retries = Atomic(0)
-        let gaveUp = Mutex<[String]>([])
-        let stop = Atomic(false)
-
-        func send(_ url: String, _ body: String, what: String) async -> HTTP.Reply? {
-            let deadline = ContinuousClock.now + .seconds(60)
-            var last = "no answer"
-            while ContinuousClock.now < deadline {
-                if let reply = try? await HTTP.send(.POST, url, body, timeout: .seconds(10)) {
-                    if reply.status == 200 || reply.status == 201 { return reply }
-                    last = "\(reply.status) \(reply.body)"
-                    // A 4xx other than a conflict with a leader change is the
-                    // client's own fault: no retry makes it right.
-                    if (400..<500).contains(reply.status) && reply.status != 409 && reply.status != 429 { break }
-                }
-                retries.add(1, ordering: .relaxed)
-                try? await Task.sleep(for: .milliseconds(100))
-            }
-            gaveUp.withLock { $0.append("\(what): \(last)") }
-            return nil
-        }
-
-        func run(_ balancer: String, client: Int) async {
-            var index = 0
-            while !stop.load(ordering: .relaxed) {
-                index += 1
-                let order = "up-\(client)-\(index)"
-                guard let reply = await send(
-                    "http://\(balancer)/orders", #"{"id":"\#(order)","customer":"c","lines":[{"sku":"SKU-00004","qty":1}]}"#, what: "place \(order)"),
-                    let total = reply.body["total_cents"] as? Int
-                else { continue }
-                placed.withLock { $0[order] = total }
-                if await send("http://\(balancer)/orders/\(order)/payments", #"{"id":"pay-\#(order)","amount_cents":\#(total)}"#, what: "pay \(order)")
-                    != nil
-                {
-                    paid.withLock { $0.append(order) }
-                }
-            }
-        }
-
-        var count: Int { placed.withLock { $0.count } }
-    }
-
     /// `protocol` of a node's GET /cluster.
     static func protocolView(_ cluster: TestCluster, _ id: String) async throws -> [String: Any] {
         try #require(try await HTTP.send(.GET, "http://\(cluster.http(id))/cluster").body["protocol"] as? [String: Any])
@@ -69,6 +23,15 @@ import Testing
         return versions
     }
 
+    /// The simulator's requests.csv: (operation, order id, status, error) per request.
+    static func requests(_ report: String) throws -> [(operation: String, order: String, status: String, error: String)] {
+        let text = try String(contentsOfFile: report + "/requests.csv", encoding: .utf8)
+        return text.split(separator: "\n").dropFirst().map { line in
+            let fields = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            return (fields[1], fields[2], fields[6], fields.count > 8 ? fields[8...].joined(separator: ",") : "")
+        }
+    }
+
     @Test func aClusterUpgradedOneNodeAtATimeLosesAndRefusesNothing() async throws {
         let cluster = try TestCluster()
         defer { cluster.stopAll(signal: SIGKILL) }
@@ -78,22 +41,32 @@ import Testing
         #expect(try await Self.protocolView(cluster, "api-1")["speaks"] as? [Int] == [7, 7])
         try await waitFor("every node to run the cluster at version 7") { try await Self.clusterVersions(cluster) == ["api-1": 7, "api-2": 7, "api-3": 7] }
 
-        let balancer = try await cluster.startRole(["balancer", "--http", "127.0.0.1:0", "--strategy", "ring"], log: "balancer.log")
+        let stats = try await cluster.startRole(["stats", "--data", cluster.folder.path, "--http", "127.0.0.1:0"], log: "stats.log")
+        defer { stats.process.stop(signal: SIGKILL) }
+        let warehouse = try await cluster.startRole(
+            ["wms", "--data", cluster.folder.path, "--http", "127.0.0.1:0", "--handling-time", "100ms", "--log-level", "debug"], log: "wms.log")
+        defer { warehouse.process.stop(signal: SIGKILL) }
+        let balancer = try await cluster.startRole(
+            ["balancer", "--http", "127.0.0.1:0", "--strategy", "ring", "--stats", stats.http], log: "balancer.log")
         defer { balancer.process.stop(signal: SIGKILL) }
         try await waitFor("the balancer to find three ready backends") {
             let list = try await HTTP.send(.GET, "http://\(balancer.http)/balancer").body["backends"] as? [[String: Any]] ?? []
             return list.count == 3 && list.allSatisfy { $0["state"] as? String == "healthy" }
         }
 
-        let customers = Customers()
-        let load = Task {
-            await withTaskGroup(of: Void.self) { group in
-                for client in 0..<4 { group.addTask { await customers.run(balancer.http, client: client) } }
-            }
+        // The simulator's customers and checker, through the whole upgrade.
+        let report = cluster.folder.file("report")
+        let simulation = Task {
+            try await OrderlyBinary.run(
+                ["simulate", "--target", "http://\(balancer.http)", "--rate", "10", "--duration", "45s", "--seed", "22", "--out", report],
+                timeout: .seconds(300))
         }
-        // A failed wait must not leave the customers running after the test.
-        defer { customers.stop.store(true, ordering: .relaxed) }
-        try await waitFor("30 orders before the upgrade", timeout: .seconds(120)) { customers.count >= 30 }
+        // Counted through the balancer: orders the cluster has taken so far.
+        func ordersTaken() async -> Int {
+            let summary = try? await HTTP.send(.GET, "http://\(balancer.http)/stats/summary")
+            return (summary?.body["orders"] as? [String: Int])?.values.reduce(0, +) ?? 0
+        }
+        try await waitFor("20 orders before the upgrade", timeout: .seconds(120)) { await ordersTaken() >= 20 }
 
         for (step, id) in ids.enumerated() {
             cluster.stop(id, signal: SIGTERM)
@@ -110,8 +83,8 @@ import Testing
                 let versions = try await Self.clusterVersions(cluster)
                 #expect(versions.values.allSatisfy { $0 == 7 }, "after \(upgraded) of 3 upgraded: \(versions)")
             }
-            let before = customers.count
-            try await waitFor("20 orders after \(id)'s upgrade", timeout: .seconds(120)) { customers.count >= before + 20 }
+            let before = await ordersTaken()
+            try await waitFor("10 orders after \(id)'s upgrade", timeout: .seconds(120)) { await ordersTaken() >= before + 10 }
         }
         // Every node new: the cluster moves up, and every link speaks 8.
         try await waitFor("every node to run the cluster at version 8") { try await Self.clusterVersions(cluster) == ["api-1": 8, "api-2": 8, "api-3": 8] }
@@ -122,28 +95,35 @@ import Testing
             }
         }
 
-        customers.stop.store(true, ordering: .relaxed)
-        await load.value
-        let gaveUp = customers.gaveUp.withLock { $0 }
-        #expect(gaveUp.isEmpty, "customers saw errors beyond retries: \(gaveUp.prefix(5))")
+        // Every node's view names every member's current addresses (the
+        // warehouse and stats node take them from these views).
+        for id in ids {
+            try await waitFor("\(id)'s view to name every member's new HTTP address") {
+                let members = try await HTTP.send(.GET, "http://\(cluster.http(id))/cluster").body["members"] as? [[String: Any]] ?? []
+                let seen = Dictionary(members.compactMap { m in (m["id"] as? String).map { ($0, m["http"] as? String ?? "") } }, uniquingKeysWith: { a, _ in a })
+                return ids.allSatisfy { seen[$0] == cluster.http($0) }
+            }
+        }
+
+        let simulated = try await simulation.value
+        #expect(simulated.status == 0 && simulated.stdout.contains("checker: PASSED"), "\(simulated.stdout.suffix(2000)) \(simulated.stderr.suffix(1000))")
+        if simulated.status != 0 { print("warehouse log: \(warehouse.process.stderrTail())") }
+        let requests = try Self.requests(report)
+        let failed = requests.filter { !$0.error.isEmpty }
+        #expect(failed.isEmpty, "requests that failed after the simulator's retries: \(failed.prefix(5))")
         try await cluster.waitForReplicasToCatchUp()
 
-        // Every acknowledged order is in every node's log, once per version,
-        // and every acknowledged payment has paid its order.
-        let placed = customers.placed.withLock { $0 }
-        let paid = customers.paid.withLock { $0 }
+        // Every acknowledged order is in every node's log, once per version.
+        let placed = Set(requests.filter { $0.operation == "place" && $0.status.hasPrefix("2") }.map(\.order))
+        #expect(placed.count >= 100, "the upgrade ran under load: \(placed.count) orders")
         for id in ids {
             let log = try cluster.log(id)
-            for order in placed.keys {
+            for order in placed {
                 let events = try await log.events(orderID: order)
                 #expect(events.contains { $0.type == "OrderPlaced" }, "\(id) lacks acknowledged order \(order)")
                 #expect(Set(events.map(\.version)).count == events.count, "\(id) holds \(order) with a version twice")
             }
         }
-        for order in paid {
-            let reply = try await HTTP.send(.GET, "http://\(balancer.http)/orders/\(order)")
-            #expect(reply.body["status"] as? String == "paid", "\(order): \(reply.status) \(reply.body)")
-        }
-        print("rolling upgrade: \(placed.count) orders and \(paid.count) payments acknowledged, \(customers.retries.load(ordering: .relaxed)) retries, \(gaveUp.count) given up")
+        print("rolling upgrade: \(requests.count) requests, \(placed.count) orders acknowledged, \(failed.count) failed; \(simulated.stdout.split(separator: "\n").last { $0.contains("checker") } ?? "")")
     }
 }

@@ -79,7 +79,10 @@ import Wire
         await #expect(throws: EngineError.self) {
             _ = try await dispatcher.execute(id("x-1"), .place(customer: "c", lines: [OrderLineRequest(sku: someSKU, qty: 1)]))
         }
-        #expect(ContinuousClock.now - start < .seconds(5), "the caller is not held past the deadline by much")
+        // A coarse bound, not a timing: the 500 ms deadline frees the caller
+        // rather than whatever the connection would wait for. A busy machine
+        // once took 7 s to get there, so 30 s.
+        #expect(ContinuousClock.now - start < .seconds(30), "the caller is freed by the deadline")
         await dispatcher.shutdown()
         try await a.listener.close()
         await a.engine.shutdown()
