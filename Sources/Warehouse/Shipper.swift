@@ -30,7 +30,7 @@ public final class Shipper: Service, Sendable {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 _ = try await store.reserveDue(handlingMs: handlingMs)
-                for (index, shipment) in try await store.reserved().enumerated() {
+                for shipment in try await store.reserved() {
                     // The addresses as the tail knows them now, not at the
                     // round's start: a round after a backlog is long, and
                     // one that kept a restarted node's old address spent
@@ -38,8 +38,10 @@ public final class Shipper: Service, Sendable {
                     // shipment, for the rest of the round.
                     let nodes = tail.apiAddresses
                     guard !nodes.isEmpty else { break }
+                    // One node after another (the count stepped by two
+                    // before, so with two nodes every shipment went to one).
                     turn += 1
-                    await record(shipment, via: nodes[(turn + index) % nodes.count])
+                    await record(shipment, via: nodes[turn % nodes.count])
                 }
             } catch {
                 logger.warning("shipping round failed", metadata: ["error": "\(error)"])

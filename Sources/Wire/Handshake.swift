@@ -108,7 +108,7 @@ public final class PeerVersions: Sendable {
 ///     server -> welcome([oldest, newest version it speaks] from version 8)
 ///
 /// The hello goes in the client's newest version and never changes shape;
-/// the server answers in the newer of that and its own newest, which both
+/// the server answers in the older of that and its own newest, which both
 /// then speak.
 public struct ClientHandshake: Sendable {
     private enum State { case awaitingChallenge, awaitingWelcome(peer: String, version: UInt8), done }
