@@ -76,9 +76,6 @@ public struct EventSchemas: Sendable {
 }
 
 extension OrderEvent {
-    /// The schema version this release writes for this event's type.
-    public var schemaVersion: Int { EventSchemas.orderly.current(of: typeName) ?? 1 }
-
     /// A stored payload at its type's current version: as it is when it
     /// already is, else decoded (upcast) and written again in today's shape.
     /// The event feed sends this, so a consumer sees one shape per type.

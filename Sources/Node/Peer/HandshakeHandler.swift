@@ -5,8 +5,6 @@ import Wire
 /// Fired down the pipeline once the peer has proven the cluster secret.
 public struct PeerEstablished: Sendable {
     public let peerNodeID: String
-    /// The protocol version the connection speaks.
-    public let version: UInt8
 }
 
 /// Runs the handshake core on a connection. Until it succeeds no frame goes
@@ -73,7 +71,7 @@ final class HandshakeHandler: ChannelDuplexHandler {
                     peers.record(peer, PeerVersions.Peer(negotiated: negotiated, newest: peerNewest))
                     logger.info(
                         "peer connection established", metadata: ["peer": "\(peer)", "protocol": "\(negotiated)", "peer_newest": "\(peerNewest)"])
-                    context.fireUserInboundEventTriggered(PeerEstablished(peerNodeID: peer, version: negotiated))
+                    context.fireUserInboundEventTriggered(PeerEstablished(peerNodeID: peer))
                 }
             }
         } catch {
