@@ -26,6 +26,9 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
         // Pure cores: the standard library only.
@@ -46,6 +49,18 @@ let package = Package(
         // Child processes started one at a time (Foundation's Process leaks
         // a child's descriptors into a sibling started at the same moment).
         .target(name: "ProcessLaunch"),
+
+        // The cluster's certificates (a CA, one per node) and the TLS
+        // contexts of peer links and HTTPS.
+        .target(
+            name: "PeerTLS",
+            dependencies: [
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
 
         // The peer protocol: frames, codecs, handshake.
         .target(
@@ -72,9 +87,10 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "OrderDomain", "EventLog", "LogStorage", "NodeRuntime", "Wire", "HashRing", "Membership", "Replication",
+                "OrderDomain", "EventLog", "LogStorage", "NodeRuntime", "Wire", "HashRing", "Membership", "Replication", "PeerTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -123,6 +139,7 @@ let package = Package(
             name: "Balancer",
             dependencies: [
                 "BalancerCore", "Node", "HTTPAPI", "Membership",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -155,7 +172,7 @@ let package = Package(
         .executableTarget(
             name: "orderly",
             dependencies: [
-                "Stats", "Warehouse", "Balancer", "BalancerCore", "ProcessLaunch", "Simulator", "ClusterSimulation", "StatsProjection", "OrderDomain", "EventLog", "Node", "HTTPAPI", "Wire", "HashRing", "Membership", "Replication",
+                "Stats", "Warehouse", "Balancer", "BalancerCore", "ProcessLaunch", "PeerTLS", "Simulator", "ClusterSimulation", "StatsProjection", "OrderDomain", "EventLog", "Node", "HTTPAPI", "Wire", "HashRing", "Membership", "Replication",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -164,6 +181,8 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
             ]
         ),
 
@@ -196,7 +215,9 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "Node", "EventLog", "OrderDomain", "Wire", "Replication", "TestSupport",
+                "Node", "EventLog", "OrderDomain", "Wire", "Replication", "PeerTLS", "TestSupport",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -230,7 +251,9 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "orderly", "EventLog", "Node", "OrderDomain", "ProcessLaunch", "TestSupport",
+                "orderly", "EventLog", "Node", "OrderDomain", "ProcessLaunch", "PeerTLS", "TestSupport",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

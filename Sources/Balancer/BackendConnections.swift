@@ -1,7 +1,9 @@
+import Foundation
 import Logging
 import Metrics
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// Kept-alive connections to the backends, by address. Confined to the
 /// proxy's event loop: every method runs on it.
@@ -27,8 +29,12 @@ final class BackendConnections: @unchecked Sendable {
     /// Requests sent on a connection that already carried one in flight.
     private(set) var pipelined = 0
 
-    init(loop: any EventLoop, logger: Logger) {
+    /// TLS to the backends (`--tls-ca`), else clear text.
+    let tls: NIOSSLContext?
+
+    init(loop: any EventLoop, tls: NIOSSLContext? = nil, logger: Logger) {
         self.loop = loop
+        self.tls = tls
         self.logger = logger
     }
 
@@ -124,11 +130,20 @@ final class BackendConnections: @unchecked Sendable {
         guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
             return loop.makeFailedFuture(BackendFailure(description: "bad backend address \(address)"))
         }
-        let host = String(address[..<colon])
+        let host = String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        let tls = self.tls
         return ClientBootstrap(group: loop)
             .connectTimeout(.milliseconds(500))
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(BackendHandler()) }
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        // An IP address is checked against the certificate's
+                        // IP names; it is not sent as SNI.
+                        let name = (try? SocketAddress(ipAddress: host, port: 0)) == nil ? host : nil
+                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: name))
+                    }
+                    try channel.pipeline.syncOperations.addHandler(BackendHandler())
+                }
             }
             .connect(host: host, port: port)
             .flatMapErrorThrowing { error in throw BackendFailure(description: "connect to \(address): \(error)") }

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import NIOSSL
 import BalancerCore
 import Foundation
 import Logging
@@ -35,6 +36,12 @@ public final class Balancer: Service, Sendable {
         public var retryBudgetRatio = 0.2
         public var retryBudgetPerSecond = 20.0
         public var retryBudgetMax = 200.0
+        /// With it, the balancer reaches its backends (API nodes, stats) over
+        /// HTTPS, checking their certificates against this configuration's
+        /// trust roots (`--tls-ca`).
+        public var backendTLS: TLSConfiguration?
+        /// The scheme the backends serve.
+        public var backendScheme: String { backendTLS == nil ? "http" : "https" }
         public init() {}
     }
 
@@ -60,6 +67,7 @@ public final class Balancer: Service, Sendable {
         var httpConfig = HTTPClient.Configuration()
         httpConfig.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 256)
         httpConfig.timeout = .init(connect: .milliseconds(500), read: .seconds(10))
+        httpConfig.tlsConfiguration = config.backendTLS
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfig)
         if !config.staticBackends.isEmpty { refreshStatic() }
     }
@@ -103,10 +111,11 @@ public final class Balancer: Service, Sendable {
 
     private func checkHealth() async {
         let backends = pool.withLock { $0.entries.values.map(\.backend) }
+        let scheme = config.backendScheme
         await withTaskGroup(of: (String, Bool).self) { group in
             for backend in backends {
                 group.addTask { [http] in
-                    let request = HTTPClientRequest(url: "http://\(backend.address)/health/ready")
+                    let request = HTTPClientRequest(url: "\(scheme)://\(backend.address)/health/ready")
                     let passed = (try? await http.execute(request, timeout: .seconds(1)).status == .ok) ?? false
                     return (backend.id, passed)
                 }
@@ -182,7 +191,7 @@ public final class Balancer: Service, Sendable {
             return pool.pick(orderID: nil, nowMs: now, random: &random).flatMap { pool.entries[$0]?.backend.address }
         }
         guard let address else { return .error(503, "unavailable", "no API node is ready to serve the event feed") }
-        let location = "http://\(address)\(request.target)"
+        let location = "\(config.backendScheme)://\(address)\(request.target)"
         return .json(
             307, ["location": location, "message": "the event feed is served by the API nodes: follow the redirect"],
             headers: ["Location": location])

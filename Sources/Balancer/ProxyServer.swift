@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Prometheus
 import ServiceLifecycle
 
@@ -18,12 +19,15 @@ public final class ProxyServer: Service, Sendable {
     let registry: PrometheusCollectorRegistry
     let logger: Logger
     let onBound: @Sendable (SocketAddress) -> Void
+    /// HTTPS for the balancer's clients (`--tls-cert`, `--tls-key`).
+    let tls: TLSConfiguration?
     static let requestBodyBytesMax = 1 << 20
 
     public init(
-        balancer: Balancer, host: String, port: Int, registry: PrometheusCollectorRegistry, logger: Logger,
+        balancer: Balancer, host: String, port: Int, registry: PrometheusCollectorRegistry, tls: TLSConfiguration? = nil, logger: Logger,
         onBound: @escaping @Sendable (SocketAddress) -> Void
     ) {
+        self.tls = tls
         self.balancer = balancer
         self.host = host
         self.port = port
@@ -35,14 +39,19 @@ public final class ProxyServer: Service, Sendable {
     public func run() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
-        let connections = BackendConnections(loop: loop, logger: logger)
         let server: any Channel
+        let connections: BackendConnections
+        let front: NIOSSLContext?
         do {
+            connections = BackendConnections(
+                loop: loop, tls: try balancer.config.backendTLS.map { try NIOSSLContext(configuration: $0) }, logger: logger)
+            front = try tls.map { try NIOSSLContext(configuration: $0) }
             server = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 1024)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { [self] channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let front { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: front)) }
                         // A client that sends nothing for a minute, with nothing
                         // of its own in flight, loses its connection.
                         try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(60)))

@@ -17,11 +17,16 @@ public final class Shipper: Service, Sendable {
     private let logger: Logger
     private let interval: Duration = .milliseconds(100)
     private let shippedCounter = Counter(label: "orderly_wms_shipments_total")
+    private let client: HTTPClient
+    /// http, or https when the API nodes serve it (`--tls-ca`).
+    private let scheme: String
 
-    public init(store: WarehouseStore, tail: LogTail, handlingMs: Int64, logger: Logger) {
+    public init(store: WarehouseStore, tail: LogTail, handlingMs: Int64, client: HTTPClient = .shared, scheme: String = "http", logger: Logger) {
         self.store = store
         self.tail = tail
         self.handlingMs = handlingMs
+        self.client = client
+        self.scheme = scheme
         self.logger = logger
     }
 
@@ -51,12 +56,12 @@ public final class Shipper: Service, Sendable {
     }
 
     private func record(_ shipment: (orderID: String, shipmentID: String), via node: String) async {
-        var request = HTTPClientRequest(url: "http://\(node)/orders/\(shipment.orderID)/shipments")
+        var request = HTTPClientRequest(url: "\(scheme)://\(node)/orders/\(shipment.orderID)/shipments")
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         request.body = .bytes(ByteBuffer(string: #"{"id":"\#(shipment.shipmentID)"}"#))
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+            let response = try await client.execute(request, timeout: .seconds(5))
             let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
             switch response.status.code {
             case 200, 201:

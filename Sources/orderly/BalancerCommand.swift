@@ -55,6 +55,12 @@ struct BalancerCommand: AsyncParsableCommand {
     @OptionGroup(title: "Cluster")
     var access: ClusterAccessOptions
 
+    @OptionGroup(title: "HTTPS")
+    var https: HTTPSOptions
+
+    @OptionGroup(title: "HTTPS to the backends")
+    var backendHTTPS: HTTPSClientOptions
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -92,13 +98,19 @@ struct BalancerCommand: AsyncParsableCommand {
         config.stats = stats?.description
         config.replicationFactor = replicationFactor
         (config.weights, config.weightsFromLatency) = try parsedWeights()
+        config.backendTLS = try backendHTTPS.client()
+        let frontTLS = try https.server()
+        let servesHTTPS = frontTLS != nil
         let clients = config.seeds.isEmpty
-            ? nil : PeerClients(security: HandshakeConfig(cluster: access.cluster, nodeID: "balancer", secret: try access.secret()), logger: logger)
+            ? nil
+            : PeerClients(
+                security: HandshakeConfig(cluster: access.cluster, nodeID: "balancer", secret: try access.secret()),
+                tls: try access.tls(nodeID: "balancer", data: nil), logger: logger)
         let balancer = Balancer(config: config, clients: clients, logger: logger)
-        let proxy = ProxyServer(balancer: balancer, host: http.host, port: http.port, registry: registry, logger: logger) { address in
+        let proxy = ProxyServer(balancer: balancer, host: http.host, port: http.port, registry: registry, tls: frontTLS, logger: logger) { address in
             Bootstrap.printReady([
                 ("ready", true), ("role", "balancer"), ("id", "balancer"),
-                ("http", "\(address.ipAddress ?? "127.0.0.1"):\(address.port ?? 0)"),
+                ("http", "\(address.ipAddress ?? "127.0.0.1"):\(address.port ?? 0)"), ("tls", servesHTTPS),
                 ("pid", Int(ProcessInfo.processInfo.processIdentifier)),
             ])
         }

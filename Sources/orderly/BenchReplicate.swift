@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Foundation
 import HashRing
 import NIOCore
+import PeerTLS
 import Replication
 
 struct BenchReplicate: AsyncParsableCommand {
@@ -28,6 +29,9 @@ struct BenchReplicate: AsyncParsableCommand {
     @Option(help: "Concurrent clients.")
     var clients: Int = 64
 
+    @Flag(help: "Peer links in clear text without a secret (to measure what TLS costs); by default TLS with the cluster's certificates.")
+    var insecure = false
+
     @Option(help: "Commands in the load phase.")
     var commands: Int = 20_000
 
@@ -47,8 +51,11 @@ struct BenchReplicate: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let secretFile = (folder as NSString).appendingPathComponent("cluster.secret")
         try "bench-replicate-\(UUID().uuidString)".write(toFile: secretFile, atomically: true, encoding: .utf8)
+        if !insecure {
+            try ClusterCertificates(folder: (folder as NSString).appendingPathComponent("certs")).initialize(nodes: (1...nodes).map { "api-\($0)" })
+        }
 
-        print("bench replicate: \(nodes) nodes, acks \(acks.rawValue), \(clients) clients, \(commands) commands, fsync")
+        print("bench replicate: \(nodes) nodes, acks \(acks.rawValue), \(clients) clients, \(commands) commands, fsync, peer links \(insecure ? "in clear text" : "TLS 1.3")")
         var cluster: [Node] = []
         defer { for node in cluster { node.process.stop(signal: SIGKILL) } }
         var seed: String?
@@ -56,9 +63,10 @@ struct BenchReplicate: AsyncParsableCommand {
             let id = "api-\(index)"
             var arguments = [
                 "node", "--id", id, "--data", folder, "--http", "127.0.0.1:0", "--peer", "127.0.0.1:0",
-                "--cluster-secret-file", secretFile, "--acks", acks.rawValue, "--log-level", "warning",
+                "--acks", acks.rawValue, "--log-level", "warning",
                 "--event-loops", "\(eventLoopsPerNode(sharing: nodes))",
             ]
+            arguments += insecure ? ["--insecure"] : ["--cluster-secret-file", secretFile]
             if let seed { arguments += ["--seeds", seed] }
             let process = ChildProcess(arguments: arguments, stderrPath: (folder as NSString).appendingPathComponent("\(id).log"))
             try process.start()

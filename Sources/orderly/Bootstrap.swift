@@ -1,6 +1,8 @@
 import ArgumentParser
 import HTTPAPI
 import Hummingbird
+import HummingbirdTLS
+import NIOSSL
 import ServiceLifecycle
 import Foundation
 import Logging
@@ -46,17 +48,20 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 enum RoleServer {
     static func run(
         role: String, id: String, http: HostPort, router: Router<BasicRequestContext>, registry: PrometheusCollectorRegistry,
-        ready: @escaping @Sendable () -> Bool, services: [any Service], logger: Logger
+        tls: TLSConfiguration? = nil, ready: @escaping @Sendable () -> Bool, services: [any Service], logger: Logger
     ) async throws {
         APIServer.addHealthAndMetrics(to: router, registry: registry, ready: ready)
+        let https = tls != nil
         let app = Application(
             router: router,
+            server: try tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
             configuration: .init(address: .hostname(http.host, port: http.port), serverName: "orderly-\(id)"),
             onServerRunning: { channel in
                 let address = channel.localAddress
                 Bootstrap.printReady([
                     ("ready", true), ("role", role), ("id", id),
                     ("http", "\(address?.ipAddress ?? "127.0.0.1"):\(address?.port ?? 0)"),
+                    ("tls", https),
                     ("pid", Int(ProcessInfo.processInfo.processIdentifier)),
                 ])
             },

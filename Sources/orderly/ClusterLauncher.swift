@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import PeerTLS
 
 /// One process of a launched cluster, as `cluster.json` records it.
 struct ClusterNode: Codable, Sendable {
@@ -74,6 +75,9 @@ final class ClusterLauncher: @unchecked Sendable {
             let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
             FileManager.default.createFile(atPath: secretPath, contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600])
         }
+        // TLS for every peer link: the CA and each process's certificate.
+        try ClusterCertificates(folder: Self.certsPath(self.data)).initialize(
+            nodes: (1...apiNodes).map { "api-\($0)" } + ["stats", "wms", "balancer"])
         self.environment = Self.environment(data: self.data)
         file = ClusterFile(supervisorPID: ProcessInfo.processInfo.processIdentifier, data: self.data, nodes: [])
     }
@@ -131,10 +135,13 @@ final class ClusterLauncher: @unchecked Sendable {
 
     static func secretPath(_ data: String) -> String { (data as NSString).appendingPathComponent("cluster.secret") }
 
+    static func certsPath(_ data: String) -> String { (data as NSString).appendingPathComponent("certs") }
+
     /// The environment of the cluster's processes: this one's, with the
-    /// cluster's secret (also the admin token).
+    /// cluster's secret (also the admin token) and its certificates.
     static func environment(data: String) -> [String: String] {
         var environment = ProcessInfo.processInfo.environment
+        environment["ORDERLY_CERTS"] = certsPath(data)
         if let secret = FileManager.default.contents(atPath: secretPath(data)) {
             environment["ORDERLY_CLUSTER_SECRET"] = String(decoding: secret, as: UTF8.self)
             environment["ORDERLY_ADMIN_TOKEN"] = environment["ORDERLY_CLUSTER_SECRET"]

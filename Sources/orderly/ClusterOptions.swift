@@ -3,6 +3,7 @@ import Wire
 import Foundation
 import Membership
 import Node
+import PeerTLS
 import Replication
 
 extension AckPolicy: ExpressibleByArgument {}
@@ -17,8 +18,13 @@ struct ClusterAccessOptions: ParsableArguments {
     @Option(help: "File holding the shared cluster secret (else ORDERLY_CLUSTER_SECRET).")
     var clusterSecretFile: String?
 
-    @Flag(help: "Run the peer protocol without a secret (any process that can connect is trusted).")
+    @Flag(help: "Run the peer protocol in clear text and without a secret (any process that can connect is trusted).")
     var insecure = false
+
+    @Option(help: ArgumentHelp(
+        "Folder of the cluster's TLS certificates: ca.pem, and ID.pem with ID.key for this process (else ORDERLY_CERTS, else DATA/certs).",
+        discussion: "`orderly certs init` makes them; `cluster up` and `demo` make them when missing. Peer links run TLS 1.3 with both ends' certificates checked against ca.pem."))
+    var certs: String?
 
     @Option(help: "File holding the token that admin routes require (else ORDERLY_ADMIN_TOKEN). Without one, admin routes are off.")
     var adminTokenFile: String?
@@ -45,6 +51,25 @@ struct ClusterAccessOptions: ParsableArguments {
 
     func validate() throws {
         guard !cluster.isEmpty, cluster.utf8.count <= 64 else { throw ValidationError("--cluster must be 1-64 bytes") }
+    }
+
+    /// This process's peer TLS (`nodeID`'s certificate), or nil with
+    /// --insecure. Refuses to go on without either.
+    func tls(nodeID: String, data: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> PeerTLS? {
+        if insecure {
+            guard certs == nil else { throw ValidationError("--insecure and --certs exclude each other: drop one") }
+            return nil
+        }
+        guard let folder = certs ?? environment["ORDERLY_CERTS"] ?? data.map({ ($0 as NSString).appendingPathComponent("certs") }) else {
+            throw ValidationError("""
+                refusing to join a cluster without TLS certificates: pass --certs FOLDER (or set ORDERLY_CERTS);                 `orderly certs init --data DATA` makes them in DATA/certs. Or pass --insecure to run the peer protocol in clear text
+                """)
+        }
+        do {
+            return try PeerTLS.load(folder: folder, nodeID: nodeID)
+        } catch {
+            throw ValidationError("\(error)")
+        }
     }
 
     /// The secret, or nil with --insecure. Refuses to go on without either.
@@ -146,5 +171,9 @@ struct ClusterOptions: ParsableArguments {
 
     func secret(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [UInt8]? {
         try access.secret(environment: environment)
+    }
+
+    func tls(nodeID: String, data: String?) throws -> PeerTLS? {
+        try access.tls(nodeID: nodeID, data: data)
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Node
+import NIOSSL
 import Prometheus
 import Wire
 
@@ -22,6 +23,9 @@ struct FollowerRoleOptions: ParsableArguments {
 
     @OptionGroup(title: "Cluster")
     var access: ClusterAccessOptions
+
+    @OptionGroup(title: "HTTPS")
+    var https: HTTPSOptions
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
@@ -48,21 +52,23 @@ struct FollowerRoleOptions: ParsableArguments {
         let registry: PrometheusCollectorRegistry
         let clients: PeerClients
         let adminToken: String?
+        let tls: TLSConfiguration?
     }
 
     func start(_ role: Role) throws -> Started {
         let id = self.id ?? role.name
         let seedAddresses = try parseSeeds(seeds)
         let secret = try access.secret()
+        let tls = try access.tls(nodeID: id, data: data)
         let adminToken = try access.adminToken()
         Bootstrap.logging(level: logLevel)
         let registry = Bootstrap.metrics()
         var logger = Logger(label: "orderly.\(role.name)")
         logger[metadataKey: "node"] = "\(id)"
-        let clients = PeerClients(security: HandshakeConfig(cluster: access.cluster, nodeID: id, secret: secret), logger: logger)
+        let clients = PeerClients(security: HandshakeConfig(cluster: access.cluster, nodeID: id, secret: secret), tls: tls, logger: logger)
         return Started(
             id: id, http: http ?? HostPort(argument: role.defaultHTTP)!, seeds: seedAddresses,
             file: (data as NSString).appendingPathComponent("\(role.name)/\(role.name).sqlite"), logger: logger, registry: registry,
-            clients: clients, adminToken: adminToken)
+            clients: clients, adminToken: adminToken, tls: try https.server())
     }
 }

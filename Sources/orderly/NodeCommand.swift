@@ -3,6 +3,7 @@ import EventLog
 import Foundation
 import HTTPAPI
 import Hummingbird
+import HummingbirdTLS
 import Logging
 import NIOCore
 import Node
@@ -53,6 +54,9 @@ struct NodeCommand: AsyncParsableCommand {
     @OptionGroup(title: "Cluster")
     var clusterOptions: ClusterOptions
 
+    @OptionGroup(title: "HTTPS")
+    var https: HTTPSOptions
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -67,7 +71,10 @@ struct NodeCommand: AsyncParsableCommand {
         if let eventLoops { NIOSingletons.groupLoopCountSuggestion = eventLoops }
         // Checked before anything starts: a node never half-joins a cluster.
         let secret = try clusterOptions.peer.map { _ in try clusterOptions.secret() }
+        let tls = try clusterOptions.peer.flatMap { _ in try clusterOptions.tls(nodeID: id, data: data) }
         let adminToken = try clusterOptions.adminToken()
+        let httpsTLS = try https.server()
+        let servesHTTPS = httpsTLS != nil
         Bootstrap.logging(level: logLevel)
         let registry = Bootstrap.metrics()
         var logger = Logger(label: "orderly.node")
@@ -92,15 +99,15 @@ struct NodeCommand: AsyncParsableCommand {
         // The peer listener binds first (the node needs its address); what
         // it receives goes to the node's inbox once the node is built.
         let security = HandshakeConfig(cluster: clusterOptions.cluster, nodeID: id, secret: secret ?? nil, versions: clusterOptions.protocolVersions)
-        let clients = PeerClients(security: security, logger: logger)
+        let clients = PeerClients(security: security, tls: tls, logger: logger)
         let inbox = InboxBox()
         var peerService: PeerService?
         if let peer = clusterOptions.peer {
             let peerLogger = logger
-            peerService = try await PeerService.bind(host: peer.host, port: peer.port, security: security, logger: logger) {
+            peerService = try await PeerService.bind(host: peer.host, port: peer.port, security: security, tls: tls, logger: logger) {
                 Dispatcher.serverHandler(inbox, filter: clients.filter, logger: peerLogger)
             }
-            if secret ?? nil == nil { logger.warning("peer protocol runs without a secret (--insecure)") }
+            if secret ?? nil == nil { logger.warning("peer protocol runs in clear text without a secret (--insecure)") }
         }
         let node = try await OrderlyNode.assemble(
             config: config, log: log, network: clients, peerAddress: peerService?.address ?? "", environment: .system(), logger: logger)
@@ -115,14 +122,14 @@ struct NodeCommand: AsyncParsableCommand {
             router: APIServer.router(
                 service: dispatcher, membership: membership, replicator: replicator, adminToken: adminToken, feeds: node.feed,
                 protocols: security, registry: registry),
-            server: .http1OnEventLoops(),
+            server: try httpsTLS.map { try .tls(.http1OnEventLoops(), tlsConfiguration: $0) } ?? .http1OnEventLoops(),
             configuration: .init(address: .hostname(http.host, port: http.port), serverName: "orderly-\(id)"),
             onServerRunning: { channel in
                 let address = channel.localAddress
                 let host = address?.ipAddress ?? "127.0.0.1"
                 let port = address?.port ?? 0
                 membership.advertise(http: "\(host):\(port)")
-                var fields: [(String, Any)] = [("ready", true), ("role", "api"), ("id", nodeID), ("http", "\(host):\(port)")]
+                var fields: [(String, Any)] = [("ready", true), ("role", "api"), ("id", nodeID), ("http", "\(host):\(port)"), ("tls", servesHTTPS)]
                 if let peerAddress { fields.append(("peer", peerAddress)) }
                 fields.append(("pid", Int(ProcessInfo.processInfo.processIdentifier)))
                 Bootstrap.printReady(fields)

@@ -9,7 +9,7 @@ struct Orderly: AsyncParsableCommand {
             Run an API node with `orderly node`, look into its SQLite log with
             `orderly inspect`, and measure it with `orderly bench`.
             """,
-        subcommands: [DemoCommand.self, ClusterCommand.self, SimulateCommand.self, NodeCommand.self, BalancerCommand.self, StatsCommand.self, WarehouseCommand.self, InspectCommand.self, EventsCommand.self, BackupCommand.self, RestoreCommand.self, BenchCommand.self, SimtestCommand.self])
+        subcommands: [DemoCommand.self, ClusterCommand.self, SimulateCommand.self, NodeCommand.self, BalancerCommand.self, StatsCommand.self, WarehouseCommand.self, InspectCommand.self, EventsCommand.self, BackupCommand.self, CertsCommand.self, RestoreCommand.self, BenchCommand.self, SimtestCommand.self])
 
     /// ArgumentParser's entry point, after the parent watch (see ParentWatch).
     static func main() async {

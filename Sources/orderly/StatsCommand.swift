@@ -40,7 +40,7 @@ struct StatsRun: AsyncParsableCommand {
         let router = Router()
         StatsRoutes(store: store, follower: follower, rebuild: rebuild, adminToken: role.adminToken).register(on: router)
         try await RoleServer.run(
-            role: "stats", id: role.id, http: role.http, router: router, registry: role.registry, ready: { follower.connected },
+            role: "stats", id: role.id, http: role.http, router: router, registry: role.registry, tls: role.tls, ready: { follower.connected },
             services: [follower], logger: role.logger)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import HTTPAPI
 import Hummingbird
@@ -31,15 +32,24 @@ struct WarehouseCommand: AsyncParsableCommand {
     @Option(help: "Time from payment to shipment (e.g. 2s, 500ms, 0s).")
     var handlingTime: DurationArgument = DurationArgument(argument: "1s")!
 
+    @OptionGroup(title: "HTTPS to the API nodes")
+    var apiHTTPS: HTTPSClientOptions
+
     func run() async throws {
         let role = try options.start(.init(name: "wms", defaultHTTP: "127.0.0.1:8091"))
         let store = try WarehouseStore(path: role.file, catalog: .standard)
         let tail = LogTail(sink: store, clients: role.clients, config: .init(seeds: role.seeds), id: role.id, logger: role.logger)
-        let shipper = Shipper(store: store, tail: tail, handlingMs: handlingTime.milliseconds, logger: role.logger)
+        let apiTLS = try apiHTTPS.client()
+        var clientConfiguration = HTTPClient.Configuration()
+        clientConfiguration.tlsConfiguration = apiTLS
+        let client = apiTLS == nil ? HTTPClient.shared : HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+        let shipper = Shipper(
+            store: store, tail: tail, handlingMs: handlingTime.milliseconds, client: client, scheme: apiTLS == nil ? "http" : "https",
+            logger: role.logger)
         let router = Router()
         WarehouseRoutes(store: store, tail: tail, adminToken: role.adminToken).register(on: router)
         try await RoleServer.run(
-            role: "wms", id: role.id, http: role.http, router: router, registry: role.registry, ready: { tail.connected },
+            role: "wms", id: role.id, http: role.http, router: router, registry: role.registry, tls: role.tls, ready: { tail.connected },
             services: [tail, shipper], logger: role.logger)
     }
 }

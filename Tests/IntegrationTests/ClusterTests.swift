@@ -10,6 +10,7 @@ import Testing
     func startNode(_ id: String, in folder: borrowing TemporaryFolder, seed: String?) throws -> OrderlyProcess {
         var arguments = ["node", "--id", id, "--data", folder.path, "--http", "127.0.0.1:0", "--peer", "127.0.0.1:0"]
         if let seed { arguments += ["--seeds", seed] }
+        try testCertificates(in: folder.path, for: [id])
         return try OrderlyProcess(arguments, stderrPath: folder.file("\(id).log"), environment: Self.secret)
     }
 

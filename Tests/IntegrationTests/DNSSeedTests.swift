@@ -27,6 +27,7 @@ import Testing
     func aSeedNameOfSeveralAddressesJoinsThroughTheOneThatAnswers() async throws {
         let folder = try TemporaryFolder()
         let environment = ["ORDERLY_CLUSTER_SECRET": "integration-test-cluster-secret-\(UUID().uuidString)" as String?]
+        try testCertificates(in: folder.path, for: ["api-1", "api-2"])
         // api-1 listens on 127.0.0.3 only; nothing listens on 127.0.0.2.
         let one = try OrderlyProcess(
             ["node", "--id", "api-1", "--data", folder.path, "--http", "127.0.0.1:0", "--peer", "127.0.0.3:0"],

@@ -33,15 +33,25 @@ final class OrderlyProcess: @unchecked Sendable {
         for (key, value) in environment { merged[key] = value }
         process.environment = merged
         FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        try ProcessLaunch.run(process) {
+        let pipe = try ProcessLaunch.serialized {
             process.standardError = FileHandle(forWritingAtPath: stderrPath)
             let pipe = Pipe()
             process.standardOutput = pipe
-            pipe.fileHandleForReading.readabilityHandler = { [output] handle in
-                let data = handle.availableData
-                if !data.isEmpty { output.withLock { $0 += String(decoding: data, as: UTF8.self) } }
-            }
+            try process.run()
+            return pipe
         }
+        // A thread reads stdout until the child closes it. Not
+        // `readabilityHandler`: a dispatch source on the pipe that outlives
+        // its descriptor (numbers are reused fast with this many children)
+        // once crashed libdispatch's event loop in the test process.
+        let handle = pipe.fileHandleForReading
+        Thread { [output] in
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { return }
+                output.withLock { $0 += String(decoding: data, as: UTF8.self) }
+            }
+        }.start()
     }
 
     deinit { stop(signal: SIGKILL) }
@@ -99,7 +109,8 @@ enum HTTP {
     }
 
     static func send(
-        _ method: HTTPMethod, _ url: String, _ json: String? = nil, headers: [String: String] = [:], timeout: Duration = .seconds(10)
+        _ method: HTTPMethod, _ url: String, _ json: String? = nil, headers: [String: String] = [:], timeout: Duration = .seconds(10),
+        client: HTTPClient = .shared
     ) async throws -> Reply {
         var request = HTTPClientRequest(url: url)
         request.method = method
@@ -108,7 +119,7 @@ enum HTTP {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: json))
         }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(Int64(timeout.components.seconds)))
+        let response = try await client.execute(request, timeout: .seconds(Int64(timeout.components.seconds)))
         let buffer = try await response.body.collect(upTo: 1 << 22)
         let body = (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any]) ?? [:]
         return Reply(status: Int(response.status.code), body: body)

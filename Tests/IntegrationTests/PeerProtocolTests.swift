@@ -16,8 +16,22 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: folder.file("api-1/log.sqlite")), "nothing was started")
     }
 
+    @Test func aNodeRefusesToJoinAClusterWithoutItsCertificate() async throws {
+        let folder = try TemporaryFolder()
+        try testCertificates(in: folder.path, for: ["api-2"])
+        let node = try OrderlyProcess(
+            ["node", "--id", "api-1", "--data", folder.path, "--http", "127.0.0.1:0", "--peer", "127.0.0.1:0"],
+            stderrPath: folder.file("node.log"), environment: ["ORDERLY_CLUSTER_SECRET": "a-test-secret-of-32-bytes-length", "ORDERLY_CERTS": nil])
+        try await waitFor("the node to refuse to start", timeout: .seconds(60)) { !node.process.isRunning }
+        #expect(node.process.terminationStatus != 0)
+        #expect(node.stderrTail().contains("api-1's certificate"))
+        #expect(node.stderrTail().contains("orderly certs init"))
+        #expect(!FileManager.default.fileExists(atPath: folder.file("api-1/log.sqlite")), "nothing was started")
+    }
+
     @Test func hostileBytesOnThePeerPortCloseOnlyThatConnection() async throws {
         let folder = try TemporaryFolder()
+        try testCertificates(in: folder.path, for: ["api-1"])
         let node = try OrderlyProcess(
             ["node", "--id", "api-1", "--data", folder.path, "--http", "127.0.0.1:0", "--peer", "127.0.0.1:0"],
             stderrPath: folder.file("node.log"), environment: ["ORDERLY_CLUSTER_SECRET": "a-test-secret-of-32-bytes-length"])

@@ -1,6 +1,17 @@
+import AsyncHTTPClient
 import EventLog
 import Foundation
+import PeerTLS
 import Testing
+
+/// The cluster certificates of a test's data folder (FOLDER/certs, where a
+/// node started with --data FOLDER finds them), with one for each id.
+@discardableResult
+func testCertificates(in folder: String, for ids: [String]) throws -> String {
+    let certs = (folder as NSString).appendingPathComponent("certs")
+    try ClusterCertificates(folder: certs).initialize(nodes: ids)
+    return certs
+}
 
 /// Real `orderly node` processes forming one cluster on port 0, in one
 /// temp folder. Every process is stopped when the cluster is, even when the
@@ -10,10 +21,8 @@ final class TestCluster: @unchecked Sendable {
     /// cluster let go of is soon another's. With one secret for all, a
     /// process that dials a stale address (a restarted node's old port)
     /// would be let into another test's cluster.
-    let environment: [String: String?] = [
-        "ORDERLY_CLUSTER_SECRET": "integration-test-cluster-secret-\(UUID().uuidString)",
-        "ORDERLY_ADMIN_TOKEN": TestCluster.adminToken,
-    ]
+    /// Its TLS certificates (one CA per cluster, in the folder) too.
+    let environment: [String: String?]
     static let adminToken = "integration-test-admin-token"
 
     let folder: TemporaryFolder
@@ -24,9 +33,18 @@ final class TestCluster: @unchecked Sendable {
     init(extraArguments: [String] = []) throws {
         folder = try TemporaryFolder()
         self.extraArguments = extraArguments
+        let certs = try testCertificates(in: folder.path, for: (1...5).map { "api-\($0)" } + ["stats", "wms", "balancer"])
+        environment = [
+            "ORDERLY_CLUSTER_SECRET": "integration-test-cluster-secret-\(UUID().uuidString)",
+            "ORDERLY_ADMIN_TOKEN": TestCluster.adminToken,
+            "ORDERLY_CERTS": certs,
+        ]
     }
 
-    deinit { stopAll(signal: SIGKILL) }
+    deinit {
+        stopAll(signal: SIGKILL)
+        if let client = madeHTTPSClient.value { try? client.syncShutdown() }
+    }
 
     var ids: [String] { nodes.value.keys.sorted() }
     func http(_ id: String) -> String { nodes.value[id]!.http }
@@ -40,6 +58,7 @@ final class TestCluster: @unchecked Sendable {
         var arguments = ["node", "--id", id, "--data", folder.path, "--http", "127.0.0.1:0", "--peer", "127.0.0.1:0"] + extraArguments + extra
         if !seeds.isEmpty { arguments += ["--seeds", seeds.joined(separator: ",")] }
         let run = starts.withLock { $0 += 1; return $0 }
+        try testCertificates(in: folder.path, for: [id])
         let process = try OrderlyProcess(arguments, stderrPath: folder.file("\(id)-\(run).log"), environment: environment)
         let ready = try await process.readyRecord()
         let http = ready["http"] as! String
@@ -73,8 +92,22 @@ final class TestCluster: @unchecked Sendable {
         for node in nodes.value.values { node.process.stop(signal: signal) }
     }
 
-    func statuses(via id: String) async throws -> [String: String] {
-        let members = try await HTTP.send(.GET, "http://\(http(id))/cluster").body["members"] as? [[String: Any]] ?? []
+    /// An HTTPS client that trusts this cluster's CA (for nodes started
+    /// with --tls-cert).
+    var httpsClient: HTTPClient {
+        madeHTTPSClient.withLock { made in
+            if let made { return made }
+            let tls = try! HTTPSConfiguration.client(trusting: folder.file("certs/ca.pem"))
+            made = HTTPClient(configuration: .init(tlsConfiguration: tls))
+            return made!
+        }
+    }
+    private let madeHTTPSClient = Locked<HTTPClient?>(nil)
+
+    func client(_ scheme: String) -> HTTPClient { scheme == "https" ? httpsClient : .shared }
+
+    func statuses(via id: String, scheme: String = "http") async throws -> [String: String] {
+        let members = try await HTTP.send(.GET, "\(scheme)://\(http(id))/cluster", client: client(scheme)).body["members"] as? [[String: Any]] ?? []
         return Dictionary(uniqueKeysWithValues: members.compactMap { member in
             (member["id"] as? String).map { ($0, member["status"] as? String ?? "?") }
         })
@@ -82,16 +115,16 @@ final class TestCluster: @unchecked Sendable {
 
     /// Waits until every running node sees `expected` (id: status) for these
     /// ids and those expected alive lead their orders (every peer sees them).
-    func waitForView(_ expected: [String: String], on ids: [String], timeout: Duration = .seconds(30)) async throws {
+    func waitForView(_ expected: [String: String], on ids: [String], timeout: Duration = .seconds(30), scheme: String = "http") async throws {
         for id in ids {
             try await waitFor("\(id) to see \(expected)", timeout: timeout) {
-                let seen = try await statuses(via: id)
+                let seen = try await statuses(via: id, scheme: scheme)
                 return expected.allSatisfy { seen[$0.key] == $0.value }
             }
         }
         for id in ids where expected[id] == "alive" {
             try await waitFor("\(id) to lead its orders", timeout: timeout) {
-                try await HTTP.send(.GET, "http://\(http(id))/cluster").body["leading"] as? Bool == true
+                try await HTTP.send(.GET, "\(scheme)://\(http(id))/cluster", client: client(scheme)).body["leading"] as? Bool == true
             }
         }
     }

@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import OrderDomain
 import NodeRuntime
+import PeerTLS
 import Replication
 import Wire
 
@@ -12,6 +13,7 @@ import Wire
 /// deadline fails the call, and a closed connection fails all its calls.
 public actor PeerClients: PeerNetwork {
     private let security: HandshakeConfig
+    private let tls: PeerTLS?
     private let logger: Logger
     /// One connection attempt per peer, shared by every caller: a caller
     /// never writes on a connection whose handshake has not finished.
@@ -19,8 +21,9 @@ public actor PeerClients: PeerNetwork {
     private var nextCorrelationID: UInt64 = 1
     public nonisolated let filter: PeerFilter
 
-    public init(security: HandshakeConfig, filter: PeerFilter = PeerFilter(), logger: Logger) {
+    public init(security: HandshakeConfig, tls: PeerTLS? = nil, filter: PeerFilter = PeerFilter(), logger: Logger) {
         self.security = security
+        self.tls = tls
         self.filter = filter
         self.logger = logger
     }
@@ -75,19 +78,19 @@ public actor PeerClients: PeerNetwork {
             if connections[address] == attempt { connections[address] = nil }
         }
         if let attempt = connections[address] { return try await attempt.value }
-        let (security, logger) = (self.security, self.logger)
-        let attempt = Task { try await Self.open(address, security: security, logger: logger, timeout: timeout) }
+        let (security, tls, logger) = (self.security, self.tls, self.logger)
+        let attempt = Task { try await Self.open(address, security: security, tls: tls, logger: logger, timeout: timeout) }
         connections[address] = attempt
         return try await attempt.value
     }
 
-    private static func open(_ address: String, security: HandshakeConfig, logger: Logger, timeout: Duration) async throws -> PeerConnection {
+    private static func open(_ address: String, security: HandshakeConfig, tls: PeerTLS?, logger: Logger, timeout: Duration) async throws -> PeerConnection {
         guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
             throw EngineError.unavailable("bad peer address \(address)")
         }
         let handler = ForwardClientHandler()
         let channel = try await PeerTransport.connect(
-            host: String(address[..<colon]), port: port, security: security, logger: logger) { handler }
+            host: String(address[..<colon]), port: port, security: security, tls: tls, logger: logger) { handler }
         // A handshake that does not finish in time closes the connection,
         // which fails the wait.
         try await SystemClock().withDeadline(timeout, onTimeout: { channel.close(promise: nil) }) {

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import PeerTLS
 import ServiceLifecycle
 import Wire
 
@@ -11,10 +12,10 @@ public final class PeerService: Service, Sendable {
 
     /// Binds now, so the caller can print the bound address.
     public static func bind(
-        host: String, port: Int, security: HandshakeConfig, logger: Logger,
+        host: String, port: Int, security: HandshakeConfig, tls: PeerTLS? = nil, logger: Logger,
         application: @escaping @Sendable () -> any ChannelHandler
     ) async throws -> PeerService {
-        let channel = try await PeerTransport.listen(host: host, port: port, security: security, logger: logger, application: application)
+        let channel = try await PeerTransport.listen(host: host, port: port, security: security, tls: tls, logger: logger, application: application)
         return PeerService(channel: channel, logger: logger)
     }
 
