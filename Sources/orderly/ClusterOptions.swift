@@ -125,6 +125,11 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: "Peer addresses host:port,... of nodes to join through (any member will do).")
     var seeds: String?
 
+    @Option(help: ArgumentHelp(
+        "The host (name or IP address) other processes reach this node at; by default the address --peer and --http bind.",
+        discussion: "Give it when a node binds 0.0.0.0 or an address others cannot reach (NAT, containers): peers, the balancer and the warehouse use it with the bound ports."))
+    var advertise: String?
+
     @Option(help: "Nodes in each order's preference list.")
     var replicationFactor: Int = 3
 
@@ -157,6 +162,11 @@ struct ClusterOptions: ParsableArguments {
             throw ValidationError("--suspect-after must be at least 400ms and --dead-after longer than it")
         }
         if seeds != nil && peer == nil { throw ValidationError("--seeds needs --peer: a node joins a cluster through its peer port") }
+        if let advertise {
+            guard !advertise.isEmpty, !advertise.contains(":") || advertise.hasPrefix("["), !advertise.contains(" ") else {
+                throw ValidationError("--advertise '\(advertise)' is not a host name or IP address (no port: the bound ports are used)")
+            }
+        }
         if let protocolMax, !WireLimits.protocolVersions.contains(protocolMax) {
             throw ValidationError("--protocol-max must be \(WireLimits.protocolVersions.lowerBound)-\(WireLimits.protocolVersion): this release speaks no other")
         }

@@ -60,6 +60,13 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    /// A bound host:port as peers and clients reach it: --advertise's host
+    /// with the bound port.
+    func advertised(_ bound: String) -> String {
+        guard let host = clusterOptions.advertise, let colon = bound.lastIndex(of: ":") else { return bound }
+        return "\(host)\(bound[colon...])"
+    }
+
     func validate() throws {
         try validateNodeID(id)
         guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be at least 1") }
@@ -110,14 +117,16 @@ struct NodeCommand: AsyncParsableCommand {
             if secret ?? nil == nil { logger.warning("peer protocol runs in clear text without a secret (--insecure)") }
         }
         let node = try await OrderlyNode.assemble(
-            config: config, log: log, network: clients, peerAddress: peerService?.address ?? "", environment: .system(), logger: logger)
+            config: config, log: log, network: clients, peerAddress: peerService.map { advertised($0.address) } ?? "", environment: .system(),
+            logger: logger)
         inbox.node = node.inbox
         let membership = node.membership
         let replicator = node.replicator
         let dispatcher = node.dispatcher
 
         let nodeID = id
-        let peerAddress = peerService?.address
+        let peerAddress = peerService.map { advertised($0.address) }
+        let advertise = clusterOptions.advertise
         let app = Application(
             router: APIServer.router(
                 service: dispatcher, membership: membership, replicator: replicator, adminToken: adminToken, feeds: node.feed,
@@ -126,7 +135,7 @@ struct NodeCommand: AsyncParsableCommand {
             configuration: .init(address: .hostname(http.host, port: http.port), serverName: "orderly-\(id)"),
             onServerRunning: { channel in
                 let address = channel.localAddress
-                let host = address?.ipAddress ?? "127.0.0.1"
+                let host = advertise ?? address?.ipAddress ?? "127.0.0.1"
                 let port = address?.port ?? 0
                 membership.advertise(http: "\(host):\(port)")
                 var fields: [(String, Any)] = [("ready", true), ("role", "api"), ("id", nodeID), ("http", "\(host):\(port)"), ("tls", servesHTTPS)]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import NIOSSL
 import Foundation
 import Simulator
 
@@ -17,8 +18,9 @@ func endProgress() {
 }
 
 /// The HTTP client of the simulator: many connections, none shared with others.
-func simulatorClient() -> HTTPClient {
+func simulatorClient(tls: TLSConfiguration? = nil) -> HTTPClient {
     var configuration = HTTPClient.Configuration()
+    configuration.tlsConfiguration = tls
     configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 512)
     configuration.timeout = .init(connect: .seconds(2), read: .seconds(15))
     return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
@@ -50,8 +52,11 @@ struct SimulateCommand: AsyncParsableCommand {
             cluster in one process under a seeded simulator instead.)
             """)
 
-    @Option(help: "Base URL of the balancer (or an API node).")
+    @Option(help: "Base URL of the balancer (or an API node): http://HOST:PORT, or https:// with --tls-ca.")
     var target: String
+
+    @OptionGroup(title: "HTTPS")
+    var https: HTTPSClientOptions
 
     @Option(help: "Customers per second.")
     var rate: Double = 20
@@ -84,14 +89,17 @@ struct SimulateCommand: AsyncParsableCommand {
         for (name, share) in [("--pay-first-share", payFirstShare), ("--duplicate-share", duplicateShare), ("--cancel-share", cancelShare)] {
             guard (0...1).contains(share) else { throw ValidationError("\(name) must be from 0 to 1") }
         }
-        guard target.hasPrefix("http://") else { throw ValidationError("--target must be an http:// URL") }
+        guard target.hasPrefix("http://") || target.hasPrefix("https://") else { throw ValidationError("--target must be an http:// or https:// URL") }
+        if target.hasPrefix("https://") && https.tlsCa == nil {
+            throw ValidationError("an https:// --target needs --tls-ca (the CA that signed the balancer's certificate)")
+        }
         guard rate > 0, rate <= 5000 else { throw ValidationError("--rate must be above 0 and at most 5000") }
         guard duration.milliseconds >= 1000 else { throw ValidationError("--duration must be at least 1s") }
         if let failures { _ = try FailureEvent.parse(failures) }
     }
 
     func run() async throws {
-        let client = simulatorClient()
+        let client = simulatorClient(tls: try https.client())
         let base = target.hasSuffix("/") ? String(target.dropLast()) : target
         var config = SimulationConfig(target: base, rate: rate, durationMs: duration.milliseconds, runID: "sim-\(UInt32.random(in: 0...UInt32.max))")
         config.failures = try failures.map { try FailureEvent.parse($0) } ?? []

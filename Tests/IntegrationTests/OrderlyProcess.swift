@@ -23,10 +23,18 @@ final class OrderlyProcess: @unchecked Sendable {
 
     static var binary: String { OrderlyBinary.path }
 
-    init(_ arguments: [String], stderrPath: String, environment: [String: String?] = [:]) throws {
+    /// `launcher` runs the binary inside another command, e.g.
+    /// `["/usr/sbin/ip", "netns", "exec", "NS"]` (which execs it: the pid
+    /// stays the node's).
+    init(_ arguments: [String], stderrPath: String, environment: [String: String?] = [:], launcher: [String] = []) throws {
         self.stderrPath = stderrPath
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments
+        if let first = launcher.first {
+            process.executableURL = URL(fileURLWithPath: first)
+            process.arguments = Array(launcher.dropFirst()) + [Self.binary] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: Self.binary)
+            process.arguments = arguments
+        }
         var merged = ProcessInfo.processInfo.environment
         // If this test process dies, the child (and its children) stop too.
         merged["ORDERLY_EXIT_WITH_PARENT"] = "1"
