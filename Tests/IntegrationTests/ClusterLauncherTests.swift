@@ -36,6 +36,12 @@ import Testing
         try await waitFor("the cluster to be up", timeout: .seconds(90)) { up.stdout.contains("Ctrl-C stops the cluster") }
         let pids = try Self.pids(folder)
         #expect(Set(pids.keys) == ["api-1", "api-2", "api-3", "stats", "wms", "balancer"])
+        // It made the cluster's certificates, and the peer links run TLS.
+        for file in ["ca.pem", "ca.key"] + pids.keys.flatMap({ ["\($0).pem", "\($0).key"] }) {
+            #expect(FileManager.default.fileExists(atPath: "\(data)/certs/\(file)"), "cluster up made certs/\(file)")
+        }
+        let nodeLog = try String(contentsOfFile: "\(data)/api-1/node.log", encoding: .utf8)
+        #expect(nodeLog.contains("peer connection established") && nodeLog.contains("tls=tlsv13"), "api-1's peer links run TLS 1.3")
 
         let status = try await Self.run(["cluster", "status", "--data", data], in: folder)
         #expect(status.status == 0)

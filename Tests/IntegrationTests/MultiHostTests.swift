@@ -235,7 +235,7 @@ final class HTTPClientForCA: Sendable {
         for host in 1...3 {
             let log = (try? String(contentsOfFile: folder.file("\(ids[host]!).log"), encoding: .utf8)) ?? ""
             #expect(log.contains("peer connection established"), "\(ids[host]!) connected to peers")
-            #expect(!log.contains("runs in clear text"), "\(ids[host]!) ran TLS")
+            #expect(log.contains("tls=tlsv13") && !log.contains("tls=off"), "\(ids[host]!)'s peer links ran TLS 1.3")
         }
     }
 }

@@ -53,7 +53,10 @@ import Testing
         let refused = try await Self.place("minority-1", via: cluster.http("api-3"))
         #expect(refused.status == 503)
         let message = (refused.body["error"] as? [String: Any])?["message"] as? String ?? ""
-        #expect(message.contains("majority"), "the reason is given: \(message)")
+        // Which check refuses first depends on timing (CI once saw the
+        // second): the node sees no majority of the order's replicas alive,
+        // or too few of them have confirmed its lease lately.
+        #expect(message.contains("majority") || message.contains("too few of its replicas"), "the reason is given: \(message)")
         // An order api-3 led moves once api-3 has been silent for the
         // failure detector's dead-after (its lease ran out): a client retries.
         let majority = try await waitUntil("the majority side to take majority-1", timeout: .seconds(20)) {

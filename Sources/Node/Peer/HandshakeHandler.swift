@@ -96,8 +96,10 @@ final class HandshakeHandler: ChannelDuplexHandler {
                     established = true
                     timeout?.cancel()
                     peers.record(peer, PeerVersions.Peer(negotiated: negotiated, newest: peerNewest))
+                    let tls = checksCertificate ? (try? context.pipeline.syncOperations.nioSSL_tlsVersion()).map { "\($0)" } ?? "?" : "off"
                     logger.info(
-                        "peer connection established", metadata: ["peer": "\(peer)", "protocol": "\(negotiated)", "peer_newest": "\(peerNewest)"])
+                        "peer connection established",
+                        metadata: ["peer": "\(peer)", "protocol": "\(negotiated)", "peer_newest": "\(peerNewest)", "tls": "\(tls)"])
                     context.fireUserInboundEventTriggered(PeerEstablished(peerNodeID: peer))
                 }
             }
