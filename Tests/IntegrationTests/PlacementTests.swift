@@ -59,7 +59,12 @@ import Testing
         var acknowledged: [String: Int] = [:]
         for (index, order) in orders.enumerated() {
             let via = cluster.http(first[index % first.count])
-            let placed = try await HTTP.send(.POST, "http://\(via)/orders", #"{"id":"\#(order)","customer":"c","lines":[{"sku":"SKU-00001","qty":1}]}"#)
+            // A 503 says retry, as a client does (CI, loaded, once got one:
+            // two nodes' views briefly disagreed on the order's leader).
+            let placed = try await waitUntil("\(order) to be placed", timeout: .seconds(30)) {
+                let reply = try await HTTP.send(.POST, "http://\(via)/orders", #"{"id":"\#(order)","customer":"c","lines":[{"sku":"SKU-00001","qty":1}]}"#)
+                return reply.status == 503 ? nil : reply
+            }
             #expect(placed.status == 201, "\(placed.body)")
             acknowledged[order] = 0
             if index % 2 == 0, let total = placed.body["total_cents"] as? Int {

@@ -172,7 +172,7 @@ extension HandshakeHandler {
         {
             return "TLS handshake failed: the peer refused this node's certificate, or sent none (another CA, or expired): \(text)"
         }
-        if case .uncleanShutdown = tls { return "TLS: the peer closed the connection without closing TLS (cut half-way)" }
+        if case .uncleanShutdown = tls { return "TLS: the peer closed the connection without closing TLS (it stopped, or the connection was cut)" }
         return "TLS: \(text)"
     }
 }
