@@ -67,21 +67,64 @@ public actor PeerClients: PeerNetwork {
     private func connection(to address: String, timeout: Duration) async throws -> PeerConnection {
         if filter.blocks(address: address) {
             // Partitioned: close what is open so calls on it fail too.
-            if let attempt = connections.removeValue(forKey: address), let connection = try? await attempt.value {
-                connection.channel.close(promise: nil)
+            if let attempt = connections.removeValue(forKey: address) {
+                Task { (try? await attempt.value)?.channel.close(promise: nil) }
             }
             throw EngineError.unavailable("\(address) is cut off by the partition switch")
         }
         if let attempt = connections[address] {
-            if let connection = try? await attempt.value, connection.isOpen { return connection }
-            // Failed or closed: the first caller to get here replaces it.
-            if connections[address] == attempt { connections[address] = nil }
+            switch await Self.wait(for: attempt, timeout: timeout) {
+            case .connected(let connection) where connection.isOpen: return connection
+            case .timedOut: throw EngineError.unavailable("could not reach \(address) within \(timeout)")
+            case .connected, .failed:
+                // Failed or closed: the first caller to get here replaces it.
+                if connections[address] == attempt { connections[address] = nil }
+            }
         }
-        if let attempt = connections[address] { return try await attempt.value }
-        let (security, tls, logger) = (self.security, self.tls, self.logger)
-        let attempt = Task { try await Self.open(address, security: security, tls: tls, logger: logger, timeout: timeout) }
-        connections[address] = attempt
-        return try await attempt.value
+        let attempt: Task<PeerConnection, any Error>
+        if let replaced = connections[address] {
+            attempt = replaced
+        } else {
+            // The attempt is not bound to this caller's deadline: it goes on
+            // for the handshake's own deadline (TLS and the protocol's
+            // handshake take four round trips), and a later caller finds it
+            // done. Cut at each caller's deadline, as it was, on a loaded
+            // machine or a slow link no attempt finished within a gossip
+            // send's 500 ms, and the peer was never reached.
+            let (security, tls, logger) = (self.security, self.tls, self.logger)
+            attempt = Task {
+                try await Self.open(address, security: security, tls: tls, logger: logger, timeout: .milliseconds(PeerTransport.handshakeDeadline.nanoseconds / 1_000_000))
+            }
+            connections[address] = attempt
+        }
+        switch await Self.wait(for: attempt, timeout: timeout) {
+        case .connected(let connection): return connection
+        case .failed(let error): throw error
+        case .timedOut: throw EngineError.unavailable("could not reach \(address) within \(timeout)")
+        }
+    }
+
+    enum Wait {
+        case connected(PeerConnection)
+        case failed(any Error)
+        case timedOut
+    }
+
+    /// Waits for a connection attempt at most `timeout`, leaving the
+    /// attempt to go on when the time is up.
+    static func wait(for attempt: Task<PeerConnection, any Error>, timeout: Duration) async -> Wait {
+        let outcome = OneShot<Wait>()
+        return await withCheckedContinuation { continuation in
+            outcome.set(continuation)
+            let timer = Task {
+                try? await Task.sleep(for: timeout)
+                outcome.resume(.timedOut)
+            }
+            Task {
+                do { outcome.resume(.connected(try await attempt.value)) } catch { outcome.resume(.failed(error)) }
+                timer.cancel()
+            }
+        }
     }
 
     private static func open(_ address: String, security: HandshakeConfig, tls: PeerTLS?, logger: Logger, timeout: Duration) async throws -> PeerConnection {
@@ -104,6 +147,25 @@ public actor PeerClients: PeerNetwork {
             if let connection = try? await attempt.value { try? await connection.channel.close() }
         }
         connections.removeAll()
+    }
+}
+
+/// A continuation resumed once, by whichever comes first.
+final class OneShot<Value: Sendable>: Sendable {
+    private let state = NIOLockedValueBox<(continuation: CheckedContinuation<Value, Never>?, done: Bool)>((nil, false))
+
+    func set(_ continuation: CheckedContinuation<Value, Never>) {
+        state.withLockedValue { $0.continuation = continuation }
+    }
+
+    func resume(_ value: Value) {
+        let continuation = state.withLockedValue { state -> CheckedContinuation<Value, Never>? in
+            guard !state.done, let continuation = state.continuation else { return nil }
+            state.done = true
+            state.continuation = nil
+            return continuation
+        }
+        continuation?.resume(returning: value)
     }
 }
 
