@@ -99,29 +99,31 @@ struct TestAuthority {
         #expect(serverSide.frames.withLock { $0.first?.payload } == ByteBuffer(string: "ping"))
     }
 
-    @Test func aCertificateFromAnotherCAIsRefused() async throws {
+    /// A client claiming api-2 with `tls` (none: clear text) is refused:
+    /// its connection closes, nobody is admitted on either side, the
+    /// server logs `reason`, and then it admits a good peer.
+    func expectRefused(tls: PeerTLS?, reason: String) async throws {
         let serverSide = PeerRecorder()
         let server = try await listen(recorder: serverSide)
         defer { try? server.close().wait() }
         let port = server.localAddress!.port!
-        // It trusts the cluster's CA, so only the server has cause to refuse.
-        let stranger = try TestAuthority(name: "another CA")
-        let intruder = try await connect(port, as: "api-2", tls: try stranger.tls("api-2", trusting: cluster))
-        try await expectClosed(intruder)
-        try await refused(text: "certificate was refused", serverSide)
+        let clientSide = PeerRecorder()
+        let client = try await connect(port, as: "api-2", tls: tls, recorder: clientSide)
+        try await expectClosed(client)
+        #expect(clientSide.established.withLock { $0 }.isEmpty)
+        try await refused(text: reason, serverSide)
         try await expectStillServing(port, serverSide)
     }
 
+    @Test func aCertificateFromAnotherCAIsRefused() async throws {
+        // It trusts the cluster's CA, so only the server has cause to refuse.
+        let stranger = try TestAuthority(name: "another CA")
+        try await expectRefused(tls: try stranger.tls("api-2", trusting: cluster), reason: "certificate was refused")
+    }
+
     @Test func anExpiredCertificateIsRefused() async throws {
-        let serverSide = PeerRecorder()
-        let server = try await listen(recorder: serverSide)
-        defer { try? server.close().wait() }
-        let port = server.localAddress!.port!
         let expired = try cluster.tls("api-2", from: Date() - 3 * 86_400, until: Date() - 86_400)
-        let intruder = try await connect(port, as: "api-2", tls: expired)
-        try await expectClosed(intruder)
-        try await refused(text: "certificate was refused", serverSide)
-        try await expectStillServing(port, serverSide)
+        try await expectRefused(tls: expired, reason: "certificate was refused")
     }
 
     @Test func aServerWithAnExpiredCertificateIsRefusedByItsClient() async throws {
@@ -144,29 +146,13 @@ struct TestAuthority {
     }
 
     @Test func aCertificateNamingAnotherNodeIsRefused() async throws {
-        let serverSide = PeerRecorder()
-        let server = try await listen(recorder: serverSide)
-        defer { try? server.close().wait() }
-        let port = server.localAddress!.port!
         // A real member's certificate (api-3), used by a peer that claims
         // to be api-2: TLS accepts it, the handshake does not.
-        let clientSide = PeerRecorder()
-        let impostor = try await connect(port, as: "api-2", tls: try cluster.tls("api-3"), recorder: clientSide)
-        try await expectClosed(impostor)
-        #expect(clientSide.established.withLock { $0 }.isEmpty)
-        try await refused(text: "peer claims to be api-2 but its certificate names api-3", serverSide)
-        try await expectStillServing(port, serverSide)
+        try await expectRefused(tls: try cluster.tls("api-3"), reason: "peer claims to be api-2 but its certificate names api-3")
     }
 
     @Test func aClearTextClientOnTheTLSPortIsRefused() async throws {
-        let serverSide = PeerRecorder()
-        let server = try await listen(recorder: serverSide)
-        defer { try? server.close().wait() }
-        let port = server.localAddress!.port!
-        let plain = try await connect(port, as: "api-2", tls: nil)
-        try await expectClosed(plain)
-        try await refused(text: "does not speak TLS", serverSide)
-        try await expectStillServing(port, serverSide)
+        try await expectRefused(tls: nil, reason: "does not speak TLS")
     }
 
     @Test func aTLSHandshakeCutHalfWayIsClosedAtTheDeadline() async throws {

@@ -18,6 +18,9 @@ public actor PeerClients: PeerNetwork {
     /// One connection attempt per peer, shared by every caller: a caller
     /// never writes on a connection whose handshake has not finished.
     private var connections: [String: Task<PeerConnection, any Error>] = [:]
+    /// The connections made, by address: a call on an open one waits for
+    /// nothing.
+    private var established: [String: PeerConnection] = [:]
     private var nextCorrelationID: UInt64 = 1
     public nonisolated let filter: PeerFilter
 
@@ -67,14 +70,21 @@ public actor PeerClients: PeerNetwork {
     private func connection(to address: String, timeout: Duration) async throws -> PeerConnection {
         if filter.blocks(address: address) {
             // Partitioned: close what is open so calls on it fail too.
+            established[address] = nil
             if let attempt = connections.removeValue(forKey: address) {
                 Task { (try? await attempt.value)?.channel.close(promise: nil) }
             }
             throw EngineError.unavailable("\(address) is cut off by the partition switch")
         }
+        if let connection = established[address] {
+            if connection.isOpen { return connection }
+            established[address] = nil
+        }
         if let attempt = connections[address] {
             switch await Self.wait(for: attempt, timeout: timeout) {
-            case .connected(let connection) where connection.isOpen: return connection
+            case .connected(let connection) where connection.isOpen:
+                established[address] = connection
+                return connection
             case .timedOut: throw EngineError.unavailable("could not reach \(address) within \(timeout)")
             case .connected, .failed:
                 // Failed or closed: the first caller to get here replaces it.
@@ -93,12 +103,14 @@ public actor PeerClients: PeerNetwork {
             // send's 500 ms, and the peer was never reached.
             let (security, tls, logger) = (self.security, self.tls, self.logger)
             attempt = Task {
-                try await Self.open(address, security: security, tls: tls, logger: logger, timeout: .milliseconds(PeerTransport.handshakeDeadline.nanoseconds / 1_000_000))
+                try await Self.open(address, security: security, tls: tls, logger: logger, timeout: .nanoseconds(PeerTransport.handshakeDeadline.nanoseconds))
             }
             connections[address] = attempt
         }
         switch await Self.wait(for: attempt, timeout: timeout) {
-        case .connected(let connection): return connection
+        case .connected(let connection):
+            if connections[address] == attempt { established[address] = connection }
+            return connection
         case .failed(let error): throw error
         case .timedOut: throw EngineError.unavailable("could not reach \(address) within \(timeout)")
         }
@@ -147,6 +159,7 @@ public actor PeerClients: PeerNetwork {
             if let connection = try? await attempt.value { try? await connection.channel.close() }
         }
         connections.removeAll()
+        established.removeAll()
     }
 }
 
