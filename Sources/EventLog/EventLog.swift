@@ -244,6 +244,21 @@ public final class EventLog: LogStore, Sendable {
         }
     }
 
+    public func heldOffsets() async throws -> [String: Int64] {
+        try checkReadable()
+        return try await reader.read { db in
+            // One index probe per origin (the key is origin, offset), not a
+            // scan of the table.
+            var held: [String: Int64] = [:]
+            var origin = try String.fetchOne(db, sql: "SELECT origin FROM events ORDER BY origin LIMIT 1")
+            while let current = origin {
+                held[current] = try Int64.fetchOne(db, sql: #"SELECT MAX("offset") FROM events WHERE origin = ?"#, arguments: [current])
+                origin = try String.fetchOne(db, sql: "SELECT origin FROM events WHERE origin > ? ORDER BY origin LIMIT 1", arguments: [current])
+            }
+            return held
+        }
+    }
+
     /// The failed fsync that stopped the writer: from then on the log takes
     /// no write and answers no read (what it holds may never reach the
     /// disk); the node must be restarted to recover from its file.

@@ -223,6 +223,10 @@ public final class InMemoryLogStore: LogStore, Sendable {
         try read { $0.visible.ringMembers }
     }
 
+    public func heldOffsets() async throws -> [String: Int64] {
+        try read { $0.visible.heldOffsets }
+    }
+
     public func promises() async throws -> [Promise] {
         try read { $0.visible.promises.values.sorted { $0.group < $1.group } }
     }
@@ -335,6 +339,9 @@ public struct LogImage: Sendable, Equatable {
     public init() {}
 
     public func lastOffset(of origin: String) -> Int64 { lastOffsets[origin] ?? 0 }
+
+    /// Per origin, the highest offset of an event the file holds.
+    public var heldOffsets: [String: Int64] { events.compactMapValues { $0.keys.max() } }
 
     /// Every event of the file, ordered by origin then offset.
     public var allEvents: [EventRecord] {

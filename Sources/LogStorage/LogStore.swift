@@ -50,6 +50,10 @@ public protocol LogStore: AnyObject, Sendable {
     func reimport(_ events: [EventRecord], floor: Int64) async throws -> Int
     /// How far this log holds each origin it copies.
     func replicaPositions() async throws -> [String: Int64]
+    /// Per origin of the events this file holds (its own log included),
+    /// the highest offset among them: every event committed before the
+    /// call is at or below it.
+    func heldOffsets() async throws -> [String: Int64]
     /// The terms this node has granted, per preference list.
     func promises() async throws -> [Promise]
     /// The ring members this node knew when it last recorded them (see

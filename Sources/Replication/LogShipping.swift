@@ -1,4 +1,5 @@
 import LogStorage
+import OrderDomain
 
 /// The holder's side of log shipping: what a fetch of a log gets. Pure; the
 /// replicator reads the events and waits for commits, this decides.
@@ -157,6 +158,66 @@ public enum GatherRule {
     /// missing: any majority of the list shares a member with them.
     public static func repliesNeeded(replicas count: Int) -> Int {
         count - (count / 2 + 1) + 1
+    }
+}
+
+/// What the replicas that granted a leader's term held when they granted
+/// it (protocol 9), and how far this node's own copies have caught up with
+/// that.
+///
+/// A replica that grants a term acknowledges no write of an older term
+/// from then on, so every write it ever acknowledged in an older term is
+/// among the events it held at that moment, each at or below the highest
+/// offset of its log the replica held (`held`). Once this node has copied
+/// every origin's log at least that far (its copies keep every event of the
+/// orders it leads), it holds whatever that replica held of those orders.
+/// When that is true of enough replicas that, with this node, they meet
+/// every majority of the list (`GatherRule.repliesNeeded`), and this node's
+/// log holds no event of an order, no replica acknowledged one: the leader
+/// may decide on it without asking the replicas for its events. A gather
+/// would have come back empty.
+public struct TermFrontier: Sendable, Equatable {
+    public let term: Term
+    /// Per replica that granted the term with its offsets, the origins this
+    /// node's copies have not reached yet, and how far they must.
+    public private(set) var pending: [String: [String: Int64]]
+    /// Replicas whose held offsets this node's copies have all reached.
+    public private(set) var caughtUp: Set<String> = []
+    /// `covers` has answered true once (it then always does).
+    public private(set) var isCovered = false
+
+    /// `held`: per granting replica, its held offsets. Origins this node
+    /// writes itself (`own`) are left out: its own log holds its events.
+    /// `positions`: how far this node has copied each origin now.
+    public init(term: Term, held: [String: [String: Int64]], own: String, positions: [String: Int64]) {
+        self.term = term
+        self.pending = [:]
+        for (replica, offsets) in held where replica != own {
+            pending[replica] = offsets.filter { origin, offset in origin != own && (positions[origin] ?? 0) < offset }
+        }
+        self.caughtUp = []
+        refresh { positions[$0] }
+    }
+
+    /// Whether enough replicas (this node counting as one) are caught up for
+    /// a list of `replicas` members, with the copies now at `position`.
+    public mutating func covers(replicas count: Int, position: (String) -> Int64?) -> Bool {
+        let needed = GatherRule.repliesNeeded(replicas: count) - 1
+        if caughtUp.count < needed { refresh(position) }
+        isCovered = isCovered || caughtUp.count >= needed
+        return caughtUp.count >= needed
+    }
+
+    private mutating func refresh(_ position: (String) -> Int64?) {
+        for (replica, offsets) in pending {
+            let left = offsets.filter { origin, offset in (position(origin) ?? 0) < offset }
+            if left.isEmpty {
+                caughtUp.insert(replica)
+                pending[replica] = nil
+            } else if left.count != offsets.count {
+                pending[replica] = left
+            }
+        }
     }
 }
 

@@ -70,6 +70,9 @@ public enum ReplicationCodec {
     public static let payloadBytesMax = 1 << 20
     /// Nodes named in a view, at most (as many as a digest holds).
     public static let viewNodesMax = 1024
+    /// Origins in a grant's held offsets, at most: a replica that holds
+    /// more logs sends none (the leader then gathers every order).
+    public static let heldOriginsMax = 1024
 
     public static func encode(_ request: FetchRequest) -> Frame {
         var buffer = ByteBuffer()
@@ -310,10 +313,18 @@ public struct GrantRequest: Sendable, Equatable {
     /// The preference list (`TermGroup.key`).
     public var group: String
     public var term: Term
+    /// Asks a replica that grants for how far it holds each log (protocol
+    /// 9; a new term's leader asks, see `GrantReply.held`). Never sent to
+    /// a peer that speaks an older version.
+    public var wantsHeld: Bool
 
-    public init(group: String, term: Term) {
+    /// The first protocol version that carries `wantsHeld` and the reply's `held`.
+    public static let heldSinceVersion: UInt8 = 9
+
+    public init(group: String, term: Term, wantsHeld: Bool = false) {
         self.group = group
         self.term = term
+        self.wantsHeld = wantsHeld
     }
 }
 
@@ -324,11 +335,17 @@ public struct GrantReply: Sendable, Equatable {
     public var promise: Term
     /// Why not, when not.
     public var reason: String
+    /// When asked (`GrantRequest.wantsHeld`) and granted: per origin, the
+    /// highest offset of that origin's log among the events this replica
+    /// held once the grant was made. Every write it acknowledged in an
+    /// older term is at or below it (`GatherRule.covered`).
+    public var held: [String: Int64]?
 
-    public init(granted: Bool, promise: Term, reason: String = "") {
+    public init(granted: Bool, promise: Term, reason: String = "", held: [String: Int64]? = nil) {
         self.granted = granted
         self.promise = promise
         self.reason = reason
+        self.held = held
     }
 }
 
@@ -338,6 +355,8 @@ public enum GrantCodec {
         buffer.writeInteger(correlationID)
         buffer.writeLengthPrefixed(request.group)
         ReplicationCodec.write(request.term, to: &buffer)
+        // Protocol 9 adds the flag; without it the frame is as version 8's.
+        if request.wantsHeld { buffer.writeInteger(UInt8(1)) }
         return Frame(type: ReplicationFrame.grant.rawValue, payload: buffer)
     }
 
@@ -346,8 +365,14 @@ public enum GrantCodec {
         let correlationID = try reader.integer("correlation id", as: UInt64.self)
         let group = try reader.string("preference list", max: ReplicationCodec.groupBytesMax)
         let term = try ReplicationCodec.readTerm(&reader)
+        var wantsHeld = false
+        if reader.buffer.readableBytes > 0 {
+            let flag = try reader.integer("held flag", as: UInt8.self)
+            guard flag == 1 else { throw .malformed("held flag \(flag)") }
+            wantsHeld = true
+        }
         try reader.finish("grant request")
-        return (correlationID, GrantRequest(group: group, term: term))
+        return (correlationID, GrantRequest(group: group, term: term, wantsHeld: wantsHeld))
     }
 
     public static func encode(_ reply: GrantReply, correlationID: UInt64) -> Frame {
@@ -356,6 +381,16 @@ public enum GrantCodec {
         buffer.writeInteger(UInt8(reply.granted ? 1 : 0))
         ReplicationCodec.write(reply.promise, to: &buffer)
         buffer.writeLengthPrefixed(String(reply.reason.prefix(500)))
+        // Only to a request that asked (protocol 9), and only whole: a
+        // part would tell the leader it holds less than it does.
+        if let held = reply.held, held.count <= ReplicationCodec.heldOriginsMax {
+            let entries = held.sorted { $0.key < $1.key }
+            buffer.writeInteger(UInt16(entries.count))
+            for (origin, offset) in entries {
+                buffer.writeLengthPrefixed(Array(origin.utf8))
+                buffer.writeInteger(offset)
+            }
+        }
         return Frame(type: ReplicationFrame.grantReply.rawValue, payload: buffer)
     }
 
@@ -366,8 +401,23 @@ public enum GrantCodec {
         guard granted <= 1 else { throw .malformed("granted flag \(granted)") }
         let promise = try ReplicationCodec.readTerm(&reader)
         let reason = try reader.string("reason", max: 2048)
+        var held: [String: Int64]?
+        if reader.buffer.readableBytes > 0 {
+            let count = try reader.integer("held origins", as: UInt16.self)
+            guard count <= ReplicationCodec.heldOriginsMax else {
+                throw .malformed("\(count) held origins, at most \(ReplicationCodec.heldOriginsMax) allowed")
+            }
+            var entries: [String: Int64] = [:]
+            for _ in 0..<count {
+                let origin = try reader.string("held origin")
+                let offset = try reader.integer("held offset", as: Int64.self)
+                guard offset >= 0 else { throw .malformed("held offset \(offset) of \(origin)") }
+                guard entries.updateValue(offset, forKey: origin) == nil else { throw .malformed("origin \(origin) held twice") }
+            }
+            held = entries
+        }
         try reader.finish("grant reply")
-        return (correlationID, GrantReply(granted: granted == 1, promise: promise, reason: reason))
+        return (correlationID, GrantReply(granted: granted == 1, promise: promise, reason: reason, held: held))
     }
 }
 

@@ -2,6 +2,10 @@
 public enum WireLimits {
     /// "OR": the first two bytes after the length of every frame.
     public static let magic: UInt16 = 0x4F52
+    /// 9: a new term's leader may ask each replica that grants it how far
+    /// it holds each log (an optional flag after a grant request, the
+    /// offsets after its reply), and then decides on an order of which no
+    /// replica held anything without asking for its events.
     /// 8: versions are negotiated (a hello in the client's highest version,
     /// answered in the highest both speak; a welcome names the versions the
     /// server speaks). 7: a follower says whether it kept the event it names.
@@ -14,7 +18,7 @@ public enum WireLimits {
     /// follower's view to fetches.
     /// The versions this release speaks: its own and the one before, so a
     /// cluster is upgraded one node at a time (docs/protocol.md).
-    public static let protocolVersions: ClosedRange<UInt8> = 7...8
+    public static let protocolVersions: ClosedRange<UInt8> = 8...9
     /// The newest version this release speaks.
     public static var protocolVersion: UInt8 { protocolVersions.upperBound }
     /// length(4) magic(2) version(1) type(1) checksum(4).

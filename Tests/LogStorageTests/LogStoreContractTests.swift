@@ -105,6 +105,24 @@ func peerEvent(_ origin: String, _ offset: Int64, order: String, version: Int64,
         log.close()
     }
 
+    /// What a replica tells a new term's leader: per origin, the highest
+    /// offset it holds, whichever way the event came (its own append, a
+    /// tail's batch, a leader's store of single events).
+    @Test(arguments: StoreKind.allCases)
+    func heldOffsetsNameTheHighestEventOfEachOrigin(kind: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let log = try StoreUnderTest(kind, folder: folder.path).log
+        #expect(try await log.heldOffsets().isEmpty)
+        _ = try await log.append(AppendRequest(events: [newEvent("o1", 1), newEvent("o2", 1)]))
+        // A batch whose position runs past its last event: the position is
+        // not an event held.
+        _ = try await log.replicate(ReplicatedBatch(origin: "api-2", events: [peerEvent("api-2", 3, order: "o1", version: 2)], throughOffset: 9))
+        // Copies from a gather or a store, ahead of the tail's position.
+        _ = try await log.replicate(ReplicatedBatch(origin: "", events: [peerEvent("api-3", 41, order: "o3", version: 1), peerEvent("api-3", 7, order: "o4", version: 1)], throughOffset: nil))
+        #expect(try await log.heldOffsets() == ["api-1": 2, "api-2": 3, "api-3": 41])
+        log.close()
+    }
+
     @Test(arguments: StoreKind.allCases)
     func anOrdersEventsComeInVersionOrderAfterAVersion(kind: StoreKind) async throws {
         let folder = try TemporaryFolder()

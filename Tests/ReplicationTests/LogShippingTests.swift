@@ -1,4 +1,5 @@
 import LogStorage
+import OrderDomain
 import Replication
 import Testing
 
@@ -126,5 +127,33 @@ import Testing
         #expect(BackfillProgress.next(position: 0, throughOffset: 100, lastEventOffset: 90, eventCount: 50, target: 500) == 100)
         #expect(BackfillProgress.next(position: 100, throughOffset: 500, lastEventOffset: 480, eventCount: 50, target: 500) == nil)
         #expect(BackfillProgress.next(position: 100, throughOffset: 100, lastEventOffset: nil, eventCount: 0, target: 500) == nil)
+    }
+
+    /// A leader decides on an order nobody held without a gather only once
+    /// its copies reach what enough granting replicas held: with RF 3 one
+    /// replica besides itself, with RF 5 two.
+    @Test func aTermCoversAnOrderNobodyHeldOnlyOnceTheCopiesReachWhatEnoughReplicasHeld() {
+        let term = Term(number: 4, leader: "api-1")
+        var positions: [String: Int64] = ["api-2": 10, "api-3": 5]
+        var frontier = TermFrontier(
+            term: term,
+            held: ["api-2": ["api-1": 99, "api-2": 12, "api-3": 5], "api-3": ["api-2": 10, "api-3": 9]],
+            own: "api-1", positions: positions)
+        // Its own log's offsets are no condition: it holds its own events.
+        #expect(frontier.pending["api-2"] == ["api-2": 12])
+        #expect(frontier.pending["api-3"] == ["api-3": 9])
+        #expect(!frontier.covers(replicas: 3) { positions[$0] })
+        #expect(!frontier.covers(replicas: 3) { _ in nil }, "a log not copied at all reaches nothing")
+        positions["api-3"] = 9
+        #expect(frontier.covers(replicas: 3) { positions[$0] }, "api-3 caught up: it and this node meet every majority of 3")
+        #expect(frontier.caughtUp == ["api-3"])
+        // RF 5 needs a second replica caught up.
+        #expect(!frontier.covers(replicas: 5) { positions[$0] })
+        positions["api-2"] = 12
+        #expect(frontier.covers(replicas: 5) { positions[$0] })
+        // A replica that granted without offsets (an older release) never counts.
+        var silent = TermFrontier(term: term, held: [:], own: "api-1", positions: positions)
+        #expect(!silent.covers(replicas: 3) { positions[$0] })
+        #expect(silent.covers(replicas: 1) { positions[$0] }, "with RF 1 the leader alone is every majority")
     }
 }

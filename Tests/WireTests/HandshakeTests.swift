@@ -82,10 +82,11 @@ import Testing
     /// Mixed releases: each pair settles on the newest version both speak,
     /// and each side learns the newest the other speaks.
     @Test func nodesOfNeighbouringReleasesSettleOnTheNewestVersionBothSpeak() throws {
-        let old: ClosedRange<UInt8> = 7...7
         let new = WireLimits.protocolVersions
+        let old: ClosedRange<UInt8> = new.lowerBound...new.lowerBound
         let newest = new.upperBound
-        for (clientVersions, serverVersions, settled) in [(new, new, newest), (old, new, 7), (new, old, 7), (old, old, 7)] {
+        let oldest = new.lowerBound
+        for (clientVersions, serverVersions, settled) in [(new, new, newest), (old, new, oldest), (new, old, oldest), (old, old, oldest)] {
             let result = exchange(
                 client: HandshakeConfig(cluster: "shop", nodeID: "api-1", secret: Self.secret, versions: clientVersions),
                 server: HandshakeConfig(cluster: "shop", nodeID: "api-2", secret: Self.secret, versions: serverVersions))

@@ -120,6 +120,52 @@ import Wire
         #expect(throws: WireError.self) { try GrantCodec.decodeRequest(Frame(type: ReplicationFrame.grant.rawValue, payload: extra)) }
     }
 
+    /// Protocol 9: a new term's leader asks each replica how far it holds
+    /// each log; the answer comes whole or not at all.
+    @Test func aGrantAskingForHeldOffsetsRoundTripsAndBadOffsetsAreRefused() throws {
+        let term = Term(number: 3, leader: "api-1")
+        let request = PeerRequest.grant(GrantRequest(group: "api-1,api-2,api-3", term: term, wantsHeld: true))
+        guard case .request(_, let decodedRequest)? = try PeerCodec.decode(PeerCodec.encode(request, correlationID: 5)) else {
+            Issue.record("the grant request did not decode")
+            return
+        }
+        #expect(decodedRequest == request)
+        // Without the flag the frame is byte for byte what version 8 sends.
+        let plain = GrantCodec.encode(GrantRequest(group: "a,b", term: term), correlationID: 1).payload
+        let flagged = GrantCodec.encode(GrantRequest(group: "a,b", term: term, wantsHeld: true), correlationID: 1).payload
+        #expect(flagged.readableBytes == plain.readableBytes + 1)
+
+        let reply = PeerReply.grant(GrantReply(granted: true, promise: term, held: ["api-1": 40, "api-2": 7, "api-3": 0]))
+        guard case .reply(_, let decodedReply)? = try PeerCodec.decode(PeerCodec.encode(reply, correlationID: 6)) else {
+            Issue.record("the grant reply did not decode")
+            return
+        }
+        #expect(decodedReply == reply)
+        // Too many origins to send whole: none are sent, so the leader gathers.
+        let many = Dictionary(uniqueKeysWithValues: (0...ReplicationCodec.heldOriginsMax).map { ("n-\($0)", Int64($0)) })
+        let (_, tooMany) = try GrantCodec.decodeReply(GrantCodec.encode(GrantReply(granted: true, promise: term, held: many), correlationID: 7))
+        #expect(tooMany.held == nil)
+
+        func replyFrame(offsets: [(String, Int64)], count: UInt16? = nil) -> Frame {
+            var payload = GrantCodec.encode(GrantReply(granted: true, promise: term), correlationID: 8).payload
+            payload.writeInteger(count ?? UInt16(offsets.count))
+            for (origin, offset) in offsets {
+                payload.writeLengthPrefixed(Array(origin.utf8))
+                payload.writeInteger(offset)
+            }
+            return Frame(type: ReplicationFrame.grantReply.rawValue, payload: payload)
+        }
+        #expect(try GrantCodec.decodeReply(replyFrame(offsets: [("api-1", 3)])).reply.held == ["api-1": 3])
+        for (bad, why) in [
+            (replyFrame(offsets: [("api-1", -1)]), "a negative offset"),
+            (replyFrame(offsets: [("api-1", 3), ("api-1", 4)]), "an origin twice"),
+            (replyFrame(offsets: [("api-1", 3)], count: 2), "fewer origins than counted"),
+            (replyFrame(offsets: [], count: UInt16(ReplicationCodec.heldOriginsMax + 1)), "more origins than allowed"),
+        ] {
+            #expect(throws: WireError.self, "\(why)") { try GrantCodec.decodeReply(bad) }
+        }
+    }
+
     @Test func storeRequestsCarryWholeEventsAndTheirAnswersRoundTrip() throws {
         let event = EventRecord(
             origin: "api-1", offset: 7, orderID: "o-9", version: 2, type: "PaymentReceived", payload: #"{"v":1,"payment_id":"p"}"#,

@@ -7,6 +7,8 @@ import Wire
 /// Fired down the pipeline once the peer has proven the cluster secret.
 public struct PeerEstablished: Sendable {
     public let peerNodeID: String
+    /// The peer protocol version the connection speaks.
+    public var version: UInt8 = WireLimits.protocolVersion
 }
 
 /// Runs the handshake core on a connection. Until it succeeds no frame goes
@@ -100,7 +102,7 @@ final class HandshakeHandler: ChannelDuplexHandler {
                     logger.info(
                         "peer connection established",
                         metadata: ["peer": "\(peer)", "protocol": "\(negotiated)", "peer_newest": "\(peerNewest)", "tls": "\(tls)"])
-                    context.fireUserInboundEventTriggered(PeerEstablished(peerNodeID: peer))
+                    context.fireUserInboundEventTriggered(PeerEstablished(peerNodeID: peer, version: negotiated))
                 }
             }
         } catch {

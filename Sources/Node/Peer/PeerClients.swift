@@ -51,6 +51,11 @@ public actor PeerClients: PeerNetwork {
             forward.timeoutMs = UInt32(clamping: max(0, remaining.milliseconds))
             request = .forward(forward)
         }
+        if case .grant(var grant) = request, grant.wantsHeld, connection.handler.version < GrantRequest.heldSinceVersion {
+            // A peer of the release before reads no such flag.
+            grant.wantsHeld = false
+            request = .grant(grant)
+        }
         let frame = try await connection.exchange(PeerCodec.encode(request, correlationID: correlationID), correlationID: correlationID, timeout: remaining)
         try checkNotCut(address)
         guard case .reply(_, let reply)? = try PeerCodec.decode(frame) else {
@@ -199,6 +204,7 @@ final class ForwardClientHandler: ChannelInboundHandler, Sendable {
 
     private struct State {
         var established = false
+        var version: UInt8 = 0
         var closed = false
         var establishedWaiters: [CheckedContinuation<Void, any Error>] = []
         var calls: [UInt64: CheckedContinuation<Frame, any Error>] = [:]
@@ -206,10 +212,14 @@ final class ForwardClientHandler: ChannelInboundHandler, Sendable {
 
     private let state = NIOLockedValueBox(State())
 
+    /// The protocol version the connection speaks (0 before it is established).
+    var version: UInt8 { state.withLockedValue { $0.version } }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is PeerEstablished {
+        if let established = event as? PeerEstablished {
             let waiters = state.withLockedValue { state in
                 state.established = true
+                state.version = established.version
                 defer { state.establishedWaiters = [] }
                 return state.establishedWaiters
             }

@@ -32,6 +32,7 @@ extension Replicator {
                     // The view moved: terms are asked for again under it.
                     state.heldEpoch = epoch
                     state.held = [:]
+                    state.frontiers = [:]
                 }
                 if let held = state.held[key], held > floor { return .held(held) }
                 if state.acquiring[key] != nil { return .wait }
@@ -92,13 +93,16 @@ extension Replicator {
         }
         let reachable = directory.reachablePeers()
         let (network, timeout) = (self.network, config.gatherTimeout)
+        let wantsHeld = config.decidesUnheldOrdersWithoutGather
         var granted = 1
         var refusals: [String] = []
+        var held: [String: [String: Int64]] = [:]
         await withTaskGroup(of: (String, GrantReply?).self) { group in
             for member in list where member != selfID {
                 guard let address = reachable[member] else { continue }
                 group.addTask {
-                    guard case .grant(let reply)? = try? await network.call(.grant(GrantRequest(group: key, term: term)), to: address, timeout: timeout)
+                    let request = GrantRequest(group: key, term: term, wantsHeld: wantsHeld)
+                    guard case .grant(let reply)? = try? await network.call(.grant(request), to: address, timeout: timeout)
                     else { return (member, nil) }
                     return (member, reply)
                 }
@@ -107,6 +111,7 @@ extension Replicator {
                 guard let reply else { continue }
                 if reply.granted {
                     granted += 1
+                    if let offsets = reply.held { held[member] = offsets }
                 } else {
                     refusals.append("\(member): \(reply.reason)")
                     noteTerm(reply.promise)
@@ -119,10 +124,16 @@ extension Replicator {
                 "term \(term) for \(key) was granted by \(granted) of \(list.count) replicas, \(majority) needed"
                     + (refusals.isEmpty ? "" : " (\(refusals.joined(separator: "; ")))"))
         }
+        // How far this node's copies reach now, for the logs it no longer
+        // follows too (a member that left): see `TermFrontier`.
+        let positions = held.isEmpty ? [:] : ((try? await log.replicaPositions()) ?? [:])
         let kept = state.withLock { state -> Bool in
             // A newer term granted meanwhile (here) deposes this one at once.
             guard state.promises[key] == term else { return false }
             state.held[key] = term
+            let copies = state.follower.copies.mapValues(\.through)
+            state.frontiers[key] = TermFrontier(
+                term: term, held: held, own: selfID, positions: positions.merging(copies) { max($0, $1) })
             return true
         }
         guard kept else { throw EngineError.unavailable("term \(term) for \(key) was overtaken while it was granted") }
@@ -187,7 +198,13 @@ extension Replicator {
             if let held = state.held[request.group], held < merged { state.held[request.group] = nil }
             return merged
         }
-        return GrantReply(granted: now == request.term, promise: now, reason: now == request.term ? "" : "it granted \(now) meanwhile")
+        guard now == request.term else { return GrantReply(granted: false, promise: now, reason: "it granted \(now) meanwhile") }
+        // Read after the promise is in force here: every copy this node
+        // vouched for in an older term was durable before, so it is below
+        // these offsets (see `TermFrontier`). None when it cannot be read:
+        // the leader then gathers.
+        let held = request.wantsHeld ? try? await log.heldOffsets() : nil
+        return GrantReply(granted: true, promise: now, held: held)
     }
 
     /// Asks the followers whose views do not show `term` granted to grant

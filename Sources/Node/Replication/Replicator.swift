@@ -57,6 +57,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         /// the view they were taken under.
         var held: [String: Term] = [:]
         var heldEpoch: UInt64 = 0
+        /// Per list, what the replicas that granted the held term held
+        /// then (see `TermFrontier`).
+        var frontiers: [String: TermFrontier] = [:]
         /// The highest term number seen anywhere.
         var highestTerm: Int64 = 0
         /// Callers waiting for the term being asked for, per list.
@@ -94,6 +97,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// fetch: the second over the first).
     private let gatherFetches = Counter(label: "orderly_gather_fetches_total")
     private let gatherOrders = Counter(label: "orderly_gather_orders_total")
+    /// Activations of orders no replica held, decided without a gather
+    /// (see `TermFrontier`).
+    private let gathersSkipped = Counter(label: "orderly_gather_skipped_total")
 
     public init(log: any LogStore, network: any PeerNetwork, config: ReplicationConfig, environment: NodeEnvironment, logger: Logger) {
         self.log = log
@@ -350,6 +356,16 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         let reachable = directory.reachablePeers()
         let others = list.filter { $0 != directory.nodeID }.compactMap { id in reachable[id].map { (id: id, address: $0) } }
         let selfID = directory.nodeID
+        if let term, config.partitionMode == .consistent, config.decidesUnheldOrdersWithoutGather, list.contains(selfID),
+            frontierCovers(TermGroup.key(list), term: term, replicas: list.count),
+            try await log.events(orderID: orderID.rawValue, afterVersion: 0).isEmpty
+        {
+            // The replicas that granted the term held nothing of the order
+            // this node's copies lack, and they hold nothing of it here: a
+            // gather would come back empty.
+            gathersSkipped.increment()
+            return
+        }
         var events: [EventRecord] = []
         var answered = 0
         /// What each replica that counts holds of the order, by event id.
@@ -386,6 +402,26 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         if config.partitionMode == .consistent, term != nil, list.contains(selfID) {
             try await commitHeld(orderID, list: list, held: held)
         }
+    }
+
+    /// Whether the replicas that granted `term` for `key` held, when they
+    /// granted it, nothing this node's copies have not reached since, for
+    /// enough of them to meet every majority of the list with this node.
+    func frontierCovers(_ key: String, term: Term, replicas: Int) -> Bool {
+        let (covered, newly) = state.withLock { state -> (Bool, Bool) in
+            guard state.held[key] == term, var frontier = state.frontiers[key], frontier.term == term else { return (false, false) }
+            if frontier.isCovered { return (true, false) }
+            let copies = state.follower.copies
+            let covered = frontier.covers(replicas: replicas) { copies[$0]?.through }
+            state.frontiers[key] = frontier
+            return (covered, covered)
+        }
+        if newly {
+            logger.info(
+                "this node's copies reach what the replicas held when they granted its term: it decides on orders none of them held without asking",
+                metadata: ["group": "\(key)", "term": "\(term)"])
+        }
+        return covered
     }
 
     /// After gathering in a new term: every event of the order this node
