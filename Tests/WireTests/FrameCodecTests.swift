@@ -58,8 +58,9 @@ import Testing
         magic.setInteger(UInt16(0x4854), at: 4)  // "HT", as an HTTP client would send
         #expect(decodeError(magic) as? WireError == .badMagic(0x4854))
         var version = bytes([frame(16, "x")])
-        version.setInteger(UInt8(9), at: 6)
-        #expect(decodeError(version) as? WireError == .unsupportedVersion(9))
+        let unknown = WireLimits.protocolVersion + 1
+        version.setInteger(unknown, at: 6)
+        #expect(decodeError(version) as? WireError == .unsupportedVersion(unknown))
     }
 
     @Test func aConnectionEndingMidFrameIsReportedAsTruncated() throws {
