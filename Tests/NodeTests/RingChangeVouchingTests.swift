@@ -20,6 +20,8 @@ import Wire
     /// A fixed view that the test moves from one ring to another.
     final class Directory: ReplicaDirectory {
         let ring = Mutex<Set<String>>([])
+        /// Peers reachable in this view, by id (none unless a test says).
+        let peers = Mutex<[String: String]>([:])
         let nodeID: String
         let replicationFactor: Int
 
@@ -36,7 +38,7 @@ import Wire
             hashRing.preferenceList(for: orderID.rawValue, count: replicationFactor)
         }
         var joined: Bool { true }
-        func reachablePeers() -> [String: String] { [:] }
+        func reachablePeers() -> [String: String] { peers.withLock { $0 } }
         var epoch: UInt64 { 1 }
         func leads(_ orderID: ClientID) -> Bool { preferenceList(for: orderID).first == nodeID }
         func whyNotLeading(_ orderID: ClientID) -> String? { leads(orderID) ? nil : "not the owner" }
