@@ -12,7 +12,7 @@ public enum APIServer {
         feeds: FeedSource? = nil, feedKeepAlive: Duration = .seconds(10), protocols: HandshakeConfig? = nil, registry: PrometheusCollectorRegistry
     ) -> Router<BasicRequestContext> {
         let router = Router()
-        router.add(middleware: MetricsMiddleware())
+        router.add(middleware: RequestMetricsMiddleware())
         OrderRoutes(service: service).register(on: router)
         let notReady: @Sendable () -> String? = {
             guard let membership else { return nil }
