@@ -269,8 +269,10 @@ actor Transactor {
         var checkpointVersion: Int64 = 0
         var eventsHeld: Int64? = 0
         for _ in 0..<Self.loadAttemptsMax {
-            try await replication?.gather(orderID, term: term)
-            var (checkpoint, records) = try await log.load(orderID: orderID.rawValue)
+            // An order nobody holds anything of (the gather just looked, this
+            // node's log included) has nothing to read back.
+            let unheld = try await replication?.gather(orderID, term: term) ?? false
+            var (checkpoint, records) = unheld ? (nil, []) : try await log.load(orderID: orderID.rawValue)
             if let old = checkpoint, OrderState.eventsHeld(inSnapshot: old.state) == nil {
                 // A checkpoint written before the count was kept: fold the
                 // whole stream once (the next checkpoint carries the count).

@@ -85,8 +85,11 @@ public protocol ReplicationCoordinator: Sendable {
     /// Copies here every event of the order that the other replicas hold and
     /// this node lacks; in consistent mode it counts only replicas that
     /// granted `term`, and needs a majority. MUST run before a new
-    /// activation decides.
-    func gather(_ orderID: ClientID, term: Term?) async throws
+    /// activation decides. True when it found that neither this node's log
+    /// nor any replica that counts held anything of the order (it has no
+    /// state yet); false otherwise, or when it did not look.
+    @discardableResult
+    func gather(_ orderID: ClientID, term: Term?) async throws -> Bool
     /// Returns once the order's replicas hold this node's log through
     /// `offset`, as `--acks` requires, each vouching for `term`; throws
     /// `EngineError.unavailable` when they do not in time.

@@ -350,8 +350,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
 
     // MARK: Follower side
 
-    public func gather(_ orderID: ClientID, term: Term?) async throws {
-        guard let directory else { return }
+    @discardableResult
+    public func gather(_ orderID: ClientID, term: Term?) async throws -> Bool {
+        guard let directory else { return false }
         let list = directory.preferenceList(for: orderID)
         let reachable = directory.reachablePeers()
         let others = list.filter { $0 != directory.nodeID }.compactMap { id in reachable[id].map { (id: id, address: $0) } }
@@ -364,7 +365,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             // this node's copies lack, and they hold nothing of it here: a
             // gather would come back empty.
             gathersSkipped.increment()
-            return
+            return true
         }
         var events: [EventRecord] = []
         var answered = 0
@@ -402,6 +403,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         if config.partitionMode == .consistent, term != nil, list.contains(selfID) {
             try await commitHeld(orderID, list: list, held: held)
         }
+        return false
     }
 
     /// Whether the replicas that granted `term` for `key` held, when they
