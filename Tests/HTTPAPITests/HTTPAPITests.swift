@@ -265,7 +265,10 @@ let sharedRegistry: PrometheusCollectorRegistry = {
             // Alone in its ring, it leads every order once its log has
             // recovered (there is no peer to ask), and is ready from then on.
             try await waitFor("the node to be ready") { try await client.execute(uri: "/health/ready", method: .get).status == .ok }
-            #expect(node.membership.route(ClientID("o-1")!) == .local, "a ready node leads its orders")
+            // A node leads nothing for a moment when its membership loop ran
+            // late (it may have been frozen): a loaded CI once caught it so
+            // between the two looks. Wait for it to lead, with a deadline.
+            try await waitFor("the ready node to lead its orders") { node.membership.route(ClientID("o-1")!) == .local }
             log.failNextSync()
             // The next write to reach the log's fsync fails. Under a busy CI a
             // first write once failed before it got there (and the node, its

@@ -112,6 +112,19 @@ final class LogRecorder: @unchecked Sendable {
     }
 }
 
+/// Grants every term, with held offsets when asked; keeps the requests.
+final class GrantingInbox: PeerInbox {
+    let requests = Mutex<[GrantRequest]>([])
+
+    func receive(_ message: PeerMessage, from sender: String) {}
+
+    func answer(_ request: PeerRequest, from sender: String) async -> PeerReply {
+        guard case .grant(let grant) = request else { return request.refused("only grants here") }
+        requests.withLock { $0.append(grant) }
+        return .grant(GrantReply(granted: true, promise: grant.term, held: grant.wantsHeld ? ["api-1": 9] : nil))
+    }
+}
+
 /// Answers every request with a reply of its kind that names the request.
 struct EchoInbox: PeerInbox {
     func receive(_ message: PeerMessage, from sender: String) {}
@@ -148,5 +161,28 @@ struct EchoInbox: PeerInbox {
             #expect(reply == request.refused("api-2 asked"), "the answer to \(request)")
         }
         await clients.closeAll()
+    }
+
+    /// Protocol 9's request for held offsets never reaches a peer of the
+    /// release before, which would refuse the frame: over a connection that
+    /// settled on version 8 the flag is left off (and the leader gathers).
+    @Test func aGrantAsksForHeldOffsetsOnlyOverAVersion9Connection() async throws {
+        let logger = Logger(label: "test")
+        let term = Term(number: 3, leader: "api-2")
+        for (serverVersions, asked) in [(WireLimits.protocolVersions, true), (WireLimits.protocolVersions.lowerBound...8, false)] {
+            let inbox = GrantingInbox()
+            let server = try await PeerTransport.listen(
+                host: "127.0.0.1", port: 0,
+                security: HandshakeConfig(cluster: "t", nodeID: "api-1", secret: PeerTransportTests.secret, versions: serverVersions), logger: logger
+            ) { Dispatcher.serverHandler(inbox, logger: logger) }
+            defer { try? server.close().wait() }
+            let clients = PeerClients(security: HandshakeConfig(cluster: "t", nodeID: "api-2", secret: PeerTransportTests.secret), logger: logger)
+            let reply = try await clients.call(
+                .grant(GrantRequest(group: "api-1,api-2,api-3", term: term, wantsHeld: true)), to: "127.0.0.1:\(server.localAddress!.port!)",
+                timeout: .seconds(10))
+            #expect(inbox.requests.withLock { $0.map(\.wantsHeld) } == [asked], "a server speaking \(serverVersions)")
+            #expect(reply == .grant(GrantReply(granted: true, promise: term, held: asked ? ["api-1": 9] : nil)))
+            await clients.closeAll()
+        }
     }
 }
