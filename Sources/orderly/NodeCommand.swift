@@ -76,6 +76,13 @@ struct NodeCommand: AsyncParsableCommand {
     func run() async throws {
         // Before anything uses NIO's shared event loops (HTTP, peers, clients).
         if let eventLoops { NIOSingletons.groupLoopCountSuggestion = eventLoops }
+        // Swift concurrency's tasks (transactors, forwarded commands, the
+        // replication loops) run on those event loops too, instead of a pool
+        // of their own: no hop between the two for every command and reply.
+        // Measured A/B: bench replicate 5,271 -> 5,798 commands/s and 334 ->
+        // 303 us of CPU a command; one node 13,767 -> 14,490 orders/s.
+        // Nothing a node runs may block a thread on what another task does.
+        let tasksOnEventLoops = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         // Checked before anything starts: a node never half-joins a cluster.
         let secret = try clusterOptions.peer.map { _ in try clusterOptions.secret() }
         let tls = try clusterOptions.peer.flatMap { _ in try clusterOptions.tls(nodeID: id, data: data) }
@@ -86,6 +93,7 @@ struct NodeCommand: AsyncParsableCommand {
         let registry = Bootstrap.metrics()
         var logger = Logger(label: "orderly.node")
         logger[metadataKey: "node"] = "\(id)"
+        logger.info("swift concurrency's tasks run on the event loops", metadata: ["installed": "\(tasksOnEventLoops)"])
 
         var logOptions = EventLogOptions()
         logOptions.durability = durability
