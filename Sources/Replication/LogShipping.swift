@@ -195,7 +195,6 @@ public struct TermFrontier: Sendable, Equatable {
         for (replica, offsets) in held where replica != own {
             pending[replica] = offsets.filter { origin, offset in origin != own && (positions[origin] ?? 0) < offset }
         }
-        self.caughtUp = []
         refresh { positions[$0] }
     }
 

@@ -78,10 +78,9 @@ struct NodeCommand: AsyncParsableCommand {
         if let eventLoops { NIOSingletons.groupLoopCountSuggestion = eventLoops }
         // Swift concurrency's tasks (transactors, forwarded commands, the
         // replication loops) run on those event loops too, instead of a pool
-        // of their own: no hop between the two for every command and reply.
-        // Measured A/B: bench replicate 5,271 -> 5,798 commands/s and 334 ->
-        // 303 us of CPU a command; one node 13,767 -> 14,490 orders/s.
-        // Nothing a node runs may block a thread on what another task does.
+        // of their own: no hop between the two for every command and reply
+        // (docs/performance.md, "Tasks on the event loops"). Nothing a node
+        // runs may block a thread on what another task does.
         let tasksOnEventLoops = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         // Checked before anything starts: a node never half-joins a cluster.
         let secret = try clusterOptions.peer.map { _ in try clusterOptions.secret() }

@@ -8,7 +8,7 @@ import Wire
 public struct PeerEstablished: Sendable {
     public let peerNodeID: String
     /// The peer protocol version the connection speaks.
-    public var version: UInt8 = WireLimits.protocolVersion
+    public let version: UInt8
 }
 
 /// Runs the handshake core on a connection. Until it succeeds no frame goes

@@ -23,10 +23,6 @@ public struct ReplicationConfig: Sendable {
     public var repairInterval: Duration = .seconds(3)
     /// How often the set of followed peers is compared with the view.
     public var followInterval: Duration = .milliseconds(100)
-    /// A leader decides on an order of which neither it nor the replicas
-    /// that granted its term held anything without asking them for its
-    /// events (`TermFrontier`); off, every activation gathers.
-    public var decidesUnheldOrdersWithoutGather = true
 
     public init() {}
 }

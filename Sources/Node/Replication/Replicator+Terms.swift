@@ -93,7 +93,6 @@ extension Replicator {
         }
         let reachable = directory.reachablePeers()
         let (network, timeout) = (self.network, config.gatherTimeout)
-        let wantsHeld = config.decidesUnheldOrdersWithoutGather
         var granted = 1
         var refusals: [String] = []
         var held: [String: [String: Int64]] = [:]
@@ -101,7 +100,7 @@ extension Replicator {
             for member in list where member != selfID {
                 guard let address = reachable[member] else { continue }
                 group.addTask {
-                    let request = GrantRequest(group: key, term: term, wantsHeld: wantsHeld)
+                    let request = GrantRequest(group: key, term: term, wantsHeld: true)
                     guard case .grant(let reply)? = try? await network.call(.grant(request), to: address, timeout: timeout)
                     else { return (member, nil) }
                     return (member, reply)

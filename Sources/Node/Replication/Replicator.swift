@@ -357,7 +357,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         let reachable = directory.reachablePeers()
         let others = list.filter { $0 != directory.nodeID }.compactMap { id in reachable[id].map { (id: id, address: $0) } }
         let selfID = directory.nodeID
-        if let term, config.partitionMode == .consistent, config.decidesUnheldOrdersWithoutGather, list.contains(selfID),
+        if let term, config.partitionMode == .consistent, list.contains(selfID),
             frontierCovers(TermGroup.key(list), term: term, replicas: list.count),
             try await log.events(orderID: orderID.rawValue, afterVersion: 0).isEmpty
         {
