@@ -157,7 +157,9 @@ struct EchoInbox: PeerInbox {
             .store(StoreRequest(events: [])),
         ]
         for request in requests {
-            let reply = try await clients.call(request, to: address, timeout: .seconds(10))
+            // A deadline, not a timing: the suite's first seconds start every
+            // test at once and CI once took over 10 s to connect.
+            let reply = try await clients.call(request, to: address, timeout: .seconds(60))
             #expect(reply == request.refused("api-2 asked"), "the answer to \(request)")
         }
         await clients.closeAll()
@@ -179,7 +181,7 @@ struct EchoInbox: PeerInbox {
             let clients = PeerClients(security: HandshakeConfig(cluster: "t", nodeID: "api-2", secret: PeerTransportTests.secret), logger: logger)
             let reply = try await clients.call(
                 .grant(GrantRequest(group: "api-1,api-2,api-3", term: term, wantsHeld: true)), to: "127.0.0.1:\(server.localAddress!.port!)",
-                timeout: .seconds(10))
+                timeout: .seconds(60))
             #expect(inbox.requests.withLock { $0.map(\.wantsHeld) } == [asked], "a server speaking \(serverVersions)")
             #expect(reply == .grant(GrantReply(granted: true, promise: term, held: asked ? ["api-1": 9] : nil)))
             await clients.closeAll()
