@@ -14,16 +14,8 @@ import Testing
         try await cluster.waitForView(["api-1": "alive", "api-2": "alive", "api-3": "alive"], on: cluster.ids)
 
         let orders = (0..<4).map { "cp-\($0)" }
-        /// A 503 says retry, as a client does (commands are idempotent): CI,
-        /// loaded, once got one when the leader stopped leading an order for
-        /// a moment mid-write ("stopped leading it while the write was
-        /// replicated"). A retry of a command that was written after all is
-        /// answered 200 (replayed) instead of 201.
         func send(_ path: String, via node: String, _ body: String) async throws -> HTTP.Reply {
-            try await waitUntil("POST \(path) to be answered", timeout: .seconds(30)) {
-                let reply = try await HTTP.send(.POST, "http://\(cluster.http(node))\(path)", body)
-                return reply.status == 503 ? nil : reply
-            }
+            try await HTTP.command("http://\(cluster.http(node))\(path)", body)
         }
         for order in orders {
             let placed = try await send("/orders", via: "api-1", #"{"id":"\#(order)","customer":"c","lines":[{"sku":"SKU-00001","qty":1}]}"#)

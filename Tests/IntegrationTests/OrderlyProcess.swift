@@ -132,6 +132,21 @@ enum HTTP {
         let body = (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any]) ?? [:]
         return Reply(status: Int(response.status.code), body: body)
     }
+
+    /// A command POSTed as a client sends it: a 503 says retrying is safe
+    /// (a command carries its id, so a repeat is recognised), so it is sent
+    /// again until another answer comes, within a deadline. A loaded CI has
+    /// answered 503 while no fault was injected: a node stopped leading an
+    /// order for a moment (its membership loop ran late, two views
+    /// disagreed on a leader). A retry of a command that was written after
+    /// all is answered 200 (replayed) instead of 201. Tests of what a 503
+    /// means send with `send`.
+    static func command(_ url: String, _ json: String, deadline: Duration = .seconds(60)) async throws -> Reply {
+        try await waitUntil("POST \(url) to be answered other than 503", timeout: deadline) {
+            let reply = try await send(.POST, url, json)
+            return reply.status == 503 ? nil : reply
+        }
+    }
 }
 
 extension HTTPMethodName {
