@@ -50,11 +50,11 @@ public enum APIServer {
     public static func addHealthAndMetrics(
         to router: Router<BasicRequestContext>, registry: PrometheusCollectorRegistry, notReady: @escaping @Sendable () -> String?
     ) {
-        router.get("health/live") { _, _ in JSONResponse.make(status: .ok, ["status": "live"]) }
+        router.get("health/live") { _, _ in JSONResponse.make(status: .ok, json: .object([("status", .string("live"))])) }
         router.get("health/ready") { _, _ in
-            guard let reason = notReady() else { return JSONResponse.make(status: .ok, ["status": "ready"]) }
+            guard let reason = notReady() else { return JSONResponse.make(status: .ok, json: .object([("status", .string("ready"))])) }
             let status = reason == "joining" ? "joining" : reason == settlingReason ? "settling" : "out_of_service"
-            return JSONResponse.make(status: .serviceUnavailable, ["status": status, "reason": reason])
+            return JSONResponse.make(status: .serviceUnavailable, json: .object([("reason", .string(reason)), ("status", .string(status))]))
         }
         OpenAPI.addRoute(to: router)
         router.add(middleware: RouteNotFoundMiddleware.on(router))
