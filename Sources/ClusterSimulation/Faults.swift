@@ -23,9 +23,10 @@ final class Faults: @unchecked Sendable {
     func schedule() {
         let config = cluster.config
         if config.faults.contains(.churn) { scheduleChurn() }
-        let kinds = config.faults.subtracting([.churn]).sorted()
+        if config.faults.contains(.upgrade) { scheduleUpgrade() }
+        let kinds = config.faults.subtracting([.churn, .upgrade]).sorted()
         guard !kinds.isEmpty, config.faultsMax > 0 else {
-            if config.faults.contains(.churn) { world.at(config.workloadEndNs) { [self] in heal() } }
+            if !config.faults.isDisjoint(with: [.churn, .upgrade]) { world.at(config.workloadEndNs) { [self] in heal() } }
             return
         }
         let count = Int(draws.next() % UInt64(config.faultsMax + 1))
@@ -75,6 +76,43 @@ final class Faults: @unchecked Sendable {
         let leaveAt = draws.uniform(joinAt...lastNs)
         let pick = draws.next()
         world.at(leaveAt) { [self] in leaveOne(pick: pick) }
+    }
+
+    /// Half the runs upgrade the cluster: from a drawn moment, each node in
+    /// turn (in id order) is stopped with SIGTERM and started again on its
+    /// disk, a drawn gap apart. Drawn from their own stream.
+    private func scheduleUpgrade() {
+        let config = cluster.config
+        let draws = world.stream("upgrade")
+        let firstNs = config.workloadStartMs * 1_000_000 + 500_000_000
+        let lastNs = config.workloadEndNs - 2_000_000_000
+        guard lastNs > firstNs, draws.chance(0.5) else { return }
+        let startAt = draws.uniform(firstNs...lastNs)
+        let gapNs = draws.uniform(1_000_000_000...4_000_000_000)
+        let downNs = draws.uniform(100_000_000...1_000_000_000)
+        let shutdownNs = draws.uniform(0...2_000_000_000)
+        world.at(startAt) { [self] in upgrade(next: 0, gapNs: gapNs, downNs: downNs, shutdownNs: shutdownNs) }
+    }
+
+    /// Restarts the `next`th node (by id) gracefully, if it is running and
+    /// reachable now (as an operator upgrades a healthy node), then the
+    /// following one `gapNs` later.
+    private func upgrade(next index: Int, gapNs: Int64, downNs: Int64, shutdownNs: Int64) {
+        guard !healed else { return }
+        let ids = cluster.ids.sorted()
+        guard index < ids.count else { return }
+        let node = cluster.node(ids[index])
+        if node.isUp, !node.isPaused, node.life?.store.hasFailed == false, !failedSyncs.contains(node.id),
+            !cluster.network.cut.contains(where: { $0.from == node.id || $0.to == node.id })
+        {
+            injected(
+                .upgrade, "upgrade \(node.id): SIGTERM, stops in \(shutdownNs / 1_000_000) ms or more, started again on its disk \(downNs / 1_000_000) ms later",
+                untilNs: world.nowNs + shutdownNs + gapNs)
+            cluster.restartGracefully(node, downNs: downNs, shutdownNs: shutdownNs)
+        } else {
+            trace.record(world.nowNs, "fault: upgrade: \(node.id) is not running and reachable; left as it is")
+        }
+        world.after(shutdownNs + gapNs) { [self] in upgrade(next: index + 1, gapNs: gapNs, downNs: downNs, shutdownNs: shutdownNs) }
     }
 
     /// SIGTERM to one node, if it can say goodbye now (reached by every
@@ -225,8 +263,8 @@ final class Faults: @unchecked Sendable {
             injected("the next fsync of \(target.id) fails")
             life.store.failNextSync()
             failedSyncs.insert(target.id)
-        case .churn:
-            return  // scheduled apart (`scheduleChurn`)
+        case .churn, .upgrade:
+            return  // scheduled apart (`scheduleChurn`, `scheduleUpgrade`)
         case .skew:
             target.wallSkewMs = draws.uniform(-3_000...3_000)
             injected("\(target.id)'s wall clock is \(target.wallSkewMs) ms off")

@@ -158,6 +158,38 @@ final class SimCluster: @unchecked Sendable {
         world.after(100_000_000) { stopWhenKnown() }
     }
 
+    /// SIGTERM, then a start on the same disk `downNs` after the process
+    /// ended (an upgrade): the node announces its departure, its process
+    /// runs on for at least `shutdownNs` (a graceful stop drains and
+    /// closes its services) and ends once a peer knows it left (or after
+    /// 10 s), with everything it wrote on its disk, and it comes back
+    /// under the same id.
+    func restartGracefully(_ node: SimNode, downNs: Int64, shutdownNs: Int64) {
+        guard let life = node.life else { return }
+        life.executor.fire { life.node?.membership.leave() }
+        let deadlineNs = world.nowNs + 10_000_000_000
+        let earliestNs = world.nowNs + shutdownNs
+        func stopWhenKnown() {
+            guard let life = node.life, !node.departed else { return }
+            let known = nodes.contains { peer in
+                peer.id != node.id && !peer.departed
+                    && peer.life?.node?.membership.members.contains { $0.id == node.id && $0.status == .left } == true
+            }
+            guard (known && world.nowNs >= earliestNs) || world.nowNs >= deadlineNs else {
+                world.after(100_000_000) { stopWhenKnown() }
+                return
+            }
+            world.kill(life.executor)
+            node.disk = life.store.crash(keepingUnsynced: life.store.unsyncedCount)
+            node.life = nil
+            trace.record(world.nowNs, "\(node.id) stopped after leaving; it starts again in \(downNs / 1_000_000) ms")
+            world.after(downNs) { [self] in
+                if !node.isUp && !node.departed { start(node) }
+            }
+        }
+        world.after(100_000_000) { stopWhenKnown() }
+    }
+
     /// Every node of the ring is up, on the same ring, and holds the
     /// orders that ring gives it (backfilled): what a node that left held
     /// is where the ring now puts it.

@@ -28,13 +28,24 @@ public enum FaultKind: String, Sendable, CaseIterable, Comparable {
     /// good (SIGTERM). At most one join and one leave a run, drawn from
     /// their own random stream: they do not move the other faults.
     case churn
+    /// A rolling upgrade: each node in turn is stopped with SIGTERM (it
+    /// leaves, and its process ends once a peer knows, after a graceful
+    /// stop of up to 2 s) and started again on its disk a moment later, as
+    /// an operator upgrading the cluster does. Half the runs, drawn from
+    /// its own random stream: it does not move the other faults. Not in
+    /// `all` yet: it finds bugs that are open (the README's regression
+    /// table), and `all` is the fixed set every build must pass.
+    case upgrade
 
     public static func < (lhs: FaultKind, rhs: FaultKind) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    /// What `all` means: every fault but `upgrade` (see there).
+    public static let all = Set(allCases).subtracting([.upgrade])
 
     /// Parses `crash,pause,...` or `all` / `none`.
     public static func parse(_ text: String) -> Set<FaultKind>? {
         switch text {
-        case "all": return Set(allCases)
+        case "all": return all
         case "none", "": return []
         default:
             var kinds: Set<FaultKind> = []
@@ -54,7 +65,7 @@ public struct SimulationConfig: Sendable {
     public var mode: PartitionMode = .consistent
     public var acks: AckPolicy = .quorum
     public var replicationFactor = 3
-    public var faults: Set<FaultKind> = Set(FaultKind.allCases)
+    public var faults: Set<FaultKind> = FaultKind.all
 
     /// Clients and faults run until here; then every fault heals (but a
     /// node whose fsync failed, which must get out of the way by itself).
