@@ -501,13 +501,22 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 let done = state.withLock { $0.follower.backfilledRing }
                 if ring != backfill?.ring {
                     backfill?.task.cancel()
-                    // While every order lives on every node, nothing was left
-                    // out; the first ring of a process is always backfilled
-                    // (the ring may have changed while it was down).
+                    // While every order lives on every node, this one among
+                    // them, the tail loops left nothing out: only what they
+                    // have not copied yet is read, past each log's position
+                    // (a write the node that left and one other acknowledged
+                    // may not be here yet, and a list of the new ring must
+                    // hold it before this node grants: found by the
+                    // simulator's upgrade fault, seeds 19 and 123, where a
+                    // leader of the shrunk ring answered an acknowledged
+                    // order as absent). The first ring of a process is
+                    // always backfilled in full (the ring may have changed
+                    // while it was down).
                     let factor = directory.replicationFactor
-                    if let previous = backfill?.ring, done == previous, previous.count <= factor && ring.count <= factor {
-                        state.withLock { $0.follower.backfilledRing = ring }
-                        backfill = (ring, spawner.spawn {}, nowMs)
+                    if let previous = backfill?.ring, done == previous, previous.contains(directory.nodeID),
+                        previous.count <= factor && ring.count <= factor
+                    {
+                        backfill = (ring, spawner.spawn { await self.backfill(ring, pastPositions: true) }, nowMs)
                     } else {
                         backfill = (ring, spawner.spawn { await self.backfill(ring) }, nowMs)
                     }
@@ -708,9 +717,17 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// backfilled. Until the backfill of a new ring completes it vouches on
     /// the old one (`view(for:)`), so it keeps what the old one gives it:
     /// an origin never counts a copy this node dropped.
+    ///
+    /// A node off its own ring (it is leaving: SIGTERM) keeps everything:
+    /// it may come back on this disk (an upgrade restarts every node that
+    /// way), and what it dropped and moved past would then be missing
+    /// (found by the simulator's upgrade fault, seed 228: a node that took
+    /// 10 s to stop, its peers down, came back without the orders written
+    /// meanwhile, and its replicas disagreed for good).
     func placement() -> @Sendable (EventRecord) -> Bool {
         guard let directory else { return { _ in true } }
         let selfID = directory.nodeID
+        guard directory.ringMembers.contains(selfID) else { return { _ in true } }
         let factor = directory.replicationFactor
         let backfilled = state.withLock { $0.follower.backfilledRing }
         let previous: HashRing? = backfilled.flatMap { ring in
@@ -730,8 +747,10 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// read from every reachable peer's copy, since each holds its own
     /// orders only. Copies are INSERT OR IGNORE, so what is here already
     /// costs a read and nothing more; positions do not move.
+    /// With `pastPositions`, each log is read from this node's position in
+    /// it only (what the tail loops have not copied yet).
     @discardableResult
-    func backfill(_ ring: Set<String>) async -> Bool {
+    func backfill(_ ring: Set<String>, pastPositions: Bool = false) async -> Bool {
         guard let directory else { return false }
         state.withLock { $0.backfillFinished = false }
         defer { state.withLock { $0.backfillFinished = true } }
@@ -739,7 +758,8 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         var copied = 0
         var complete = true
         var origins = ring
-        if let known = try? await log.replicaPositions() { origins.formUnion(known.keys) }
+        let positions = (try? await log.replicaPositions()) ?? [:]
+        origins.formUnion(positions.keys)
         origins.remove(directory.nodeID)
         for origin in origins.sorted() {
             let reachable = directory.reachablePeers()
@@ -753,7 +773,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             }
             for (holder, address) in sources {
                 do {
-                    copied += try await backfill(origin, from: holder, at: address)
+                    copied += try await backfill(origin, from: holder, at: address, after: pastPositions ? positions[origin] ?? 0 : 0)
                 } catch is CancellationError {
                     return false
                 } catch {
