@@ -16,7 +16,8 @@ struct SimtestCommand: ParsableCommand {
             from an older backup, pauses,
             partitions (two-way, one-way, bridge), lost, duplicated and reordered
             messages, failed fsyncs, clock skew, a node joining and one leaving for
-            good. After a heal and a quiet period a checker looks for acknowledged
+            good, and rolling upgrades (each node stopped with SIGTERM and started
+            again on its disk). After a heal and a quiet period a checker looks for acknowledged
             writes lost or overruled, histories that are not linearizable (consistent
             mode), two events at one (order, version),
             replicas or log copies that disagree, held payments not refunded, and

@@ -1,4 +1,6 @@
 import Foundation
+import LogStorage
+import OrderDomain
 import Testing
 
 /// A rolling upgrade with real processes: three nodes start as the release
@@ -113,7 +115,10 @@ import Testing
         #expect(failed.isEmpty, "requests that failed after the simulator's retries: \(failed.prefix(5))")
         try await cluster.waitForReplicasToCatchUp()
 
-        // Every acknowledged order is in every node's log, once per version.
+        // Every acknowledged order is in every node's log, once per version
+        // once the events a newer term overrules are left out (as every fold
+        // leaves them out, and as the simulator's checker counts): a deposed
+        // leader's unacknowledged write may reach the logs all the same.
         let placed = Set(requests.filter { $0.operation == "place" && $0.status.hasPrefix("2") }.map(\.order))
         #expect(placed.count >= 100, "the upgrade ran under load: \(placed.count) orders")
         for id in ids {
@@ -121,7 +126,10 @@ import Testing
             for order in placed {
                 let events = try await log.events(orderID: order)
                 #expect(events.contains { $0.type == "OrderPlaced" }, "\(id) lacks acknowledged order \(order)")
-                #expect(Set(events.map(\.version)).count == events.count, "\(id) holds \(order) with a version twice")
+                let superseded = OrderMerge.superseded(
+                    base: OrderState(orderID: ClientID(order)!), events.compactMap { try? $0.streamEvent() })
+                let kept = events.filter { !superseded.contains($0.eventID) }
+                #expect(Set(kept.map(\.version)).count == kept.count, "\(id) holds \(order) with a version twice")
             }
         }
         print("rolling upgrade: \(requests.count) requests, \(placed.count) orders acknowledged, \(failed.count) failed; \(simulated.stdout.split(separator: "\n").last { $0.contains("checker") } ?? "")")
