@@ -51,11 +51,8 @@ final class Faults: @unchecked Sendable {
     /// Half the runs change the ring: a new node joins, and (60% of those)
     /// one of the others leaves later. Drawn from their own stream.
     private func scheduleChurn() {
-        let config = cluster.config
         let draws = world.stream("churn")
-        let firstNs = config.workloadStartMs * 1_000_000 + 500_000_000
-        let lastNs = config.workloadEndNs - 2_000_000_000
-        guard lastNs > firstNs, draws.chance(0.5) else { return }
+        guard let (firstNs, lastNs) = drawnWindow(draws) else { return }
         let joinAt = draws.uniform(firstNs...lastNs)
         world.at(joinAt) { [self] in
             guard !healed else { return }
@@ -78,15 +75,22 @@ final class Faults: @unchecked Sendable {
         world.at(leaveAt) { [self] in leaveOne(pick: pick) }
     }
 
+    /// The workload's window for a fault of its own stream, in half the
+    /// runs (nil in the other half, or when the workload is too short).
+    private func drawnWindow(_ draws: RandomStream) -> (firstNs: Int64, lastNs: Int64)? {
+        let config = cluster.config
+        let firstNs = config.workloadStartMs * 1_000_000 + 500_000_000
+        let lastNs = config.workloadEndNs - 2_000_000_000
+        guard lastNs > firstNs, draws.chance(0.5) else { return nil }
+        return (firstNs, lastNs)
+    }
+
     /// Half the runs upgrade the cluster: from a drawn moment, each node in
     /// turn (in id order) is stopped with SIGTERM and started again on its
     /// disk, a drawn gap apart. Drawn from their own stream.
     private func scheduleUpgrade() {
-        let config = cluster.config
         let draws = world.stream("upgrade")
-        let firstNs = config.workloadStartMs * 1_000_000 + 500_000_000
-        let lastNs = config.workloadEndNs - 2_000_000_000
-        guard lastNs > firstNs, draws.chance(0.5) else { return }
+        guard let (firstNs, lastNs) = drawnWindow(draws) else { return }
         let startAt = draws.uniform(firstNs...lastNs)
         let gapNs = draws.uniform(1_000_000_000...4_000_000_000)
         let downNs = draws.uniform(100_000_000...1_000_000_000)

@@ -123,28 +123,12 @@ final class SimCluster: @unchecked Sendable {
     }
 
     /// SIGTERM: the node announces its departure, and its process ends
-    /// `afterNs` later with everything it wrote on its disk. It never
-    /// comes back.
+    /// with everything it wrote on its disk. It never comes back (unless
+    /// no peer heard it leave: then it counts as crashed).
     func leave(_ node: SimNode) {
-        guard let life = node.life else { return }
+        guard node.life != nil else { return }
         node.departed = true
-        life.executor.fire { life.node?.membership.leave() }
-        // The process ends once a peer knows it left (gossip tells the
-        // rest), as a graceful shutdown waits for its farewells.
-        let deadlineNs = world.nowNs + 10_000_000_000
-        func stopWhenKnown() {
-            guard let life = node.life else { return }
-            let known = nodes.contains { peer in
-                peer.id != node.id && !peer.departed
-                    && peer.life?.node?.membership.members.contains { $0.id == node.id && $0.status == .left } == true
-            }
-            guard known || world.nowNs >= deadlineNs else {
-                world.after(100_000_000) { stopWhenKnown() }
-                return
-            }
-            world.kill(life.executor)
-            node.disk = life.store.crash(keepingUnsynced: life.store.unsyncedCount)
-            node.life = nil
+        stopAfterLeaving(node, shutdownNs: 0) { [self] known in
             trace.record(world.nowNs, known ? "\(node.id) stopped after leaving" : "\(node.id) stopped; no peer heard it leave")
             if !known {
                 // It counts as crashed, not gone: it comes back on its disk
@@ -155,22 +139,34 @@ final class SimCluster: @unchecked Sendable {
                 }
             }
         }
-        world.after(100_000_000) { stopWhenKnown() }
     }
 
     /// SIGTERM, then a start on the same disk `downNs` after the process
-    /// ended (an upgrade): the node announces its departure, its process
-    /// runs on for at least `shutdownNs` (a graceful stop drains and
-    /// closes its services) and ends once a peer knows it left (or after
-    /// 10 s), with everything it wrote on its disk, and it comes back
-    /// under the same id.
+    /// ended (an upgrade): it comes back under the same id.
     func restartGracefully(_ node: SimNode, downNs: Int64, shutdownNs: Int64) {
+        guard node.life != nil else { return }
+        stopAfterLeaving(node, shutdownNs: shutdownNs, unlessDeparted: true) { [self] _ in
+            trace.record(world.nowNs, "\(node.id) stopped after leaving; it starts again in \(downNs / 1_000_000) ms")
+            world.after(downNs) { [self] in
+                if !node.isUp && !node.departed { start(node) }
+            }
+        }
+    }
+
+    /// The node leaves; its process runs on for at least `shutdownNs` (a
+    /// graceful stop drains and closes its services) and ends once a peer
+    /// knows it left (gossip tells the rest), as a graceful shutdown waits
+    /// for its farewells, or after 10 s, with everything it wrote on its
+    /// disk. `stopped` then gets whether a peer knew. With
+    /// `unlessDeparted`, a node that left for good meanwhile is left to
+    /// that departure.
+    private func stopAfterLeaving(_ node: SimNode, shutdownNs: Int64, unlessDeparted: Bool = false, _ stopped: @escaping (Bool) -> Void) {
         guard let life = node.life else { return }
         life.executor.fire { life.node?.membership.leave() }
         let deadlineNs = world.nowNs + 10_000_000_000
         let earliestNs = world.nowNs + shutdownNs
         func stopWhenKnown() {
-            guard let life = node.life, !node.departed else { return }
+            guard let life = node.life, !(unlessDeparted && node.departed) else { return }
             let known = nodes.contains { peer in
                 peer.id != node.id && !peer.departed
                     && peer.life?.node?.membership.members.contains { $0.id == node.id && $0.status == .left } == true
@@ -182,10 +178,7 @@ final class SimCluster: @unchecked Sendable {
             world.kill(life.executor)
             node.disk = life.store.crash(keepingUnsynced: life.store.unsyncedCount)
             node.life = nil
-            trace.record(world.nowNs, "\(node.id) stopped after leaving; it starts again in \(downNs / 1_000_000) ms")
-            world.after(downNs) { [self] in
-                if !node.isUp && !node.departed { start(node) }
-            }
+            stopped(known)
         }
         world.after(100_000_000) { stopWhenKnown() }
     }
