@@ -342,7 +342,8 @@ final class Faults: @unchecked Sendable {
     }
 
     /// The end of the workload: every link heals, every process runs again
-    /// (a crashed one restarts on its disk). A node whose fsync failed is
+    /// (a crashed one restarts on its disk, one stopping for an upgrade
+    /// starts again on its disk now). A node whose fsync failed is
     /// left as it is: it must get out of the way on its own.
     func heal() {
         healed = true
@@ -355,6 +356,10 @@ final class Faults: @unchecked Sendable {
             } else if node.isPaused {
                 cluster.resume(node)
             }
+            // A node still stopping for an upgrade (it left; its process
+            // runs on until a peer knows, for up to 10 s) is started again
+            // now, as an operator finishes the upgrade.
+            cluster.finishUpgrade(node)
         }
         for node in cluster.nodes { healSwitch(node.id) }
     }

@@ -27,6 +27,10 @@ final class SimNode: @unchecked Sendable {
     /// Left the cluster for good (a graceful leave): never started again.
     var departed = false
 
+    /// The life being stopped with SIGTERM to be started again on its disk
+    /// (an upgrade), while it runs on after leaving.
+    var upgrading: NodeLife?
+
     var isUp: Bool { life != nil }
     var isPaused: Bool { life?.executor.state == .paused }
 
@@ -145,6 +149,7 @@ final class SimCluster: @unchecked Sendable {
     /// ended (an upgrade): it comes back under the same id.
     func restartGracefully(_ node: SimNode, downNs: Int64, shutdownNs: Int64) {
         guard node.life != nil else { return }
+        node.upgrading = node.life
         stopAfterLeaving(node, shutdownNs: shutdownNs, unlessDeparted: true) { [self] _ in
             trace.record(world.nowNs, "\(node.id) stopped after leaving; it starts again in \(downNs / 1_000_000) ms")
             world.after(downNs) { [self] in
@@ -166,7 +171,9 @@ final class SimCluster: @unchecked Sendable {
         let deadlineNs = world.nowNs + 10_000_000_000
         let earliestNs = world.nowNs + shutdownNs
         func stopWhenKnown() {
-            guard let life = node.life, !(unlessDeparted && node.departed) else { return }
+            // The same life only: one the heal already stopped and started
+            // again, or a crash ended, is not this stop's to end.
+            guard node.life === life, !(unlessDeparted && node.departed) else { return }
             let known = nodes.contains { peer in
                 peer.id != node.id && !peer.departed
                     && peer.life?.node?.membership.members.contains { $0.id == node.id && $0.status == .left } == true
@@ -175,12 +182,29 @@ final class SimCluster: @unchecked Sendable {
                 world.after(100_000_000) { stopWhenKnown() }
                 return
             }
-            world.kill(life.executor)
-            node.disk = life.store.crash(keepingUnsynced: life.store.unsyncedCount)
-            node.life = nil
+            endGracefully(node)
             stopped(known)
         }
         world.after(100_000_000) { stopWhenKnown() }
+    }
+
+    /// The end of a graceful stop: the process exits with everything it
+    /// wrote on its disk.
+    private func endGracefully(_ node: SimNode) {
+        guard let life = node.life else { return }
+        world.kill(life.executor)
+        node.disk = life.store.crash(keepingUnsynced: life.store.unsyncedCount)
+        node.life = nil
+        node.upgrading = nil
+    }
+
+    /// A node that is still stopping for an upgrade stops now and starts
+    /// again on its disk (the heal: every process runs again).
+    func finishUpgrade(_ node: SimNode) {
+        guard let life = node.life, node.upgrading === life, !node.departed else { return }
+        endGracefully(node)
+        trace.record(world.nowNs, "\(node.id) stops now and starts again on its disk (the heal)")
+        start(node)
     }
 
     /// Every node of the ring is up, on the same ring, and holds the
@@ -255,6 +279,7 @@ final class SimCluster: @unchecked Sendable {
         world.kill(life.executor)
         node.disk = life.store.crash(keepingUnsynced: keepingUnsynced)
         node.life = nil
+        node.upgrading = nil
         trace.record(world.nowNs, "\(node.id) crashes (kept \(keepingUnsynced) unsynced transactions)")
     }
 

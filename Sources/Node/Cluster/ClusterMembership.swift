@@ -237,6 +237,16 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         return peers
     }
 
+    public func departedPeers() -> [String: String] {
+        let snapshot = routing.withLock { $0 }
+        let blocked = network.filter.blockedIDs
+        var peers: [String: String] = [:]
+        for (id, member) in snapshot.members where id != selfID && member.status == .left && !blocked.contains(id) && !member.peer.isEmpty {
+            peers[id] = member.peer
+        }
+        return peers
+    }
+
     /// Cuts this node off from the named members (see `PeerFilter`).
     public func partition(from ids: [String]) {
         let members = routing.withLock { $0.members }

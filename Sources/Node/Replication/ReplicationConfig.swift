@@ -66,6 +66,13 @@ public protocol ReplicaDirectory: Sendable {
     /// Members this node knows left the cluster for good (SIGTERM): a
     /// recovering node does not wait for them.
     var departed: Set<String> { get }
+    /// Those of `departed` not cut off, with their peer addresses: a
+    /// graceful stop runs on for a while, and a restarted node comes back.
+    func departedPeers() -> [String: String]
+}
+
+extension ReplicaDirectory {
+    public func departedPeers() -> [String: String] { [:] }
 }
 
 /// What a transactor asks of replication. MUST be safe to call from any task.

@@ -25,8 +25,10 @@ import Wire
 /// hold the newest copy of its log): a replaced disk while another node is
 /// down waits for that node, or for it to leave the ring. A node that left
 /// (old copies and terms name it for ever) is not waited for once every
-/// peer that answered has copied the orders of its current ring. One that
-/// kept its log needs a majority of the ring. A follower
+/// peer that answered has copied the orders of its current ring, though it
+/// is still asked while it answers (it may hold the only copy of one of this
+/// node's events, and the peers' backfill read this node's log from this
+/// node). One that kept its log needs a majority of the ring. A follower
 /// names the event it holds at its position when it fetches, so a log that
 /// went back anyway is refused loudly, never silently copied over.
 extension Replicator {
@@ -85,8 +87,12 @@ extension Replicator {
         while !Task.isCancelled {
             let departed = skipDeparted ? directory.departed : []
             let ring = directory.ringMembers.union(known).subtracting([selfID]).subtracting(departed)
-            let reachable = directory.reachablePeers()
-            let asked = ring.filter { reachable[$0] != nil }
+            // Members that left are asked too while they still answer (a
+            // graceful stop runs on for a while, an upgraded node comes
+            // back): they may hold the only copy of an event of this log.
+            // They are never waited for, and never count toward a majority.
+            let reachable = directory.departedPeers().merging(directory.reachablePeers()) { _, live in live }
+            let asked = Set(reachable.keys).filter { ring.contains($0) || directory.departed.contains($0) }
             var answers: [String: RecoveryReply] = [:]
             var why: [String: String] = [:]
             await withTaskGroup(of: (String, Result<RecoveryReply, EngineError>).self) { group in
@@ -114,7 +120,8 @@ extension Replicator {
             // for ever: they are not waited for.
             let named = answers.values.reduce(into: Set<String>()) { $0.formUnion($1.knownNodes) }
                 .subtracting([selfID]).subtracting(departed)
-            let everyPeerBackfilled = !answers.isEmpty && answers.values.allSatisfy(\.backfilled)
+            let fromRing = answers.filter { ring.contains($0.key) }
+            let everyPeerBackfilled = !fromRing.isEmpty && fromRing.values.allSatisfy(\.backfilled)
             if everyPeerBackfilled != skipDeparted, !directory.departed.isEmpty {
                 skipDeparted = everyPeerBackfilled
                 continue
@@ -132,7 +139,7 @@ extension Replicator {
                 missing = ring.subtracting(answers.keys)
             } else {
                 let needed = (ring.count + 1) / 2  // with this node: a majority
-                missing = answers.count >= needed ? [] : ring.subtracting(answers.keys)
+                missing = fromRing.count >= needed ? [] : ring.subtracting(answers.keys)
             }
             if !missing.isEmpty {
                 if missing != waitingFor {
