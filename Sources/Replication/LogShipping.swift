@@ -121,6 +121,11 @@ public struct FollowerState: Sendable {
     public private(set) var copies: [String: CopyStatus] = [:]
     /// The ring whose orders this node holds in full (see backfill).
     public var backfilledRing: Set<String>?
+    /// The ring moved away from `backfilledRing` and back before a backfill
+    /// of the ring in between finished: writes made under that ring may be
+    /// missing here, so the ring counts as held only once it is backfilled
+    /// again.
+    public var backfillStale = false
 
     public init() {}
 

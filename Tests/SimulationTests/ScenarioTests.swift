@@ -1,6 +1,8 @@
 import Foundation
 import OrderDomain
 import Synchronization
+import HashRing
+import Node
 import Testing
 
 @testable import ClusterSimulation
@@ -153,6 +155,221 @@ import Testing
                 return image?.allEvents.contains { $0.orderID == kept.rawValue && $0.origin == origin } ?? false
             }, within: 10)
         if !copied { return fail("api-4 never copied \(kept) from \(origin)'s new log (it stands at \(follower("api-4")))") }
+        if cluster.world.escapes > 0 { return fail("\(cluster.world.escapes) jobs escaped the simulation") }
+        return outcome
+    }
+
+    /// Seed 1844 (`--nodes 5`, debug build of 5e8e133): a node backfilling
+    /// a new ring read an origin's log from the origin while the origin was
+    /// recovering it (its log restored from a backup, its own events not put
+    /// back yet), took the empty log as whole, and then led an order on the
+    /// new ring as absent that the origin and a node now off the order's
+    /// list had acknowledged. A recovering origin refuses to serve its own
+    /// log, and the backfill reads the peers' copies instead.
+    @Test func aBackfillDuringTheOriginsRecoveryReadsThePeersCopies() async throws {
+        let outcome = await Self.onOwnThread { Self.backfillDuringRecoveryScenario() }
+        #expect(outcome.failures.isEmpty, "\(outcome.failures)\n\(outcome.trace.suffix(30).joined(separator: "\n"))")
+    }
+
+    static func backfillDuringRecoveryScenario() -> Outcome {
+        var config = SimulationConfig()
+        config.nodes = 4
+        config.faults = []
+        let lines = Mutex<[String]>([])
+        let trace = Trace(capacity: 1) { line in lines.withLock { $0.append(line) } }
+        let cluster = SimCluster(config: config, seed: 1, trace: trace)
+        var outcome = Outcome()
+        defer { outcome.trace = lines.withLock { $0 } }
+        func fail(_ why: String) -> Outcome {
+            outcome.failures.append(why)
+            outcome.trace = lines.withLock { $0 }
+            return outcome
+        }
+        let world = cluster.world
+        func run(until condition: () -> Bool, within seconds: Int64) -> Bool {
+            let deadline = world.nowNs + seconds * 1_000_000_000
+            while !condition() {
+                if world.nowNs >= deadline { return false }
+                world.run(untilNs: world.nowNs + 10_000_000)
+            }
+            return true
+        }
+        func ready(_ id: String) -> Bool {
+            guard let node = cluster.node(id).life?.node else { return false }
+            return node.replicator?.recovering == nil && node.membership.ringMembers.count == 4
+                && node.replicator?.backfilled(ring: node.membership.ringMembers) ?? false
+        }
+        func holds(_ id: String, _ order: ClientID) -> Bool {
+            cluster.node(id).life?.store.image.allEvents.contains { $0.orderID == order.rawValue } ?? false
+        }
+
+        for node in cluster.nodes { cluster.start(node) }
+        guard run(until: { cluster.ids.allSatisfy(ready) }, within: 20) else { return fail("the cluster never settled") }
+
+        // An order on three of the four nodes: its leader (the origin), a
+        // replica that will hold the only other copy, one that will leave,
+        // and the fourth node, which joins the order's list when that one
+        // leaves.
+        let order = ClientID("o-1")!
+        let list = cluster.node("api-1").life!.node!.membership.preferenceList(for: order)
+        let (origin, holder, leaver) = (list[0], list[1], list[2])
+        guard let newcomer = cluster.ids.first(where: { !list.contains($0) }) else { return fail("no node off \(list)") }
+        let line = OrderLineRequest(sku: Catalog.standard.page(after: nil, limit: 1).products[0].sku, qty: 1)
+        let placed = Answer()
+        let draws = world.stream("scenario")
+        cluster.clients.spawn {
+            let result = await cluster.call(via: origin, order, .command(.place(customer: "c-1", lines: [line])), timeout: .seconds(5), draws: draws)
+            placed.value.withLock { $0 = result }
+        }
+        guard run(until: { placed.value.withLock { $0 } != nil }, within: 10), case .ok = placed.value.withLock({ $0 })! else {
+            return fail("placing \(order) failed: \(String(describing: placed.value.withLock { $0 }))")
+        }
+        guard run(until: { holds(holder, order) }, within: 10) else { return fail("\(holder) never copied \(order)") }
+        if holds(newcomer, order) { return fail("\(newcomer) holds \(order), which is not on its list") }
+
+        // The origin's disk is replaced while it cannot reach the node that
+        // is about to leave: its recovery waits (an empty log waits for
+        // every member) while the ring changes.
+        cluster.network.cut.insert(Link(from: origin, to: leaver))
+        cluster.network.cut.insert(Link(from: leaver, to: origin))
+        cluster.replaceDisk(cluster.node(origin))
+        cluster.start(cluster.node(origin))
+        guard run(until: { cluster.node(origin).life?.node?.membership.joined ?? false }, within: 10) else {
+            return fail("\(origin) never joined again")
+        }
+        cluster.leave(cluster.node(leaver))
+        let ring = Set(cluster.ids.filter { $0 != leaver })
+        guard run(until: { cluster.node(newcomer).life?.node?.replicator?.backfilled(ring: ring) ?? false }, within: 20) else {
+            return fail("\(newcomer) never backfilled \(ring.sorted())")
+        }
+        // Backfilled, the newcomer holds every order the new ring gives it.
+        if !holds(newcomer, order) {
+            let recovering = cluster.node(origin).life?.node?.replicator?.recovering ?? "recovered"
+            return fail("\(newcomer) backfilled the ring \(ring.sorted()) without \(order), which \(holder) holds (\(origin): \(recovering))")
+        }
+        if cluster.world.escapes > 0 { return fail("\(cluster.world.escapes) jobs escaped the simulation") }
+        return outcome
+    }
+
+    /// Seed 211 (`--nodes 5`, a release build of 3543be6): a node left and
+    /// came back while a partition nobody had detected yet cut two others
+    /// off. A replica that had not finished the backfill of the ring without
+    /// it took the ring with it, which it had backfilled before, as held and
+    /// granted the returning node a term; the two others, who never saw it
+    /// come back, led the same order on the ring without it. Both sides
+    /// acknowledged writes of one order. A ring this node comes back to is
+    /// now backfilled again before it counts as held.
+    @Test func aNodeBackFromALeaveBehindAnUndetectedPartitionDoesNotLeadBesideTheOldRing() async throws {
+        let outcome = await Self.onOwnThread { Self.ringSplitScenario() }
+        #expect(outcome.failures.isEmpty, "\(outcome.failures)\n\(outcome.trace.suffix(30).joined(separator: "\n"))")
+        #expect(outcome.acknowledgedBySides < 2, "both sides acknowledged a write of one order: \(outcome.detail)")
+    }
+
+    struct SplitOutcome: Sendable {
+        var failures: [String] = []
+        var trace: [String] = []
+        var acknowledgedBySides = 0
+        var detail = ""
+    }
+
+    static func ringSplitScenario() -> SplitOutcome {
+        var config = SimulationConfig()
+        config.nodes = 5
+        config.faults = []
+        let lines = Mutex<[String]>([])
+        let trace = Trace(capacity: 1) { line in lines.withLock { $0.append(line) } }
+        let cluster = SimCluster(config: config, seed: 1, trace: trace)
+        var outcome = SplitOutcome()
+        defer { outcome.trace = lines.withLock { $0 } }
+        func fail(_ why: String) -> SplitOutcome {
+            outcome.failures.append(why)
+            outcome.trace = lines.withLock { $0 }
+            return outcome
+        }
+        let world = cluster.world
+        func run(until condition: () -> Bool, within seconds: Int64) -> Bool {
+            let deadline = world.nowNs + seconds * 1_000_000_000
+            while !condition() {
+                if world.nowNs >= deadline { return false }
+                world.run(untilNs: world.nowNs + 10_000_000)
+            }
+            return true
+        }
+        func membership(_ id: String) -> ClusterMembership? { cluster.node(id).life?.node?.membership }
+        func settledOn(_ ring: Set<String>, _ id: String) -> Bool {
+            guard let node = cluster.node(id).life?.node else { return false }
+            return node.replicator?.recovering == nil && node.membership.ringMembers == ring
+                && node.replicator?.backfilled(ring: ring) ?? false
+        }
+
+        for node in cluster.nodes { cluster.start(node) }
+        let all = Set(cluster.ids)
+        guard run(until: { cluster.ids.allSatisfy { settledOn(all, $0) } }, within: 20) else { return fail("the cluster never settled") }
+
+        // An order api-1 leads: on the ring with api-1 its list is
+        // [api-1, p, q]; on the ring without it, [p, q, r]; e is the fifth.
+        guard let order = (1...400).map({ ClientID("o-\($0)")! }).first(where: { membership("api-2")!.preferenceList(for: $0).first == "api-1" }) else {
+            return fail("no order led by api-1")
+        }
+        let withRejoiner = membership("api-2")!.preferenceList(for: order)
+        let (rejoiner, p, q) = (withRejoiner[0], withRejoiner[1], withRejoiner[2])
+        let without = all.subtracting([rejoiner])
+        let old = HashRing(nodes: Dictionary(uniqueKeysWithValues: without.map { ($0, 1) })).preferenceList(for: order.rawValue, count: 3)
+        guard let r = old.first(where: { !withRejoiner.contains($0) }), let e = without.subtracting(old).first else {
+            return fail("\(order)'s list did not move: \(old)")
+        }
+        func cut(_ a: Set<String>, _ b: Set<String>) {
+            for x in a { for y in b {
+                cluster.network.cut.insert(Link(from: x, to: y))
+                cluster.network.cut.insert(Link(from: y, to: x))
+            } }
+        }
+        // p cannot read e's log for a while (nobody is told), so it does
+        // not finish the backfill of the ring without the rejoiner.
+        cut([p], [e])
+        // The rejoiner leaves (SIGTERM) and is started again on its disk
+        // 300 ms after it stopped, as in an upgrade.
+        cluster.restartGracefully(cluster.node(rejoiner), downNs: 300_000_000, shutdownNs: 0)
+        guard run(until: { !cluster.node(rejoiner).isUp && settledOn(without, q) && settledOn(without, r) }, within: 20) else {
+            return fail("\(q) and \(r) never backfilled the ring without \(rejoiner)")
+        }
+        if cluster.node(p).life?.node?.replicator?.backfilled(ring: without) ?? false {
+            return fail("\(p) backfilled the ring without \(rejoiner): the schedule did not come about")
+        }
+        // Before it is back, a switch cuts q and r off from the others;
+        // nobody is told. p and e reach each other again.
+        cluster.network.cut = []
+        let oldSide: Set<String> = [q, r]
+        cut(oldSide, all.subtracting(oldSide))
+        guard run(until: { membership(rejoiner)?.leads(order) ?? false }, within: 30) else {
+            return fail("\(rejoiner) never led \(order) again")
+        }
+        guard run(until: { membership(q)?.leads(order) ?? false || membership(r)?.leads(order) ?? false }, within: 30) else {
+            return fail("neither \(q) nor \(r) led \(order) on the ring without \(rejoiner)")
+        }
+        let oldLeader = membership(q)?.leads(order) ?? false ? q : r
+        let sku = Catalog.standard.page(after: nil, limit: 2).products.map(\.sku)
+        func place(via node: String, sku: String) -> ClientAnswer? {
+            let answer = Answer()
+            let draws = world.stream("scenario-\(node)")
+            let deadline = world.nowNs + 20_000_000_000
+            cluster.clients.spawn {
+                while true {
+                    let result = await cluster.call(via: node, order, .command(.place(customer: "c-\(node)", lines: [OrderLineRequest(sku: sku, qty: 1)])), timeout: .seconds(5), draws: draws)
+                    if case .unknown = result, world.nowNs < deadline { continue }
+                    answer.value.withLock { $0 = result }
+                    return
+                }
+            }
+            _ = run(until: { answer.value.withLock { $0 } != nil }, within: 30)
+            return answer.value.withLock { $0 }
+        }
+        let onNewRing = place(via: rejoiner, sku: sku[0])
+        let onOldRing = place(via: oldLeader, sku: sku[1])
+        for answer in [onNewRing, onOldRing] {
+            if case .ok(.created?, _)? = answer { outcome.acknowledgedBySides += 1 }
+        }
+        outcome.detail = "via \(rejoiner) (ring with it, list \(withRejoiner)): \(String(describing: onNewRing)); via \(oldLeader) (ring without it, list \(old)): \(String(describing: onOldRing))"
         if cluster.world.escapes > 0 { return fail("\(cluster.world.escapes) jobs escaped the simulation") }
         return outcome
     }

@@ -53,7 +53,7 @@ extension Replicator {
                 ownEvents = [EventRecord(origin: log.origin, offset: 0, orderID: "", version: 0, type: "", payload: "", eventID: "", recordedAt: 0)]
             }
             let holds = !ownEvents.isEmpty || !promises.isEmpty || positions.values.contains { $0 > 0 }
-            let backfilled = state.withLock { $0.follower.backfilledRing } == directory?.ringMembers
+            let backfilled = state.withLock { $0.follower.backfilledRing == directory?.ringMembers && !$0.follower.backfillStale }
             var known = Set(positions.keys).union(directory?.ringMembers ?? [])
             for group in promises.keys { known.formUnion(TermGroup.members(group)) }
             return RecoveryReply(
@@ -148,12 +148,12 @@ extension Replicator {
                     ])
                     waitingFor = missing
                 }
-                state.withLock { $0.recoveryStatus = "this node is recovering its log: waiting for \(missing.sorted().joined(separator: ", ")) to answer" }
+                state.withLock { $0.recoveryStatus = "\(Self.recoveringPrefix): waiting for \(missing.sorted().joined(separator: ", ")) to answer" }
                 try? await clock.sleep(for: config.retryDelay)
                 continue
             }
             do {
-                state.withLock { $0.recoveryStatus = "this node is recovering its log: reading its own events back from its peers" }
+                state.withLock { $0.recoveryStatus = "\(Self.recoveringPrefix): reading its own events back from its peers" }
                 let found = try await collect(from: answers, reachable: reachable)
                 let terms = try await adopt(found.promises)
                 let wentBack = found.floor > log.committedOffset
@@ -162,7 +162,7 @@ extension Replicator {
                     // reads every log of the ring again, now that every peer
                     // is reachable (a backfill done while one was away may
                     // have missed what only that one held).
-                    state.withLock { $0.recoveryStatus = "this node is recovering its log: copying its orders from its peers" }
+                    state.withLock { $0.recoveryStatus = "\(Self.recoveringPrefix): copying its orders from its peers" }
                     while !Task.isCancelled, !(await backfill(directory.ringMembers)) {
                         try await clock.sleep(for: config.backfillRetryDelay)
                     }
@@ -185,7 +185,7 @@ extension Replicator {
                 return
             } catch {
                 logger.warning("recovery failed; retrying", metadata: ["error": "\(error)"])
-                state.withLock { $0.recoveryStatus = "this node is recovering its log: \(error)" }
+                state.withLock { $0.recoveryStatus = "\(Self.recoveringPrefix): \(error)" }
                 try? await clock.sleep(for: config.retryDelay)
             }
         }

@@ -73,7 +73,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         var grantsAsked: [String: Term] = [:]
         /// Recovery (see Replicator+Recovery): done, or what it waits for.
         var recovered = false
-        var recoveryStatus = "this node is recovering its log: it has not asked its peers yet"
+        var recoveryStatus = "\(Replicator.recoveringPrefix): it has not asked its peers yet"
         /// The last view told to the origins, and its sequence.
         var lastView: VouchView?
         var viewSequence: UInt64 = 0
@@ -284,6 +284,12 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         previous: (id: String, checksum: UInt32, held: Bool)?
     ) async throws -> FetchReply {
         let committed = log.committedOffset
+        // A log that is recovering may lack what it wrote (a replaced disk,
+        // a restore): served now, a peer's backfill would take it as whole.
+        // The refusal sends the peer to the other copies instead.
+        if let recovering {
+            return FetchReply(events: [], throughOffset: 0, holderLastOffset: committed, refusal: recovering)
+        }
         if let refusal = FetchServing.ownLogRefusal(follower: follower, origin: log.origin, fromOffset: fromOffset, committed: committed) {
             // This node's data was replaced or lost its tail: say so loudly.
             return FetchReply(events: [], throughOffset: 0, holderLastOffset: committed, refusal: refusal)
@@ -501,6 +507,17 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 let done = state.withLock { $0.follower.backfilledRing }
                 if ring != backfill?.ring {
                     backfill?.task.cancel()
+                    // Back on a ring this node backfilled before, after
+                    // another: what others wrote under the ring in between
+                    // may not be here (found by seed 211, `--nodes 5`: a
+                    // node left and came back while a partition nobody had
+                    // detected cut two others off; a replica that never
+                    // finished the backfill of the ring without it took the
+                    // ring with it as held, granted its term, and both sides
+                    // acknowledged writes of one order). Read again first.
+                    if let previous = backfill?.ring, previous != ring, done == ring {
+                        state.withLock { $0.follower.backfillStale = true }
+                    }
                     // While every order lives on every node, this one among
                     // them, the tail loops left nothing out: only what they
                     // have not copied yet is read, past each log's position
@@ -520,7 +537,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     } else {
                         backfill = (ring, spawner.spawn { await self.backfill(ring) }, nowMs)
                     }
-                } else if done != ring, let started = backfill?.startedMs, nowMs - started >= config.backfillRetryDelay.milliseconds,
+                } else if done != ring || state.withLock({ $0.follower.backfillStale }), let started = backfill?.startedMs, nowMs - started >= config.backfillRetryDelay.milliseconds,
                     state.withLock({ $0.backfillFinished })
                 {
                     // The last try could not read every log: again.
@@ -763,19 +780,46 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         origins.remove(directory.nodeID)
         for origin in origins.sorted() {
             let reachable = directory.reachablePeers()
-            let sources = reachable[origin].map { [(origin, $0)] } ?? reachable.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-            // Without the origin, each peer holds its own orders of the log
-            // only: every other member of the ring must be read. A member out
-            // of reach leaves the backfill incomplete (`run` tries again),
-            // so this node does not vouch on the new ring meanwhile.
-            if reachable[origin] == nil, !directory.ringMembers.subtracting([directory.nodeID, origin]).isSubset(of: Set(reachable.keys)) {
-                complete = false
-            }
-            for (holder, address) in sources {
+            let start = pastPositions ? positions[origin] ?? 0 : 0
+            var departed: [String: String] = [:]
+            if let address = reachable[origin] {
                 do {
-                    copied += try await backfill(origin, from: holder, at: address, after: pastPositions ? positions[origin] ?? 0 : 0)
+                    copied += try await backfill(origin, from: origin, at: address, after: start)
+                    continue
                 } catch is CancellationError {
                     return false
+                } catch is OriginRecovering {
+                    // Its log may lack what it wrote (a replaced disk, a
+                    // restore) while a peer's copy holds it: read the copies,
+                    // as when the origin is away. (Found by seed 1844,
+                    // `--nodes 5`: a node read a restored origin's log from
+                    // the origin, took it as whole, and led an order on the
+                    // new ring as absent that the origin and a node now off
+                    // its list had acknowledged.) Members that left are
+                    // read too while they answer: one may hold the only copy.
+                    departed = directory.departedPeers()
+                } catch {
+                    logger.warning("backfill failed", metadata: ["origin": "\(origin)", "holder": "\(origin)", "error": "\(error)"])
+                    complete = false
+                    if Task.isCancelled { return false }
+                    continue
+                }
+            }
+            // Without the origin, each peer holds its own orders of the log
+            // only: every other member of the ring must be read. A member out
+            // of reach leaves the backfill incomplete (`run` tries again), so
+            // this node does not vouch on the new ring meanwhile.
+            if !directory.ringMembers.subtracting([directory.nodeID, origin]).isSubset(of: Set(reachable.keys)) {
+                complete = false
+            }
+            let holders = departed.merging(reachable) { _, live in live }.filter { $0.key != origin }
+            for (holder, address) in holders.sorted(by: { $0.key < $1.key }) {
+                do {
+                    copied += try await backfill(origin, from: holder, at: address, after: start)
+                } catch is CancellationError {
+                    return false
+                } catch _ where reachable[holder] == nil {
+                    // A member that left is read while it answers, never waited for.
                 } catch {
                     // Not done: `run` tries again; gathering covers an
                     // order's leader meanwhile.
@@ -786,7 +830,10 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             }
         }
         guard !Task.isCancelled, complete, directory.ringMembers == ring else { return false }
-        state.withLock { $0.follower.backfilledRing = ring }
+        state.withLock {
+            $0.follower.backfilledRing = ring
+            $0.follower.backfillStale = false
+        }
         logger.info("backfilled the orders of the new ring", metadata: [
             "ring": "\(ring.sorted())", "events": "\(copied)", "ms": "\(clock.monotonicMs - started)",
         ])
@@ -848,7 +895,10 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             let reply = try await network.fetch(
                 address, follower: log.origin, .log(origin: origin, fromOffset: position + 1, eventsMax: config.fetchEventsMax, waitMs: 0),
                 timeout: timeout)
-            if let refusal = reply.refusal { throw EngineError.unavailable("\(holder) refused: \(refusal)") }
+            if let refusal = reply.refusal {
+                if holder == origin, refusal.hasPrefix(Self.recoveringPrefix) { throw OriginRecovering() }
+                throw EngineError.unavailable("\(holder) refused: \(refusal)")
+            }
             if target == nil { target = reply.holderLastOffset }
             guard reply.events.allSatisfy({ $0.origin == origin && $0.offset > position }) else {
                 throw EngineError.unavailable("\(holder) sent events of the wrong log or position")
@@ -862,6 +912,12 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         }
         try Task.checkCancellation()
     }
+
+    /// How every reason of a node that is still recovering its log begins.
+    static let recoveringPrefix = "this node is recovering its log"
+
+    /// The origin refused to serve its own log: it is recovering it.
+    struct OriginRecovering: Error {}
 
     // MARK: Visibility
 
@@ -907,14 +963,14 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// one it kept its copies under when it last ran.
     func holdsItsRing(_ ring: Set<String>) -> Bool {
         state.withLock { state in
-            if let backfilled = state.follower.backfilledRing { return backfilled == ring }
+            if let backfilled = state.follower.backfilledRing { return backfilled == ring && !state.follower.backfillStale }
             return state.recordedRing == nil || state.recordedRing == ring
         }
     }
 
     /// True once this node holds every event of its orders on this ring.
     public func backfilled(ring: Set<String>) -> Bool {
-        state.withLock { $0.follower.backfilledRing == ring }
+        state.withLock { $0.follower.backfilledRing == ring && !$0.follower.backfillStale }
     }
 }
 
