@@ -45,22 +45,25 @@ import Testing
         var trace: [String] = []
     }
 
-    static func passedTailScenario() -> Outcome {
-        var config = SimulationConfig()
-        config.nodes = 4
-        config.acks = .all
-        config.faults = []
-        let lines = Mutex<[String]>([])
-        let trace = Trace(capacity: 1) { line in lines.withLock { $0.append(line) } }
-        let cluster = SimCluster(config: config, seed: 1, trace: trace)
-        var outcome = Outcome()
-        defer { outcome.trace = lines.withLock { $0 } }
-        func fail(_ why: String) -> Outcome {
-            outcome.failures.append(why)
-            outcome.trace = lines.withLock { $0 }
-            return outcome
+    /// A simulated cluster without drawn faults, driven by hand, with its
+    /// trace kept.
+    final class Scenario: @unchecked Sendable {
+        final class Lines: Sendable { let value = Mutex<[String]>([]) }
+        let cluster: SimCluster
+        private let lines: Lines
+
+        init(_ configure: (inout SimulationConfig) -> Void) {
+            var config = SimulationConfig()
+            config.faults = []
+            configure(&config)
+            let lines = Lines()
+            self.lines = lines
+            cluster = SimCluster(config: config, seed: 1, trace: Trace(capacity: 1) { line in lines.value.withLock { $0.append(line) } })
         }
-        let world = cluster.world
+
+        var world: SimWorld { cluster.world }
+        var trace: [String] { lines.value.withLock { $0 } }
+
         /// Runs the world until `condition` holds, for at most `seconds` of
         /// simulated time.
         func run(until condition: () -> Bool, within seconds: Int64) -> Bool {
@@ -71,6 +74,23 @@ import Testing
             }
             return true
         }
+
+        /// The scenario's end: `failure`, if any, or jobs that escaped.
+        func outcome(_ failure: String? = nil) -> Outcome {
+            var failures = failure.map { [$0] } ?? []
+            if failure == nil, world.escapes > 0 { failures.append("\(world.escapes) jobs escaped the simulation") }
+            return Outcome(failures: failures, trace: trace)
+        }
+    }
+
+    static func passedTailScenario() -> Outcome {
+        let scenario = Scenario { config in
+            config.nodes = 4
+            config.acks = .all
+        }
+        let (cluster, world) = (scenario.cluster, scenario.world)
+        func run(until condition: () -> Bool, within seconds: Int64) -> Bool { scenario.run(until: condition, within: seconds) }
+        func fail(_ why: String) -> Outcome { scenario.outcome(why) }
         func call(via node: String, _ order: ClientID, _ command: OrderCommand) -> Answer {
             let answer = Answer()
             let draws = world.stream("scenario")
@@ -155,8 +175,7 @@ import Testing
                 return image?.allEvents.contains { $0.orderID == kept.rawValue && $0.origin == origin } ?? false
             }, within: 10)
         if !copied { return fail("api-4 never copied \(kept) from \(origin)'s new log (it stands at \(follower("api-4")))") }
-        if cluster.world.escapes > 0 { return fail("\(cluster.world.escapes) jobs escaped the simulation") }
-        return outcome
+        return scenario.outcome()
     }
 
     /// Seed 1844 (`--nodes 5`, debug build of 5e8e133): a node backfilling
@@ -172,28 +191,10 @@ import Testing
     }
 
     static func backfillDuringRecoveryScenario() -> Outcome {
-        var config = SimulationConfig()
-        config.nodes = 4
-        config.faults = []
-        let lines = Mutex<[String]>([])
-        let trace = Trace(capacity: 1) { line in lines.withLock { $0.append(line) } }
-        let cluster = SimCluster(config: config, seed: 1, trace: trace)
-        var outcome = Outcome()
-        defer { outcome.trace = lines.withLock { $0 } }
-        func fail(_ why: String) -> Outcome {
-            outcome.failures.append(why)
-            outcome.trace = lines.withLock { $0 }
-            return outcome
-        }
-        let world = cluster.world
-        func run(until condition: () -> Bool, within seconds: Int64) -> Bool {
-            let deadline = world.nowNs + seconds * 1_000_000_000
-            while !condition() {
-                if world.nowNs >= deadline { return false }
-                world.run(untilNs: world.nowNs + 10_000_000)
-            }
-            return true
-        }
+        let scenario = Scenario { $0.nodes = 4 }
+        let (cluster, world) = (scenario.cluster, scenario.world)
+        func run(until condition: () -> Bool, within seconds: Int64) -> Bool { scenario.run(until: condition, within: seconds) }
+        func fail(_ why: String) -> Outcome { scenario.outcome(why) }
         func ready(_ id: String) -> Bool {
             guard let node = cluster.node(id).life?.node else { return false }
             return node.replicator?.recovering == nil && node.membership.ringMembers.count == 4
@@ -247,8 +248,7 @@ import Testing
             let recovering = cluster.node(origin).life?.node?.replicator?.recovering ?? "recovered"
             return fail("\(newcomer) backfilled the ring \(ring.sorted()) without \(order), which \(holder) holds (\(origin): \(recovering))")
         }
-        if cluster.world.escapes > 0 { return fail("\(cluster.world.escapes) jobs escaped the simulation") }
-        return outcome
+        return scenario.outcome()
     }
 
     /// Seed 211 (`--nodes 5`, a release build of 3543be6): a node left and
@@ -260,40 +260,25 @@ import Testing
     /// acknowledged writes of one order. A ring this node comes back to is
     /// now backfilled again before it counts as held.
     @Test func aNodeBackFromALeaveBehindAnUndetectedPartitionDoesNotLeadBesideTheOldRing() async throws {
-        let outcome = await Self.onOwnThread { Self.ringSplitScenario() }
-        #expect(outcome.failures.isEmpty, "\(outcome.failures)\n\(outcome.trace.suffix(30).joined(separator: "\n"))")
-        #expect(outcome.acknowledgedBySides < 2, "both sides acknowledged a write of one order: \(outcome.detail)")
+        let split = await Self.onOwnThread { Self.ringSplitScenario() }
+        #expect(split.outcome.failures.isEmpty, "\(split.outcome.failures)\n\(split.outcome.trace.suffix(30).joined(separator: "\n"))")
+        #expect(split.acknowledgedBySides < 2, "both sides acknowledged a write of one order: \(split.detail)")
     }
 
     struct SplitOutcome: Sendable {
-        var failures: [String] = []
-        var trace: [String] = []
+        var outcome = Outcome()
         var acknowledgedBySides = 0
         var detail = ""
     }
 
     static func ringSplitScenario() -> SplitOutcome {
-        var config = SimulationConfig()
-        config.nodes = 5
-        config.faults = []
-        let lines = Mutex<[String]>([])
-        let trace = Trace(capacity: 1) { line in lines.withLock { $0.append(line) } }
-        let cluster = SimCluster(config: config, seed: 1, trace: trace)
-        var outcome = SplitOutcome()
-        defer { outcome.trace = lines.withLock { $0 } }
+        let scenario = Scenario { $0.nodes = 5 }
+        let (cluster, world) = (scenario.cluster, scenario.world)
+        func run(until condition: () -> Bool, within seconds: Int64) -> Bool { scenario.run(until: condition, within: seconds) }
+        var split = SplitOutcome()
         func fail(_ why: String) -> SplitOutcome {
-            outcome.failures.append(why)
-            outcome.trace = lines.withLock { $0 }
-            return outcome
-        }
-        let world = cluster.world
-        func run(until condition: () -> Bool, within seconds: Int64) -> Bool {
-            let deadline = world.nowNs + seconds * 1_000_000_000
-            while !condition() {
-                if world.nowNs >= deadline { return false }
-                world.run(untilNs: world.nowNs + 10_000_000)
-            }
-            return true
+            split.outcome = scenario.outcome(why)
+            return split
         }
         func membership(_ id: String) -> ClusterMembership? { cluster.node(id).life?.node?.membership }
         func settledOn(_ ring: Set<String>, _ id: String) -> Bool {
@@ -367,10 +352,10 @@ import Testing
         let onNewRing = place(via: rejoiner, sku: sku[0])
         let onOldRing = place(via: oldLeader, sku: sku[1])
         for answer in [onNewRing, onOldRing] {
-            if case .ok(.created?, _)? = answer { outcome.acknowledgedBySides += 1 }
+            if case .ok(.created?, _)? = answer { split.acknowledgedBySides += 1 }
         }
-        outcome.detail = "via \(rejoiner) (ring with it, list \(withRejoiner)): \(String(describing: onNewRing)); via \(oldLeader) (ring without it, list \(old)): \(String(describing: onOldRing))"
-        if cluster.world.escapes > 0 { return fail("\(cluster.world.escapes) jobs escaped the simulation") }
-        return outcome
+        split.detail = "via \(rejoiner) (ring with it, list \(withRejoiner)): \(String(describing: onNewRing)); via \(oldLeader) (ring without it, list \(old)): \(String(describing: onOldRing))"
+        split.outcome = scenario.outcome()
+        return split
     }
 }

@@ -227,21 +227,16 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     /// The nodes this node lets lead, on its ring (see `VouchView`).
     public var vouchView: VouchView { leadership.vouchView }
 
-    public func reachablePeers() -> [String: String] {
-        let snapshot = routing.withLock { $0 }
-        let blocked = network.filter.blockedIDs
-        var peers: [String: String] = [:]
-        for (id, member) in snapshot.members where id != selfID && member.status == .alive && !blocked.contains(id) && !member.peer.isEmpty {
-            peers[id] = member.peer
-        }
-        return peers
-    }
+    public func reachablePeers() -> [String: String] { peers(.alive) }
 
-    public func departedPeers() -> [String: String] {
+    public func departedPeers() -> [String: String] { peers(.left) }
+
+    /// Members in `status`, not cut off and with a peer address, by id.
+    private func peers(_ status: MemberStatus) -> [String: String] {
         let snapshot = routing.withLock { $0 }
         let blocked = network.filter.blockedIDs
         var peers: [String: String] = [:]
-        for (id, member) in snapshot.members where id != selfID && member.status == .left && !blocked.contains(id) && !member.peer.isEmpty {
+        for (id, member) in snapshot.members where id != selfID && member.status == status && !blocked.contains(id) && !member.peer.isEmpty {
             peers[id] = member.peer
         }
         return peers
