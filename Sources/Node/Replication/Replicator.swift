@@ -515,7 +515,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     // finished the backfill of the ring without it took the
                     // ring with it as held, granted its term, and both sides
                     // acknowledged writes of one order). Read again first.
-                    if let previous = backfill?.ring, previous != ring, done == ring {
+                    if backfill != nil, done == ring {
                         state.withLock { $0.follower.backfillStale = true }
                     }
                     // While every order lives on every node, this one among
