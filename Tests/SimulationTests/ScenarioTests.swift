@@ -263,11 +263,15 @@ import Testing
         let split = await Self.onOwnThread { Self.ringSplitScenario() }
         #expect(split.outcome.failures.isEmpty, "\(split.outcome.failures)\n\(split.outcome.trace.suffix(30).joined(separator: "\n"))")
         #expect(split.acknowledgedBySides < 2, "both sides acknowledged a write of one order: \(split.detail)")
+        // The side that holds a majority of the order's list on its ring
+        // goes on taking writes: the schedule really ran.
+        #expect(split.oldRingAcknowledged, "the nodes on the ring without the rejoiner took no write: \(split.detail)")
     }
 
     struct SplitOutcome: Sendable {
         var outcome = Outcome()
         var acknowledgedBySides = 0
+        var oldRingAcknowledged = false
         var detail = ""
     }
 
@@ -354,6 +358,7 @@ import Testing
         for answer in [onNewRing, onOldRing] {
             if case .ok(.created?, _)? = answer { split.acknowledgedBySides += 1 }
         }
+        if case .ok(.created?, _)? = onOldRing { split.oldRingAcknowledged = true }
         split.detail = "via \(rejoiner) (ring with it, list \(withRejoiner)): \(String(describing: onNewRing)); via \(oldLeader) (ring without it, list \(old)): \(String(describing: onOldRing))"
         split.outcome = scenario.outcome()
         return split
