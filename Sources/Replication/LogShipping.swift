@@ -127,6 +127,9 @@ public struct FollowerState: Sendable {
     /// again.
     public var backfillStale = false
 
+    /// Whether this node holds every order `ring` gives it.
+    public func holds(_ ring: Set<String>?) -> Bool { backfilledRing == ring && !backfillStale }
+
     public init() {}
 
     /// What to do with a batch of `origin`'s log asked for from

@@ -49,7 +49,7 @@ struct SimtestCommand: ParsableCommand {
     @Option(help: "leader, quorum or all.")
     var acks: AckPolicy = .quorum
 
-    @Option(help: "Faults the seeds may pick: all, none, or a list of \(FaultKind.allCases.map(\.rawValue).joined(separator: ","))).")
+    @Option(help: "Faults the seeds may pick: all, none, or a list of \(FaultKind.allCases.map(\.rawValue).joined(separator: ",")).")
     var faults: String = "all"
 
     @Option(help: "New customers a second of simulated time (each places an order, pays, may cancel); more makes a node activate more orders at once, which batches its gathering fetches (1-100).")

@@ -53,7 +53,7 @@ extension Replicator {
                 ownEvents = [EventRecord(origin: log.origin, offset: 0, orderID: "", version: 0, type: "", payload: "", eventID: "", recordedAt: 0)]
             }
             let holds = !ownEvents.isEmpty || !promises.isEmpty || positions.values.contains { $0 > 0 }
-            let backfilled = state.withLock { $0.follower.backfilledRing == directory?.ringMembers && !$0.follower.backfillStale }
+            let backfilled = state.withLock { $0.follower.holds(directory?.ringMembers) }
             var known = Set(positions.keys).union(directory?.ringMembers ?? [])
             for group in promises.keys { known.formUnion(TermGroup.members(group)) }
             return RecoveryReply(

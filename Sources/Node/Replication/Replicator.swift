@@ -963,14 +963,14 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// one it kept its copies under when it last ran.
     func holdsItsRing(_ ring: Set<String>) -> Bool {
         state.withLock { state in
-            if let backfilled = state.follower.backfilledRing { return backfilled == ring && !state.follower.backfillStale }
+            if state.follower.backfilledRing != nil { return state.follower.holds(ring) }
             return state.recordedRing == nil || state.recordedRing == ring
         }
     }
 
     /// True once this node holds every event of its orders on this ring.
     public func backfilled(ring: Set<String>) -> Bool {
-        state.withLock { $0.follower.backfilledRing == ring && !$0.follower.backfillStale }
+        state.withLock { $0.follower.holds(ring) }
     }
 }
 
