@@ -246,7 +246,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SimulationTests",
-            dependencies: ["ClusterSimulation", "HashRing", "Node", "OrderDomain", "Wire", "TestSupport", "orderly"]
+            dependencies: ["ClusterSimulation", "HashRing", "Membership", "Node", "OrderDomain", "Wire", "TestSupport", "orderly"]
         ),
         .testTarget(
             name: "IntegrationTests",

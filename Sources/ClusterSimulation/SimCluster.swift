@@ -159,26 +159,30 @@ final class SimCluster: @unchecked Sendable {
     }
 
     /// The node leaves; its process runs on for at least `shutdownNs` (a
-    /// graceful stop drains and closes its services) and ends once a peer
-    /// knows it left (gossip tells the rest), as a graceful shutdown waits
-    /// for its farewells, or after 10 s, with everything it wrote on its
-    /// disk. `stopped` then gets whether a peer knew. With
-    /// `unlessDeparted`, a node that left for good meanwhile is left to
-    /// that departure.
+    /// graceful stop drains and closes its services) and ends once its
+    /// membership has said goodbye (handed over what it holds, or taken
+    /// its departure back: `ClusterMembership.handOver`), as a graceful
+    /// shutdown does, or after the handover's timeout and 5 s more, with
+    /// everything it wrote on its disk. `stopped` then gets whether it
+    /// left: it did not take its departure back, and a peer knows (gossip
+    /// tells the rest). With `unlessDeparted`, a node that left for good
+    /// meanwhile is left to that departure.
     private func stopAfterLeaving(_ node: SimNode, shutdownNs: Int64, unlessDeparted: Bool = false, _ stopped: @escaping (Bool) -> Void) {
         guard let life = node.life else { return }
         life.executor.fire { life.node?.membership.leave() }
-        let deadlineNs = world.nowNs + 10_000_000_000
+        let deadlineNs = world.nowNs + (MembershipConfig().handoverTimeoutMs + 5_000) * 1_000_000
         let earliestNs = world.nowNs + shutdownNs
         func stopWhenKnown() {
             // The same life only: one the heal already stopped and started
             // again, or a crash ended, is not this stop's to end.
             guard node.life === life, !(unlessDeparted && node.departed) else { return }
-            let known = nodes.contains { peer in
+            let finished = life.node?.membership.hasFinishedLeaving ?? false
+            let left = life.node?.membership.members.contains { $0.id == node.id && $0.status == .left } ?? false
+            let known = left && nodes.contains { peer in
                 peer.id != node.id && !peer.departed
                     && peer.life?.node?.membership.members.contains { $0.id == node.id && $0.status == .left } == true
             }
-            guard (known && world.nowNs >= earliestNs) || world.nowNs >= deadlineNs else {
+            guard (finished && world.nowNs >= earliestNs) || world.nowNs >= deadlineNs else {
                 world.after(100_000_000) { stopWhenKnown() }
                 return
             }

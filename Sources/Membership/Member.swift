@@ -34,6 +34,9 @@ public struct MembershipConfig: Sendable {
     public var gossipFanout: Int = 3
     /// Peer addresses to gossip to while no other member is known.
     public var seeds: [String] = []
+    /// How long a leaving node (SIGTERM) waits for every other member to
+    /// hold the ring without it before it stops as if it had crashed.
+    public var handoverTimeoutMs: Int64 = 15_000
 
     public init() {}
 }

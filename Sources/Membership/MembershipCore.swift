@@ -205,12 +205,38 @@ public struct MembershipCore: Sendable {
     /// every peer it knows an address of at once, dead ones included (one
     /// it took for dead after a partition may well be back: it must not
     /// go on taking this node for crashed).
+    ///
+    /// Called again while it hands over, it beats once more each time: its
+    /// peers see a node that left and still answers (`heardFrom`), and
+    /// read what it holds.
     public mutating func leave() -> [MembershipDirective] {
         members[selfID]!.status = .left
+        members[selfID]!.heartbeat += 1
         return members.values
             .filter { $0.id != selfID && $0.status != .left && !$0.peer.isEmpty }
             .sorted { $0.id < $1.id }
             .map { .sendGossip(to: $0.peer, digest) }
+    }
+
+    /// A node that left and could not hand over what it holds takes its
+    /// departure back before it stops: a new life, alive, told to every
+    /// peer it knows an address of. Its peers then find it dead, and it
+    /// keeps its place on the ring, as a crashed node does.
+    public mutating func rejoin() -> [MembershipDirective] {
+        members[selfID]!.status = .alive
+        members[selfID]!.incarnation += 1
+        leases = [:]
+        return members.values
+            .filter { $0.id != selfID && $0.status != .left && !$0.peer.isEmpty }
+            .sorted { $0.id < $1.id }
+            .map { .sendGossip(to: $0.peer, digest) }
+    }
+
+    /// Whether `id`'s heartbeat advanced here within `withinMs` of `nowMs`
+    /// (a node that left beats while it hands over).
+    public func heardFrom(_ id: String, withinMs: Int64, nowMs: Int64) -> Bool {
+        guard let last = lastAdvanced[id] else { return false }
+        return nowMs - last <= withinMs
     }
 
     /// Someone says we are suspect or dead in our current life: start a new

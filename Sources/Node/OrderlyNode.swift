@@ -100,7 +100,11 @@ public final class OrderlyNode: Sendable {
             replicator?.startedOn(ring: Set(remembered.filter { !$0.value }.keys).union([config.id]))
         }
         // Nor does one whose log is recovering from its peers' copies.
-        if let replicator { membership.leadershipGate { replicator.recovering } }
+        if let replicator {
+            membership.leadershipGate { replicator.recovering }
+            // A node that leaves hands what it holds over first.
+            membership.handover { await replicator.notYetHandedOver($0) }
+        }
         self.replicator = replicator
         self.engine = engine
         self.copyCheckpointer = copyCheckpointer

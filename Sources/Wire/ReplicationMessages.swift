@@ -427,9 +427,18 @@ public enum GrantCodec {
 public struct RecoveryRequest: Sendable, Equatable {
     /// The asking node.
     public var node: String
+    /// Asks for the ring the peer holds (`RecoveryReply.heldRing`): a
+    /// node that leaves hands over until every other member holds a ring
+    /// without it (protocol 10). Never sent to a peer that speaks an older
+    /// version.
+    public var wantsRing: Bool
 
-    public init(node: String) {
+    /// The first protocol version that carries `wantsRing` and the reply's `heldRing`.
+    public static let ringSinceVersion: UInt8 = 10
+
+    public init(node: String, wantsRing: Bool = false) {
         self.node = node
+        self.wantsRing = wantsRing
     }
 }
 
@@ -451,10 +460,15 @@ public struct RecoveryReply: Sendable, Equatable {
     /// here too.
     public var backfilled: Bool
     public var refusal: String?
+    /// When asked (`RecoveryRequest.wantsRing`): the members of the ring
+    /// whose orders the peer holds (its current ring, backfilled), sorted;
+    /// empty while it holds none. Nil from a peer that was not asked or
+    /// speaks an older version.
+    public var heldRing: [String]?
 
     public init(
         promises: [String: Term], holdsAnything: Bool, recovering: Bool, knownNodes: [String] = [], backfilled: Bool = false,
-        refusal: String? = nil
+        refusal: String? = nil, heldRing: [String]? = nil
     ) {
         self.promises = promises
         self.holdsAnything = holdsAnything
@@ -462,6 +476,7 @@ public struct RecoveryReply: Sendable, Equatable {
         self.knownNodes = knownNodes
         self.backfilled = backfilled
         self.refusal = refusal
+        self.heldRing = heldRing
     }
 }
 
@@ -470,6 +485,8 @@ public enum RecoveryCodec {
         var buffer = ByteBuffer()
         buffer.writeInteger(correlationID)
         buffer.writeLengthPrefixed(request.node)
+        // Protocol 10 adds the flag; without it the frame is as version 9's.
+        if request.wantsRing { buffer.writeInteger(UInt8(1)) }
         return Frame(type: ReplicationFrame.recovery.rawValue, payload: buffer)
     }
 
@@ -477,8 +494,14 @@ public enum RecoveryCodec {
         var reader = PayloadReader(frame.payload)
         let correlationID = try reader.integer("correlation id", as: UInt64.self)
         let node = try reader.string("node id", max: 64)
+        var wantsRing = false
+        if reader.buffer.readableBytes > 0 {
+            let flag = try reader.integer("ring flag", as: UInt8.self)
+            guard flag == 1 else { throw .malformed("ring flag \(flag)") }
+            wantsRing = true
+        }
         try reader.finish("recovery request")
-        return (correlationID, RecoveryRequest(node: node))
+        return (correlationID, RecoveryRequest(node: node, wantsRing: wantsRing))
     }
 
     public static func encode(_ reply: RecoveryReply, correlationID: UInt64) -> Frame {
@@ -489,6 +512,11 @@ public enum RecoveryCodec {
         buffer.writeInteger(UInt16(reply.knownNodes.count))
         for node in reply.knownNodes { buffer.writeLengthPrefixed(node) }
         buffer.writeLengthPrefixed(String((reply.refusal ?? "").prefix(500)))
+        // Only to a request that asked (protocol 10), and only whole.
+        if let ring = reply.heldRing, ring.count <= ReplicationCodec.viewNodesMax {
+            buffer.writeInteger(UInt16(ring.count))
+            for node in ring { buffer.writeLengthPrefixed(node) }
+        }
         return Frame(type: ReplicationFrame.recoveryReply.rawValue, payload: buffer)
     }
 
@@ -503,12 +531,21 @@ public enum RecoveryCodec {
         var known: [String] = []
         for _ in 0..<count { known.append(try reader.string("node id", max: 64)) }
         let refusal = try reader.string("refusal", max: 2048)
+        var heldRing: [String]?
+        if reader.buffer.readableBytes > 0 {
+            let count = Int(try reader.integer("held ring count", as: UInt16.self))
+            guard count <= ReplicationCodec.viewNodesMax else { throw .malformed("\(count) held ring members, at most \(ReplicationCodec.viewNodesMax)") }
+            var ring: [String] = []
+            for _ in 0..<count { ring.append(try reader.string("node id", max: 64)) }
+            guard Set(ring).count == ring.count else { throw .malformed("a held ring names a node twice") }
+            heldRing = ring
+        }
         try reader.finish("recovery reply")
         return (
             correlationID,
             RecoveryReply(
                 promises: promises, holdsAnything: flags & 1 != 0, recovering: flags & 2 != 0, knownNodes: known,
-                backfilled: flags & 4 != 0, refusal: refusal.isEmpty ? nil : refusal)
+                backfilled: flags & 4 != 0, refusal: refusal.isEmpty ? nil : refusal, heldRing: heldRing)
         )
     }
 }

@@ -2,6 +2,9 @@
 public enum WireLimits {
     /// "OR": the first two bytes after the length of every frame.
     public static let magic: UInt16 = 0x4F52
+    /// 10: a node that leaves hands over: it asks each peer which ring it
+    /// holds (an optional flag after a recovery request, the ring after its
+    /// reply) and stops once every other member holds a ring without it.
     /// 9: a new term's leader may ask each replica that grants it how far
     /// it holds each log (an optional flag after a grant request, the
     /// offsets after its reply), and then decides on an order of which no
@@ -18,7 +21,7 @@ public enum WireLimits {
     /// follower's view to fetches.
     /// The versions this release speaks: its own and the one before, so a
     /// cluster is upgraded one node at a time (docs/protocol.md).
-    public static let protocolVersions: ClosedRange<UInt8> = 8...9
+    public static let protocolVersions: ClosedRange<UInt8> = 9...10
     /// The newest version this release speaks.
     public static var protocolVersion: UInt8 { protocolVersions.upperBound }
     /// length(4) magic(2) version(1) type(1) checksum(4).

@@ -181,4 +181,51 @@ import Testing
         }
         #expect(placed.status == 201, "\(placed.body)")
     }
+
+    /// A node stopped with SIGTERM hands over before its process ends: with
+    /// every member up it ends once the others hold the ring without it, and
+    /// they show it left; each order it led is still read on every node.
+    /// With a member down it cannot hand over: it takes its departure back
+    /// and stops as a crashed node does, so the others keep it on the ring
+    /// (dead, not left) and a recovery waits for it.
+    @Test func aNodeStoppedWithSIGTERMHandsOverOrStopsAsCrashed() async throws {
+        let cluster = try TestCluster(extraArguments: ["--partition-mode", "consistent"])
+        defer { cluster.stopAll(signal: SIGKILL) }
+        let ids = ["api-1", "api-2", "api-3", "api-4"]
+        for id in ids { try await cluster.start(id) }
+        try await cluster.waitForView(Dictionary(uniqueKeysWithValues: ids.map { ($0, "alive") }), on: ids)
+        var led: [String] = []
+        for n in 1...3 {
+            let (order, _) = try await Self.order(ledBy: "api-4", prefix: "handover-\(n)", in: cluster)
+            #expect(try await PartitionTests.place(order, via: cluster.http("api-1")).status == 201)
+            led.append(order)
+        }
+        try await cluster.waitForReplicasToCatchUp()
+
+        let leaver = cluster.process("api-4")
+        cluster.remove("api-4", signal: SIGTERM)
+        #expect(!leaver.process.isRunning)
+        let leaverLog = leaver.stderrTail()
+        #expect(leaverLog.contains("left the cluster") && !leaverLog.contains("could not hand over"), "\(leaverLog)")
+        let rest = ["api-1", "api-2", "api-3"]
+        try await cluster.waitForView(["api-4": "left"], on: rest)
+        for order in led {
+            for id in rest {
+                let read = try await waitUntil("\(order) to be read via \(id)", timeout: .seconds(20)) {
+                    let reply = try await HTTP.send(.GET, "http://\(cluster.http(id))/orders/\(order)")
+                    return reply.status == 503 ? nil : reply
+                }
+                #expect(read.status == 200, "\(order) via \(id): \(read.body)")
+            }
+        }
+
+        // api-2 is killed; api-3, stopped at once, cannot hand over to it.
+        cluster.stop("api-2", signal: SIGKILL)
+        let stuck = cluster.process("api-3")
+        cluster.stop("api-3", signal: SIGTERM)
+        #expect(!stuck.process.isRunning)
+        let stuckLog = stuck.stderrTail()
+        #expect(stuckLog.contains("could not hand over"), "\(stuckLog)")
+        try await cluster.waitForView(["api-2": "dead", "api-3": "dead"], on: ["api-1"])
+    }
 }

@@ -4,14 +4,14 @@ import OrderDomain
 import Testing
 
 /// A rolling upgrade with real processes: three nodes start as the release
-/// before (`--protocol-max 8`), with a stats node, a warehouse and a
+/// before (`--protocol-max 9`), with a stats node, a warehouse and a
 /// balancer; `orderly simulate` drives customers through the balancer while
 /// each node in turn is stopped with SIGTERM and started as this release.
 /// Its checker (every acknowledged order and payment, each paid order
 /// shipped once, the stats totals) passes, no customer request ends in an
 /// error after the simulator's retries, and every acknowledged order is
-/// held by every node. The cluster speaks 8 until the last node is new,
-/// then 9 on every link.
+/// held by every node. The cluster speaks 9 until the last node is new,
+/// then 10 on every link.
 
 @Suite(.serialized) struct RollingUpgradeTests {
     /// `protocol` of a node's GET /cluster.
@@ -38,10 +38,10 @@ import Testing
         let cluster = try TestCluster()
         defer { cluster.stopAll(signal: SIGKILL) }
         let ids = ["api-1", "api-2", "api-3"]
-        for id in ids { try await cluster.start(id, extra: ["--protocol-max", "8"]) }
+        for id in ids { try await cluster.start(id, extra: ["--protocol-max", "9"]) }
         try await cluster.waitForView(["api-1": "alive", "api-2": "alive", "api-3": "alive"], on: ids)
-        #expect(try await Self.protocolView(cluster, "api-1")["speaks"] as? [Int] == [8, 8])
-        try await waitFor("every node to run the cluster at version 8") { try await Self.clusterVersions(cluster) == ["api-1": 8, "api-2": 8, "api-3": 8] }
+        #expect(try await Self.protocolView(cluster, "api-1")["speaks"] as? [Int] == [9, 9])
+        try await waitFor("every node to run the cluster at version 9") { try await Self.clusterVersions(cluster) == ["api-1": 9, "api-2": 9, "api-3": 9] }
 
         let stats = try await cluster.startRole(["stats", "--data", cluster.folder.path, "--http", "127.0.0.1:0"], log: "stats.log")
         defer { stats.process.stop(signal: SIGKILL) }
@@ -77,23 +77,23 @@ import Testing
             try await waitFor("\(id), upgraded, to be ready", timeout: .seconds(120)) {
                 (try? await HTTP.send(.GET, "http://\(cluster.http(id))/health/ready"))?.status == 200
             }
-            #expect(try await Self.protocolView(cluster, id)["speaks"] as? [Int] == [8, 9])
+            #expect(try await Self.protocolView(cluster, id)["speaks"] as? [Int] == [9, 10])
             let upgraded = step + 1
             if upgraded < ids.count {
-                // An old node still in the ring holds every node at 8.
+                // An old node still in the ring holds every node at 9.
                 try await cluster.waitForView(["api-1": "alive", "api-2": "alive", "api-3": "alive"], on: ids)
                 let versions = try await Self.clusterVersions(cluster)
-                #expect(versions.values.allSatisfy { $0 == 8 }, "after \(upgraded) of 3 upgraded: \(versions)")
+                #expect(versions.values.allSatisfy { $0 == 9 }, "after \(upgraded) of 3 upgraded: \(versions)")
             }
             let before = await ordersTaken()
             try await waitFor("10 orders after \(id)'s upgrade", timeout: .seconds(120)) { await ordersTaken() >= before + 10 }
         }
-        // Every node new: the cluster moves up, and every link speaks 9.
-        try await waitFor("every node to run the cluster at version 9") { try await Self.clusterVersions(cluster) == ["api-1": 9, "api-2": 9, "api-3": 9] }
+        // Every node new: the cluster moves up, and every link speaks 10.
+        try await waitFor("every node to run the cluster at version 10") { try await Self.clusterVersions(cluster) == ["api-1": 10, "api-2": 10, "api-3": 10] }
         for id in ids {
             let peers = try #require(try await Self.protocolView(cluster, id)["peers"] as? [String: [String: Int]])
             for other in ids where other != id {
-                #expect(peers[other] == ["negotiated": 9, "newest": 9], "\(id) sees \(other) as \(String(describing: peers[other]))")
+                #expect(peers[other] == ["negotiated": 10, "newest": 10], "\(id) sees \(other) as \(String(describing: peers[other]))")
             }
         }
 

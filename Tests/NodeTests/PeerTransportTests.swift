@@ -112,16 +112,16 @@ final class LogRecorder: @unchecked Sendable {
     }
 }
 
-/// Grants every term, with held offsets when asked; keeps the requests.
-final class GrantingInbox: PeerInbox {
-    let requests = Mutex<[GrantRequest]>([])
+/// Answers recovery requests, with a held ring when asked; keeps the requests.
+final class RecoveringInbox: PeerInbox {
+    let requests = Mutex<[RecoveryRequest]>([])
 
     func receive(_ message: PeerMessage, from sender: String) {}
 
     func answer(_ request: PeerRequest, from sender: String) async -> PeerReply {
-        guard case .grant(let grant) = request else { return request.refused("only grants here") }
-        requests.withLock { $0.append(grant) }
-        return .grant(GrantReply(granted: true, promise: grant.term, held: grant.wantsHeld ? ["api-1": 9] : nil))
+        guard case .recovery(let recovery) = request else { return request.refused("only recovery here") }
+        requests.withLock { $0.append(recovery) }
+        return .recovery(RecoveryReply(promises: [:], holdsAnything: true, recovering: false, heldRing: recovery.wantsRing ? ["api-1", "api-3"] : nil))
     }
 }
 
@@ -165,14 +165,14 @@ struct EchoInbox: PeerInbox {
         await clients.closeAll()
     }
 
-    /// Protocol 9's request for held offsets never reaches a peer of the
-    /// release before, which would refuse the frame: over a connection that
-    /// settled on version 8 the flag is left off (and the leader gathers).
-    @Test func aGrantAsksForHeldOffsetsOnlyOverAVersion9Connection() async throws {
+    /// Protocol 10's request for the ring a peer holds never reaches a peer
+    /// of the release before, which would refuse the frame: over a
+    /// connection that settled on version 9 the flag is left off, and the
+    /// reply says nothing of a ring (the leaving node cannot count on it).
+    @Test func aRecoveryAsksForTheHeldRingOnlyOverAVersion10Connection() async throws {
         let logger = Logger(label: "test")
-        let term = Term(number: 3, leader: "api-2")
-        for (serverVersions, asked) in [(WireLimits.protocolVersions, true), (WireLimits.protocolVersions.lowerBound...8, false)] {
-            let inbox = GrantingInbox()
+        for (serverVersions, asked) in [(WireLimits.protocolVersions, true), (WireLimits.protocolVersions.lowerBound...9, false)] {
+            let inbox = RecoveringInbox()
             let server = try await PeerTransport.listen(
                 host: "127.0.0.1", port: 0,
                 security: HandshakeConfig(cluster: "t", nodeID: "api-1", secret: PeerTransportTests.secret, versions: serverVersions), logger: logger
@@ -180,10 +180,9 @@ struct EchoInbox: PeerInbox {
             defer { try? server.close().wait() }
             let clients = PeerClients(security: HandshakeConfig(cluster: "t", nodeID: "api-2", secret: PeerTransportTests.secret), logger: logger)
             let reply = try await clients.call(
-                .grant(GrantRequest(group: "api-1,api-2,api-3", term: term, wantsHeld: true)), to: "127.0.0.1:\(server.localAddress!.port!)",
-                timeout: .seconds(60))
-            #expect(inbox.requests.withLock { $0.map(\.wantsHeld) } == [asked], "a server speaking \(serverVersions)")
-            #expect(reply == .grant(GrantReply(granted: true, promise: term, held: asked ? ["api-1": 9] : nil)))
+                .recovery(RecoveryRequest(node: "api-2", wantsRing: true)), to: "127.0.0.1:\(server.localAddress!.port!)", timeout: .seconds(60))
+            #expect(inbox.requests.withLock { $0.map(\.wantsRing) } == [asked], "a server speaking \(serverVersions)")
+            #expect(reply == .recovery(RecoveryReply(promises: [:], holdsAnything: true, recovering: false, heldRing: asked ? ["api-1", "api-3"] : nil)))
             await clients.closeAll()
         }
     }

@@ -88,7 +88,10 @@ import Wire
 
     @Test func grantsAndRecoveryAnswersRoundTripAndHostileOnesAreRefused() throws {
         let term = Term(number: 12, leader: "api-2")
-        for request in [PeerRequest.grant(GrantRequest(group: "api-2,api-1,api-3", term: term)), .recovery(RecoveryRequest(node: "api-3"))] {
+        for request in [
+            PeerRequest.grant(GrantRequest(group: "api-2,api-1,api-3", term: term)), .recovery(RecoveryRequest(node: "api-3")),
+            .recovery(RecoveryRequest(node: "api-3", wantsRing: true)),
+        ] {
             guard case .request(let id, let decoded)? = try PeerCodec.decode(PeerCodec.encode(request, correlationID: 41)) else {
                 Issue.record("\(request) did not decode as a request")
                 continue
@@ -101,6 +104,8 @@ import Wire
                 promises: ["api-1,api-2,api-3": term], holdsAnything: true, recovering: false, knownNodes: ["api-1", "api-2", "api-4"],
                 backfilled: true)),
             PeerRequest.recovery(RecoveryRequest(node: "api-3")).refused("this node is starting"),
+            .recovery(RecoveryReply(promises: [:], holdsAnything: true, recovering: false, backfilled: true, heldRing: ["api-1", "api-3"])),
+            .recovery(RecoveryReply(promises: [:], holdsAnything: true, recovering: false, heldRing: [])),
         ]
         for reply in replies {
             let frame = PeerCodec.encode(reply, correlationID: 42)
@@ -115,6 +120,17 @@ import Wire
         var flags = RecoveryCodec.encode(RecoveryReply(promises: [:], holdsAnything: false, recovering: false), correlationID: 1).payload
         flags.setInteger(UInt8(9), at: flags.readerIndex + 8 + 2)
         #expect(throws: WireError.self) { try RecoveryCodec.decodeReply(Frame(type: ReplicationFrame.recoveryReply.rawValue, payload: flags)) }
+        // Protocol 10: without the ring flag a recovery request is byte for
+        // byte what version 9 sends; another flag value, or a held ring
+        // that names a node twice, is refused.
+        let plainRecovery = RecoveryCodec.encode(RecoveryRequest(node: "api-3"), correlationID: 1).payload
+        var badFlag = RecoveryCodec.encode(RecoveryRequest(node: "api-3", wantsRing: true), correlationID: 1).payload
+        #expect(badFlag.readableBytes == plainRecovery.readableBytes + 1)
+        badFlag.setInteger(UInt8(2), at: badFlag.writerIndex - 1)
+        #expect(throws: WireError.self) { try RecoveryCodec.decodeRequest(Frame(type: ReplicationFrame.recovery.rawValue, payload: badFlag)) }
+        let twice = RecoveryCodec.encode(
+            RecoveryReply(promises: [:], holdsAnything: false, recovering: false, heldRing: ["api-1", "api-1"]), correlationID: 1)
+        #expect(throws: WireError.self) { try RecoveryCodec.decodeReply(twice) }
         var extra = GrantCodec.encode(GrantRequest(group: "a,b", term: term), correlationID: 1).payload
         extra.writeInteger(UInt8(0))
         #expect(throws: WireError.self) { try GrantCodec.decodeRequest(Frame(type: ReplicationFrame.grant.rawValue, payload: extra)) }

@@ -8,6 +8,18 @@ import ServiceLifecycle
 import Synchronization
 import Wire
 
+/// Why a member does not yet hold a ring without a node that leaves, and
+/// whether it answered at all.
+public struct HandoverWait: Sendable, Equatable {
+    public var why: String
+    public var answered: Bool
+
+    public init(why: String, answered: Bool) {
+        self.why = why
+        self.answered = answered
+    }
+}
+
 /// The membership shell: owns the pure core, runs its ticks, carries its
 /// gossip over the peer protocol, and derives the ring from the view.
 /// An order's leader is the first member of its preference list that may
@@ -33,6 +45,8 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     private let leaving = Atomic<Bool>(false)
     /// Set by `leave()`: the run loop ends and says goodbye.
     private let leaveRequested = Atomic<Bool>(false)
+    private let finishedLeaving = Atomic<Bool>(false)
+    private let handoverCheck = Mutex<(@Sendable ([String: String]) async -> [String: HandoverWait])?>(nil)
     /// Why this node is out of service (its log failed), if it is: it then
     /// sends no heartbeat (its peers find it dead and take its orders over)
     /// and leads nothing.
@@ -229,7 +243,12 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
 
     public func reachablePeers() -> [String: String] { peers(.alive) }
 
-    public func departedPeers() -> [String: String] { peers(.left) }
+    /// Members that left and still beat (they hand over what they hold
+    /// before they stop), by id.
+    public func departedPeers() -> [String: String] {
+        let now = clock.monotonicMs
+        return peers(.left).filter { id, _ in core.withLock { $0.heardFrom(id, withinMs: deadAfterMs, nowMs: now) } }
+    }
 
     /// Members in `status`, not cut off and with a peer address, by id.
     private func peers(_ status: MemberStatus) -> [String: String] {
@@ -320,13 +339,97 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         // Announce the departure, so peers mark us left rather than dead:
         // they take our orders at once, so we lead none from here on.
         leaving.store(true, ordering: .sequentiallyConsistent)
-        let farewells = core.withLock { $0.leave() }
+        await handOver()
+        finishedLeaving.store(true, ordering: .sequentiallyConsistent)
+    }
+
+    /// Set once `run` has said goodbye: handed over, or taken the
+    /// departure back. The process may end.
+    public var hasFinishedLeaving: Bool { finishedLeaving.load(ordering: .sequentiallyConsistent) }
+
+    /// Sets what tells, given the members this node hands over to (id and
+    /// peer address), which of them do not yet hold a ring without it, why,
+    /// and whether they answered (see `Replicator.notYetHandedOver`).
+    public func handover(_ check: @escaping @Sendable ([String: String]) async -> [String: HandoverWait]) {
+        handoverCheck.withLock { $0 = check }
+    }
+
+    /// The departure. A node that leaves may hold the only other copy of
+    /// a write its origin acknowledged; once it is gone, no recovery waits
+    /// for it. So it stays up, beating as a node that left and serving
+    /// what it holds, until every other member of the ring holds the
+    /// orders of a ring without it (they read its copies meanwhile). Found
+    /// by seed 843 (`--mode available`): a node stopped as soon as a peer
+    /// knew it left, the origin's disk was replaced, and its recovery put
+    /// back a log without a write only the stopped node held.
+    ///
+    /// A member that is dead here cannot take anything over, nor can one
+    /// that does not answer within `handoverTimeoutMs`: the node then takes
+    /// its departure back (a new life, alive) and stops as a crashed node
+    /// does; it keeps its place on the ring and recoveries wait for it.
+    private func handOver() async {
+        let (timeoutMs, interval) = core.withLock { ($0.config.handoverTimeoutMs, $0.config.heartbeatIntervalMs) }
+        let deadline = clock.monotonicMs + timeoutMs
+        let check = handoverCheck.withLock { $0 }
+        var waitingFor: [String: String] = [:]
+        var reported: Set<String> = []
+        // Since when each member has not answered: this node's own view
+        // goes stale once it leaves (peers gossip no more to a node that
+        // left), so the calls are its failure detector.
+        var silentSince: [String: Int64] = [:]
+        while true {
+            let farewells = core.withLock { $0.leave() }
+            await withDiscardingTaskGroup { group in
+                for case .sendGossip(let peer, let digest) in farewells {
+                    group.addTask { await self.network.send(.gossip(digest), to: peer, timeout: .milliseconds(500)) }
+                }
+            }
+            guard let check else { break }
+            // Every other member that has not left, as this node sees it.
+            let others = members.filter { $0.id != selfID && $0.status != .left }
+            let blocked = network.filter.blockedIDs
+            let asked = Dictionary(uniqueKeysWithValues: others.filter { !$0.peer.isEmpty && !blocked.contains($0.id) }.map { ($0.id, $0.peer) })
+            let results = await check(asked)
+            waitingFor = results.mapValues(\.why)
+            for member in others where asked[member.id] == nil { waitingFor[member.id] = "not reachable" }
+            if waitingFor.isEmpty { break }
+            let now = clock.monotonicMs
+            for member in others {
+                if asked[member.id] == nil || results[member.id]?.answered == false {
+                    silentSince[member.id] = silentSince[member.id] ?? now
+                } else {
+                    silentSince[member.id] = nil
+                }
+            }
+            // One silent for as long as a dead node is: it takes nothing
+            // over; do not wait out the timeout for it.
+            if let (dead, _) = silentSince.first(where: { now - $0.value >= deadAfterMs }) {
+                waitingFor = [dead: "silent for \(now - silentSince[dead]!) ms: \(waitingFor[dead] ?? "")"]
+                break
+            }
+            if Set(waitingFor.keys) != reported {
+                reported = Set(waitingFor.keys)
+                logger.info("leaving: waits until the others hold the ring without this node", metadata: [
+                    "peers": "\(waitingFor.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" })",
+                ])
+            }
+            if clock.monotonicMs >= deadline { break }
+            try? await clock.sleep(for: .milliseconds(interval))
+        }
+        if waitingFor.isEmpty {
+            logger.info("left the cluster")
+            return
+        }
+        // It could not hand over: it stops as a crashed node does.
+        let rejoin = core.withLock { $0.rejoin() }
         await withDiscardingTaskGroup { group in
-            for case .sendGossip(let peer, let digest) in farewells {
+            for case .sendGossip(let peer, let digest) in rejoin {
                 group.addTask { await self.network.send(.gossip(digest), to: peer, timeout: .milliseconds(500)) }
             }
         }
-        logger.info("left the cluster")
+        logger.critical("could not hand over what this node holds: it stops as if it had crashed and keeps its place on the ring; start it again", metadata: [
+            "peers": "\(waitingFor.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" })",
+        ])
     }
 
     private func handle(_ directives: [MembershipDirective]) {

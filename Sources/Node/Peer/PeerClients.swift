@@ -56,6 +56,10 @@ public actor PeerClients: PeerNetwork {
             grant.wantsHeld = false
             request = .grant(grant)
         }
+        if case .recovery(var recovery) = request, recovery.wantsRing, connection.handler.version < RecoveryRequest.ringSinceVersion {
+            recovery.wantsRing = false
+            request = .recovery(recovery)
+        }
         let frame = try await connection.exchange(PeerCodec.encode(request, correlationID: correlationID), correlationID: correlationID, timeout: remaining)
         try checkNotCut(address)
         guard case .reply(_, let reply)? = try PeerCodec.decode(frame) else {

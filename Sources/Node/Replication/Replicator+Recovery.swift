@@ -53,12 +53,14 @@ extension Replicator {
                 ownEvents = [EventRecord(origin: log.origin, offset: 0, orderID: "", version: 0, type: "", payload: "", eventID: "", recordedAt: 0)]
             }
             let holds = !ownEvents.isEmpty || !promises.isEmpty || positions.values.contains { $0 > 0 }
-            let backfilled = state.withLock { $0.follower.holds(directory?.ringMembers) }
+            let ring = directory?.ringMembers
+            let backfilled = state.withLock { $0.follower.holds(ring) }
             var known = Set(positions.keys).union(directory?.ringMembers ?? [])
             for group in promises.keys { known.formUnion(TermGroup.members(group)) }
             return RecoveryReply(
                 promises: promises.filter { TermGroup.members($0.key).contains(request.node) }, holdsAnything: holds, recovering: !recovered,
-                knownNodes: known.subtracting([request.node]).sorted(), backfilled: backfilled)
+                knownNodes: known.subtracting([request.node]).sorted(), backfilled: backfilled,
+                heldRing: request.wantsRing ? (backfilled && recovered ? ring?.sorted() ?? [] : []) : nil)
         } catch {
             return RecoveryReply(promises: [:], holdsAnything: false, recovering: false, refusal: "cannot read its log: \(error)")
         }
@@ -189,6 +191,41 @@ extension Replicator {
                 try? await clock.sleep(for: config.retryDelay)
             }
         }
+    }
+
+    /// Leaving: which of `peers` (id, address) do not yet hold the orders
+    /// of a ring without this node, and why. A peer of the release before
+    /// cannot say (protocol 9): it is not waited for, as before.
+    public func notYetHandedOver(_ peers: [String: String]) async -> [String: HandoverWait] {
+        let selfID = log.origin
+        var waiting: [String: HandoverWait] = [:]
+        await withTaskGroup(of: (String, HandoverWait?).self) { group in
+            for (peer, address) in peers {
+                let network = self.network
+                group.addTask {
+                    let reply: RecoveryReply
+                    do {
+                        guard case .recovery(let answer) = try await network.call(
+                            .recovery(RecoveryRequest(node: selfID, wantsRing: true)), to: address, timeout: .seconds(1))
+                        else { return (peer, HandoverWait(why: "answered something else", answered: true)) }
+                        reply = answer
+                    } catch {
+                        return (peer, HandoverWait(why: "\(error)", answered: false))
+                    }
+                    // A refusal comes from a node that is starting or out of
+                    // service (its log failed): it takes nothing over.
+                    if let refusal = reply.refusal { return (peer, HandoverWait(why: "refused: \(refusal)", answered: false)) }
+                    guard let ring = reply.heldRing else { return (peer, nil) }
+                    if ring.isEmpty { return (peer, HandoverWait(why: "has not copied the orders of its ring yet", answered: true)) }
+                    if ring.contains(selfID) { return (peer, HandoverWait(why: "holds the ring \(ring) with this node", answered: true)) }
+                    return (peer, nil)
+                }
+            }
+            for await (peer, wait) in group {
+                if let wait { waiting[peer] = wait }
+            }
+        }
+        return waiting
     }
 
     private func finishRecovery() {

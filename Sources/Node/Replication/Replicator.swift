@@ -777,12 +777,22 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         var origins = ring
         let positions = (try? await log.replicaPositions()) ?? [:]
         origins.formUnion(positions.keys)
+        // The logs of members that left hold their orders for good, and a
+        // log this node never copied (an empty disk) names none of them.
+        // (Found by seed 63 on a debug build of the handover change: a
+        // replaced disk backfilled a ring of two without the log of a node
+        // that had left, and led one of its orders, acknowledged, as absent.)
+        origins.formUnion(directory.departed)
         origins.remove(directory.nodeID)
         for origin in origins.sorted() {
             let reachable = directory.reachablePeers()
+            // Members that left and still beat are handing over (see
+            // `ClusterMembership.handOver`): one may hold the only other
+            // copy of a write, so it is read while it answers, never
+            // waited for.
+            let departed = directory.departedPeers()
             let start = pastPositions ? positions[origin] ?? 0 : 0
-            var departed: [String: String] = [:]
-            if let address = reachable[origin] {
+            if let address = reachable[origin] ?? departed[origin] {
                 do {
                     copied += try await backfill(origin, from: origin, at: address, after: start)
                     continue
@@ -795,9 +805,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     // `--nodes 5`: a node read a restored origin's log from
                     // the origin, took it as whole, and led an order on the
                     // new ring as absent that the origin and a node now off
-                    // its list had acknowledged.) Members that left are
-                    // read too while they answer: one may hold the only copy.
-                    departed = directory.departedPeers()
+                    // its list had acknowledged.)
+                } catch _ where reachable[origin] == nil {
+                    // A member that left and stopped meanwhile: its copies.
                 } catch {
                     logger.warning("backfill failed", metadata: ["origin": "\(origin)", "holder": "\(origin)", "error": "\(error)"])
                     complete = false
