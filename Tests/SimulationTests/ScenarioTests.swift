@@ -422,7 +422,9 @@ import Wire
     /// granted the returning node a term; the two others, who never saw it
     /// come back, led the same order on the ring without it. Both sides
     /// acknowledged writes of one order. A ring this node comes back to is
-    /// now backfilled again before it counts as held.
+    /// now backfilled again before it counts as held. (Since nodes hand over
+    /// when they leave, the node gets there by taking its departure back
+    /// when its handover times out; the two cut off never hear it.)
     @Test func aNodeBackFromALeaveBehindAnUndetectedPartitionDoesNotLeadBesideTheOldRing() async throws {
         let split = await Self.onOwnThread { Self.ringSplitScenario() }
         #expect(split.outcome.failures.isEmpty, "\(split.outcome.failures)\n\(split.outcome.trace.suffix(30).joined(separator: "\n"))")

@@ -336,6 +336,19 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
             handle(directives)
             try? await clock.sleep(for: .milliseconds(interval))
         }
+        // A member dead here cannot take over what this node holds: it
+        // stops as a crashed node does, without announcing a departure
+        // it would have to take back (each ring change costs every node a
+        // backfill, which waits for the dead member).
+        let dead = members.filter { $0.id != selfID && $0.status == .dead }.map(\.id)
+        if handoverCheck.withLock({ $0 }) != nil, !dead.isEmpty {
+            leaving.store(true, ordering: .sequentiallyConsistent)
+            logger.critical("could not hand over what this node holds: it stops as if it had crashed and keeps its place on the ring; start it again", metadata: [
+                "peers": "\(dead.sorted().map { "\($0): dead here" })",
+            ])
+            finishedLeaving.store(true, ordering: .sequentiallyConsistent)
+            return
+        }
         // Announce the departure, so peers mark us left rather than dead:
         // they take our orders at once, so we lead none from here on.
         leaving.store(true, ordering: .sequentiallyConsistent)
@@ -363,10 +376,12 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     /// knew it left, the origin's disk was replaced, and its recovery put
     /// back a log without a write only the stopped node held.
     ///
-    /// A member that is dead here cannot take anything over, nor can one
-    /// that does not answer within `handoverTimeoutMs`: the node then takes
-    /// its departure back (a new life, alive) and stops as a crashed node
-    /// does; it keeps its place on the ring and recoveries wait for it.
+    /// A member that does not answer for `--dead-after` cannot take
+    /// anything over, nor is a handover longer than `handoverTimeoutMs`
+    /// done: the node then takes its departure back (a new life, alive)
+    /// and stops as a crashed node does; it keeps its place on the ring and
+    /// recoveries wait for it. (With a member already dead here it never
+    /// announces a departure: `run`.)
     private func handOver() async {
         let (timeoutMs, interval) = core.withLock { ($0.config.handoverTimeoutMs, $0.config.heartbeatIntervalMs) }
         let deadline = clock.monotonicMs + timeoutMs
