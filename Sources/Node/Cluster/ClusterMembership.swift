@@ -418,7 +418,7 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
             }
             // One silent for as long as a dead node is: it takes nothing
             // over; do not wait out the timeout for it.
-            if let (dead, _) = silentSince.first(where: { now - $0.value >= deadAfterMs }) {
+            if let (dead, _) = silentSince.sorted(by: { $0.key < $1.key }).first(where: { now - $0.value >= deadAfterMs }) {
                 waitingFor = [dead: "silent for \(now - silentSince[dead]!) ms: \(waitingFor[dead] ?? "")"]
                 break
             }

@@ -200,7 +200,7 @@ extension Replicator {
         let selfID = log.origin
         var waiting: [String: HandoverWait] = [:]
         await withTaskGroup(of: (String, HandoverWait?).self) { group in
-            for (peer, address) in peers {
+            for (peer, address) in peers.sorted(by: { $0.key < $1.key }) {
                 let network = self.network
                 group.addTask {
                     let reply: RecoveryReply
