@@ -77,6 +77,29 @@ import Wire
             return true
         }
 
+        /// `id` runs, has recovered, stands on `ring` and holds the orders
+        /// that ring gives it.
+        func settled(_ id: String, on ring: Set<String>) -> Bool {
+            guard let node = cluster.node(id).life?.node else { return false }
+            return node.replicator?.recovering == nil && node.membership.ringMembers == ring
+                && node.replicator?.backfilled(ring: ring) ?? false
+        }
+
+        /// `id`'s log holds an event of `order`.
+        func holds(_ id: String, _ order: ClientID) -> Bool {
+            cluster.node(id).life?.store.image.allEvents.contains { $0.orderID == order.rawValue } ?? false
+        }
+
+        /// Cuts every link between `a` and `b`, both ways (nobody is told).
+        func cut(_ a: Set<String>, _ b: Set<String>) {
+            for x in a {
+                for y in b {
+                    cluster.network.cut.insert(Link(from: x, to: y))
+                    cluster.network.cut.insert(Link(from: y, to: x))
+                }
+            }
+        }
+
         /// The scenario's end: `failure`, if any, or jobs that escaped.
         func outcome(_ failure: String? = nil) -> Outcome {
             var failures = failure.map { [$0] } ?? []
@@ -202,9 +225,7 @@ import Wire
             return node.replicator?.recovering == nil && node.membership.ringMembers.count == 4
                 && node.replicator?.backfilled(ring: node.membership.ringMembers) ?? false
         }
-        func holds(_ id: String, _ order: ClientID) -> Bool {
-            cluster.node(id).life?.store.image.allEvents.contains { $0.orderID == order.rawValue } ?? false
-        }
+        let holds = scenario.holds
 
         for node in cluster.nodes { cluster.start(node) }
         guard run(until: { cluster.ids.allSatisfy(ready) }, within: 20) else { return fail("the cluster never settled") }
@@ -272,18 +293,8 @@ import Wire
         let (cluster, world) = (scenario.cluster, scenario.world)
         func run(until condition: () -> Bool, within seconds: Int64) -> Bool { scenario.run(until: condition, within: seconds) }
         func fail(_ why: String) -> Outcome { scenario.outcome(why) }
-        func ready(_ id: String, on ring: Set<String>) -> Bool {
-            guard let node = cluster.node(id).life?.node else { return false }
-            return node.replicator?.recovering == nil && node.membership.ringMembers == ring
-                && node.replicator?.backfilled(ring: ring) ?? false
-        }
-        func holds(_ id: String, _ order: ClientID) -> Bool {
-            cluster.node(id).life?.store.image.allEvents.contains { $0.orderID == order.rawValue } ?? false
-        }
-        func cut(_ a: String, _ b: String) {
-            cluster.network.cut.insert(Link(from: a, to: b))
-            cluster.network.cut.insert(Link(from: b, to: a))
-        }
+        func ready(_ id: String, on ring: Set<String>) -> Bool { scenario.settled(id, on: ring) }
+        let holds = scenario.holds
 
         for node in cluster.nodes { cluster.start(node) }
         let all = Set(cluster.ids)
@@ -298,7 +309,7 @@ import Wire
         guard run(until: { cluster.node(origin).life!.node!.membership.leads(order) }, within: 10) else {
             return fail("\(origin) never led \(order)")
         }
-        cut(origin, third)
+        scenario.cut([origin], [third])
         let line = OrderLineRequest(sku: Catalog.standard.page(after: nil, limit: 1).products[0].sku, qty: 1)
         let placed = Answer()
         let draws = world.stream("scenario")
@@ -351,14 +362,8 @@ import Wire
         let (cluster, world) = (scenario.cluster, scenario.world)
         func run(until condition: () -> Bool, within seconds: Int64) -> Bool { scenario.run(until: condition, within: seconds) }
         func fail(_ why: String) -> Outcome { scenario.outcome(why) }
-        func ready(_ id: String, on ring: Set<String>) -> Bool {
-            guard let node = cluster.node(id).life?.node else { return false }
-            return node.replicator?.recovering == nil && node.membership.ringMembers == ring
-                && node.replicator?.backfilled(ring: ring) ?? false
-        }
-        func holds(_ id: String, _ order: ClientID) -> Bool {
-            cluster.node(id).life?.store.image.allEvents.contains { $0.orderID == order.rawValue } ?? false
-        }
+        func ready(_ id: String, on ring: Set<String>) -> Bool { scenario.settled(id, on: ring) }
+        let holds = scenario.holds
         func ask(via node: String, _ order: ClientID, _ call: ForwardedCall) -> ClientAnswer? {
             let answer = Answer()
             let draws = world.stream("scenario-\(node)")
@@ -451,11 +456,7 @@ import Wire
             return split
         }
         func membership(_ id: String) -> ClusterMembership? { cluster.node(id).life?.node?.membership }
-        func settledOn(_ ring: Set<String>, _ id: String) -> Bool {
-            guard let node = cluster.node(id).life?.node else { return false }
-            return node.replicator?.recovering == nil && node.membership.ringMembers == ring
-                && node.replicator?.backfilled(ring: ring) ?? false
-        }
+        func settledOn(_ ring: Set<String>, _ id: String) -> Bool { scenario.settled(id, on: ring) }
 
         for node in cluster.nodes { cluster.start(node) }
         let all = Set(cluster.ids)
@@ -473,12 +474,7 @@ import Wire
         guard let r = old.first(where: { !withRejoiner.contains($0) }), let e = without.subtracting(old).first else {
             return fail("\(order)'s list did not move: \(old)")
         }
-        func cut(_ a: Set<String>, _ b: Set<String>) {
-            for x in a { for y in b {
-                cluster.network.cut.insert(Link(from: x, to: y))
-                cluster.network.cut.insert(Link(from: y, to: x))
-            } }
-        }
+        let cut = scenario.cut
         // p cannot read e's log for a while (nobody is told), so it does
         // not finish the backfill of the ring without the rejoiner.
         cut([p], [e])
