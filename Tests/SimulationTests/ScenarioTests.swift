@@ -345,6 +345,60 @@ import Wire
         return scenario.outcome()
     }
 
+    /// A node that cannot hand over (a member is dead in its view, or goes
+    /// silent while it waits) does not leave: it stops as a crashed node
+    /// does, so no peer takes it for gone and a recovery waits for it.
+    @Test func aNodeThatCannotHandOverStopsAsACrashedNode() async throws {
+        let outcome = await Self.onOwnThread { Self.noHandoverScenario() }
+        #expect(outcome.failures.isEmpty, "\(outcome.failures)\n\(outcome.trace.suffix(40).joined(separator: "\n"))")
+    }
+
+    static func noHandoverScenario() -> Outcome {
+        let scenario = Scenario { $0.nodes = 4 }
+        let cluster = scenario.cluster
+        func run(until condition: () -> Bool, within seconds: Int64) -> Bool { scenario.run(until: condition, within: seconds) }
+        func fail(_ why: String) -> Outcome { scenario.outcome(why) }
+        func status(of id: String, on viewer: String) -> String? {
+            cluster.node(viewer).life?.node?.membership.members.first { $0.id == id }?.status.rawValue
+        }
+        for node in cluster.nodes { cluster.start(node) }
+        let all = Set(cluster.ids)
+        guard run(until: { cluster.ids.allSatisfy { scenario.settled($0, on: all) } }, within: 20) else { return fail("the cluster never settled") }
+
+        // api-4 crashes; once api-3 holds it dead, api-3 is stopped with
+        // SIGTERM: it announces no departure.
+        cluster.crash(cluster.node("api-4"), keepingUnsynced: 0)
+        guard run(until: { status(of: "api-4", on: "api-3") == "dead" }, within: 10) else { return fail("api-3 never found api-4 dead") }
+        cluster.leave(cluster.node("api-3"))
+        guard run(until: { !cluster.node("api-3").isUp }, within: 10) else { return fail("api-3 never stopped") }
+        // No peer ever held it left: the ring never changed, so no node had
+        // to read it again (a backfill that waits for the dead api-4).
+        if let line = scenario.trace.first(where: { $0.contains("member left") && $0.contains("member=api-3") }) {
+            return fail("api-3 announced a departure it could not hand over (api-4 is dead): \(line)")
+        }
+        // Started again (the simulator's operator does, as for a crash),
+        // and api-4 too: the ring never changed.
+        guard run(until: { cluster.node("api-3").isUp }, within: 10) else { return fail("api-3 was not started again") }
+        cluster.start(cluster.node("api-4"))
+        guard run(until: { cluster.ids.allSatisfy { scenario.settled($0, on: all) } }, within: 30) else {
+            return fail("the cluster never settled on \(all.sorted()) again")
+        }
+
+        // api-2 is stopped with SIGTERM while api-1 is cut off from it
+        // (nobody is told): api-1 never answers its handover, so api-2
+        // takes its departure back and stops as a crashed node does.
+        scenario.cut(["api-1"], ["api-2"])
+        cluster.leave(cluster.node("api-2"))
+        guard run(until: { !cluster.node("api-2").isUp }, within: 30) else { return fail("api-2 never stopped") }
+        guard run(until: { ["api-3", "api-4"].allSatisfy { status(of: "api-2", on: $0) != "left" } }, within: 5) else {
+            return fail("api-2 stays left on api-3 or api-4, though it could not hand over to api-1")
+        }
+        if !scenario.trace.contains(where: { $0.contains("api-2 critical: could not hand over") }) {
+            return fail("api-2 did not say it could not hand over")
+        }
+        return scenario.outcome()
+    }
+
     /// Seed 63 (the fixed set, a debug build of the handover change): a
     /// node whose disk was replaced backfilled its ring from the logs of
     /// the ring's members and of the origins it had copied before, which
