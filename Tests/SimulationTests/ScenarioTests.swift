@@ -347,7 +347,8 @@ import Wire
 
     /// A node that cannot hand over (a member is dead in its view, or goes
     /// silent while it waits) does not leave: it stops as a crashed node
-    /// does, so no peer takes it for gone and a recovery waits for it.
+    /// does, so no peer takes it for gone and a recovery waits for it. One
+    /// it only suspects is waited for until it is alive or dead.
     @Test func aNodeThatCannotHandOverStopsAsACrashedNode() async throws {
         let outcome = await Self.onOwnThread { Self.noHandoverScenario() }
         #expect(outcome.failures.isEmpty, "\(outcome.failures)\n\(outcome.trace.suffix(40).joined(separator: "\n"))")
@@ -365,10 +366,12 @@ import Wire
         let all = Set(cluster.ids)
         guard run(until: { cluster.ids.allSatisfy { scenario.settled($0, on: all) } }, within: 20) else { return fail("the cluster never settled") }
 
-        // api-4 crashes; once api-3 holds it dead, api-3 is stopped with
-        // SIGTERM: it announces no departure.
+        // api-4 crashes; while api-3 only suspects it (seed 3426, `--nodes
+        // 5`: a node stopped 860 ms after another's fsync failed), api-3 is
+        // stopped with SIGTERM. It waits, still beating, until api-4 is
+        // dead, and announces no departure.
         cluster.crash(cluster.node("api-4"), keepingUnsynced: 0)
-        guard run(until: { status(of: "api-4", on: "api-3") == "dead" }, within: 10) else { return fail("api-3 never found api-4 dead") }
+        guard run(until: { status(of: "api-4", on: "api-3") == "suspect" }, within: 10) else { return fail("api-3 never suspected api-4") }
         cluster.leave(cluster.node("api-3"))
         guard run(until: { !cluster.node("api-3").isUp }, within: 10) else { return fail("api-3 never stopped") }
         // No peer ever held it left: the ring never changed, so no node had

@@ -314,27 +314,21 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         let interval = core.withLock { $0.config.heartbeatIntervalMs }
         var silenced = false
         while !Task.isShuttingDownGracefully && !Task.isCancelled && !leaveRequested.load(ordering: .sequentiallyConsistent) {
-            if let reason = outOfService {
-                // Silent: peers find this node dead, release it and lead its
-                // orders; it stays up only to say why it is not ready.
-                if !silenced {
-                    logger.critical("this node is out of service: it stops its heartbeat and leads nothing until restarted", metadata: ["reason": "\(reason)"])
-                    silenced = true
-                    bumpEpoch()
-                }
-                try? await clock.sleep(for: .milliseconds(interval))
-                continue
-            }
-            let now = clock.monotonicMs
-            if let pausedMs = settle.withLock({ $0.tick(nowMs: now, suspectAfterMs: suspectAfterMs) }) {
-                // Frozen (SIGSTOP, a long pause): others may have led our
-                // orders meanwhile, so what we hold in memory is suspect.
-                logger.warning("this node was frozen; it leads nothing until every peer sees it alive again", metadata: ["paused_ms": "\(pausedMs)"])
-                bumpEpoch()
-            }
-            let directives = random.withLock { random in core.withLock { $0.tick(nowMs: now, random: &random) } }
-            handle(directives)
+            beat(silenced: &silenced)
             try? await clock.sleep(for: .milliseconds(interval))
+        }
+        // A member suspect now may be dead in a moment (seed 3426, `--nodes
+        // 5`: a node was stopped 860 ms after another's fsync failed, could
+        // not hand over to it, and took its departure back; every node then
+        // had to read the ring again, waiting for the failed one). Beating
+        // on, as before the stop, this node waits until each suspect member
+        // is alive again or dead, for at most `--dead-after`.
+        if handoverCheck.withLock({ $0 }) != nil, outOfService == nil {
+            let until = clock.monotonicMs + deadAfterMs
+            while !Task.isCancelled, clock.monotonicMs < until, members.contains(where: { $0.id != selfID && $0.status == .suspect }) {
+                beat(silenced: &silenced)
+                try? await clock.sleep(for: .milliseconds(interval))
+            }
         }
         // A member dead here cannot take over what this node holds: it
         // stops as a crashed node does, without announcing a departure
@@ -354,6 +348,29 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         leaving.store(true, ordering: .sequentiallyConsistent)
         await handOver()
         finishedLeaving.store(true, ordering: .sequentiallyConsistent)
+    }
+
+    /// One heartbeat: failure detection and gossip, or silence while this
+    /// node is out of service (peers find it dead, release it and lead its
+    /// orders; it stays up only to say why it is not ready).
+    private func beat(silenced: inout Bool) {
+        if let reason = outOfService {
+            if !silenced {
+                logger.critical("this node is out of service: it stops its heartbeat and leads nothing until restarted", metadata: ["reason": "\(reason)"])
+                silenced = true
+                bumpEpoch()
+            }
+            return
+        }
+        let now = clock.monotonicMs
+        if let pausedMs = settle.withLock({ $0.tick(nowMs: now, suspectAfterMs: suspectAfterMs) }) {
+            // Frozen (SIGSTOP, a long pause): others may have led our
+            // orders meanwhile, so what we hold in memory is suspect.
+            logger.warning("this node was frozen; it leads nothing until every peer sees it alive again", metadata: ["paused_ms": "\(pausedMs)"])
+            bumpEpoch()
+        }
+        let directives = random.withLock { random in core.withLock { $0.tick(nowMs: now, random: &random) } }
+        handle(directives)
     }
 
     /// Set once `run` has said goodbye: handed over, or taken the
