@@ -212,10 +212,7 @@ public struct MembershipCore: Sendable {
     public mutating func leave() -> [MembershipDirective] {
         members[selfID]!.status = .left
         members[selfID]!.heartbeat += 1
-        return members.values
-            .filter { $0.id != selfID && $0.status != .left && !$0.peer.isEmpty }
-            .sorted { $0.id < $1.id }
-            .map { .sendGossip(to: $0.peer, digest) }
+        return digestToEveryPeer()
     }
 
     /// A node that left and could not hand over what it holds takes its
@@ -226,7 +223,13 @@ public struct MembershipCore: Sendable {
         members[selfID]!.status = .alive
         members[selfID]!.incarnation += 1
         leases = [:]
-        return members.values
+        return digestToEveryPeer()
+    }
+
+    /// The view, to every member that has not left with a known address
+    /// (dead ones included).
+    private func digestToEveryPeer() -> [MembershipDirective] {
+        members.values
             .filter { $0.id != selfID && $0.status != .left && !$0.peer.isEmpty }
             .sorted { $0.id < $1.id }
             .map { .sendGossip(to: $0.peer, digest) }

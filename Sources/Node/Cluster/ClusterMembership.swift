@@ -247,7 +247,8 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     /// before they stop), by id.
     public func departedPeers() -> [String: String] {
         let now = clock.monotonicMs
-        return peers(.left).filter { id, _ in core.withLock { $0.heardFrom(id, withinMs: deadAfterMs, nowMs: now) } }
+        let left = peers(.left)
+        return core.withLock { core in left.filter { id, _ in core.heardFrom(id, withinMs: deadAfterMs, nowMs: now) } }
     }
 
     /// Members in `status`, not cut off and with a peer address, by id.
@@ -337,9 +338,7 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         let dead = members.filter { $0.id != selfID && $0.status == .dead }.map(\.id)
         if handoverCheck.withLock({ $0 }) != nil, !dead.isEmpty {
             leaving.store(true, ordering: .sequentiallyConsistent)
-            logger.critical("could not hand over what this node holds: it stops as if it had crashed and keeps its place on the ring; start it again", metadata: [
-                "peers": "\(dead.sorted().map { "\($0): dead here" })",
-            ])
+            logNoHandover(Dictionary(uniqueKeysWithValues: dead.map { ($0, "dead here") }))
             finishedLeaving.store(true, ordering: .sequentiallyConsistent)
             return
         }
@@ -410,12 +409,7 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         // left), so the calls are its failure detector.
         var silentSince: [String: Int64] = [:]
         while true {
-            let farewells = core.withLock { $0.leave() }
-            await withDiscardingTaskGroup { group in
-                for case .sendGossip(let peer, let digest) in farewells {
-                    group.addTask { await self.network.send(.gossip(digest), to: peer, timeout: .milliseconds(500)) }
-                }
-            }
+            await send(core.withLock { $0.leave() })
             guard let check else { break }
             // Every other member that has not left, as this node sees it.
             let others = members.filter { $0.id != selfID && $0.status != .left }
@@ -442,7 +436,7 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
             if Set(waitingFor.keys) != reported {
                 reported = Set(waitingFor.keys)
                 logger.info("leaving: waits until the others hold the ring without this node", metadata: [
-                    "peers": "\(waitingFor.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" })",
+                    "peers": "\(Self.describe(waitingFor))",
                 ])
             }
             if clock.monotonicMs >= deadline { break }
@@ -453,15 +447,29 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
             return
         }
         // It could not hand over: it stops as a crashed node does.
-        let rejoin = core.withLock { $0.rejoin() }
+        await send(core.withLock { $0.rejoin() })
+        logNoHandover(waitingFor)
+    }
+
+    /// Sends each digest of `directives` and waits for the sends (at most
+    /// 500 ms each): the process may end right after.
+    private func send(_ directives: [MembershipDirective]) async {
         await withDiscardingTaskGroup { group in
-            for case .sendGossip(let peer, let digest) in rejoin {
+            for case .sendGossip(let peer, let digest) in directives {
                 group.addTask { await self.network.send(.gossip(digest), to: peer, timeout: .milliseconds(500)) }
             }
         }
+    }
+
+    private func logNoHandover(_ why: [String: String]) {
         logger.critical("could not hand over what this node holds: it stops as if it had crashed and keeps its place on the ring; start it again", metadata: [
-            "peers": "\(waitingFor.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" })",
+            "peers": "\(Self.describe(why))",
         ])
+    }
+
+    /// `["api-2: why", ...]`, by id.
+    private static func describe(_ why: [String: String]) -> [String] {
+        why.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }
     }
 
     private func handle(_ directives: [MembershipDirective]) {
