@@ -345,6 +345,93 @@ import Wire
         return scenario.outcome()
     }
 
+    /// Seed 1844 (a release build of 496a76b): with one node of three gone
+    /// (it had left), a second was stopped with SIGTERM and handed over to
+    /// the last one, so every write acknowledged since rested on one disk.
+    /// That node's log was then put back from a backup; its recovery did
+    /// not ask the node that had left (which came back a moment later with
+    /// the only other copy), and acknowledged payments were lost. A node
+    /// now does not leave when the ring without it would keep one member:
+    /// it stops as a crashed node does, and keeps its place on the ring.
+    @Test func aNodeDoesNotLeaveWhenTheRingWouldKeepOneMember() async throws {
+        let outcome = await Self.onOwnThread { Self.lastTwoScenario() }
+        #expect(outcome.failures.isEmpty, "\(outcome.failures)\n\(outcome.trace.suffix(40).joined(separator: "\n"))")
+    }
+
+    static func lastTwoScenario() -> Outcome {
+        let scenario = Scenario { $0.nodes = 3 }
+        let (cluster, world) = (scenario.cluster, scenario.world)
+        func run(until condition: () -> Bool, within seconds: Int64) -> Bool { scenario.run(until: condition, within: seconds) }
+        func fail(_ why: String) -> Outcome { scenario.outcome(why) }
+        func ready(_ id: String, on ring: Set<String>) -> Bool { scenario.settled(id, on: ring) }
+        func call(via node: String, _ order: ClientID, _ call: ForwardedCall) -> Answer {
+            let answer = Answer()
+            let draws = world.stream("scenario")
+            cluster.clients.spawn {
+                let result = await cluster.call(via: node, order, call, timeout: .seconds(5), draws: draws)
+                answer.value.withLock { $0 = result }
+            }
+            return answer
+        }
+
+        for node in cluster.nodes { cluster.start(node) }
+        let all = Set(cluster.ids)
+        guard run(until: { cluster.ids.allSatisfy { ready($0, on: all) } }, within: 20) else { return fail("the cluster never settled") }
+
+        // One node leaves for good; the other two hold every order.
+        let gone = "api-1"
+        cluster.leave(cluster.node(gone))
+        guard run(until: { !cluster.node(gone).isUp }, within: 40) else { return fail("\(gone) never stopped") }
+        if !cluster.node(gone).departed { return fail("\(gone) did not leave though both others were up") }
+        let two = all.subtracting([gone])
+        guard run(until: { two.allSatisfy { ready($0, on: two) } }, within: 20) else { return fail("the two left never settled on \(two.sorted())") }
+
+        // An order acknowledged by both: its leader, whose log is backed
+        // up first, and the other.
+        let order = ClientID("o-1")!
+        let list = cluster.node("api-2").life!.node!.membership.preferenceList(for: order)
+        let (leader, other) = (list[0], list[1])
+        let backup = cluster.node(leader).life!.store.image
+        let placed = call(via: leader, order, .command(.place(customer: "c-1", lines: [
+            OrderLineRequest(sku: Catalog.standard.page(after: nil, limit: 1).products[0].sku, qty: 1),
+        ])))
+        guard run(until: { placed.value.withLock { $0 } != nil }, within: 10), case .ok = placed.value.withLock({ $0 })! else {
+            return fail("placing \(order) failed: \(String(describing: placed.value.withLock { $0 }))")
+        }
+
+        // The other is stopped with SIGTERM: leaving would leave one copy.
+        cluster.leave(cluster.node(other))
+        guard run(until: { !cluster.node(other).isUp }, within: 40) else { return fail("\(other) never stopped") }
+        if cluster.node(other).departed {
+            return fail("\(other) left, so every write \(leader) acknowledges from now on rests on one disk")
+        }
+
+        // The node that left first comes back (it never held the order) and
+        // hears from the leader how the cluster stands; before it copies
+        // anything, the leader's log is put back from the backup, without
+        // the order. The other comes back.
+        cluster.start(cluster.node(gone))
+        guard run(until: {
+            cluster.node(gone).life?.node?.membership.members.contains { $0.id == leader && $0.status == .alive } ?? false
+        }, within: 10) else { return fail("\(gone) never heard from \(leader)") }
+        if scenario.holds(gone, order) { return fail("\(gone) copied \(order) before the leader's log was put back") }
+        cluster.restore(cluster.node(leader), from: backup)
+        cluster.start(cluster.node(leader))
+        _ = run(until: { false }, within: 3)
+        // (A node that stopped as crashed is started again by the
+        // simulated operator a second later.)
+        if !cluster.node(other).isUp { cluster.start(cluster.node(other)) }
+        guard run(until: { all.allSatisfy { ready($0, on: all) } }, within: 40) else {
+            return fail("the three never settled again (\(leader): \(cluster.node(leader).life?.node?.replicator?.recovering ?? "recovered"))")
+        }
+        let read = call(via: leader, order, .read)
+        guard run(until: { read.value.withLock { $0 } != nil }, within: 10) else { return fail("reading \(order) never ended") }
+        guard case .ok(_, let state) = read.value.withLock({ $0 })!, state.version >= 1 else {
+            return fail("\(order), acknowledged by \(leader) and \(other), is lost once \(leader)'s disk was replaced: \(String(describing: read.value.withLock { $0 }))")
+        }
+        return scenario.outcome()
+    }
+
     /// A node that cannot hand over (a member is dead in its view, or goes
     /// silent while it waits) does not leave: it stops as a crashed node
     /// does, so no peer takes it for gone and a recovery waits for it. One

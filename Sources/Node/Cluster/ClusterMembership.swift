@@ -336,9 +336,10 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         // it would have to take back (each ring change costs every node a
         // backfill, which waits for the dead member).
         let dead = members.filter { $0.id != selfID && $0.status == .dead }.map(\.id)
-        if handoverCheck.withLock({ $0 }) != nil, !dead.isEmpty {
+        let noHandover = !dead.isEmpty ? Dictionary(uniqueKeysWithValues: dead.map { ($0, "dead here") }) : wouldLeaveOneHolder()
+        if handoverCheck.withLock({ $0 }) != nil, let noHandover {
             leaving.store(true, ordering: .sequentiallyConsistent)
-            logNoHandover(Dictionary(uniqueKeysWithValues: dead.map { ($0, "dead here") }))
+            logNoHandover(noHandover)
             finishedLeaving.store(true, ordering: .sequentiallyConsistent)
             return
         }
@@ -375,6 +376,8 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     /// Set once `run` has said goodbye: handed over, or taken the
     /// departure back. The process may end.
     public var hasFinishedLeaving: Bool { finishedLeaving.load(ordering: .sequentiallyConsistent) }
+
+    public var isLeaving: Bool { leaving.load(ordering: .sequentiallyConsistent) }
 
     /// Sets what tells, given the members this node hands over to (id and
     /// peer address), which of them do not yet hold a ring without it, why,
@@ -413,6 +416,11 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
             guard let check else { break }
             // Every other member that has not left, as this node sees it.
             let others = members.filter { $0.id != selfID && $0.status != .left }
+            // Another member left meanwhile (two stopped at once).
+            if let alone = wouldLeaveOneHolder() {
+                waitingFor = alone
+                break
+            }
             let blocked = network.filter.blockedIDs
             let asked = Dictionary(uniqueKeysWithValues: others.filter { !$0.peer.isEmpty && !blocked.contains($0.id) }.map { ($0.id, $0.peer) })
             let results = await check(asked)
@@ -449,6 +457,21 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         // It could not hand over: it stops as a crashed node does.
         await send(core.withLock { $0.rejoin() })
         logNoHandover(waitingFor)
+    }
+
+    /// Why leaving would leave one member holding every write from then
+    /// on (nil: it would not). With the replication factor at 2 or more,
+    /// a ring of one member acknowledges writes that rest on its disk
+    /// alone, and a replaced or restored disk then loses them, though the
+    /// node that left still holds them (seed 1844: a node left while
+    /// another was away, and the last one's log was put back from a
+    /// backup). Such a node stops as a crashed node does instead: it keeps
+    /// its place on the ring, and recoveries wait for it.
+    private func wouldLeaveOneHolder() -> [String: String]? {
+        guard replicationFactor >= 2 else { return nil }
+        let staying = members.filter { $0.id != selfID && $0.status != .left }.map(\.id)
+        guard staying.count == 1 else { return nil }
+        return [staying[0]: "the only member left on the ring: every write would rest on its disk alone"]
     }
 
     /// Sends each digest of `directives` and waits for the sends (at most

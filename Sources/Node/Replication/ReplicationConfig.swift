@@ -69,10 +69,14 @@ public protocol ReplicaDirectory: Sendable {
     /// Those of `departed` not cut off, with their peer addresses: a
     /// graceful stop runs on for a while, and a restarted node comes back.
     func departedPeers() -> [String: String]
+    /// This node is leaving (SIGTERM): it takes nothing over from another
+    /// that leaves.
+    var isLeaving: Bool { get }
 }
 
 extension ReplicaDirectory {
     public func departedPeers() -> [String: String] { [:] }
+    public var isLeaving: Bool { false }
 }
 
 /// What a transactor asks of replication. MUST be safe to call from any task.

@@ -60,7 +60,10 @@ extension Replicator {
             return RecoveryReply(
                 promises: promises.filter { TermGroup.members($0.key).contains(request.node) }, holdsAnything: holds, recovering: !recovered,
                 knownNodes: known.subtracting([request.node]).sorted(), backfilled: backfilled,
-                heldRing: request.wantsRing ? (backfilled && recovered ? ring?.sorted() ?? [] : []) : nil)
+                // A node that leaves itself holds nothing for another that
+                // leaves: two stopped at once must not each hand over to
+                // the other (seed 1844).
+                heldRing: request.wantsRing ? (backfilled && recovered && directory?.isLeaving != true ? ring?.sorted() ?? [] : []) : nil)
         } catch {
             return RecoveryReply(promises: [:], holdsAnything: false, recovering: false, refusal: "cannot read its log: \(error)")
         }
