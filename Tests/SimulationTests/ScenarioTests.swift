@@ -274,6 +274,96 @@ import Wire
         return scenario.outcome()
     }
 
+    /// Seed 5 (`--nodes 4 --faults churn,upgrade,crash,disk,restore,
+    /// partition,messages`, a release build of 496a76b): an origin and one
+    /// replica held a write; the replica's disk was replaced, and the
+    /// origin, restarted after a power cut, was still recovering its log
+    /// (refusing to serve it) when the replica backfilled its ring. The
+    /// replica read the peers' copies instead, none of which held the
+    /// write, and took the ring as backfilled. The origin's log was then
+    /// put back from a backup (its own events left out, to be recovered
+    /// from the peers), and the write was gone. A backfill now reads a
+    /// recovering origin's copies but is not done until the origin has
+    /// recovered and its log is read.
+    @Test func aBackfillIsNotDoneWhileTheOriginRecovers() async throws {
+        let outcome = await Self.onOwnThread { Self.recoveringOriginScenario() }
+        #expect(outcome.failures.isEmpty, "\(outcome.failures)\n\(outcome.trace.suffix(40).joined(separator: "\n"))")
+    }
+
+    static func recoveringOriginScenario() -> Outcome {
+        let scenario = Scenario { $0.nodes = 4 }
+        let (cluster, world) = (scenario.cluster, scenario.world)
+        func run(until condition: () -> Bool, within seconds: Int64) -> Bool { scenario.run(until: condition, within: seconds) }
+        func fail(_ why: String) -> Outcome { scenario.outcome(why) }
+        func ready(_ id: String, on ring: Set<String>) -> Bool { scenario.settled(id, on: ring) }
+        let holds = scenario.holds
+        func call(via node: String, _ order: ClientID, _ call: ForwardedCall) -> Answer {
+            let answer = Answer()
+            let draws = world.stream("scenario")
+            cluster.clients.spawn {
+                let result = await cluster.call(via: node, order, call, timeout: .seconds(5), draws: draws)
+                answer.value.withLock { $0 = result }
+            }
+            return answer
+        }
+
+        for node in cluster.nodes { cluster.start(node) }
+        let all = Set(cluster.ids)
+        guard run(until: { cluster.ids.allSatisfy { ready($0, on: all) } }, within: 20) else { return fail("the cluster never settled") }
+
+        // A write held by its origin and one replica only: the origin is
+        // cut off from the two others meanwhile.
+        let order = ClientID("o-1")!
+        let list = cluster.node("api-1").life!.node!.membership.preferenceList(for: order)
+        let (origin, replica) = (list[0], list[1])
+        let others = all.subtracting([origin, replica])
+        guard run(until: { cluster.node(origin).life!.node!.membership.leads(order) }, within: 10) else {
+            return fail("\(origin) never led \(order)")
+        }
+        scenario.cut([origin], others)
+        let placed = call(via: origin, order, .command(.place(customer: "c-1", lines: [
+            OrderLineRequest(sku: Catalog.standard.page(after: nil, limit: 1).products[0].sku, qty: 1),
+        ])))
+        guard run(until: { placed.value.withLock { $0 } != nil }, within: 10), case .ok = placed.value.withLock({ $0 })! else {
+            return fail("placing \(order) failed: \(String(describing: placed.value.withLock { $0 }))")
+        }
+        guard run(until: { holds(replica, order) }, within: 10) else { return fail("\(replica) never copied \(order)") }
+        if others.contains(where: { holds($0, order) }) { return fail("\(others.sorted()) copied \(order) through the cut") }
+        let backup = cluster.node(origin).life!.store.image
+
+        // The replica's disk is replaced; the origin's power is cut and it
+        // starts again on its disk, recovering: of its peers only the
+        // replica answers it, no majority.
+        cluster.replaceDisk(cluster.node(replica))
+        cluster.crash(cluster.node(origin), keepingUnsynced: 0)
+        cluster.start(cluster.node(origin))
+        cluster.start(cluster.node(replica))
+        // Backfilled, the replica holds every order of its ring: while the
+        // origin recovers, only the origin's disk holds the write.
+        if run(until: { ready(replica, on: all) }, within: 5), !holds(replica, order) {
+            return fail("\(replica) took \(all.sorted()) as backfilled without \(order), which only \(origin)'s disk held while it recovered")
+        }
+
+        // Then the cut heals; once every node has settled, the origin's log
+        // is put back from the backup (its own events left out: it takes
+        // them back from the peers' copies).
+        cluster.network.cut = []
+        guard run(until: { cluster.ids.allSatisfy { ready($0, on: all) } }, within: 40) else {
+            return fail("the cluster never settled after the heal (\(origin): \(cluster.node(origin).life?.node?.replicator?.recovering ?? "recovered"))")
+        }
+        cluster.restore(cluster.node(origin), from: backup)
+        cluster.start(cluster.node(origin))
+        guard run(until: { cluster.ids.allSatisfy { ready($0, on: all) } }, within: 40) else {
+            return fail("the cluster never settled after the restore")
+        }
+        let read = call(via: origin, order, .read)
+        guard run(until: { read.value.withLock { $0 } != nil }, within: 10) else { return fail("reading \(order) never ended") }
+        guard case .ok(_, let state) = read.value.withLock({ $0 })!, state.version >= 1 else {
+            return fail("\(order), acknowledged by \(origin) and \(replica), is lost: \(String(describing: read.value.withLock { $0 }))")
+        }
+        return scenario.outcome()
+    }
+
     /// Seed 843 (`--mode available`, a release build of 3543be6): a node
     /// stopped with SIGTERM held the only other copy of a write its origin
     /// had acknowledged; it stopped as soon as a peer knew it left, before

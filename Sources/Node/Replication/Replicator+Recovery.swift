@@ -168,7 +168,7 @@ extension Replicator {
                     // is reachable (a backfill done while one was away may
                     // have missed what only that one held).
                     state.withLock { $0.recoveryStatus = "\(Self.recoveringPrefix): copying its orders from its peers" }
-                    while !Task.isCancelled, !(await backfill(directory.ringMembers)) {
+                    while !Task.isCancelled, !(await backfill(directory.ringMembers, afterDataLoss: true)) {
                         try await clock.sleep(for: config.backfillRetryDelay)
                     }
                     try Task.checkCancellation()

@@ -766,8 +766,11 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// costs a read and nothing more; positions do not move.
     /// With `pastPositions`, each log is read from this node's position in
     /// it only (what the tail loops have not copied yet).
+    /// With `afterDataLoss` (this node's own log went back: a replaced
+    /// disk, a restore), an origin that is recovering must be read once it
+    /// has recovered: its copies are not enough.
     @discardableResult
-    func backfill(_ ring: Set<String>, pastPositions: Bool = false) async -> Bool {
+    func backfill(_ ring: Set<String>, pastPositions: Bool = false, afterDataLoss: Bool = false) async -> Bool {
         guard let directory else { return false }
         state.withLock { $0.backfillFinished = false }
         defer { state.withLock { $0.backfillFinished = true } }
@@ -805,7 +808,18 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     // `--nodes 5`: a node read a restored origin's log from
                     // the origin, took it as whole, and led an order on the
                     // new ring as absent that the origin and a node now off
-                    // its list had acknowledged.)
+                    // its list had acknowledged.) But when this node lost
+                    // its own data, the origin's disk may hold what no copy
+                    // does (the other holder was this node): that backfill
+                    // is not done until the origin has recovered and its
+                    // log is read. (Found by seed 5, `--nodes 4 --faults
+                    // churn,upgrade,crash,disk,restore,partition,messages`,
+                    // a release build of 496a76b: a replaced disk took its
+                    // ring as backfilled from the copies while the origin,
+                    // restarted after a power cut, was recovering; the
+                    // origin's log was then put back from a backup, and
+                    // acknowledged payments and a shipment were lost.)
+                    if afterDataLoss { complete = false }
                 } catch _ where reachable[origin] == nil {
                     // A member that left and stopped meanwhile: its copies.
                 } catch {
