@@ -1,6 +1,8 @@
 import EventLog
+import LogStorage
 import Foundation
 import OrderDomain
+import Synchronization
 import Testing
 
 @testable import Node
@@ -148,6 +150,58 @@ import Testing
         #expect(try await engine.log.checkpoint(orderID: order.rawValue) == nil)
         await engine.passivateIdle(olderThan: .zero)
         #expect(try await engine.log.checkpoint(orderID: order.rawValue)?.version == 1)
+        await engine.shutdown()
+    }
+
+    /// Terms by the view: before it moves, the order's list grants term
+    /// 23; after, another list holds term 15 and grants a newer one only
+    /// when asked above a floor (as `Replicator.term(for:above:)` does).
+    final class TermsByView: ReplicationCoordinator, @unchecked Sendable {
+        let view = Mutex<UInt64>(1)
+        func admit(_ orderID: ClientID) throws {}
+        func term(for orderID: ClientID, above floor: Term) async throws -> Term? {
+            let held: Int64 = view.withLock { $0 } == 1 ? 23 : 15
+            return Term(number: max(held, floor.number + 1), leader: "api-1")
+        }
+        func gather(_ orderID: ClientID, term: Term?) async throws -> Bool { false }
+        func awaitReplicas(_ orderID: ClientID, through offset: Int64, term: Term?) async throws {}
+        func confirmLeadership(_ orderID: ClientID, term: Term?) throws {}
+        func confirmRead(_ orderID: ClientID, term: Term?) async throws {}
+        func checkLeadership(_ orderID: ClientID) throws {}
+        func commitCheck(_ orderID: ClientID, term: Term?) -> CommitCheck? { nil }
+        func holds(_ term: Term?, for orderID: ClientID) -> Bool { true }
+        func leads(_ orderID: ClientID) -> Bool { true }
+        var epoch: UInt64 { view.withLock { $0 } }
+    }
+
+    /// Seed 99 (`--nodes 4 --faults churn,upgrade,crash,disk,restore,
+    /// partition,messages`, a release build of 496a76b): a passivated
+    /// order's checkpoint kept no term, so once the ring changed its leader
+    /// wrote a shipment in a lower-numbered term than the payments before
+    /// it, and every fold of the log leaves such an event out: the
+    /// acknowledged shipment was overruled.
+    @Test func aCheckpointKeepsTheTermSoALaterWriteIsInANewerOne() async throws {
+        let folder = try TemporaryFolder()
+        let log = try EventLog.open(data: folder.path, node: "api-1")
+        let terms = TermsByView()
+        let engine = OrderEngine(log: log, catalog: .standard, config: EngineConfig(nodeID: "api-1"), replication: terms, clock: ManualClock())
+        let order = id("o-83")
+        _ = try await engine.execute(order, .place(customer: "c", lines: [OrderLineRequest(sku: someSKU, qty: 1)]))
+        #expect(try await engine.execute(order, .pay(paymentID: id("p-1"), amountCents: someSKUPrice)).value?.state.status == .paid)
+        await engine.passivateIdle(olderThan: .zero)
+        #expect(try await log.checkpoint(orderID: order.rawValue) != nil)
+
+        terms.view.withLock { $0 = 2 }
+        let shipped = try await engine.execute(order, .ship(shipmentID: id("wms-o-83")))
+        #expect(shipped.value?.state.status == .shipped)
+        let records = try await log.events(orderID: order.rawValue, afterVersion: 0)
+        #expect(records.count == 4)
+        let payments = records.filter { $0.type != "OrderShipped" }.map(\.term)
+        let shipment = try #require(records.first { $0.type == "OrderShipped" })
+        #expect(payments.allSatisfy { shipment.term > $0 }, "shipped in term \(shipment.term) after events in terms \(payments)")
+        // What every node folds from the log is what the client was told.
+        let folded = OrderMerge.fold(OrderState(orderID: order), try records.map { try $0.streamEvent() })
+        #expect(folded.status == .shipped)
         await engine.shutdown()
     }
 
