@@ -288,7 +288,12 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         // a restore): served now, a peer's backfill would take it as whole.
         // The refusal sends the peer to the other copies instead.
         if let recovering {
-            return FetchReply(events: [], throughOffset: 0, holderLastOffset: committed, refusal: recovering)
+            // Whether its disk still holds its own log (a restart, not a
+            // replaced or restored disk): a node that lost its own data
+            // waits for such an origin (see `backfill`).
+            let refusal = committed > 0 && recovering.hasPrefix(Self.recoveringPrefix)
+                ? Self.recoveringWithOwnLogPrefix + recovering.dropFirst(Self.recoveringPrefix.count) : recovering
+            return FetchReply(events: [], throughOffset: 0, holderLastOffset: committed, refusal: refusal)
         }
         if let refusal = FetchServing.ownLogRefusal(follower: follower, origin: log.origin, fromOffset: fromOffset, committed: committed) {
             // This node's data was replaced or lost its tail: say so loudly.
@@ -801,7 +806,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     continue
                 } catch is CancellationError {
                     return false
-                } catch is OriginRecovering {
+                } catch let recovering as OriginRecovering {
                     // Its log may lack what it wrote (a replaced disk, a
                     // restore) while a peer's copy holds it: read the copies,
                     // as when the origin is away. (Found by seed 1844,
@@ -809,17 +814,19 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     // the origin, took it as whole, and led an order on the
                     // new ring as absent that the origin and a node now off
                     // its list had acknowledged.) But when this node lost
-                    // its own data, the origin's disk may hold what no copy
-                    // does (the other holder was this node): that backfill
-                    // is not done until the origin has recovered and its
-                    // log is read. (Found by seed 5, `--nodes 4 --faults
+                    // its own data, the disk of an origin that restarted
+                    // may hold what no copy does (the other holder was this
+                    // node): that backfill is not done until the origin has
+                    // recovered and its log is read. (An origin that lost
+                    // its own data too takes it back from the copies: this
+                    // node does not wait for it, nor it for this node.) (Found by seed 5, `--nodes 4 --faults
                     // churn,upgrade,crash,disk,restore,partition,messages`,
                     // a release build of 496a76b: a replaced disk took its
                     // ring as backfilled from the copies while the origin,
                     // restarted after a power cut, was recovering; the
                     // origin's log was then put back from a backup, and
                     // acknowledged payments and a shipment were lost.)
-                    if afterDataLoss { complete = false }
+                    if afterDataLoss && recovering.holdsOwnLog { complete = false }
                 } catch _ where reachable[origin] == nil {
                     // A member that left and stopped meanwhile: its copies.
                 } catch {
@@ -920,7 +927,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 address, follower: log.origin, .log(origin: origin, fromOffset: position + 1, eventsMax: config.fetchEventsMax, waitMs: 0),
                 timeout: timeout)
             if let refusal = reply.refusal {
-                if holder == origin, refusal.hasPrefix(Self.recoveringPrefix) { throw OriginRecovering() }
+                if holder == origin, refusal.hasPrefix(Self.recoveringPrefix) {
+                    throw OriginRecovering(holdsOwnLog: refusal.hasPrefix(Self.recoveringWithOwnLogPrefix))
+                }
                 throw EngineError.unavailable("\(holder) refused: \(refusal)")
             }
             if target == nil { target = reply.holderLastOffset }
@@ -940,8 +949,15 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// How every reason of a node that is still recovering its log begins.
     static let recoveringPrefix = "this node is recovering its log"
 
-    /// The origin refused to serve its own log: it is recovering it.
-    struct OriginRecovering: Error {}
+    /// How the reason of a recovering node whose disk still holds its own
+    /// log begins (it restarted; its disk was not replaced or restored).
+    static let recoveringWithOwnLogPrefix = "this node is recovering its log, which its disk still holds"
+
+    /// The origin refused to serve its own log: it is recovering it;
+    /// `holdsOwnLog`: its disk still holds it.
+    struct OriginRecovering: Error {
+        var holdsOwnLog = false
+    }
 
     // MARK: Visibility
 
