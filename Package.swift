@@ -100,7 +100,7 @@ let package = Package(
         .target(
             name: "HTTPAPI",
             dependencies: [
-                "OrderDomain", "EventLog", "Node", "Membership", "Replication", "Wire",
+                "OrderDomain", "EventLog", "Node", "Membership", "Replication", "Wire", "BalancerCore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

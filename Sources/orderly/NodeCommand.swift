@@ -134,11 +134,13 @@ struct NodeCommand: AsyncParsableCommand {
         let nodeID = id
         let peerAddress = peerService.map { advertised($0.address) }
         let advertise = clusterOptions.advertise
+        let router = APIServer.router(
+            service: dispatcher, membership: membership, replicator: replicator, adminToken: adminToken, feeds: node.feed,
+            protocols: security, registry: registry)
+        let http1 = APIServer.http1(router: router, serverName: "orderly-\(id)")
         let app = Application(
-            router: APIServer.router(
-                service: dispatcher, membership: membership, replicator: replicator, adminToken: adminToken, feeds: node.feed,
-                protocols: security, registry: registry),
-            server: try httpsTLS.map { try .tls(.http1OnEventLoops(), tlsConfiguration: $0) } ?? .http1OnEventLoops(),
+            router: router,
+            server: try httpsTLS.map { try .tls(http1, tlsConfiguration: $0) } ?? http1,
             configuration: .init(address: .hostname(http.host, port: http.port), serverName: "orderly-\(id)"),
             onServerRunning: { channel in
                 let address = channel.localAddress
