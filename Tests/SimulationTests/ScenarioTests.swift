@@ -90,6 +90,18 @@ import Wire
             cluster.node(id).life?.store.image.allEvents.contains { $0.orderID == order.rawValue } ?? false
         }
 
+        /// A client's call through `node`: its answer, once it comes.
+        func call(via node: String, _ order: ClientID, _ call: ForwardedCall) -> Answer {
+            let answer = Answer()
+            let draws = world.stream("scenario")
+            let cluster = self.cluster
+            cluster.clients.spawn {
+                let result = await cluster.call(via: node, order, call, timeout: .seconds(5), draws: draws)
+                answer.value.withLock { $0 = result }
+            }
+            return answer
+        }
+
         /// Cuts every link between `a` and `b`, both ways (nobody is told).
         func cut(_ a: Set<String>, _ b: Set<String>) {
             for x in a {
@@ -292,20 +304,11 @@ import Wire
 
     static func recoveringOriginScenario() -> Outcome {
         let scenario = Scenario { $0.nodes = 4 }
-        let (cluster, world) = (scenario.cluster, scenario.world)
+        let cluster = scenario.cluster
         func run(until condition: () -> Bool, within seconds: Int64) -> Bool { scenario.run(until: condition, within: seconds) }
         func fail(_ why: String) -> Outcome { scenario.outcome(why) }
         func ready(_ id: String, on ring: Set<String>) -> Bool { scenario.settled(id, on: ring) }
         let holds = scenario.holds
-        func call(via node: String, _ order: ClientID, _ call: ForwardedCall) -> Answer {
-            let answer = Answer()
-            let draws = world.stream("scenario")
-            cluster.clients.spawn {
-                let result = await cluster.call(via: node, order, call, timeout: .seconds(5), draws: draws)
-                answer.value.withLock { $0 = result }
-            }
-            return answer
-        }
 
         for node in cluster.nodes { cluster.start(node) }
         let all = Set(cluster.ids)
@@ -321,7 +324,7 @@ import Wire
             return fail("\(origin) never led \(order)")
         }
         scenario.cut([origin], others)
-        let placed = call(via: origin, order, .command(.place(customer: "c-1", lines: [
+        let placed = scenario.call(via: origin, order, .command(.place(customer: "c-1", lines: [
             OrderLineRequest(sku: Catalog.standard.page(after: nil, limit: 1).products[0].sku, qty: 1),
         ])))
         guard run(until: { placed.value.withLock { $0 } != nil }, within: 10), case .ok = placed.value.withLock({ $0 })! else {
@@ -356,7 +359,7 @@ import Wire
         guard run(until: { cluster.ids.allSatisfy { ready($0, on: all) } }, within: 40) else {
             return fail("the cluster never settled after the restore")
         }
-        let read = call(via: origin, order, .read)
+        let read = scenario.call(via: origin, order, .read)
         guard run(until: { read.value.withLock { $0 } != nil }, within: 10) else { return fail("reading \(order) never ended") }
         guard case .ok(_, let state) = read.value.withLock({ $0 })!, state.version >= 1 else {
             return fail("\(order), acknowledged by \(origin) and \(replica), is lost: \(String(describing: read.value.withLock { $0 }))")
@@ -450,19 +453,10 @@ import Wire
 
     static func lastTwoScenario() -> Outcome {
         let scenario = Scenario { $0.nodes = 3 }
-        let (cluster, world) = (scenario.cluster, scenario.world)
+        let cluster = scenario.cluster
         func run(until condition: () -> Bool, within seconds: Int64) -> Bool { scenario.run(until: condition, within: seconds) }
         func fail(_ why: String) -> Outcome { scenario.outcome(why) }
         func ready(_ id: String, on ring: Set<String>) -> Bool { scenario.settled(id, on: ring) }
-        func call(via node: String, _ order: ClientID, _ call: ForwardedCall) -> Answer {
-            let answer = Answer()
-            let draws = world.stream("scenario")
-            cluster.clients.spawn {
-                let result = await cluster.call(via: node, order, call, timeout: .seconds(5), draws: draws)
-                answer.value.withLock { $0 = result }
-            }
-            return answer
-        }
 
         for node in cluster.nodes { cluster.start(node) }
         let all = Set(cluster.ids)
@@ -482,7 +476,7 @@ import Wire
         let list = cluster.node("api-2").life!.node!.membership.preferenceList(for: order)
         let (leader, other) = (list[0], list[1])
         let backup = cluster.node(leader).life!.store.image
-        let placed = call(via: leader, order, .command(.place(customer: "c-1", lines: [
+        let placed = scenario.call(via: leader, order, .command(.place(customer: "c-1", lines: [
             OrderLineRequest(sku: Catalog.standard.page(after: nil, limit: 1).products[0].sku, qty: 1),
         ])))
         guard run(until: { placed.value.withLock { $0 } != nil }, within: 10), case .ok = placed.value.withLock({ $0 })! else {
@@ -514,7 +508,7 @@ import Wire
         guard run(until: { all.allSatisfy { ready($0, on: all) } }, within: 40) else {
             return fail("the three never settled again (\(leader): \(cluster.node(leader).life?.node?.replicator?.recovering ?? "recovered"))")
         }
-        let read = call(via: leader, order, .read)
+        let read = scenario.call(via: leader, order, .read)
         guard run(until: { read.value.withLock { $0 } != nil }, within: 10) else { return fail("reading \(order) never ended") }
         guard case .ok(_, let state) = read.value.withLock({ $0 })!, state.version >= 1 else {
             return fail("\(order), acknowledged by \(leader) and \(other), is lost once \(leader)'s disk was replaced: \(String(describing: read.value.withLock { $0 }))")
