@@ -304,9 +304,14 @@ enum DirectHTTP1Writer {
             let collected = Collected(channel.allocator.buffer(capacity: 256 + (bodiless ? 0 : length)))
             writeHead(response.head, into: &collected.out)
             if !bodiless { try await response.body.write(CollectingWriter(collected: collected)) }
-            // Not awaited: the next request waits for this one anyway, and a
-            // failed write closes the channel, which ends the connection.
-            channel.writeAndFlush(collected.out, promise: nil)
+            if keepAlive {
+                // Not awaited: the next answer queues behind it anyway, and
+                // a failed write closes the channel, which ends the task.
+                channel.writeAndFlush(collected.out, promise: nil)
+            } else {
+                // The connection closes next: all of it must be out first.
+                try await channel.writeAndFlush(collected.out)
+            }
             return
         }
         response.headers[.transferEncoding] = "chunked"
