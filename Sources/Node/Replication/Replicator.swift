@@ -813,19 +813,20 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                     // `--nodes 5`: a node read a restored origin's log from
                     // the origin, took it as whole, and led an order on the
                     // new ring as absent that the origin and a node now off
-                    // its list had acknowledged.) But when this node lost
-                    // its own data, the disk of an origin that restarted
-                    // may hold what no copy does (the other holder was this
-                    // node): that backfill is not done until the origin has
-                    // recovered and its log is read. (An origin that lost
-                    // its own data too takes it back from the copies: this
-                    // node does not wait for it, nor it for this node.) (Found by seed 5, `--nodes 4 --faults
+                    // its list had acknowledged.)
+                    // But when this node lost its own data, the disk of an
+                    // origin that restarted may hold what no copy does (the
+                    // other holder was this node): that backfill is not
+                    // done until the origin has recovered and its log is
+                    // read. (Found by seed 5, `--nodes 4 --faults
                     // churn,upgrade,crash,disk,restore,partition,messages`,
                     // a release build of 496a76b: a replaced disk took its
                     // ring as backfilled from the copies while the origin,
                     // restarted after a power cut, was recovering; the
                     // origin's log was then put back from a backup, and
-                    // acknowledged payments and a shipment were lost.)
+                    // acknowledged payments and a shipment were lost.) An
+                    // origin that lost its own data too takes it back from
+                    // the copies: neither waits for the other.
                     if afterDataLoss && recovering.holdsOwnLog { complete = false }
                 } catch _ where reachable[origin] == nil {
                     // A member that left and stopped meanwhile: its copies.
