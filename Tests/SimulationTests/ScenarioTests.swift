@@ -90,6 +90,16 @@ import Wire
             cluster.node(id).life?.store.image.allEvents.contains { $0.orderID == order.rawValue } ?? false
         }
 
+        /// One order line: a unit of the catalogue's first product.
+        static let line = OrderLineRequest(sku: Catalog.standard.page(after: nil, limit: 1).products[0].sku, qty: 1)
+
+        /// Runs the world until `answer` has come, for at most `seconds` of
+        /// simulated time: the answer, or nil.
+        func wait(for answer: Answer, within seconds: Int64) -> ClientAnswer? {
+            _ = run(until: { answer.value.withLock { $0 } != nil }, within: seconds)
+            return answer.value.withLock { $0 }
+        }
+
         /// A client's call through `node`: its answer, once it comes.
         func call(via node: String, _ order: ClientID, _ call: ForwardedCall) -> Answer {
             let answer = Answer()
@@ -324,12 +334,8 @@ import Wire
             return fail("\(origin) never led \(order)")
         }
         scenario.cut([origin], others)
-        let placed = scenario.call(via: origin, order, .command(.place(customer: "c-1", lines: [
-            OrderLineRequest(sku: Catalog.standard.page(after: nil, limit: 1).products[0].sku, qty: 1),
-        ])))
-        guard run(until: { placed.value.withLock { $0 } != nil }, within: 10), case .ok = placed.value.withLock({ $0 })! else {
-            return fail("placing \(order) failed: \(String(describing: placed.value.withLock { $0 }))")
-        }
+        let placed = scenario.wait(for: scenario.call(via: origin, order, .command(.place(customer: "c-1", lines: [Scenario.line]))), within: 10)
+        guard case .ok? = placed else { return fail("placing \(order) failed: \(String(describing: placed))") }
         guard run(until: { holds(replica, order) }, within: 10) else { return fail("\(replica) never copied \(order)") }
         if others.contains(where: { holds($0, order) }) { return fail("\(others.sorted()) copied \(order) through the cut") }
         let backup = cluster.node(origin).life!.store.image
@@ -359,10 +365,9 @@ import Wire
         guard run(until: { cluster.ids.allSatisfy { ready($0, on: all) } }, within: 40) else {
             return fail("the cluster never settled after the restore")
         }
-        let read = scenario.call(via: origin, order, .read)
-        guard run(until: { read.value.withLock { $0 } != nil }, within: 10) else { return fail("reading \(order) never ended") }
-        guard case .ok(_, let state) = read.value.withLock({ $0 })!, state.version >= 1 else {
-            return fail("\(order), acknowledged by \(origin) and \(replica), is lost: \(String(describing: read.value.withLock { $0 }))")
+        guard let read = scenario.wait(for: scenario.call(via: origin, order, .read), within: 10) else { return fail("reading \(order) never ended") }
+        guard case .ok(_, let state) = read, state.version >= 1 else {
+            return fail("\(order), acknowledged by \(origin) and \(replica), is lost: \(String(describing: read))")
         }
         return scenario.outcome()
     }
@@ -476,12 +481,8 @@ import Wire
         let list = cluster.node("api-2").life!.node!.membership.preferenceList(for: order)
         let (leader, other) = (list[0], list[1])
         let backup = cluster.node(leader).life!.store.image
-        let placed = scenario.call(via: leader, order, .command(.place(customer: "c-1", lines: [
-            OrderLineRequest(sku: Catalog.standard.page(after: nil, limit: 1).products[0].sku, qty: 1),
-        ])))
-        guard run(until: { placed.value.withLock { $0 } != nil }, within: 10), case .ok = placed.value.withLock({ $0 })! else {
-            return fail("placing \(order) failed: \(String(describing: placed.value.withLock { $0 }))")
-        }
+        let placed = scenario.wait(for: scenario.call(via: leader, order, .command(.place(customer: "c-1", lines: [Scenario.line]))), within: 10)
+        guard case .ok? = placed else { return fail("placing \(order) failed: \(String(describing: placed))") }
 
         // The other is stopped with SIGTERM: leaving would leave one copy.
         cluster.leave(cluster.node(other))
@@ -508,10 +509,9 @@ import Wire
         guard run(until: { all.allSatisfy { ready($0, on: all) } }, within: 40) else {
             return fail("the three never settled again (\(leader): \(cluster.node(leader).life?.node?.replicator?.recovering ?? "recovered"))")
         }
-        let read = scenario.call(via: leader, order, .read)
-        guard run(until: { read.value.withLock { $0 } != nil }, within: 10) else { return fail("reading \(order) never ended") }
-        guard case .ok(_, let state) = read.value.withLock({ $0 })!, state.version >= 1 else {
-            return fail("\(order), acknowledged by \(leader) and \(other), is lost once \(leader)'s disk was replaced: \(String(describing: read.value.withLock { $0 }))")
+        guard let read = scenario.wait(for: scenario.call(via: leader, order, .read), within: 10) else { return fail("reading \(order) never ended") }
+        guard case .ok(_, let state) = read, state.version >= 1 else {
+            return fail("\(order), acknowledged by \(leader) and \(other), is lost once \(leader)'s log was put back from a backup: \(String(describing: read))")
         }
         return scenario.outcome()
     }
