@@ -296,11 +296,10 @@ enum DirectHTTP1Writer {
         if let serverName { response.headers[.server] = serverName }
         if !keepAlive { response.headers[.connection] = "close" }
         let status = response.status
-        let bodiless = headOnly || status == .noContent || status == .notModified || status.code < 200
+        let statusHasBody = status.code >= 200 && status != .noContent && status != .notModified
+        let bodiless = headOnly || !statusHasBody
         if let length = response.body.contentLength {
-            if status != .noContent && status != .notModified && status.code >= 200 {
-                response.headers[.contentLength] = String(length)
-            }
+            if statusHasBody { response.headers[.contentLength] = String(length) }
             let collected = Collected(channel.allocator.buffer(capacity: 256 + (bodiless ? 0 : length)))
             writeHead(response.head, into: &collected.out)
             if !bodiless { try await response.body.write(CollectingWriter(collected: collected)) }
@@ -314,14 +313,11 @@ enum DirectHTTP1Writer {
             }
             return
         }
-        response.headers[.transferEncoding] = "chunked"
         response.headers[.contentLength] = nil
+        if !bodiless { response.headers[.transferEncoding] = "chunked" }
         var head = channel.allocator.buffer(capacity: 256)
         writeHead(response.head, into: &head)
         if bodiless {
-            response.headers[.transferEncoding] = nil
-            head.clear()
-            writeHead(response.head, into: &head)
             try await channel.writeAndFlush(head)
             return
         }
