@@ -9,10 +9,14 @@ import Wire
 /// once, as they do from several peers' connections.
 @Suite struct ClusterMembershipTests {
     static func membership() -> ClusterMembership {
-        ClusterMembership(
+        // 400 rounds of four members each: "member alive" at info would be
+        // 1,600 lines of the test run's output.
+        var logger = Logger(label: "t")
+        logger.logLevel = .warning
+        return ClusterMembership(
             self: Member(id: "api-0", http: "", peer: "p0", incarnation: 1), config: MembershipConfig(), replicationFactor: 3,
-            network: PeerClients(security: HandshakeConfig(cluster: "t", nodeID: "api-0", secret: nil), logger: Logger(label: "t")),
-            environment: .system(), logger: Logger(label: "t"))
+            network: PeerClients(security: HandshakeConfig(cluster: "t", nodeID: "api-0", secret: nil), logger: logger),
+            environment: .system(), logger: logger)
     }
 
     /// Each digest brings a new member. Routing (the ring orders are placed
