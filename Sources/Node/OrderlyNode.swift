@@ -89,15 +89,19 @@ public final class OrderlyNode: Sendable {
             partitionMode: config.replication.partitionMode, mustJoin: mustJoin, remembered: remembered, network: network,
             environment: environment, logger: logger)
         if config.clustered {
-            let recorder = RingRecorder(log: log, spawner: environment.spawner, logger: logger)
+            let recorder = RingRecorder(selfID: config.id, log: log, spawner: environment.spawner, logger: logger)
             membership.onRingChanged { recorder.record($0) }
+            membership.onDeparture { await recorder.recordDeparture($0) }
         }
         // A node whose log failed an fsync stops: no heartbeat, no
         // leadership, not ready.
         membership.serviceCheck { log.failure.map { "the event log failed: \($0)" } }
         replicator?.attach(membership)
         if !remembered.isEmpty {
-            replicator?.startedOn(ring: Set(remembered.filter { !$0.value }.keys).union([config.id]))
+            // A last life that announced its departure: the others may have
+            // written without it since, whatever ring it comes back to.
+            let left = remembered[config.id] == true
+            replicator?.startedOn(ring: left ? [] : Set(remembered.filter { !$0.value }.keys).union([config.id]))
         }
         // Nor does one whose log is recovering from its peers' copies.
         if let replicator {
@@ -144,13 +148,21 @@ final class RingRecorder: Sendable {
     private struct State {
         var waiting: [String: Bool]?
         var writing = false
+        /// The departure was asked for: every ring written from then on
+        /// says this node left (a departure taken back still ends the
+        /// life; the others may have written without it meanwhile).
+        var departed = false
+        /// Waiting for the write of the departure: whether it was written.
+        var departureWaiters: [CheckedContinuation<Bool, Never>] = []
     }
     private let state = Mutex(State())
+    private let selfID: String
     private let log: any LogStore
     private let spawner: any TaskSpawner
     private let logger: Logger
 
-    init(log: any LogStore, spawner: any TaskSpawner, logger: Logger) {
+    init(selfID: String, log: any LogStore, spawner: any TaskSpawner, logger: Logger) {
+        self.selfID = selfID
         self.log = log
         self.spawner = spawner
         self.logger = logger
@@ -163,18 +175,47 @@ final class RingRecorder: Sendable {
             state.writing = true
             return true
         }
-        guard start else { return }
+        if start { write() }
+    }
+
+    /// Records `ring` with this node as left, after whatever is being
+    /// written; returns once it is in the log (true) or could not be
+    /// (false).
+    func recordDeparture(_ ring: [String: Bool]) async -> Bool {
+        await withCheckedContinuation { continuation in
+            let start = state.withLock { state -> Bool in
+                state.departed = true
+                state.waiting = ring
+                state.departureWaiters.append(continuation)
+                guard !state.writing else { return false }
+                state.writing = true
+                return true
+            }
+            if start { write() }
+        }
+    }
+
+    /// One writer at a time, the newest ring each round.
+    private func write() {
         spawner.spawn { [self] in
-            while let next = state.withLock({ state -> [String: Bool]? in
-                defer { state.waiting = nil }
-                if state.waiting == nil { state.writing = false }
-                return state.waiting
+            while let (next, waiters) = state.withLock({ state -> ([String: Bool], [CheckedContinuation<Bool, Never>])? in
+                guard var ring = state.waiting else {
+                    state.writing = false
+                    return nil
+                }
+                state.waiting = nil
+                if state.departed { ring[selfID] = true }
+                defer { state.departureWaiters = [] }
+                return (ring, state.departureWaiters)
             }) {
+                var written = true
                 do {
                     _ = try await log.append(AppendRequest(events: [], ring: next))
                 } catch {
+                    written = false
                     logger.warning("could not record the ring", metadata: ["error": "\(error)"])
                 }
+                for waiter in waiters { waiter.resume(returning: written) }
             }
         }
     }

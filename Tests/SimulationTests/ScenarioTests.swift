@@ -760,4 +760,82 @@ import Wire
         split.outcome = scenario.outcome()
         return split
     }
+
+    /// Seed 2535 (default faults, a release build of c38d05b): a node left
+    /// (its handover done) and came back on its own disk. Its ring was again
+    /// the one its log recorded before it left, and it took that as proof
+    /// that it held the ring's orders: once its recovery ended it granted
+    /// terms, while its backfill, held up by a partition, had not read what
+    /// the others wrote without it. A list of that ring then made a majority
+    /// that had never seen an acknowledged order; its leader answered the
+    /// order as absent, held a payment over it, and the order was placed
+    /// again. A node whose last life left holds nothing of its ring until
+    /// it has backfilled it.
+    @Test func aNodeBackFromALeaveHoldsNoRingBeforeItCopiedWhatWasWrittenWithoutIt() async throws {
+        let outcome = await Self.onOwnThread { Self.backFromLeaveScenario() }
+        #expect(outcome.failures.isEmpty, "\(outcome.failures)\n\(outcome.trace.suffix(40).joined(separator: "\n"))")
+    }
+
+    static func backFromLeaveScenario() -> Outcome {
+        let scenario = Scenario { $0.nodes = 4 }
+        let cluster = scenario.cluster
+        func run(until condition: () -> Bool, within seconds: Int64) -> Bool { scenario.run(until: condition, within: seconds) }
+        func fail(_ why: String) -> Outcome { scenario.outcome(why) }
+
+        for node in cluster.nodes { cluster.start(node) }
+        let all = Set(cluster.ids)
+        guard run(until: { cluster.ids.allSatisfy { scenario.settled($0, on: all) } }, within: 20) else { return fail("the cluster never settled") }
+
+        // api-1 leaves: it hands over, and the three others hold the ring
+        // without it.
+        let gone = "api-1"
+        cluster.leave(cluster.node(gone))
+        guard run(until: { !cluster.node(gone).isUp }, within: 40) else { return fail("\(gone) never stopped") }
+        if !cluster.node(gone).departed { return fail("\(gone) did not leave though every other node was up") }
+        let three = all.subtracting([gone])
+        guard run(until: { three.allSatisfy { scenario.settled($0, on: three) } }, within: 20) else {
+            return fail("the three never settled on \(three.sorted())")
+        }
+
+        // Orders written while it is away, some of which it holds a copy of
+        // on the ring with it.
+        let orders = (1...6).map { ClientID("o-\($0)")! }
+        for order in orders {
+            let placed = scenario.wait(for: scenario.call(via: "api-2", order, .command(.place(customer: "c", lines: [Scenario.line]))), within: 10)
+            guard case .ok? = placed else { return fail("placing \(order) failed: \(String(describing: placed))") }
+        }
+
+        // It comes back on its disk, cut off from api-4 for a while, so
+        // that its first backfill cannot read api-4's log; then the cut
+        // heals. From its start on, whenever it could grant a term (its
+        // recovery ended and it holds its ring), it must have copied the
+        // ring's orders.
+        scenario.cut([gone], ["api-4"])
+        cluster.start(cluster.node(gone))
+        var violation: String?
+        func watch() -> Bool {
+            guard let node = cluster.node(gone).life?.node, let replicator = node.replicator else { return false }
+            let ring = node.membership.ringMembers
+            if replicator.recovering == nil && replicator.holdsItsRing(ring) && !replicator.backfilled(ring: ring) {
+                violation = "\(gone) would grant terms on \(ring.sorted()) before it copied what was written there without it"
+                return true
+            }
+            return false
+        }
+        _ = run(until: watch, within: 6)
+        cluster.network.cut = []
+        if violation == nil {
+            _ = run(until: { watch() || (cluster.node(gone).life?.node?.replicator?.backfilled(ring: all) ?? false) }, within: 30)
+        }
+        if let violation { return fail(violation) }
+        guard cluster.node(gone).life?.node?.replicator?.backfilled(ring: all) ?? false else {
+            return fail("\(gone) never backfilled the ring with it")
+        }
+        // Every order is read as placed through it.
+        for order in orders {
+            guard let read = scenario.wait(for: scenario.call(via: gone, order, .read), within: 10) else { return fail("reading \(order) never ended") }
+            guard case .ok(_, let state) = read, state.version >= 1 else { return fail("\(order) read through \(gone): \(String(describing: read))") }
+        }
+        return scenario.outcome()
+    }
 }

@@ -57,6 +57,9 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     private let leadershipGateCheck = Mutex<OutOfService?>(nil)
     /// Where the ring goes to be recorded, and what was last sent there.
     private let ringRecorder = Mutex<(@Sendable ([String: Bool]) -> Void)?>(nil)
+    /// Where the departure goes to be recorded before it is announced
+    /// (`onDeparture`): whether it was.
+    private let departureRecorder = Mutex<(@Sendable ([String: Bool]) async -> Bool)?>(nil)
     private let recordedRing: Mutex<[String: Bool]?>
     private let deadAfterMs: Int64
     private let network: any PeerNetwork
@@ -108,6 +111,16 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     public func onRingChanged(_ body: @escaping @Sendable ([String: Bool]) -> Void) {
         ringRecorder.withLock { $0 = body }
         recordRingIfChanged()
+    }
+
+    /// `body` records, durably, the ring with this node marked as left,
+    /// before the departure is announced; false if it could not. From the
+    /// first digest that announces it, the others may write without this
+    /// node, so its next life must not take the ring it recorded for one
+    /// whose orders it holds (`Replicator.startedOn`). Set before the node
+    /// runs.
+    public func onDeparture(_ body: @escaping @Sendable ([String: Bool]) async -> Bool) {
+        departureRecorder.withLock { $0 = body }
     }
 
     private func recordRingIfChanged() {
@@ -411,6 +424,20 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         // goes stale once it leaves (peers gossip no more to a node that
         // left), so the calls are its failure detector.
         var silentSince: [String: Int64] = [:]
+        // Seed 2535 (a release build): a node that left came back on its
+        // own disk to the ring its log had recorded before it left, took
+        // that for a ring whose orders it held, and granted terms before
+        // its backfill had read what the others wrote without it; a list's
+        // majority that had never seen an acknowledged order answered it
+        // as absent. The departure is on disk before anyone hears of it.
+        if let record = departureRecorder.withLock({ $0 }) {
+            var ring = Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0.status == .left) })
+            ring[selfID] = true
+            guard await record(ring) else {
+                logNoHandover([selfID: "its departure could not be recorded in its log"])
+                return
+            }
+        }
         while true {
             await send(core.withLock { $0.leave() })
             guard let check else { break }

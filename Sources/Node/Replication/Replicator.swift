@@ -1002,7 +1002,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// Whether this node holds every order its ring gives it: it backfilled
     /// the ring, or (before the first backfill of this life) the ring is the
     /// one it kept its copies under when it last ran.
-    func holdsItsRing(_ ring: Set<String>) -> Bool {
+    public func holdsItsRing(_ ring: Set<String>) -> Bool {
         state.withLock { state in
             if state.follower.backfilledRing != nil { return state.follower.holds(ring) }
             return state.recordedRing == nil || state.recordedRing == ring
