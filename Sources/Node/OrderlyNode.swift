@@ -89,9 +89,10 @@ public final class OrderlyNode: Sendable {
             partitionMode: config.replication.partitionMode, mustJoin: mustJoin, remembered: remembered, network: network,
             environment: environment, logger: logger)
         if config.clustered {
-            let recorder = RingRecorder(selfID: config.id, log: log, spawner: environment.spawner, logger: logger)
+            let recorder = RingRecorder(selfID: config.id, remembered: remembered, log: log, spawner: environment.spawner, logger: logger)
             membership.onRingChanged { recorder.record($0) }
             membership.onDeparture { await recorder.recordDeparture($0) }
+            replicator?.onBackfilled { recorder.ringHeld() }
         }
         // A node whose log failed an fsync stops: no heartbeat, no
         // leadership, not ready.
@@ -148,21 +149,30 @@ final class RingRecorder: Sendable {
     private struct State {
         var waiting: [String: Bool]?
         var writing = false
+        /// The ring last asked to be recorded (at first, the one the log
+        /// holds).
+        var last: [String: Bool]
         /// The departure was asked for: every ring written from then on
         /// says this node left (a departure taken back still ends the
         /// life; the others may have written without it meanwhile).
         var departed = false
+        /// The last life left, and this one has not backfilled a ring yet:
+        /// the record keeps saying it left, so that a crash before then
+        /// does not start the next life from a ring it does not hold.
+        var leftLastLife: Bool
         /// Waiting for the write of the departure: whether it was written.
         var departureWaiters: [CheckedContinuation<Bool, Never>] = []
     }
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     private let selfID: String
     private let log: any LogStore
     private let spawner: any TaskSpawner
     private let logger: Logger
 
-    init(selfID: String, log: any LogStore, spawner: any TaskSpawner, logger: Logger) {
+    /// `remembered`: the ring the log holds, from the last life.
+    init(selfID: String, remembered: [String: Bool], log: any LogStore, spawner: any TaskSpawner, logger: Logger) {
         self.selfID = selfID
+        self.state = Mutex(State(last: remembered, leftLastLife: remembered[selfID] == true))
         self.log = log
         self.spawner = spawner
         self.logger = logger
@@ -170,12 +180,25 @@ final class RingRecorder: Sendable {
 
     func record(_ ring: [String: Bool]) {
         let start = state.withLock { state -> Bool in
+            state.last = ring
             state.waiting = ring
             guard !state.writing else { return false }
             state.writing = true
             return true
         }
         if start { write() }
+    }
+
+    /// This life backfilled its ring: the record may say it is a member.
+    func ringHeld() {
+        let ring = state.withLock { state -> [String: Bool]? in
+            guard state.leftLastLife else { return nil }
+            state.leftLastLife = false
+            var ring = state.last
+            ring[selfID] = false
+            return ring
+        }
+        if let ring { record(ring) }
     }
 
     /// Records `ring` with this node as left, after whatever is being
@@ -204,7 +227,7 @@ final class RingRecorder: Sendable {
                     return nil
                 }
                 state.waiting = nil
-                if state.departed { ring[selfID] = true }
+                if state.departed || state.leftLastLife { ring[selfID] = true }
                 defer { state.departureWaiters = [] }
                 return (ring, state.departureWaiters)
             }) {

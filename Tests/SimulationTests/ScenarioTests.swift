@@ -806,10 +806,10 @@ import Wire
         }
 
         // It comes back on its disk, cut off from api-4 for a while, so
-        // that its first backfill cannot read api-4's log; then the cut
-        // heals. From its start on, whenever it could grant a term (its
-        // recovery ended and it holds its ring), it must have copied the
-        // ring's orders.
+        // that its backfill cannot read api-4's log; then the cut heals.
+        // From its start on, whenever it could grant a term (its recovery
+        // ended and it holds its ring), it must have copied the ring's
+        // orders.
         scenario.cut([gone], ["api-4"])
         cluster.start(cluster.node(gone))
         var violation: String?
@@ -823,6 +823,16 @@ import Wire
             return false
         }
         _ = run(until: watch, within: 6)
+        // It crashes before it has backfilled a ring and starts again: its
+        // record must still say it has not held a ring since it left.
+        if violation == nil {
+            if cluster.node(gone).life?.node?.replicator?.backfilled(ring: all) ?? false {
+                return fail("\(gone) backfilled while cut off from api-4: the schedule did not come about")
+            }
+            cluster.crash(cluster.node(gone), keepingUnsynced: 0)
+            cluster.start(cluster.node(gone))
+            _ = run(until: watch, within: 4)
+        }
         cluster.network.cut = []
         if violation == nil {
             _ = run(until: { watch() || (cluster.node(gone).life?.node?.replicator?.backfilled(ring: all) ?? false) }, within: 30)
@@ -831,7 +841,11 @@ import Wire
         guard cluster.node(gone).life?.node?.replicator?.backfilled(ring: all) ?? false else {
             return fail("\(gone) never backfilled the ring with it")
         }
-        // Every order is read as placed through it.
+        // Every order is read as placed through it, once all four hold the
+        // ring.
+        guard run(until: { cluster.ids.allSatisfy { scenario.settled($0, on: all) } }, within: 30) else {
+            return fail("the four never settled again")
+        }
         for order in orders {
             guard let read = scenario.wait(for: scenario.call(via: gone, order, .read), within: 10) else { return fail("reading \(order) never ended") }
             guard case .ok(_, let state) = read, state.version >= 1 else { return fail("\(order) read through \(gone): \(String(describing: read))") }

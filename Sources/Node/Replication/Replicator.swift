@@ -85,6 +85,8 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     public typealias CopyStatus = FollowerState.CopyStatus
 
     let state = Mutex(State())
+    /// Told each time a backfill of the ring is done (`onBackfilled`).
+    private let backfillObserver = Mutex<(@Sendable () -> Void)?>(nil)
     /// Gathering fetches to each replica, batched (see `GatherBatcher`).
     private let gathers: GatherBatcher
     private let lagTimer = Metrics.Timer(label: "orderly_replication_lag_seconds")
@@ -866,6 +868,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             $0.follower.backfilledRing = ring
             $0.follower.backfillStale = false
         }
+        backfillObserver.withLock { $0 }?()
         logger.info("backfilled the orders of the new ring", metadata: [
             "ring": "\(ring.sorted())", "events": "\(copied)", "ms": "\(clock.monotonicMs - started)",
         ])
@@ -997,6 +1000,12 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// backfill of this life is done.
     public func startedOn(ring: Set<String>) {
         state.withLock { $0.recordedRing = ring }
+    }
+
+    /// `body` is called each time this node has backfilled its ring. Set
+    /// before the node runs.
+    public func onBackfilled(_ body: @escaping @Sendable () -> Void) {
+        backfillObserver.withLock { $0 = body }
     }
 
     /// Whether this node holds every order its ring gives it: it backfilled
