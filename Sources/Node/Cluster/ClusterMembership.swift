@@ -123,8 +123,14 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         departureRecorder.withLock { $0 = body }
     }
 
+    /// The ring as it is recorded: every member heard of, and whether it
+    /// left.
+    private var ringRecord: [String: Bool] {
+        Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0.status == .left) })
+    }
+
     private func recordRingIfChanged() {
-        let ring = Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0.status == .left) })
+        let ring = ringRecord
         let changed = recordedRing.withLock { recorded -> Bool in
             guard recorded != ring else { return false }
             recorded = ring
@@ -431,7 +437,7 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         // majority that had never seen an acknowledged order answered it
         // as absent. The departure is on disk before anyone hears of it.
         if let record = departureRecorder.withLock({ $0 }) {
-            var ring = Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0.status == .left) })
+            var ring = ringRecord
             ring[selfID] = true
             guard await record(ring) else {
                 logNoHandover([selfID: "its departure could not be recorded in its log"])
