@@ -421,16 +421,24 @@ import Wire
         guard run(until: { holds(leaver, order) }, within: 10) else { return fail("\(leaver) never copied \(order)") }
         if holds(third, order) { return fail("\(third) copied \(order) through the cut") }
 
-        // The leaver is stopped with SIGTERM and its process ends.
+        // The leaver is stopped with SIGTERM and its process ends. The cut
+        // heals as it starts to leave: the third can copy the write, but
+        // has not yet. (Kept up, the cut may stop the handover for good,
+        // which is safe: gossip relayed by the leaver can show the origin
+        // alive to the third, whose backfill then reads the origin's log
+        // from the origin only, and the leaver stops as a crashed node
+        // does, keeping its place. Whether it does depends on the order in
+        // which suspicion and relayed heartbeats arrive, which is not the
+        // rule this scenario checks.)
         cluster.leave(cluster.node(leaver))
+        cluster.network.cut = []
         guard run(until: { !cluster.node(leaver).isUp }, within: 40) else { return fail("\(leaver) never stopped") }
         if !cluster.node(leaver).departed { return fail("\(leaver) did not leave: no peer heard it") }
         // It handed over: the node that took its place holds the write.
         if !holds(third, order) { return fail("\(leaver) stopped before \(third), which takes its place, copied \(order)") }
 
-        // Then the origin's disk is replaced, and the network heals.
+        // Then the origin's disk is replaced.
         cluster.replaceDisk(cluster.node(origin))
-        cluster.network.cut = []
         cluster.start(cluster.node(origin))
         let ring = all.subtracting([leaver])
         guard run(until: { ready(origin, on: ring) && ready(third, on: ring) }, within: 40) else {
