@@ -67,13 +67,22 @@ extension GroupCommitWriter {
             try record.insert(using: insert, db)
             if db.changesCount > 0 {
                 inserted += 1
-                if deferIndex {
-                    if copyWatermarks[record.origin] == nil && newWatermarks[record.origin] == nil {
-                        // The first tail-loop copy of this origin: what is
-                        // below it was indexed as it was stored.
-                        newWatermarks[record.origin] = record.offset - 1
-                        try EventLog.startCopyWatermark(origin: record.origin, at: record.offset - 1, db)
-                    }
+                if deferIndex && copyWatermarks[record.origin] == nil && newWatermarks[record.origin] == nil {
+                    // The first tail-loop copy of this origin: what is
+                    // below it was indexed as it was stored.
+                    newWatermarks[record.origin] = record.offset - 1
+                    try EventLog.startCopyWatermark(origin: record.origin, at: record.offset - 1, db)
+                }
+                // A copy at or below its origin's watermark counts as
+                // indexed for every reader, so it goes to the index now,
+                // whatever path brought it. (Found by a test against a real
+                // file: at open the watermark moves to the newest copy
+                // stored, a gathered one ahead of the tail loop perhaps;
+                // the tail loop's copies below it that came after the
+                // restart were never indexed, and reads by order missed
+                // them for good.)
+                let watermark = copyWatermarks[record.origin] ?? newWatermarks[record.origin] ?? .max
+                if deferIndex && record.offset > watermark {
                     copyBuffer.append(UnindexedTail.Entry(orderID: record.orderID, version: record.version, origin: record.origin, offset: record.offset))
                 } else {
                     // Like dropStaleCheckpoint, through GRDB: copies are not
