@@ -3,6 +3,8 @@ import GRDB
 extension GroupCommitWriter {
     func write(_ request: AppendRequest, from offset: inout Int64, now: Int64, _ db: Database) throws -> [EventRecord] {
         let insert = try db.cachedStatement(sql: EventRecord.insertSQL)
+        presence.insert(request.events.lazy.map(\.orderID))
+        if let checkpoint = request.checkpoint { presence.insert(CollectionOfOne(checkpoint.orderID)) }
         var records: [EventRecord] = []
         records.reserveCapacity(request.events.count)
         for event in request.events {
@@ -62,6 +64,7 @@ extension GroupCommitWriter {
         // own events; each random insert into the index rewrote a page in
         // the WAL). Gathered and backfilled copies are indexed now.
         let deferIndex = batch.throughOffset != nil
+        presence.insert(batch.events.lazy.map(\.orderID))
         var inserted = 0
         for record in batch.events {
             try record.insert(using: insert, db)
@@ -118,6 +121,7 @@ extension GroupCommitWriter {
     func reimport(_ events: [EventRecord], floor: Int64, offset: inout Int64, _ db: Database) throws -> Int {
         let insert = try db.cachedStatement(sql: EventRecord.insertOrIgnoreSQL)
         let dropStaleCheckpoint = try db.cachedStatement(sql: "DELETE FROM checkpoints WHERE order_id = ? AND version >= ?")
+        presence.insert(events.lazy.map(\.orderID))
         var inserted = 0
         var last = offset - 1
         for record in events {

@@ -94,6 +94,9 @@ final class GroupCommitWriter: @unchecked Sendable {
     var indexRetryAtNs: UInt64 = 0
     /// Own events not yet in `order_index`, for readers by order.
     let tail: UnindexedTail
+    /// Every order id this log holds events of (see `OrderPresence`):
+    /// the writes below insert theirs before their transaction commits.
+    let presence = OrderPresence()
     /// Copies stored by followers' tail loops, not yet in `order_index`
     /// (their mark: `copyIndexBatches`). Gathered and backfilled copies may
     /// land anywhere in a log, so they are indexed as they are stored.

@@ -208,6 +208,58 @@ import Testing
         #expect(after.entries == 60 && after.watermark == 60 && after.timeline == 60)
     }
 
+    /// Reads of an order the log never held skip SQLite (`OrderPresence`).
+    /// Once the filter holds what the file held at open, every order the
+    /// file held still reads whole (own events, copies from a tail loop and
+    /// gathered ones, an order known by its checkpoint), and so does every
+    /// order written since, own or copied; ids never written read as absent,
+    /// most of them without a read.
+    @Test func ordersNeverHeldAreKnownAbsentAndEveryHeldOrderStillReads() async throws {
+        let folder = try TemporaryFolder()
+        let copied = try await origin(folder.path, orders: ["c0", "c1", "c2"], versions: 1...10)  // offsets 1...30
+        let own = (0..<5).map { "a\($0)" }
+        var log = try EventLog.open(data: folder.path, node: "api-2", options: options(batch: 50))
+        for version in 1...12 {
+            for order in own { _ = try await log.append(AppendRequest(events: [event(order, Int64(version))])) }
+        }
+        _ = try await log.replicate(ReplicatedBatch(origin: "api-1", events: Array(copied[0..<20]), throughOffset: 20))
+        _ = try await log.replicate(ReplicatedBatch(origin: "", events: [copied[26]], throughOffset: nil))
+        _ = try await log.append(AppendRequest(events: [], checkpoint: Checkpoint(orderID: "a4", version: 12, state: "s12", coveredEvents: 12)))
+        log.close()
+
+        log = try EventLog.open(data: folder.path, node: "api-2", options: options(batch: 50))
+        defer { log.close() }
+        try await waitFor("the order filter to be filled") { log.orderFilterReady }
+        let held = Dictionary(grouping: copied[0..<20] + [copied[26]], by: \.orderID).mapValues { $0.map(\.offset).sorted() }
+        for order in own {
+            #expect(log.mightHold(order), "\(order)")
+            #expect(try await log.events(orderID: order).map(\.version) == Array(1...12), "\(order)")
+        }
+        #expect(try await log.checkpoint(orderID: "a4")?.state == "s12")
+        #expect(try await log.load(orderID: "a4").checkpoint?.version == 12)
+        for (order, offsets) in held {
+            #expect(log.mightHold(order), "\(order)")
+            #expect(try await log.events(orderID: order).map(\.offset).sorted() == offsets, "\(order)")
+        }
+
+        // Written after the filter was filled: read at once.
+        _ = try await log.append(AppendRequest(events: [event("n0", 1)]))
+        _ = try await log.replicate(ReplicatedBatch(origin: "api-1", events: Array(copied[20..<30]), throughOffset: 30))
+        #expect(try await log.load(orderID: "n0").events.map(\.version) == [1])
+        let c2 = copied.filter { $0.orderID == "c2" }.map(\.offset)
+        let readC2 = try await log.events(orderID: "c2").map(\.offset).sorted()
+        #expect(readC2 == c2, "\(readC2) \(c2)")
+
+        // Never written: absent, and nearly always known so without a read.
+        let strangers = (0..<2000).map { "never-\($0)" }
+        for order in strangers.prefix(50) {
+            let loaded = try await log.load(orderID: order)
+            #expect(loaded.checkpoint == nil && loaded.events.isEmpty, "\(order)")
+        }
+        let known = strangers.filter { !log.mightHold($0) }.count
+        #expect(known >= 1980, "\(known) of 2000 ids never written were known absent")
+    }
+
     /// A gathered copy is indexed at once, ahead of the tail loop. At open,
     /// the copies' watermark moved to the newest copy stored (27), so the
     /// tail loop's copies below it that came after the restart (21 to 26)
