@@ -264,7 +264,7 @@ import Testing
     /// the copies' watermark moved to the newest copy stored (27), so the
     /// tail loop's copies below it that came after the restart (21 to 26)
     /// were taken as indexed and never were: reads by order missed them for
-    /// good. The watermark now stays at the tail loop's position.
+    /// good. A copy at or below the watermark is now indexed as it is stored.
     @Test func copiesBelowAGatheredCopyAreReadAfterARestart() async throws {
         let folder = try TemporaryFolder()
         let copied = try await origin(folder.path, orders: ["c0", "c1", "c2"], versions: 1...10)  // offsets 1...30
@@ -291,6 +291,36 @@ import Testing
         for order in ["c0", "c1", "c2"] {
             let offsets = copied.filter { $0.orderID == order }.map(\.offset)
             #expect(try await reader.events(orderID: order).map(\.offset).sorted() == offsets, "\(order) read-only")
+        }
+    }
+
+    /// A file from a build before that fix (migration 0008 not applied)
+    /// may lack copies at or below their watermark in `order_index`: the
+    /// migration puts them in, so reads by order and the order filter find
+    /// them.
+    @Test func copiesAnOlderBuildLeftOutBelowTheirWatermarkAreIndexedByTheMigration() async throws {
+        let folder = try TemporaryFolder()
+        let copied = try await origin(folder.path, orders: ["c0", "c1", "c2"], versions: 1...10)  // offsets 1...30
+        var log = try EventLog.open(data: folder.path, node: "api-2", options: options(batch: 50))
+        _ = try await log.replicate(ReplicatedBatch(origin: "api-1", events: copied, throughOffset: 30))
+        log.close()
+        // The file as such a build left it: c2's copies stored, below the
+        // watermark, and not in the index.
+        let queue = try DatabaseQueue(path: log.path)
+        try await queue.write { db in
+            try db.execute(sql: "INSERT INTO log_meta (key, value) VALUES ('indexed_through:api-1', 30) ON CONFLICT(key) DO UPDATE SET value = 30")
+            try db.execute(sql: "DELETE FROM order_index WHERE order_id = 'c2'")
+            try db.execute(sql: "DELETE FROM schema_migrations WHERE version = 8")
+        }
+        try queue.close()
+
+        log = try EventLog.open(data: folder.path, node: "api-2", options: options(batch: 50))
+        defer { log.close() }
+        try await waitFor("the order filter to be filled") { log.orderFilterReady }
+        for order in ["c0", "c1", "c2"] {
+            let offsets = copied.filter { $0.orderID == order }.map(\.offset)
+            #expect(log.mightHold(order), "\(order)")
+            #expect(try await log.events(orderID: order).map(\.offset).sorted() == offsets, "\(order)")
         }
     }
 
