@@ -34,35 +34,42 @@ final class OrderPresence: Sendable {
     var isReady: Bool { ready.load(ordering: .acquiring) }
 
     /// Reads every order id the file holds (its index, the own events the
-    /// index does not have yet, and checkpoints), on a thread of its own,
-    /// then answers lookups. Ids the writer stores meanwhile it inserts
-    /// itself. A failed read leaves the filter unused.
+    /// index does not have yet, copies above their watermarks, and
+    /// checkpoints), on a thread of its own, then answers lookups. Ids the
+    /// writer stores meanwhile it inserts itself. A failed read leaves the
+    /// filter unused.
+    ///
+    /// The index is read in short reads, by key: one long read would hold
+    /// its snapshot, and the WAL behind it, for as long as the scan takes.
+    /// That is safe because every event the file held at open is in
+    /// `order_index` once `EventLog.open` has run (it indexes what a crash
+    /// left out), and every event written since was inserted by the writer.
     func fill(from pool: DatabasePool, origin: String, logger: Logger) {
         let thread = Thread { [self] in
             let started = DispatchTime.now().uptimeNanoseconds
             do {
-                try pool.read { db in
-                    var chunk: [String] = []
-                    chunk.reserveCapacity(4096)
-                    func drain(_ cursor: some Cursor<String>) throws {
-                        while let orderID = try cursor.next() {
-                            chunk.append(orderID)
-                            if chunk.count == 4096 {
-                                insert(chunk)
-                                chunk.removeAll(keepingCapacity: true)
-                            }
+                var after: String?
+                while true {
+                    let page = try pool.read { db -> [String] in
+                        guard let after else {
+                            return try String.fetchAll(db, sql: "SELECT DISTINCT order_id FROM order_index ORDER BY order_id LIMIT ?", arguments: [Self.page])
                         }
+                        return try String.fetchAll(
+                            db, sql: "SELECT DISTINCT order_id FROM order_index WHERE order_id > ? ORDER BY order_id LIMIT ?", arguments: [after, Self.page])
                     }
-                    try drain(String.fetchCursor(db, sql: "SELECT DISTINCT order_id FROM order_index"))
+                    insertInSteps(page)
+                    guard page.count == Self.page, let last = page.last else { break }
+                    after = last
+                }
+                try pool.read { db in
                     let indexedThrough = try EventLog.indexedThrough(db)
-                    try drain(String.fetchCursor(
+                    insertInSteps(try String.fetchAll(
                         db, sql: #"SELECT order_id FROM events WHERE origin = ? AND "offset" > ?"#, arguments: [origin, indexedThrough]))
                     for (copied, watermark) in try EventLog.copyWatermarks(db) {
-                        try drain(String.fetchCursor(
+                        insertInSteps(try String.fetchAll(
                             db, sql: #"SELECT order_id FROM events WHERE origin = ? AND "offset" > ?"#, arguments: [copied, watermark]))
                     }
-                    try drain(String.fetchCursor(db, sql: "SELECT order_id FROM checkpoints"))
-                    insert(chunk)
+                    insertInSteps(try String.fetchAll(db, sql: "SELECT order_id FROM checkpoints"))
                 }
             } catch {
                 logger.warning("could not read the log's order ids; reads of new orders go to SQLite", metadata: ["error": "\(error)"])
@@ -76,5 +83,18 @@ final class OrderPresence: Sendable {
         }
         thread.name = "orderly-order-filter"
         thread.start()
+    }
+
+    /// Order ids a read of the index takes at once.
+    static let page = 8192
+
+    /// A few hundred ids a lock, so that readers and the writer wait little.
+    private func insertInSteps(_ orderIDs: [String]) {
+        var start = 0
+        while start < orderIDs.count {
+            let end = min(start + 512, orderIDs.count)
+            insert(orderIDs[start..<end])
+            start = end
+        }
     }
 }
