@@ -57,12 +57,18 @@ import Testing
         }
 
         // The simulator's customers and checker, through the whole upgrade.
+        // Its customers must outlast the three upgrades, which each wait for
+        // orders taken after them: under a full parallel `swift test` the
+        // upgrades took up to about 45 s, and one CI run failed waiting for
+        // orders after the last upgrade once the customers of a 45 s
+        // simulation had all come. 90 s at 6 a second leaves twice that.
         let report = cluster.folder.file("report")
         let simulation = Task {
             try await OrderlyBinary.run(
-                ["simulate", "--target", "http://\(balancer.http)", "--rate", "10", "--duration", "45s", "--seed", "22", "--out", report],
-                timeout: .seconds(300))
+                ["simulate", "--target", "http://\(balancer.http)", "--rate", "6", "--duration", "90s", "--seed", "22", "--out", report],
+                timeout: .seconds(360))
         }
+        let simulationStart = ContinuousClock.now
         // Counted through the balancer: orders the cluster has taken so far.
         func ordersTaken() async -> Int {
             let summary = try? await HTTP.send(.GET, "http://\(balancer.http)/stats/summary")
@@ -86,7 +92,9 @@ import Testing
                 #expect(versions.values.allSatisfy { $0 == 9 }, "after \(upgraded) of 3 upgraded: \(versions)")
             }
             let before = await ordersTaken()
-            try await waitFor("10 orders after \(id)'s upgrade", timeout: .seconds(120)) { await ordersTaken() >= before + 10 }
+            try await waitFor("10 orders after \(id)'s upgrade (\(ContinuousClock.now - simulationStart) into the simulation's 90 s)", timeout: .seconds(120)) {
+                await ordersTaken() >= before + 10
+            }
         }
         // Every node new: the cluster moves up, and every link speaks 10.
         try await waitFor("every node to run the cluster at version 10") { try await Self.clusterVersions(cluster) == ["api-1": 10, "api-2": 10, "api-3": 10] }
