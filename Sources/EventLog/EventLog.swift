@@ -139,7 +139,7 @@ public final class EventLog: LogStore, Sendable {
             pool: pool, path: file, origin: node, logID: logID, lastOffset: lastOffset, indexedThrough: indexedThrough,
             copyWatermarks: copyWatermarks, copyIndexBatches: copyIndexBatches, options: options, logger: logger)
         try writer.start()
-        writer.presence.fill(from: pool, origin: node, logger: logger)
+        writer.presence.fill(from: pool, logger: logger)
         logger.info("event log open", metadata: ["node": "\(node)", "path": "\(file)", "last_offset": "\(lastOffset)"])
         return EventLog(origin: node, path: file, logID: logID, lastOffset: lastOffset, reader: pool, writer: writer)
     }
@@ -328,7 +328,7 @@ public final class EventLog: LogStore, Sendable {
     /// The order's newest checkpoint, verified.
     public func checkpoint(orderID: String) async throws -> Checkpoint? {
         try checkReadable()
-        if let writer, !writer.presence.mightHold(orderID) { return nil }
+        guard mightHold(orderID) else { return nil }
         if let fast { return try fast.read { try Self.checkpoint(orderID: orderID, $0) } }
         return try readHere { db in try Self.checkpoint(orderID: orderID, db) }
     }
@@ -337,7 +337,7 @@ public final class EventLog: LogStore, Sendable {
     public func events(orderID: String, afterVersion: Int64 = 0) async throws -> [EventRecord] {
         try checkReadable()
         if let fast, let writer {
-            guard writer.presence.mightHold(orderID) else { return [] }
+            guard mightHold(orderID) else { return [] }
             return try readOrderFast(fast) { reader in
                 try Self.orderEvents(orderID: orderID, afterVersion: afterVersion, reader, writer)?.map { try $0.verified() }
             }
@@ -353,7 +353,7 @@ public final class EventLog: LogStore, Sendable {
         if let fast, let writer {
             // An order this log never held (a new order): nothing to read
             // (see `OrderPresence`).
-            guard writer.presence.mightHold(orderID) else { return (nil, []) }
+            guard mightHold(orderID) else { return (nil, []) }
             return try readOrderFast(fast) { reader in
                 let checkpoint = try Self.checkpoint(orderID: orderID, reader)
                 guard let events = try Self.orderEvents(orderID: orderID, afterVersion: checkpoint?.version ?? 0, reader, writer) else { return nil }

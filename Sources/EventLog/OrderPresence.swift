@@ -33,18 +33,16 @@ final class OrderPresence: Sendable {
 
     var isReady: Bool { ready.load(ordering: .acquiring) }
 
-    /// Reads every order id the file holds (its index, the own events the
-    /// index does not have yet, copies above their watermarks, and
-    /// checkpoints), on a thread of its own, then answers lookups. Ids the
-    /// writer stores meanwhile it inserts itself. A failed read leaves the
-    /// filter unused.
+    /// Reads every order id the file held at open (its index and its
+    /// checkpoints), on a thread of its own, then answers lookups. That is
+    /// every order: once `EventLog.open` has run, every event of the file
+    /// is in `order_index` (open indexes what a crash left out), and every
+    /// event written since was inserted by the writer. A failed read leaves
+    /// the filter unused.
     ///
     /// The index is read in short reads, by key: one long read would hold
     /// its snapshot, and the WAL behind it, for as long as the scan takes.
-    /// That is safe because every event the file held at open is in
-    /// `order_index` once `EventLog.open` has run (it indexes what a crash
-    /// left out), and every event written since was inserted by the writer.
-    func fill(from pool: DatabasePool, origin: String, logger: Logger) {
+    func fill(from pool: DatabasePool, logger: Logger) {
         let thread = Thread { [self] in
             let started = DispatchTime.now().uptimeNanoseconds
             do {
@@ -61,16 +59,7 @@ final class OrderPresence: Sendable {
                     guard page.count == Self.page, let last = page.last else { break }
                     after = last
                 }
-                try pool.read { db in
-                    let indexedThrough = try EventLog.indexedThrough(db)
-                    insertInSteps(try String.fetchAll(
-                        db, sql: #"SELECT order_id FROM events WHERE origin = ? AND "offset" > ?"#, arguments: [origin, indexedThrough]))
-                    for (copied, watermark) in try EventLog.copyWatermarks(db) {
-                        insertInSteps(try String.fetchAll(
-                            db, sql: #"SELECT order_id FROM events WHERE origin = ? AND "offset" > ?"#, arguments: [copied, watermark]))
-                    }
-                    insertInSteps(try String.fetchAll(db, sql: "SELECT order_id FROM checkpoints"))
-                }
+                insertInSteps(try pool.read { db in try String.fetchAll(db, sql: "SELECT order_id FROM checkpoints") })
             } catch {
                 logger.warning("could not read the log's order ids; reads of new orders go to SQLite", metadata: ["error": "\(error)"])
                 return
