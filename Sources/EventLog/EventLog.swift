@@ -632,8 +632,12 @@ extension EventLog {
     public func scanUnverified(origin: String? = nil, fromOffset: Int64 = 1, limit: Int = 1000) async throws -> [EventRecord] {
         try checkReadable()
         let origin = origin ?? self.origin
-        // Followers' fetches read here, many a second: on the calling
-        // thread, through a prepared statement.
+        // Followers' fetches read here, many a second: the newest own events
+        // from memory, the rest on the calling thread, through a prepared
+        // statement.
+        if origin == self.origin, let writer, let recent = writer.recentOwn.events(fromOffset: fromOffset, limit: limit) {
+            return recent
+        }
         if let fast {
             return try fast.read { reader in
                 try reader.rows(reader.statement(Self.scanSQL), bind: {

@@ -72,6 +72,9 @@ extension GroupCommitWriter {
         for transaction in ready { ownEvents += transaction.ownEvents }
         var requests = 0
         for transaction in ready { requests += transaction.batch.count }
+        // Durable now: held for followers' fetches before `committedThrough`
+        // offers them (see `RecentOwnEvents`).
+        for transaction in ready { recentOwn.add(transaction.appended.flatMap { $0 }, through: transaction.through) }
         condition.lock()
         commits += ready.count { !$0.empty }
         committedEvents += ownEvents

@@ -97,6 +97,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// Every order id this log holds events of (see `OrderPresence`):
     /// the writes below insert theirs before their transaction commits.
     let presence = OrderPresence()
+    /// The newest durable own events, for followers' fetches.
+    let recentOwn = RecentOwnEvents()
     /// Copies stored by followers' tail loops, not yet in `order_index`
     /// (their mark: `copyIndexBatches`). Gathered and backfilled copies may
     /// land anywhere in a log, so they are indexed as they are stored.

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import TestSupport
+import LogStorage
 import Testing
 
 @testable import EventLog
@@ -131,6 +132,50 @@ import Testing
         let rows = try await reader.scan(fromOffset: 1, limit: 10_000)
         #expect(rows.count == 1 + answered.count)
         #expect(Array(rows.dropFirst()) == answered)
+    }
+
+    /// Followers' fetches of the own log are answered from the newest
+    /// durable own events kept in memory where they reach back far enough:
+    /// what a fetch gets must be what the file holds, across a restart
+    /// (nothing in memory yet), concurrent appends, and own events put back
+    /// past the newest (a node that lost its log).
+    @Test func theOwnLogAsFollowersFetchItIsWhatTheFileHolds() async throws {
+        let folder = try TemporaryFolder()
+        let first = try EventLog.open(data: folder.path, node: "api-1")
+        for i in 1...20 { _ = try await first.append(AppendRequest(events: (1...3).map { event("a\(i)", Int64($0)) })) }
+        first.close()
+        let log = try EventLog.open(data: folder.path, node: "api-1")
+        defer { log.close() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 1...40 {
+                group.addTask { _ = try await log.append(AppendRequest(events: (1...2).map { self.event("b\(i)", Int64($0)) })) }
+            }
+            try await group.waitForAll()
+        }
+        #expect(log.committedOffset == 140)
+        let file = try EventLog.openReadOnly(path: log.path)
+        func sameAsTheFile(_ when: String) async throws {
+            for from: Int64 in [1, 2, 59, 60, 61, 62, 100, 139, 140, 141, 150, 151, 153, 156, 157, 400] {
+                for limit in [1, 5, 1000] {
+                    let fetched = try await log.scan(origin: nil, fromOffset: from, limit: limit)
+                    let held = try await file.scan(origin: nil, fromOffset: from, limit: limit)
+                    let same = fetched == held
+                    #expect(same, "\(when): from \(from), limit \(limit): offsets \(fetched.map(\.offset)) against \(held.map(\.offset))")
+                }
+            }
+        }
+        try await sameAsTheFile("after concurrent appends")
+        let putBack = [Int64(150), 152].map { offset in
+            EventRecord(
+                origin: "api-1", offset: offset, orderID: "old\(offset)", version: 1, type: "OrderPlaced", payload: "{}",
+                eventID: EventID.make(origin: "api-1", logID: "0ld", offset: offset), recordedAt: 1, term: 4)
+        }
+        #expect(try await log.reimport(putBack, floor: 155) == 2)
+        #expect(log.committedOffset == 155)
+        try await sameAsTheFile("after own events were put back")
+        #expect(try await log.append(AppendRequest(events: [event("c", 1)])).map(\.offset) == [156])
+        try await sameAsTheFile("after the next append")
+        file.close()
     }
 
     @Test func migrationsAreRecordedOnceAndTheEmbeddedCopyMatchesTheFiles() async throws {
