@@ -54,8 +54,7 @@ public enum PeerTransport {
         case client(NIOSSLContext)
     }
 
-    /// TLS, one flush per turn of the event loop (`FlushCoalescer`),
-    /// framing, then the handshake, then the application's handler.
+    /// TLS, framing, then the handshake, then the application's handler.
     private static func pipeline(
         _ channel: any Channel, _ role: HandshakeHandler.Role, _ version: WireVersion, _ peers: PeerVersions, _ tls: TLSSide?,
         _ deadline: TimeAmount, _ logger: Logger, _ application: @Sendable () -> any ChannelHandler
@@ -70,7 +69,6 @@ public enum PeerTransport {
                 break
             }
             try channel.pipeline.syncOperations.addHandlers([
-                FlushCoalescer(),
                 ByteToMessageHandler(FrameDecoder(version: version)),
                 MessageToByteHandler(FrameEncoder(version: version)),
                 HandshakeHandler(role: role, version: version, peers: peers, checksCertificate: tls != nil, deadline: deadline, logger: logger),
