@@ -251,6 +251,7 @@ final class SimCluster: @unchecked Sendable {
         var nodeConfig = NodeConfig(id: node.id, clustered: true)
         nodeConfig.engine.idleTimeout = config.idleTimeout
         nodeConfig.engine.checkpointEveryEvents = config.checkpointEvery
+        nodeConfig.engine.passivationCheckpointEvents = config.passivationCheckpointEvents
         nodeConfig.engine.holdTimeoutMs = config.holdTimeoutMs
         nodeConfig.replication.acks = config.acks
         nodeConfig.replication.partitionMode = config.mode

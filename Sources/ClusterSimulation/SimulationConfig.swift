@@ -90,6 +90,10 @@ public struct SimulationConfig: Sendable {
     // and held payments expire).
     public var idleTimeout: Duration = .seconds(2)
     public var checkpointEvery: Int64 = 4
+    /// Every passivation writes a checkpoint (nodes default to 16 events
+    /// since the last one): checkpoints at every version, racing commands,
+    /// copies and terms, stay under test, as before the default moved.
+    public var passivationCheckpointEvents: Int64 = 1
     public var holdTimeoutMs: Int64 = 3_000
     /// How long after its hold timeout a payment whose order never came
     /// must be refunded.

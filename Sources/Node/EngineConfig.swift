@@ -3,8 +3,15 @@ import OrderDomain
 /// Tunables of one node's order engine; every limit in one place.
 public struct EngineConfig: Sendable {
     public var nodeID: String
-    /// A transactor idle this long is passivated (checkpoint on the way out).
+    /// A transactor idle this long is passivated.
     public var idleTimeout: Duration = .seconds(10)
+    /// Passivation writes a checkpoint of the order only when at least this
+    /// many of its events came after its last one. Fewer are replayed at
+    /// the next activation about as cheaply as a checkpoint is read, while
+    /// a checkpoint for every passivated order cost a three-node cluster
+    /// under sustained load about a sixth of its CPU (docs/performance.md).
+    /// Replay stays bounded by `checkpointEveryEvents` either way.
+    public var passivationCheckpointEvents: Int64 = 16
     /// How often the passivation sweep runs.
     public var sweepInterval: Duration = .seconds(1)
     /// A checkpoint is written with the append once this many events have

@@ -197,12 +197,13 @@ actor Transactor {
         generation &+= 1
     }
 
-    /// Writes a checkpoint if events arrived since the last one. Called once
-    /// the directory has removed this transactor, so no command can follow.
+    /// Writes a checkpoint if at least `passivationCheckpointEvents` events
+    /// came since the last one. Called once the directory has removed this
+    /// transactor, so no command can follow.
     func passivate() async {
         await acquire()
         defer { release() }
-        guard loaded, state.version > checkpointVersion else { return }
+        guard loaded, state.version - checkpointVersion >= max(1, config.passivationCheckpointEvents) else { return }
         do {
             _ = try await log.append(AppendRequest(events: [], checkpoint: checkpoint(of: state, eventsHeld: eventsHeld)))
             checkpointVersion = state.version

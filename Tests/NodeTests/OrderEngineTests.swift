@@ -17,7 +17,8 @@ import Testing
 
     @Test func commandsRacingPassivationAreNeitherLostNorRunTwice() async throws {
         let folder = try TemporaryFolder()
-        let engine = try makeEngine(folder)
+        // Every passivation writes a checkpoint, racing the commands too.
+        let engine = try makeEngine(folder) { $0.passivationCheckpointEvents = 1 }
         let orders = (0..<4).map { id("race-\($0)") }
         for order in orders {
             let placed = try await engine.execute(order, .place(customer: "c", lines: [OrderLineRequest(sku: someSKU, qty: 10_000)]))
@@ -142,15 +143,31 @@ import Testing
         await engine.shutdown()
     }
 
-    @Test func passivationWritesACheckpoint() async throws {
+    /// Passivation checkpoints an order once enough of its events came
+    /// since its last checkpoint; an order with fewer is read back whole
+    /// from its events.
+    @Test func passivationCheckpointsAnOrderWithEnoughEventsSinceItsLastCheckpoint() async throws {
         let folder = try TemporaryFolder()
-        let engine = try makeEngine(folder)
-        let order = id("o-1")
-        _ = try await engine.execute(order, .place(customer: "c", lines: [OrderLineRequest(sku: someSKU, qty: 2)]))
-        #expect(try await engine.log.checkpoint(orderID: order.rawValue) == nil)
+        let engine = try makeEngine(folder) { $0.passivationCheckpointEvents = 3 }
+        let few = id("o-few")
+        let many = id("o-many")
+        for order in [few, many] {
+            _ = try await engine.execute(order, .place(customer: "c", lines: [OrderLineRequest(sku: someSKU, qty: 2)]))
+            _ = try await engine.execute(order, .pay(paymentID: id("p-1"), amountCents: 1))
+        }
+        _ = try await engine.execute(many, .pay(paymentID: id("p-2"), amountCents: 1))
         await engine.passivateIdle(olderThan: .zero)
-        #expect(try await engine.log.checkpoint(orderID: order.rawValue)?.version == 1)
+        #expect(await engine.activeTransactors == 0)
+        #expect(try await engine.log.checkpoint(orderID: few.rawValue) == nil, "two events since none: no checkpoint")
+        #expect(try await engine.log.checkpoint(orderID: many.rawValue)?.version == 3)
+        // Both read back whole after passivation, and again after a restart.
+        #expect(try await engine.state(of: few).paidCents == 1)
+        #expect(try await engine.state(of: many).paidCents == 2)
         await engine.shutdown()
+        let again = try makeEngine(folder) { $0.passivationCheckpointEvents = 3 }
+        #expect(try await again.state(of: few).paidCents == 1)
+        #expect(try await again.state(of: many).paidCents == 2)
+        await again.shutdown()
     }
 
     /// Terms by the view: before it moves, the order's list grants term
@@ -184,7 +201,9 @@ import Testing
         let folder = try TemporaryFolder()
         let log = try EventLog.open(data: folder.path, node: "api-1")
         let terms = TermsByView()
-        let engine = OrderEngine(log: log, catalog: .standard, config: EngineConfig(nodeID: "api-1"), replication: terms, clock: ManualClock())
+        var config = EngineConfig(nodeID: "api-1")
+        config.passivationCheckpointEvents = 1
+        let engine = OrderEngine(log: log, catalog: .standard, config: config, replication: terms, clock: ManualClock())
         let order = id("o-83")
         _ = try await engine.execute(order, .place(customer: "c", lines: [OrderLineRequest(sku: someSKU, qty: 1)]))
         #expect(try await engine.execute(order, .pay(paymentID: id("p-1"), amountCents: someSKUPrice)).value?.state.status == .paid)
