@@ -10,7 +10,8 @@ public struct EngineConfig: Sendable {
     /// the next activation about as cheaply as a checkpoint is read, while
     /// a checkpoint for every passivated order cost a three-node cluster
     /// under sustained load about a sixth of its CPU (docs/performance.md).
-    /// Replay stays bounded by `checkpointEveryEvents` either way.
+    /// Replay stays bounded by `checkpointEveryEvents` either way. A
+    /// graceful stop checkpoints every order that changed.
     public var passivationCheckpointEvents: Int64 = 16
     /// How often the passivation sweep runs.
     public var sweepInterval: Duration = .seconds(1)

@@ -107,19 +107,21 @@ public final class OrderEngine: Service, OrderService, Sendable {
 
     /// Passivates idle transactors now (the sweep calls this periodically).
     public func passivateIdle(olderThan idleTimeout: Duration) async {
-        await Self.passivate(await directory.takeIdle(idleTimeout: idleTimeout))
+        await Self.passivate(await directory.takeIdle(idleTimeout: idleTimeout), checkpointAfter: config.passivationCheckpointEvents)
     }
 
     /// Most passivations in flight at once. Running them concurrently lets
     /// their checkpoints share group commits instead of one fsync each.
     static let passivationsInFlightMax = 512
 
-    private static func passivate(_ transactors: [Transactor]) async {
+    /// Passivates `transactors`, each writing a checkpoint when at least
+    /// `checkpointAfter` of its order's events came since its last one.
+    private static func passivate(_ transactors: [Transactor], checkpointAfter: Int64) async {
         var start = 0
         while start < transactors.count {
             let chunk = transactors[start..<min(start + passivationsInFlightMax, transactors.count)]
             await withDiscardingTaskGroup { group in
-                for transactor in chunk { group.addTask { await transactor.passivate() } }
+                for transactor in chunk { group.addTask { await transactor.passivate(checkpointAfter: checkpointAfter) } }
             }
             start += chunk.count
         }
@@ -203,7 +205,9 @@ public final class OrderEngine: Service, OrderService, Sendable {
 
     /// Checkpoints every idle transactor and closes the log.
     public func shutdown() async {
-        await Self.passivate(await directory.takeAllIdle())
+        // A graceful stop checkpoints every order that changed: the next
+        // start reads each from its checkpoint.
+        await Self.passivate(await directory.takeAllIdle(), checkpointAfter: 1)
         log.close()
         logger.info("engine stopped")
     }

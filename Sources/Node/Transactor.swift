@@ -197,13 +197,14 @@ actor Transactor {
         generation &+= 1
     }
 
-    /// Writes a checkpoint if at least `passivationCheckpointEvents` events
-    /// came since the last one. Called once the directory has removed this
-    /// transactor, so no command can follow.
-    func passivate() async {
+    /// Writes a checkpoint if at least `checkpointAfter` events came since
+    /// the last one (`EngineConfig.passivationCheckpointEvents` for an idle
+    /// order, 1 at a graceful stop). Called once the directory has removed
+    /// this transactor, so no command can follow.
+    func passivate(checkpointAfter: Int64) async {
         await acquire()
         defer { release() }
-        guard loaded, state.version - checkpointVersion >= max(1, config.passivationCheckpointEvents) else { return }
+        guard loaded, state.version - checkpointVersion >= max(1, checkpointAfter) else { return }
         do {
             _ = try await log.append(AppendRequest(events: [], checkpoint: checkpoint(of: state, eventsHeld: eventsHeld)))
             checkpointVersion = state.version
