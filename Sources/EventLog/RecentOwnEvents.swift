@@ -35,6 +35,13 @@ final class RecentOwnEvents: Sendable {
     /// ends exactly there starts again empty.
     func add(_ records: [EventRecord], through: Int64) {
         run.withLock { run in
+            // Own events put back in the same transaction as appends leave a
+            // gap between these (found by review: append, put back, append
+            // in one batch).
+            guard zip(records, records.dropFirst()).allSatisfy({ $1.offset == $0.offset + 1 }) else {
+                run = Run()
+                return
+            }
             if let last = run.events.last, let next = records.first, last.offset + 1 != next.offset {
                 run = Run()
             }
@@ -62,7 +69,7 @@ final class RecentOwnEvents: Sendable {
             let start = run.head + Int(fromOffset - first)
             guard start < run.events.count else { return [] }
             guard run.events[start].offset == fromOffset else { return nil }
-            return Array(run.events[start..<min(start + max(limit, 0), run.events.count)])
+            return Array(run.events[start..<(start + min(max(limit, 0), run.events.count - start))])
         }
     }
 }

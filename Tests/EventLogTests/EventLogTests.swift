@@ -178,6 +178,33 @@ import Testing
         file.close()
     }
 
+    /// The run of own events in memory answers only for offsets it holds
+    /// with no gap: a transaction whose events skip offsets (own events put
+    /// back between two appends of one batch) or that ends elsewhere than
+    /// its durable end empties it, and the reader goes to SQLite.
+    @Test func theOwnEventsInMemoryNeverAnswerAcrossAGap() {
+        func records(_ offsets: [Int64]) -> [EventRecord] {
+            offsets.map {
+                EventRecord(origin: "api-1", offset: $0, orderID: "o\($0)", version: 1, type: "OrderPlaced", payload: "{}", eventID: "e\($0)", recordedAt: 1)
+            }
+        }
+        let recent = RecentOwnEvents(capacity: 8)
+        recent.add(records([1, 2, 3]), through: 3)
+        #expect(recent.events(fromOffset: 2, limit: 10)?.map(\.offset) == [2, 3])
+        #expect(recent.events(fromOffset: 4, limit: 10)?.isEmpty == true, "nothing durable after 3")
+        recent.add(records([4, 9]), through: 9)
+        for from: Int64 in 5...9 {
+            #expect(recent.events(fromOffset: from, limit: 10) == nil, "offsets 5 to 8 may hold events put back (from \(from))")
+        }
+        #expect(recent.events(fromOffset: 1, limit: 10) == nil)
+        recent.add(records([10, 11]), through: 12)
+        #expect(recent.events(fromOffset: 10, limit: 10) == nil, "a transaction that ends past its events empties the run")
+        recent.add(records(Array(13...30)), through: 30)
+        #expect(recent.events(fromOffset: 23, limit: 100)?.map(\.offset) == Array(23...30), "the newest 8 are held")
+        #expect(recent.events(fromOffset: 22, limit: 1) == nil, "older ones were dropped")
+        #expect(recent.events(fromOffset: 30, limit: .max)?.map(\.offset) == [30])
+    }
+
     @Test func migrationsAreRecordedOnceAndTheEmbeddedCopyMatchesTheFiles() async throws {
         let folder = try TemporaryFolder()
         let log = try EventLog.open(data: folder.path, node: "api-1")
