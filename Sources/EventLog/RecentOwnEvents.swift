@@ -12,9 +12,10 @@ import Synchronization
 /// so a reader that read `committedOffset` first finds every event up to it
 /// here (or learns that the run does not reach back far enough, and reads
 /// SQLite). Own offsets are given out one after another and a failed
-/// transaction gives none, so appends leave no gap; a transaction whose
-/// durable end is not the run's newest event (own events put back at old
-/// offsets, `EventLog.reimport`) empties it.
+/// transaction gives none, so appends leave no gap. Own events put back
+/// (`EventLog.reimport`) are not added: a transaction whose own events skip
+/// an offset, or whose durable end is not the run's newest event, empties
+/// the run.
 final class RecentOwnEvents: Sendable {
     private struct Run {
         var events: [EventRecord] = []

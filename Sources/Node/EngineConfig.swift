@@ -6,9 +6,9 @@ public struct EngineConfig: Sendable {
     /// A transactor idle this long is passivated.
     public var idleTimeout: Duration = .seconds(10)
     /// Passivation writes a checkpoint of the order only when at least this
-    /// many of its events came after its last one. Fewer are replayed at
-    /// the next activation about as cheaply as a checkpoint is read, while
-    /// a checkpoint for every passivated order cost a three-node cluster
+    /// many of its events came after its last one. Replaying fewer at the
+    /// next activation reads a handful of rows instead of one, while a
+    /// checkpoint for every passivated order cost a three-node cluster
     /// under sustained load about a sixth of its CPU (docs/performance.md).
     /// Replay stays bounded by `checkpointEveryEvents` either way. A
     /// graceful stop checkpoints every order that changed.
