@@ -43,7 +43,7 @@ public enum JSONResponse {
         Response(
             status: status,
             headers: [.contentType: "application/json"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: value.json.serialized())))
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: value.json.serializedBytes())))
     }
 
     /// A JSON value as it is (objects keep their key order: give keys
@@ -53,7 +53,7 @@ public enum JSONResponse {
         Response(
             status: status,
             headers: [.contentType: "application/json"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: json.serialized())))
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: json.serializedBytes())))
     }
 
     public static func make(status: HTTPResponse.Status, _ value: some Encodable) -> Response {

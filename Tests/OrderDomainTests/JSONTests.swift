@@ -79,6 +79,17 @@ import Testing
         #expect(value.serialized() == #"{"s":"\"\\\n\u0001é","i":-3,"d":0.25,"inf":null,"a":[null,true],"o":{}}"#)
     }
 
+    @Test func integersAndEveryEscapeAreWrittenAsJSONSays() throws {
+        let value = JSONValue.array([
+            .integer(0), .integer(7), .integer(-10), .integer(Int64.max), .integer(Int64.min),
+            .string("\t\r\u{7F}\u{1F}\u{0}/é中😀"), .string(""),
+        ])
+        let text = #"[0,7,-10,9223372036854775807,-9223372036854775808,"\t\r\u007f\u001f\u0000/é中😀",""]"#
+        #expect(value.serialized() == text)
+        #expect(value.serializedBytes() == Array(text.utf8))
+        #expect(try JSONValue.parse(text) == value)
+    }
+
     /// Random values, written then parsed: the parser reads back exactly
     /// what the writer wrote, whatever the strings hold.
     @Test(arguments: 0..<100)
