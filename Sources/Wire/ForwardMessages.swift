@@ -111,9 +111,9 @@ public enum ForwardCodec {
         case .done(let outcome, let state):
             buffer.writeInteger(UInt8(0))
             buffer.writeInteger(outcome.map(outcomeCode) ?? 0)
-            let snapshot = Array(state.snapshotJSON().utf8)
-            buffer.writeInteger(UInt32(snapshot.count))
-            buffer.writeBytes(snapshot)
+            let snapshot = state.snapshotJSON()
+            buffer.writeInteger(UInt32(snapshot.utf8.count))
+            buffer.writeString(snapshot)
         case .refused(let error):
             buffer.writeInteger(UInt8(1))
             switch error {
@@ -136,10 +136,10 @@ public enum ForwardCodec {
         case 0:
             let outcome = try reader.integer("outcome", as: UInt8.self)
             let length = Int(try reader.integer("snapshot length", as: UInt32.self))
-            guard length <= snapshotBytesMax, let bytes = reader.buffer.readBytes(length: length) else { throw .malformed("snapshot") }
+            guard length <= snapshotBytesMax, let text = reader.buffer.readString(length: length) else { throw .malformed("snapshot") }
             let state: OrderState
             do {
-                state = try OrderState.fromSnapshot(String(decoding: bytes, as: UTF8.self))
+                state = try OrderState.fromSnapshot(text)
             } catch {
                 throw .malformed("snapshot: \(error)")
             }

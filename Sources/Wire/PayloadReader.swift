@@ -21,8 +21,20 @@ public struct PayloadReader {
     }
 
     public mutating func string(_ what: String, max: Int = WireLimits.stringBytesMax) throws(WireError) -> String {
-        let bytes = try bytes(what, max: max)
-        guard let text = String(validating: bytes, as: UTF8.self) else { throw .malformed("\(what) is not UTF-8") }
+        let count = Int(try integer(what, as: UInt16.self))
+        guard count <= max else { throw .malformed("\(what) is \(count) bytes, at most \(max) allowed") }
+        return try text(what, count: count)
+    }
+
+    /// The next `count` bytes as UTF-8 text, validated where they lie (no
+    /// copy of the bytes first: a batch of events is mostly strings).
+    public mutating func text(_ what: String, count: Int) throws(WireError) -> String {
+        guard buffer.readableBytes >= count else { throw .malformed("\(what) is cut short") }
+        let text = buffer.withUnsafeReadableBytes { bytes in
+            String(validating: UnsafeRawBufferPointer(rebasing: bytes[..<count]), as: UTF8.self)
+        }
+        guard let text else { throw .malformed("\(what) is not UTF-8") }
+        buffer.moveReaderIndex(forwardBy: count)
         return text
     }
 
@@ -40,6 +52,7 @@ extension ByteBuffer {
     }
 
     public mutating func writeLengthPrefixed(_ string: String) {
-        writeLengthPrefixed(Array(string.utf8))
+        writeInteger(UInt16(string.utf8.count))
+        writeString(string)
     }
 }

@@ -247,9 +247,8 @@ public enum ReplicationCodec {
             buffer.writeLengthPrefixed(event.orderID)
             buffer.writeInteger(event.version)
             buffer.writeLengthPrefixed(event.type)
-            let payload = Array(event.payload.utf8)
-            buffer.writeInteger(UInt32(payload.count))
-            buffer.writeBytes(payload)
+            buffer.writeInteger(UInt32(event.payload.utf8.count))
+            buffer.writeString(event.payload)
             buffer.writeLengthPrefixed(event.eventID)
             buffer.writeInteger(event.recordedAt)
             buffer.writeInteger(event.term)
@@ -269,8 +268,7 @@ public enum ReplicationCodec {
             let version = try reader.integer("version", as: Int64.self)
             let type = try reader.string("type")
             let length = Int(try reader.integer("payload length", as: UInt32.self))
-            guard length <= payloadBytesMax, let bytes = reader.buffer.readBytes(length: length),
-                let payload = String(validating: bytes, as: UTF8.self)
+            guard length <= payloadBytesMax, let payload = try? reader.text("event payload", count: length)
             else { throw .malformed("event payload") }
             let eventID = try reader.string("event id")
             let recordedAt = try reader.integer("recorded at", as: Int64.self)

@@ -182,6 +182,35 @@ import Wire
         }
     }
 
+    /// Strings and payloads are read where they lie in the frame: text of
+    /// any script crosses whole; bytes that are not UTF-8, or that stop
+    /// short, are refused.
+    @Test func eventTextCrossesWholeAndBytesThatAreNotUTF8AreRefused() throws {
+        let event = EventRecord(
+            origin: "api-1", offset: 3, orderID: "commande-é-中-😀", version: 1, type: "OrderPlaced",
+            payload: #"{"customer":"Zoë \"Z\" 中","lines":[]}"#, eventID: "api-1-abc-3", recordedAt: 1_700_000_000_000, term: 2,
+            checksum: 42)
+        let reply = FetchReply(events: [event], throughOffset: 3, holderLastOffset: 3, refusal: nil)
+        let frame = ReplicationCodec.encode(reply, correlationID: 5)
+        #expect(try ReplicationCodec.decodeReply(frame) == reply)
+
+        let bytes = Array(frame.payload.readableBytesView)
+        func corrupted(_ text: String, with replacement: UInt8) -> Frame {
+            let needle = Array(text.utf8)
+            let at = (0...(bytes.count - needle.count)).first { Array(bytes[$0..<($0 + needle.count)]) == needle }!
+            var changed = bytes
+            changed[at] = replacement
+            return Frame(type: frame.type, payload: ByteBuffer(bytes: changed))
+        }
+        for (bad, why) in [
+            (corrupted("commande", with: 0xFF), "an order id that is not UTF-8"),
+            (corrupted("{\"customer", with: 0xC3), "a payload that is not UTF-8"),
+            (Frame(type: frame.type, payload: ByteBuffer(bytes: bytes.dropLast(30))), "an event cut short"),
+        ] {
+            #expect(throws: WireError.self, "\(why)") { try ReplicationCodec.decodeReply(bad) }
+        }
+    }
+
     @Test func storeRequestsCarryWholeEventsAndTheirAnswersRoundTrip() throws {
         let event = EventRecord(
             origin: "api-1", offset: 7, orderID: "o-9", version: 2, type: "PaymentReceived", payload: #"{"v":1,"payment_id":"p"}"#,
