@@ -28,13 +28,15 @@ public struct PayloadReader {
 
     /// The next `count` bytes as UTF-8 text, validated where they lie (no
     /// copy of the bytes first: a batch of events is mostly strings).
+    /// Like `bytes`, the bytes are consumed when they are there, also when
+    /// they are refused as not UTF-8.
     public mutating func text(_ what: String, count: Int) throws(WireError) -> String {
-        guard buffer.readableBytes >= count else { throw .malformed("\(what) is cut short") }
+        guard count >= 0, buffer.readableBytes >= count else { throw .malformed("\(what) is cut short") }
         let text = buffer.withUnsafeReadableBytes { bytes in
             String(validating: UnsafeRawBufferPointer(rebasing: bytes[..<count]), as: UTF8.self)
         }
-        guard let text else { throw .malformed("\(what) is not UTF-8") }
         buffer.moveReaderIndex(forwardBy: count)
+        guard let text else { throw .malformed("\(what) is not UTF-8") }
         return text
     }
 

@@ -209,6 +209,13 @@ import Wire
         ] {
             #expect(throws: WireError.self, "\(why)") { try ReplicationCodec.decodeReply(bad) }
         }
+        // Read directly: a count that is negative or past the end is refused
+        // (never a trap), and refused text is consumed as a byte string is.
+        var reader = PayloadReader(ByteBuffer(bytes: [0xFF, 0xFF, 0x41]))
+        #expect(throws: WireError.self) { try reader.text("text", count: -1) }
+        #expect(throws: WireError.self) { try reader.text("text", count: 4) }
+        #expect(throws: WireError.self) { try reader.text("text", count: 2) }
+        #expect(try reader.text("text", count: 1) == "A")
     }
 
     @Test func storeRequestsCarryWholeEventsAndTheirAnswersRoundTrip() throws {
