@@ -76,12 +76,12 @@ public enum ForwardCodec {
         case 0:
             call = .read
         case 1:
-            let customer = try reader.string("customer", max: Limits.customerBytesMax * 4)
+            let customer = try reader.string("customer", max: WireLimits.clientTextBytesMax)
             let count = Int(try reader.integer("line count", as: UInt16.self))
             guard count <= Limits.linesMax * 2 else { throw .malformed("\(count) lines") }
             var lines: [OrderLineRequest] = []
             for _ in 0..<count {
-                let sku = try reader.string("sku")
+                let sku = try reader.string("sku", max: WireLimits.clientTextBytesMax)
                 let qty = try reader.integer("qty", as: Int64.self)
                 guard let qty = Int(exactly: qty) else { throw .malformed("qty") }
                 lines.append(OrderLineRequest(sku: sku, qty: qty))
@@ -91,7 +91,7 @@ public enum ForwardCodec {
             call = .command(.pay(paymentID: try id(&reader, "payment id"), amountCents: try reader.integer("amount", as: Int64.self)))
         case 3:
             let hasReason = try reader.integer("has reason", as: UInt8.self) == 1
-            let reason = try reader.string("reason", max: Limits.reasonBytesMax * 4)
+            let reason = try reader.string("reason", max: WireLimits.clientTextBytesMax)
             call = .command(.cancel(reason: hasReason ? reason : nil))
         case 4:
             call = .command(.ship(shipmentID: try id(&reader, "shipment id")))
@@ -117,13 +117,24 @@ public enum ForwardCodec {
         case .refused(let error):
             buffer.writeInteger(UInt8(1))
             switch error {
-            case .invalid(let code, let message): buffer.writeInteger(UInt8(0)); buffer.writeLengthPrefixed(code); buffer.writeLengthPrefixed(message)
-            case .notFound(let message): buffer.writeInteger(UInt8(1)); buffer.writeLengthPrefixed(""); buffer.writeLengthPrefixed(message)
-            case .conflict(let code, let message): buffer.writeInteger(UInt8(2)); buffer.writeLengthPrefixed(code); buffer.writeLengthPrefixed(message)
+            // A message may hold the client's text (an unknown sku): cut to
+            // what the entry node reads.
+            case .invalid(let code, let message):
+                buffer.writeInteger(UInt8(0))
+                buffer.writeLengthPrefixed(code.prefix(utf8Bytes: WireLimits.stringBytesMax))
+                buffer.writeLengthPrefixed(message.prefix(utf8Bytes: WireLimits.messageBytesMax))
+            case .notFound(let message):
+                buffer.writeInteger(UInt8(1))
+                buffer.writeLengthPrefixed("")
+                buffer.writeLengthPrefixed(message.prefix(utf8Bytes: WireLimits.messageBytesMax))
+            case .conflict(let code, let message):
+                buffer.writeInteger(UInt8(2))
+                buffer.writeLengthPrefixed(code.prefix(utf8Bytes: WireLimits.stringBytesMax))
+                buffer.writeLengthPrefixed(message.prefix(utf8Bytes: WireLimits.messageBytesMax))
             }
         case .unavailable(let message):
             buffer.writeInteger(UInt8(2))
-            buffer.writeLengthPrefixed(String(message.prefix(1000)))
+            buffer.writeLengthPrefixed(message.prefix(utf8Bytes: WireLimits.messageBytesMax))
         }
         return Frame(type: ForwardFrame.reply.rawValue, payload: buffer)
     }
@@ -147,7 +158,7 @@ public enum ForwardCodec {
         case 1:
             let kind = try reader.integer("error kind", as: UInt8.self)
             let code = try reader.string("code")
-            let message = try reader.string("message", max: 2048)
+            let message = try reader.string("message", max: WireLimits.messageBytesMax)
             switch kind {
             case 0: reply = .refused(.invalid(code: code, message: message))
             case 1: reply = .refused(.notFound(message: message))
@@ -155,7 +166,7 @@ public enum ForwardCodec {
             default: throw .malformed("error kind \(kind)")
             }
         case 2:
-            reply = .unavailable(try reader.string("message", max: 2048))
+            reply = .unavailable(try reader.string("message", max: WireLimits.messageBytesMax))
         case let other:
             throw .malformed("reply status \(other)")
         }

@@ -190,7 +190,7 @@ public struct ServerHandshake: Sendable {
     /// The frame to send before closing after `error`, so the peer logs why.
     public static func rejection(_ error: WireError) -> Frame {
         var payload = ByteBuffer()
-        payload.writeLengthPrefixed(String(error.description.prefix(1000)))
+        payload.writeLengthPrefixed(error.description.prefix(utf8Bytes: 1024))
         return Frame(type: HandshakeFrame.reject.rawValue, payload: payload)
     }
 

@@ -58,3 +58,21 @@ extension ByteBuffer {
         writeString(string)
     }
 }
+
+extension String {
+    /// The longest prefix that is at most `maxBytes` of UTF-8 and ends
+    /// between two Unicode scalars: a message cut to fit a field the peer
+    /// reads with that limit (a cut by characters could exceed it).
+    public func prefix(utf8Bytes maxBytes: Int) -> String {
+        guard utf8.count > maxBytes else { return self }
+        var kept = String.UnicodeScalarView()
+        var bytes = 0
+        for scalar in unicodeScalars {
+            let width = UTF8.width(scalar)
+            guard bytes + width <= maxBytes else { break }
+            bytes += width
+            kept.append(scalar)
+        }
+        return String(kept)
+    }
+}

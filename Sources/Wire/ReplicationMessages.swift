@@ -227,7 +227,7 @@ public enum ReplicationCodec {
         buffer.writeInteger(reply.throughOffset)
         buffer.writeInteger(reply.holderLastOffset)
         buffer.writeInteger(UInt8(reply.refusal == nil ? 0 : 1))
-        buffer.writeLengthPrefixed(String((reply.refusal ?? "").prefix(500)))
+        buffer.writeLengthPrefixed((reply.refusal ?? "").prefix(utf8Bytes: 2048))
         buffer.writeInteger(UInt16(reply.promises.count))
         for promise in reply.promises {
             buffer.writeInteger(UInt8(promise == nil ? 0 : 1))
@@ -378,7 +378,7 @@ public enum GrantCodec {
         buffer.writeInteger(correlationID)
         buffer.writeInteger(UInt8(reply.granted ? 1 : 0))
         ReplicationCodec.write(reply.promise, to: &buffer)
-        buffer.writeLengthPrefixed(String(reply.reason.prefix(500)))
+        buffer.writeLengthPrefixed(reply.reason.prefix(utf8Bytes: 2048))
         // Only to a request that asked (protocol 9), and only whole: a
         // part would tell the leader it holds less than it does.
         if let held = reply.held, held.count <= ReplicationCodec.heldOriginsMax {
@@ -509,7 +509,7 @@ public enum RecoveryCodec {
         buffer.writeInteger(UInt8((reply.holdsAnything ? 1 : 0) | (reply.recovering ? 2 : 0) | (reply.backfilled ? 4 : 0)))
         buffer.writeInteger(UInt16(reply.knownNodes.count))
         for node in reply.knownNodes { buffer.writeLengthPrefixed(node) }
-        buffer.writeLengthPrefixed(String((reply.refusal ?? "").prefix(500)))
+        buffer.writeLengthPrefixed((reply.refusal ?? "").prefix(utf8Bytes: 2048))
         // Only to a request that asked (protocol 10), and only whole.
         if let ring = reply.heldRing, ring.count <= ReplicationCodec.viewNodesMax {
             buffer.writeInteger(UInt16(ring.count))
@@ -596,7 +596,7 @@ public enum StoreCodec {
         var buffer = ByteBuffer()
         buffer.writeInteger(correlationID)
         buffer.writeInteger(UInt32(clamping: reply.stored))
-        buffer.writeLengthPrefixed(String((reply.refusal ?? "").prefix(500)))
+        buffer.writeLengthPrefixed((reply.refusal ?? "").prefix(utf8Bytes: 2048))
         return Frame(type: ReplicationFrame.storeReply.rawValue, payload: buffer)
     }
 

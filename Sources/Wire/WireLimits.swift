@@ -30,5 +30,13 @@ public enum WireLimits {
     /// connection before anything is buffered.
     public static let frameBytesMax = 4 * 1024 * 1024
     public static let stringBytesMax = 256
+    /// A client's text in a forwarded command (a customer, a sku, a cancel
+    /// reason): as long as a request body lets it be. The leader's domain
+    /// rules refuse what is too long, with the answer a local leader gives;
+    /// the frame's size bounds what a peer can make a node hold.
+    public static let clientTextBytesMax = Int(UInt16.max)
+    /// A forwarded reply's error message (the code and message a client
+    /// gets): longer ones are cut to this when sent.
+    public static let messageBytesMax = 2048
     public static let nonceBytes = 32
 }

@@ -79,6 +79,24 @@ import Testing
             }
             #expect(events == written, "\(node) holds the leader's event as it is")
         }
+        // Bad input sent to a node that forwards gets the answer its leader
+        // gives, whatever the fields' sizes (a sku or customer longer than
+        // the peer protocol used to carry was answered 503 after 2 s).
+        for (index, (body, code)) in [
+            (#""customer":"c","lines":[{"sku":"\#(String(repeating: "S", count: 300))","qty":1}]"#, "unknown_sku"),
+            (#""customer":"\#(String(repeating: "é", count: 2000))","lines":[{"sku":"SKU-00001","qty":1}]"#, "invalid_customer"),
+            (#""customer":"c","lines":[{"sku":"\#(String(repeating: "中", count: 3000))","qty":1}]"#, "unknown_sku"),
+        ].enumerated() {
+            var badOrder: String?
+            for attempt in 0..<200 where badOrder == nil {
+                let candidate = "bad-\(index)-\(attempt)"
+                if let leader = try await leader(of: candidate, via: http["api-1"]!), leader != "api-1" { badOrder = candidate }
+            }
+            let bad = try #require(badOrder)
+            let reply = try await HTTP.command("http://\(http["api-1"]!)/orders", #"{"id":"\#(bad)",\#(body)}"#)
+            #expect(reply.status == 400, "\(code) through a forwarding node: \(reply.body)")
+            #expect((reply.body["error"] as? [String: Any])?["code"] as? String == code, "\(reply.body)")
+        }
 
         // 3. SIGKILL: the others mark the node dead within the bound (3 s
         // without heartbeats, plus gossip) and keep serving every order: the

@@ -120,4 +120,36 @@ import Wire
             #expect(throws: WireError.self) { try ForwardCodec.decodeRequest(Frame(type: 16, payload: ByteBuffer(bytes: bytes))) }
         }
     }
+
+    /// A client's text crosses to the leader whole, however long the body
+    /// let it be (the leader's rules answer it), and an error message that
+    /// quotes it comes back cut to what the entry node reads, on a scalar
+    /// boundary.
+    @Test func longClientTextCrossesAndLongMessagesComeBackCut() throws {
+        let sku = String(repeating: "中", count: 3000)
+        let customer = String(repeating: "é", count: 2000)
+        let request = ForwardRequest(
+            correlationID: 1, timeoutMs: 900, orderID: id("o-1"),
+            call: .command(.place(customer: customer, lines: [OrderLineRequest(sku: sku, qty: 1)])))
+        #expect(try ForwardCodec.decodeRequest(ForwardCodec.encode(request)) == request)
+        let cancel = ForwardRequest(correlationID: 2, timeoutMs: 900, orderID: id("o-1"), call: .command(.cancel(reason: String(repeating: "r", count: 5000))))
+        #expect(try ForwardCodec.decodeRequest(ForwardCodec.encode(cancel)) == cancel)
+
+        let message = "no product with sku '\(sku)'"
+        for reply in [ForwardReply.refused(.invalid(code: "unknown_sku", message: message)), .unavailable(message)] {
+            let decoded = try ForwardCodec.decodeReply(ForwardCodec.encode(reply, correlationID: 3)).reply
+            let text: String
+            switch decoded {
+            case .refused(.invalid(let code, let cut)): #expect(code == "unknown_sku"); text = cut
+            case .unavailable(let cut): text = cut
+            default: Issue.record("\(decoded)"); continue
+            }
+            #expect(text.utf8.count <= WireLimits.messageBytesMax && text.utf8.count > WireLimits.messageBytesMax - 3)
+            #expect(message.hasPrefix(text))
+        }
+        #expect("é中😀".prefix(utf8Bytes: 6) == "é中")
+        #expect("é中😀".prefix(utf8Bytes: 4) == "é")
+        #expect("abc".prefix(utf8Bytes: 3) == "abc")
+        #expect("abc".prefix(utf8Bytes: 0) == "")
+    }
 }
