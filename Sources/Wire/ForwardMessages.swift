@@ -116,22 +116,17 @@ public enum ForwardCodec {
             buffer.writeString(snapshot)
         case .refused(let error):
             buffer.writeInteger(UInt8(1))
+            let (kind, code, message): (UInt8, String, String)
             switch error {
+            case .invalid(let invalid, let text): (kind, code, message) = (0, invalid, text)
+            case .notFound(let text): (kind, code, message) = (1, "", text)
+            case .conflict(let conflict, let text): (kind, code, message) = (2, conflict, text)
+            }
             // A message may hold the client's text (an unknown sku): cut to
             // what the entry node reads.
-            case .invalid(let code, let message):
-                buffer.writeInteger(UInt8(0))
-                buffer.writeLengthPrefixed(code.prefix(utf8Bytes: WireLimits.stringBytesMax))
-                buffer.writeLengthPrefixed(message.prefix(utf8Bytes: WireLimits.messageBytesMax))
-            case .notFound(let message):
-                buffer.writeInteger(UInt8(1))
-                buffer.writeLengthPrefixed("")
-                buffer.writeLengthPrefixed(message.prefix(utf8Bytes: WireLimits.messageBytesMax))
-            case .conflict(let code, let message):
-                buffer.writeInteger(UInt8(2))
-                buffer.writeLengthPrefixed(code.prefix(utf8Bytes: WireLimits.stringBytesMax))
-                buffer.writeLengthPrefixed(message.prefix(utf8Bytes: WireLimits.messageBytesMax))
-            }
+            buffer.writeInteger(kind)
+            buffer.writeLengthPrefixed(code.prefix(utf8Bytes: WireLimits.stringBytesMax))
+            buffer.writeLengthPrefixed(message.prefix(utf8Bytes: WireLimits.messageBytesMax))
         case .unavailable(let message):
             buffer.writeInteger(UInt8(2))
             buffer.writeLengthPrefixed(message.prefix(utf8Bytes: WireLimits.messageBytesMax))
