@@ -235,6 +235,18 @@ public final class EventLog: LogStore, Sendable {
         }
     }
 
+    public func departedLogsRead() async throws -> Set<DepartedLogRead> {
+        try checkReadable()
+        return try await reader.read { db in
+            var reads: Set<DepartedLogRead> = []
+            for row in try Row.fetchAll(db, sql: "SELECT origin, incarnation, ring FROM departed_logs_read") {
+                let ring = (row[2] as String).split(separator: ",").map(String.init)
+                reads.insert(DepartedLogRead(origin: row[0], incarnation: UInt64(clamping: row[1] as Int64), ring: ring))
+            }
+            return reads
+        }
+    }
+
     public func reimport(_ events: [EventRecord], floor: Int64) async throws -> Int {
         guard let writer else { throw EventLogError.closed }
         try ReplicatedBatch.validateOwn(events, own: origin)

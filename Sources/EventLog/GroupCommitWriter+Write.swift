@@ -47,6 +47,11 @@ extension GroupCommitWriter {
                 try db.execute(sql: "INSERT INTO ring_members (node, left, recorded_at) VALUES (?, ?, ?)", arguments: [node, left ? 1 : 0, now])
             }
         }
+        for read in request.departedLogsRead {
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO departed_logs_read (origin, incarnation, ring, read_at) VALUES (?, ?, ?, ?)",
+                arguments: [read.origin, Int64(clamping: read.incarnation), read.ringText, now])
+        }
         return records
     }
 

@@ -37,7 +37,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         var writesNothing: Bool {
             guard case .append(let request, _) = self else { return false }
             return request.events.isEmpty && request.checkpoint == nil && request.deadline == nil && request.promise == nil
-                && request.ring == nil && request.check == nil
+                && request.ring == nil && request.departedLogsRead.isEmpty && request.check == nil
         }
 
         func fail(_ error: any Error) {

@@ -112,7 +112,7 @@ public final class InMemoryLogStore: LogStore, Sendable {
                 }
                 var checkpoint = request.checkpoint
                 checkpoint?.writtenAt = now
-                let operation = Operation.append(records, checkpoint, request.deadline, request.promise, request.ring)
+                let operation = Operation.append(records, checkpoint, request.deadline, request.promise, request.ring, request.departedLogsRead)
                 _ = state.visible.apply(operation, nowMs: now)
                 return (operation, .append(continuation, records))
             }
@@ -191,7 +191,7 @@ public final class InMemoryLogStore: LogStore, Sendable {
             var appended = false
             for (operation, _) in state.pending {
                 _ = state.durable.apply(operation, nowMs: now)
-                if case .append(let records, _, _, _, _) = operation, !records.isEmpty { appended = true }
+                if case .append(let records, _, _, _, _, _) = operation, !records.isEmpty { appended = true }
             }
             state.pending = []
             state.committedOffset = state.durable.lastOffset(of: origin)
@@ -221,6 +221,10 @@ public final class InMemoryLogStore: LogStore, Sendable {
 
     public func ringMembers() async throws -> [String: Bool] {
         try read { $0.visible.ringMembers }
+    }
+
+    public func departedLogsRead() async throws -> Set<DepartedLogRead> {
+        try read { $0.visible.departedLogsRead }
     }
 
     public func heldOffsets() async throws -> [String: Int64] {
@@ -329,6 +333,7 @@ public struct LogImage: Sendable, Equatable {
     public private(set) var positions: [String: Int64] = [:]
     public private(set) var promises: [String: Promise] = [:]
     public private(set) var ringMembers: [String: Bool] = [:]
+    public private(set) var departedLogsRead: Set<DepartedLogRead> = []
     private var lastOffsets: [String: Int64] = [:]
 
     private struct Key: Sendable, Equatable {
@@ -406,9 +411,10 @@ public struct LogImage: Sendable, Equatable {
             }
             if floor > lastOffsets[origin] ?? 0 { lastOffsets[origin] = floor }
             return inserted
-        case .append(let records, let checkpoint, let deadline, let promise, let ring):
+        case .append(let records, let checkpoint, let deadline, let promise, let ring, let read):
             for record in records { insert(record) }
             if let ring { ringMembers = ring }
+            departedLogsRead.formUnion(read)
             if let promise {
                 let known = promises[promise.group]
                 if known.map({ (promise.term, promise.leader) > ($0.term, $0.leader) }) ?? true { promises[promise.group] = promise }
@@ -482,7 +488,7 @@ public struct LogImage: Sendable, Equatable {
 /// One committed transaction of the in-memory log.
 fileprivate enum Operation: Sendable {
     case reimport([EventRecord], origin: String, floor: Int64)
-    case append([EventRecord], Checkpoint?, (orderID: String, change: DeadlineChange)?, Promise?, [String: Bool]?)
+    case append([EventRecord], Checkpoint?, (orderID: String, change: DeadlineChange)?, Promise?, [String: Bool]?, [DepartedLogRead])
     case replicate(ReplicatedBatch)
     case barrier
 }

@@ -137,6 +137,29 @@ public struct Checkpoint: Sendable, Equatable {
     }
 }
 
+/// A departed member's log that this node read whole for its orders on one
+/// ring (`departed_logs_read`): every event of `origin`'s log whose order
+/// the ring places on this node is in this file. A member that left writes
+/// nothing more in that departure (`incarnation`: it comes back only in a
+/// new one), so a later backfill of the same ring need not read that log
+/// again, which without its origin takes every other member of the ring.
+public struct DepartedLogRead: Sendable, Hashable {
+    public var origin: String
+    /// The member's incarnation when it left.
+    public var incarnation: UInt64
+    /// The ring's members, sorted.
+    public var ring: [String]
+
+    public init(origin: String, incarnation: UInt64, ring: some Sequence<String>) {
+        self.origin = origin
+        self.incarnation = incarnation
+        self.ring = ring.sorted()
+    }
+
+    /// The ring as it is stored: its members, sorted, joined by commas.
+    public var ringText: String { ring.joined(separator: ",") }
+}
+
 /// What an append does to the order's timer row, in the same transaction.
 public enum DeadlineChange: Sendable, Equatable {
     case set(Int64)
@@ -154,25 +177,28 @@ public struct AppendRequest: Sendable, Equatable {
     /// The ring as this node knows it now, replacing what was stored
     /// (`ring_members`): every member it has heard of, and whether it left.
     public var ring: [String: Bool]?
+    /// Departed members' logs this node read whole, recorded with the rest.
+    public var departedLogsRead: [DepartedLogRead]
     /// Checked right before the commit (see `CommitCheck`).
     public var check: CommitCheck?
 
     public init(
         events: [NewEvent], checkpoint: Checkpoint? = nil, deadline: (orderID: String, change: DeadlineChange)? = nil,
-        promise: Promise? = nil, ring: [String: Bool]? = nil, check: CommitCheck? = nil
+        promise: Promise? = nil, ring: [String: Bool]? = nil, departedLogsRead: [DepartedLogRead] = [], check: CommitCheck? = nil
     ) {
         self.events = events
         self.checkpoint = checkpoint
         self.deadline = deadline
         self.promise = promise
         self.ring = ring
+        self.departedLogsRead = departedLogsRead
         self.check = check
     }
 
     public static func == (lhs: AppendRequest, rhs: AppendRequest) -> Bool {
         lhs.events == rhs.events && lhs.checkpoint == rhs.checkpoint
             && lhs.deadline?.orderID == rhs.deadline?.orderID && lhs.deadline?.change == rhs.deadline?.change
-            && lhs.promise == rhs.promise && lhs.ring == rhs.ring
+            && lhs.promise == rhs.promise && lhs.ring == rhs.ring && lhs.departedLogsRead == rhs.departedLogsRead
     }
 }
 

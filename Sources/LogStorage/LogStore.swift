@@ -59,6 +59,9 @@ public protocol LogStore: AnyObject, Sendable {
     /// The ring members this node knew when it last recorded them (see
     /// `AppendRequest.ring`): id, and whether the member left.
     func ringMembers() async throws -> [String: Bool]
+    /// The departed members' logs this node recorded as read whole (see
+    /// `DepartedLogRead`).
+    func departedLogsRead() async throws -> Set<DepartedLogRead>
     /// Calls `body` with the newest own offset after every commit that
     /// appended own events, once they are durable. Keep `body` short.
     func onCommit(_ body: @escaping @Sendable (Int64) -> Void)

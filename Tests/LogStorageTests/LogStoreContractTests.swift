@@ -231,6 +231,26 @@ func peerEvent(_ origin: String, _ offset: Int64, order: String, version: Int64,
     }
 
     @Test(arguments: StoreKind.allCases)
+    func departedLogsReadAreKeptOnceEachAndSurviveARestart(kind: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let store = try StoreUnderTest(kind, folder: folder.path)
+        let log = store.log
+        #expect(try await log.departedLogsRead().isEmpty, "a new log has read no departed member's log")
+        let first = DepartedLogRead(origin: "api-5", incarnation: 3, ring: ["api-3", "api-1", "api-2"])
+        let otherRing = DepartedLogRead(origin: "api-5", incarnation: 3, ring: ["api-1", "api-2"])
+        let laterDeparture = DepartedLogRead(origin: "api-5", incarnation: 4, ring: ["api-1", "api-2", "api-3"])
+        // Only the record: not a barrier, it is written.
+        _ = try await log.append(AppendRequest(events: [], departedLogsRead: [first]))
+        // Recorded again with others: kept once.
+        _ = try await log.append(AppendRequest(events: [newEvent("o1", 1)], departedLogsRead: [first, otherRing, laterDeparture]))
+        let reopened = try store.reopen()
+        #expect(try await reopened.departedLogsRead() == [first, otherRing, laterDeparture])
+        #expect(first.ring == ["api-1", "api-2", "api-3"], "a ring is kept sorted")
+        #expect(try await reopened.departedLogsRead().contains(DepartedLogRead(origin: "api-5", incarnation: 3, ring: ["api-2", "api-1", "api-3"])))
+        reopened.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func eventsKeepTheirTermAndPromisesAreStoredWithTheirTransaction(kind: StoreKind) async throws {
         let folder = try TemporaryFolder()
         let store = try StoreUnderTest(kind, folder: folder.path)

@@ -257,6 +257,10 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
 
     public var departed: Set<String> { Set(members.filter { $0.status == .left }.map(\.id)) }
 
+    public func departedIncarnation(of id: String) -> UInt64? {
+        routing.withLock { $0.members[id] }.flatMap { $0.status == .left ? $0.incarnation : nil }
+    }
+
     /// The nodes this node lets lead, on its ring (see `VouchView`).
     public var vouchView: VouchView { leadership.vouchView }
 

@@ -69,6 +69,9 @@ public protocol ReplicaDirectory: Sendable {
     /// Those of `departed` not cut off, with their peer addresses: a
     /// graceful stop runs on for a while, and a restarted node comes back.
     func departedPeers() -> [String: String]
+    /// The incarnation a member of `departed` left in (nil: not known to
+    /// have left): it writes nothing more in it.
+    func departedIncarnation(of id: String) -> UInt64?
     /// This node is leaving (SIGTERM): it takes nothing over from another
     /// that leaves.
     var isLeaving: Bool { get }
@@ -76,6 +79,7 @@ public protocol ReplicaDirectory: Sendable {
 
 extension ReplicaDirectory {
     public func departedPeers() -> [String: String] { [:] }
+    public func departedIncarnation(of id: String) -> UInt64? { nil }
     public var isLeaving: Bool { false }
 }
 

@@ -794,76 +794,35 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         // that had left, and led one of its orders, acknowledged, as absent.)
         origins.formUnion(directory.departed)
         origins.remove(directory.nodeID)
+        // A departed member's log read whole for this ring before is not
+        // read again (see `DepartedLogRead`).
+        let readBefore = (try? await log.departedLogsRead()) ?? []
+        var readNow: [DepartedLogRead] = []
         for origin in origins.sorted() {
-            let reachable = directory.reachablePeers()
-            // Members that left and still beat are handing over (see
-            // `ClusterMembership.handOver`): one may hold the only other
-            // copy of a write, so it is read while it answers, never
-            // waited for.
-            let departed = directory.departedPeers()
-            let start = pastPositions ? positions[origin] ?? 0 : 0
-            if let address = reachable[origin] ?? departed[origin] {
-                do {
-                    copied += try await backfill(origin, from: origin, at: address, after: start)
-                    continue
-                } catch is CancellationError {
-                    return false
-                } catch let recovering as OriginRecovering {
-                    // Its log may lack what it wrote (a replaced disk, a
-                    // restore) while a peer's copy holds it: read the copies,
-                    // as when the origin is away. (Found by seed 1844,
-                    // `--nodes 5`: a node read a restored origin's log from
-                    // the origin, took it as whole, and led an order on the
-                    // new ring as absent that the origin and a node now off
-                    // its list had acknowledged.)
-                    // But when this node lost its own data, the disk of an
-                    // origin that restarted may hold what no copy does (the
-                    // other holder was this node): that backfill is not
-                    // done until the origin has recovered and its log is
-                    // read. (Found by seed 5, `--nodes 4 --faults
-                    // churn,upgrade,crash,disk,restore,partition,messages`,
-                    // a release build of 496a76b: a replaced disk took its
-                    // ring as backfilled from the copies while the origin,
-                    // restarted after a power cut, was recovering; the
-                    // origin's log was then put back from a backup, and
-                    // acknowledged payments and a shipment were lost.) An
-                    // origin that lost its own data too takes it back from
-                    // the copies: neither waits for the other.
-                    if afterDataLoss && recovering.holdsOwnLog { complete = false }
-                } catch _ where reachable[origin] == nil {
-                    // A member that left and stopped meanwhile: its copies.
-                } catch {
-                    logger.warning("backfill failed", metadata: ["origin": "\(origin)", "holder": "\(origin)", "error": "\(error)"])
-                    complete = false
-                    if Task.isCancelled { return false }
-                    continue
-                }
+            let departure = directory.departed.contains(origin) ? directory.departedIncarnation(of: origin) : nil
+            let record = departure.map { DepartedLogRead(origin: origin, incarnation: $0, ring: ring) }
+            if let record, readBefore.contains(record) {
+                logger.info("not read again: the log of a member that left, read whole for this ring", metadata: ["origin": "\(origin)"])
+                continue
             }
-            // Without the origin, each peer holds its own orders of the log
-            // only: every other member of the ring must be read. A member out
-            // of reach leaves the backfill incomplete (`run` tries again), so
-            // this node does not vouch on the new ring meanwhile.
-            if !directory.ringMembers.subtracting([directory.nodeID, origin]).isSubset(of: Set(reachable.keys)) {
+            guard let (count, whole) = await backfillLog(origin, pastPositions ? positions[origin] ?? 0 : 0, afterDataLoss: afterDataLoss)
+            else { return false }
+            copied += count
+            if !whole {
                 complete = false
-            }
-            let holders = departed.merging(reachable) { _, live in live }.filter { $0.key != origin }
-            for (holder, address) in holders.sorted(by: { $0.key < $1.key }) {
-                do {
-                    copied += try await backfill(origin, from: holder, at: address, after: start)
-                } catch is CancellationError {
-                    return false
-                } catch _ where reachable[holder] == nil {
-                    // A member that left is read while it answers, never waited for.
-                } catch {
-                    // Not done: `run` tries again; gathering covers an
-                    // order's leader meanwhile.
-                    logger.warning("backfill failed", metadata: ["origin": "\(origin)", "holder": "\(holder)", "error": "\(error)"])
-                    complete = false
-                    if Task.isCancelled { return false }
-                }
+            } else if let record, !pastPositions {
+                readNow.append(record)
             }
         }
         guard !Task.isCancelled, complete, directory.ringMembers == ring else { return false }
+        if !readNow.isEmpty {
+            do {
+                _ = try await log.append(AppendRequest(events: [], departedLogsRead: readNow))
+            } catch {
+                // Read again next time.
+                logger.warning("recording the departed members' logs read failed", metadata: ["error": "\(error)"])
+            }
+        }
         state.withLock {
             $0.follower.backfilledRing = ring
             $0.follower.backfillStale = false
@@ -873,6 +832,83 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
             "ring": "\(ring.sorted())", "events": "\(copied)", "ms": "\(clock.monotonicMs - started)",
         ])
         return true
+    }
+
+    /// Copies, for `backfill`, the events of `origin`'s log past `start`
+    /// that this node's orders lack: from the origin when it answers, else
+    /// from every other member's copy. Returns what it copied and whether it
+    /// read the log whole (false: `run` tries again); nil when cancelled.
+    private func backfillLog(_ origin: String, _ start: Int64, afterDataLoss: Bool) async -> (copied: Int, whole: Bool)? {
+        guard let directory else { return nil }
+        var copied = 0
+        var whole = true
+        let reachable = directory.reachablePeers()
+        // Members that left and still beat are handing over (see
+        // `ClusterMembership.handOver`): one may hold the only other
+        // copy of a write, so it is read while it answers, never
+        // waited for.
+        let departed = directory.departedPeers()
+        if let address = reachable[origin] ?? departed[origin] {
+            do {
+                copied += try await backfill(origin, from: origin, at: address, after: start)
+                return (copied, whole)
+            } catch is CancellationError {
+                return nil
+            } catch let recovering as OriginRecovering {
+                // Its log may lack what it wrote (a replaced disk, a
+                // restore) while a peer's copy holds it: read the copies,
+                // as when the origin is away. (Found by seed 1844,
+                // `--nodes 5`: a node read a restored origin's log from
+                // the origin, took it as whole, and led an order on the
+                // new ring as absent that the origin and a node now off
+                // its list had acknowledged.)
+                // But when this node lost its own data, the disk of an
+                // origin that restarted may hold what no copy does (the
+                // other holder was this node): that backfill is not
+                // done until the origin has recovered and its log is
+                // read. (Found by seed 5, `--nodes 4 --faults
+                // churn,upgrade,crash,disk,restore,partition,messages`,
+                // a release build of 496a76b: a replaced disk took its
+                // ring as backfilled from the copies while the origin,
+                // restarted after a power cut, was recovering; the
+                // origin's log was then put back from a backup, and
+                // acknowledged payments and a shipment were lost.) An
+                // origin that lost its own data too takes it back from
+                // the copies: neither waits for the other.
+                if afterDataLoss && recovering.holdsOwnLog { whole = false }
+            } catch _ where reachable[origin] == nil {
+                // A member that left and stopped meanwhile: its copies.
+            } catch {
+                logger.warning("backfill failed", metadata: ["origin": "\(origin)", "holder": "\(origin)", "error": "\(error)"])
+                whole = false
+                if Task.isCancelled { return nil }
+                return (copied, whole)
+            }
+        }
+        // Without the origin, each peer holds its own orders of the log
+        // only: every other member of the ring must be read. A member out
+        // of reach leaves the backfill incomplete (`run` tries again), so
+        // this node does not vouch on the new ring meanwhile.
+        if !directory.ringMembers.subtracting([directory.nodeID, origin]).isSubset(of: Set(reachable.keys)) {
+            whole = false
+        }
+        let holders = departed.merging(reachable) { _, live in live }.filter { $0.key != origin }
+        for (holder, address) in holders.sorted(by: { $0.key < $1.key }) {
+            do {
+                copied += try await backfill(origin, from: holder, at: address, after: start)
+            } catch is CancellationError {
+                return nil
+            } catch _ where reachable[holder] == nil {
+                // A member that left is read while it answers, never waited for.
+            } catch {
+                // Not done: `run` tries again; gathering covers an
+                // order's leader meanwhile.
+                logger.warning("backfill failed", metadata: ["origin": "\(origin)", "holder": "\(holder)", "error": "\(error)"])
+                whole = false
+                if Task.isCancelled { return nil }
+            }
+        }
+        return (copied, whole)
     }
 
     /// While an origin is released (gone, for good perhaps), reads its log
