@@ -317,13 +317,19 @@ public final class EventLog: LogStore, Sendable {
         fast?.close()
     }
 
-    /// `unindexed`: the order's own events not in `order_index` yet.
+    /// `unindexed`: the order's events past the index's marks (some may be
+    /// in `order_index` already: an index batch under way).
     static func upsert(_ checkpoint: Checkpoint, writtenAt: Int64, in db: Database, unindexed: [UnindexedTail.Entry]) throws {
         if let covered = checkpoint.coveredEvents {
-            let count = try db.cachedStatement(sql: "SELECT count(*) FROM order_index WHERE order_id = ? AND version <= ?")
-            let indexed = try Int64.fetchOne(count, arguments: [checkpoint.orderID, checkpoint.version]) ?? 0
-            let held = indexed + Int64(unindexed.count { $0.version <= checkpoint.version })
-            guard held == covered else { return }
+            let rows = try db.cachedStatement(sql: #"SELECT origin, "offset" FROM order_index WHERE order_id = ? AND version <= ?"#)
+            var held = Set<IndexKey>()
+            for row in try Row.fetchAll(rows, arguments: [checkpoint.orderID, checkpoint.version]) {
+                held.insert(IndexKey(origin: row[0], offset: row[1]))
+            }
+            for entry in unindexed where entry.version <= checkpoint.version {
+                held.insert(IndexKey(origin: entry.origin, offset: entry.offset))
+            }
+            guard held.count == covered else { return }
         }
         // A late checkpoint from an old activation never replaces a newer one.
         let statement = try db.cachedStatement(sql: """
@@ -431,12 +437,13 @@ public final class EventLog: LogStore, Sendable {
         var records = try Row.fetchAll(indexed, arguments: [orderID, afterVersion]).map(EventRecord.init(row:))
         let indexedCount = records.count
         let scan = try db.cachedStatement(sql: Self.unindexedScanSQL)
-        records += try Row.fetchAll(scan, arguments: [origin, indexedThrough, orderID, afterVersion]).map(EventRecord.init(row:))
-        // Gathered copies above a watermark are in the index as well.
-        let seen = Set(records.prefix(indexedCount).map { "\($0.origin)\u{0}\($0.offset)" })
-        for (copied, watermark) in try Self.copyWatermarks(db) {
-            records += try Row.fetchAll(scan, arguments: [copied, watermark, orderID, afterVersion]).map(EventRecord.init(row:))
-                .filter { !seen.contains("\($0.origin)\u{0}\($0.offset)") }
+        // Gathered copies above a watermark are in the index as well, and
+        // so are the events of an index batch's chunks committed before it
+        // moved the marks.
+        let seen = Set(records.lazy.map { IndexKey(origin: $0.origin, offset: $0.offset) })
+        for (logOrigin, watermark) in [(origin, indexedThrough)] + (try Self.copyWatermarks(db)).sorted(by: { $0.key < $1.key }) {
+            records += try Row.fetchAll(scan, arguments: [logOrigin, watermark, orderID, afterVersion]).map(EventRecord.init(row:))
+                .filter { !seen.contains(IndexKey(origin: $0.origin, offset: $0.offset)) }
         }
         return Self.ordered(records, indexed: indexedCount, origin: origin, durableThrough: nil)
     }
@@ -499,6 +506,12 @@ public final class EventLog: LogStore, Sendable {
             guard let copied = writer.copies.entries(orderID: orderID, mark: batches, { $0.offset > (watermarks[$0.origin] ?? 0) }) else { return nil }
             entries += copied
         }
+        if !entries.isEmpty && indexedCount > 0 {
+            // An index batch under way commits its chunks before it moves
+            // the marks: an entry may be in this snapshot's index already.
+            let indexed = Set(records.lazy.map { IndexKey(origin: $0.origin, offset: $0.offset) })
+            entries.removeAll { indexed.contains(IndexKey(origin: $0.origin, offset: $0.offset)) }
+        }
         let byOffset = try reader.statement(eventByOffsetSQL)
         for entry in entries where entry.version > afterVersion {
             // Not in this snapshot when written after it began.
@@ -536,6 +549,24 @@ public final class EventLog: LogStore, Sendable {
         try db.execute(
             sql: "INSERT INTO log_meta (key, value) VALUES ('indexed_through', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             arguments: [through])
+    }
+
+    static func setIndexedThrough(_ through: Int64, _ db: Database) throws {
+        try db.cachedStatement(sql: "INSERT INTO log_meta (key, value) VALUES ('indexed_through', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .execute(arguments: [through])
+    }
+
+    static func setCopyWatermark(origin: String, _ through: Int64, _ db: Database) throws {
+        try db.cachedStatement(sql: "INSERT INTO log_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .execute(arguments: [copyWatermarkPrefix + origin, through])
+    }
+
+    /// `origin`'s events in (`after`, `through`] as index rows.
+    static func ownEntries(origin: String, after: Int64, through: Int64, _ db: Database) throws -> [UnindexedTail.Entry] {
+        try Row.fetchAll(
+            db, sql: #"SELECT order_id, version, origin, "offset" FROM events WHERE origin = ? AND "offset" > ? AND "offset" <= ?"#,
+            arguments: [origin, after, through]
+        ).map { UnindexedTail.Entry(orderID: $0[0], version: $0[1], origin: $0[2], offset: $0[3]) }
     }
 
     /// Adds the copies of `origin`'s log in (`after`, `through`] to
@@ -703,4 +734,10 @@ extension EventLog {
     public func eventsUnverified(orderID: String) async throws -> [EventRecord] {
         try await readOrder { db in try self.orderEvents(orderID: orderID, afterVersion: 0, db) }
     }
+}
+
+/// Where an event is: its log and offset.
+struct IndexKey: Hashable {
+    let origin: String
+    let offset: Int64
 }

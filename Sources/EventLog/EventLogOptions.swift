@@ -42,6 +42,9 @@ public struct EventLogOptions: Sendable {
     /// in one sorted batch (sooner when it has nothing else to do).
     /// Larger batches share more index pages; 16,384 index in about 20 ms.
     public var indexBatchEvents: Int = 16_384
+    /// Rows of an index batch added in one transaction: appends commit
+    /// between them, so none waits behind a whole batch.
+    public var indexChunkRows: Int = 2048
     /// How long the writer waits for work before it indexes what is waiting.
     public var indexIdleDelaySeconds: Double = 0.02
     /// Wall clock in ms since the epoch, an input so tests can fix it.

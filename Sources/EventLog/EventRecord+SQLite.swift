@@ -51,13 +51,13 @@ extension EventRecord {
         }
     }
 
-    private static func withText<R>(_ text: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+    static func withText<R>(_ text: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
         var text = text
         return text.withUTF8(body)
     }
 
     /// An empty buffer may have no address, and NULL would bind SQL NULL.
-    private static func bind(_ handle: OpaquePointer?, _ index: Int32, _ bytes: UnsafeBufferPointer<UInt8>) {
+    static func bind(_ handle: OpaquePointer?, _ index: Int32, _ bytes: UnsafeBufferPointer<UInt8>) {
         let empty: StaticString = ""
         let start = UnsafeRawPointer(bytes.baseAddress ?? empty.utf8Start).assumingMemoryBound(to: CChar.self)
         sqlite3_bind_text(handle, index, start, Int32(bytes.count), nil)  // nil: SQLITE_STATIC

@@ -124,6 +124,9 @@ extension GroupCommitWriter {
     /// by order find the put-back ones through `order_index`, like the rest)
     /// and the own log goes on past `floor`.
     func reimport(_ events: [EventRecord], floor: Int64, offset: inout Int64, _ db: Database) throws -> Int {
+        // It moves `indexed_through` itself: an index batch under way stops
+        // (the chunks it committed stay; readers count them once).
+        indexJob = nil
         let insert = try db.cachedStatement(sql: EventRecord.insertOrIgnoreSQL)
         let dropStaleCheckpoint = try db.cachedStatement(sql: "DELETE FROM checkpoints WHERE order_id = ? AND version >= ?")
         presence.insert(events.lazy.map(\.orderID))

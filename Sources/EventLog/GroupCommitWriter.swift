@@ -90,6 +90,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// Own events a put-back transaction indexed at once: `indexedThrough`
     /// moves there once it commits.
     var reindexed: (from: Int64, through: Int64)?
+    /// The index batch under way (see `indexStep`).
+    var indexJob: IndexJob?
     /// After a failed index batch, the next waits until then (monotonic ns).
     var indexRetryAtNs: UInt64 = 0
     /// Own events not yet in `order_index`, for readers by order.
@@ -283,12 +285,12 @@ final class GroupCommitWriter: @unchecked Sendable {
             condition.lock()
             writerCPUNs = cpu
             while pending.isEmpty && !stopping {
-                if (nextOffset - 1 > indexedThrough || copies.pendingCount > 0) && DispatchTime.now().uptimeNanoseconds >= indexRetryAtNs {
-                    // Idle with events not indexed: index them unless work
-                    // comes within the idle delay.
+                if indexWorkWaiting && DispatchTime.now().uptimeNanoseconds >= indexRetryAtNs {
+                    // Idle with events not indexed: index them (a chunk at
+                    // a time) unless work comes within the idle delay.
                     if !condition.wait(until: Date(timeIntervalSinceNow: options.indexIdleDelaySeconds)) && pending.isEmpty && !stopping {
                         condition.unlock()
-                        indexTail()
+                        indexStep()
                         condition.lock()
                     }
                 } else {
@@ -297,7 +299,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             }
             if pending.isEmpty && stopping {
                 condition.unlock()
-                indexTail()
+                indexEverything()
                 syncCondition.lock()
                 writerDone = true
                 syncCondition.signal()
@@ -317,10 +319,10 @@ final class GroupCommitWriter: @unchecked Sendable {
             }
             commit(batch)
             zeroWALAhead()
-            if (nextOffset - 1 - indexedThrough >= Int64(options.indexBatchEvents) || copies.pendingCount >= options.indexBatchEvents)
+            if (indexJob != nil || nextOffset - 1 - indexedThrough >= Int64(options.indexBatchEvents) || copies.pendingCount >= options.indexBatchEvents)
                 && DispatchTime.now().uptimeNanoseconds >= indexRetryAtNs
             {
-                indexTail()
+                indexStep()
             }
         }
     }

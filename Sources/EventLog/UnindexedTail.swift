@@ -130,17 +130,42 @@ final class UnindexedTail: @unchecked Sendable {
         }
     }
 
-    /// Writer: every entry held is indexed now, and the index commit before
-    /// covered up to `previous`: drops what is at or below `previous` and
-    /// keeps the rest for readers whose snapshot says `previous`. MUST be
-    /// called between transactions, after the index commit.
-    func indexed(previous: Int64) {
+    /// Writer: the entries no index commit has covered yet, oldest first
+    /// (what an index batch takes). MUST be called between transactions.
+    var pendingEntries: [Entry] {
+        lock.withLock { newer.entries }
+    }
+
+    /// Writer: the oldest `count` pending entries (all of them when nil)
+    /// are indexed now, and the index commit before covered up to
+    /// `previous`: drops what is at or below `previous` and keeps the
+    /// indexed ones for readers whose snapshot says `previous`; entries
+    /// added since the batch began stay pending. MUST be called between
+    /// transactions, after the index commit.
+    func indexed(previous: Int64, count: Int? = nil) {
+        // Only the writer adds entries: what it reads here stays as it is
+        // while the split is built outside the lock.
+        let pending = lock.withLock { newer.entries.count }
+        var split: (Generation, Generation)?
+        if let count, count < pending {
+            let entries = lock.withLock { newer.entries }
+            var indexed = Generation(expected: count)
+            var rest = Generation(expected: max(count, entries.count - count))
+            for entry in entries[..<count] { indexed.add(entry) }
+            for entry in entries[count...] { rest.add(entry) }
+            split = (indexed, rest)
+        }
         var dropped = Generation(expected: 0)
         lock.withLock {
-            // The next generation is about as big: no regrowing as it fills.
             dropped = older
-            older = newer
-            newer = Generation(expected: older.entries.count)
+            if let (indexed, rest) = split {
+                older = indexed
+                newer = rest
+            } else {
+                // The next generation is about as big: no regrowing as it fills.
+                older = newer
+                newer = Generation(expected: older.entries.count)
+            }
             keptAfter = max(keptAfter, previous)
         }
         withExtendedLifetime(dropped) {}  // freed outside the lock

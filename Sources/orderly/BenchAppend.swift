@@ -35,6 +35,9 @@ struct BenchAppend: AsyncParsableCommand {
     @Option(help: "Own events the writer lets wait before it adds them to order_index in one sorted batch.")
     var indexBatch: Int = EventLogOptions().indexBatchEvents
 
+    @Option(help: "Rows of an index batch added to order_index in one transaction (appends commit between them).")
+    var indexChunk: Int = EventLogOptions().indexChunkRows
+
     @Option(help: "Page cache of the writer connection, KiB.")
     var cacheKib: Int = EventLogOptions().writerCacheKibibytes
 
@@ -42,6 +45,7 @@ struct BenchAppend: AsyncParsableCommand {
     var dir: String?
 
     func validate() throws {
+        guard indexChunk >= 1 else { throw ValidationError("--index-chunk must be at least 1") }
         guard events >= writers, writers >= 1 else { throw ValidationError("--events must be at least --writers, and --writers at least 1") }
         guard [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536].contains(pageBytes) else {
             throw ValidationError("--page-bytes must be a power of two from 512 to 65536")
@@ -97,6 +101,7 @@ struct BenchAppend: AsyncParsableCommand {
         options.walAutocheckpointPages = walPages
         options.writerCacheKibibytes = cacheKib
         options.indexBatchEvents = indexBatch
+        options.indexChunkRows = indexChunk
         let log = try EventLog.open(path: (folder as NSString).appendingPathComponent("\(name).sqlite"), node: "bench", options: options)
         defer { log.close() }
         let perWriter = events / writers

@@ -208,6 +208,134 @@ import Testing
         #expect(after.entries == 60 && after.watermark == 60 && after.timeline == 60)
     }
 
+    /// The writer adds an index batch in chunks, one transaction each, with
+    /// appends committed in between, and moves the marks with the last one:
+    /// meanwhile some events past the marks are in the index already. At
+    /// every step, every read (the node's, a read-only open's, the views')
+    /// sees each event once, and the checkpoint guard counts each once.
+    @Test func anIndexBatchAddedInChunksIsReadOnceAtEveryStep() async throws {
+        let folder = try TemporaryFolder()
+        let copied = try await origin(folder.path, orders: ["c0", "c1", "c2"], versions: 1...20)  // offsets 1...60
+        var options = options(batch: 8)
+        options.indexChunkRows = 1
+        let log = try EventLog.open(data: folder.path, node: "api-2", options: options)
+        let reader = try EventLog.openReadOnly(path: log.path)
+        let queue = try DatabaseQueue(path: log.path, configuration: { var c = Configuration(); c.readonly = true; return c }())
+        let own = ["o0", "o1", "o2", "o3"]
+        var expected: [String: [Int64]] = [:]  // offsets per order, own and copied
+        var versions: [String: Int64] = [:]
+        var copiedThrough = 0
+        var sawABatchUnderWay = false
+        for step in 0..<120 {
+            if step % 3 == 2 && copiedThrough < copied.count {
+                // A tail loop's copy.
+                let copy = copied[copiedThrough]
+                copiedThrough += 1
+                _ = try await log.replicate(ReplicatedBatch(origin: "api-1", events: [copy], throughOffset: copy.offset))
+                expected[copy.orderID, default: []].append(copy.offset)
+            } else {
+                let order = own[step % own.count]
+                let version = (versions[order] ?? 0) + 1
+                versions[order] = version
+                let stored = try await log.append(AppendRequest(events: [event(order, version)]))
+                expected[order, default: []].append(stored[0].offset)
+                // Its checkpoint, counting every event of the order.
+                _ = try await log.append(AppendRequest(
+                    events: [], checkpoint: Checkpoint(orderID: order, version: version, state: "s\(version)", coveredEvents: version)))
+                #expect(try await log.checkpoint(orderID: order)?.version == version, "step \(step): the checkpoint of \(order) v\(version) was refused")
+            }
+            let marks = try await queue.read { db in
+                (try Int64.fetchOne(db, sql: "SELECT CAST(value AS INTEGER) FROM log_meta WHERE key = 'indexed_through'") ?? 0,
+                 try Int.fetchOne(db, sql: #"SELECT count(*) FROM order_index WHERE origin = 'api-2' AND "offset" > (SELECT CAST(value AS INTEGER) FROM log_meta WHERE key = 'indexed_through')"#) ?? 0)
+            }
+            if marks.1 > 0 { sawABatchUnderWay = true }
+            for (order, offsets) in expected {
+                #expect(try await log.events(orderID: order).map(\.offset).sorted() == offsets.sorted(), "step \(step): \(order) from the node")
+                #expect(try await reader.events(orderID: order).map(\.offset).sorted() == offsets.sorted(), "step \(step): \(order) read-only")
+                let timeline = try await queue.read { db in
+                    try Int64.fetchAll(db, sql: #"SELECT "offset" FROM order_events WHERE order_id = ? ORDER BY "offset""#, arguments: [order])
+                }
+                #expect(timeline == offsets.sorted(), "step \(step): \(order) through order_events")
+            }
+        }
+        #expect(sawABatchUnderWay, "no read saw own events in the index past indexed_through: the test did not test chunks")
+        log.close()
+        let after = try await meta(log.path)
+        #expect(after.entries == expected.values.reduce(0) { $0 + $1.count })
+    }
+
+    /// A tail loop's copy stored while an index batch is under way, below
+    /// the watermark that batch will set (the loop went back over a gap):
+    /// the batch's last transaction indexes it too, so reads still find it.
+    @Test func aCopyBelowTheWatermarkABatchUnderWaySetsIsIndexedWithIt() async throws {
+        let folder = try TemporaryFolder()
+        let copied = try await origin(folder.path, orders: ["c0", "c1"], versions: 1...10)  // offsets 1...20
+        var options = options(batch: 8)
+        options.indexChunkRows = 1
+        let log = try EventLog.open(data: folder.path, node: "api-2", options: options)
+        defer { log.close() }
+        // Offsets 1...10 but 4: a batch of nine copies starts.
+        let first = copied[0..<10].filter { $0.offset != 4 }
+        _ = try await log.replicate(ReplicatedBatch(origin: "api-1", events: Array(first), throughOffset: 10))
+        // Offset 4 comes while it is under way.
+        _ = try await log.replicate(ReplicatedBatch(origin: "api-1", events: [copied[3]], throughOffset: 10))
+        // Appends move the batch on, a row each, to its end.
+        for version in Int64(1)...7 { _ = try await log.append(AppendRequest(events: [event("own", version)])) }
+        let watermark = try await indexedCopies(log.path).watermark
+        #expect(watermark == 10, "the batch ended and moved the watermark")
+        let order = copied[3].orderID
+        let expected = copied[0..<10].filter { $0.orderID == order }.map(\.offset)
+        #expect(try await log.events(orderID: order).map(\.offset) == expected)
+        #expect(try await EventLog.openReadOnly(path: log.path).events(orderID: order).map(\.offset) == expected)
+    }
+
+    /// A batch larger than the writer sorts in place is sorted on another
+    /// thread while appends go on; it is indexed whole, in order, and
+    /// reads see each event once throughout; closing the log waits for it.
+    @Test func aLargeBatchIsSortedAsideWhileAppendsGoOn() async throws {
+        let folder = try TemporaryFolder()
+        var options = options(batch: 3000)
+        options.indexChunkRows = 500
+        let log = try EventLog.open(data: folder.path, node: "api-1", options: options)
+        let orders = (0..<100).map { "o\($0)" }
+        for version in Int64(1)...40 {
+            _ = try await log.append(AppendRequest(events: orders.map { event($0, version) }))
+            for order in ["o0", "o57", "o99"] {
+                #expect(try await log.events(orderID: order).map(\.version) == Array(1...version), "\(order) after round \(version)")
+            }
+        }
+        log.close()
+        let after = try await meta(log.path)
+        #expect(after.indexed == 4000)
+        #expect(after.entries == 4000)
+        let queue = try DatabaseQueue(path: log.path, configuration: { var c = Configuration(); c.readonly = true; return c }())
+        let perOrder = try await queue.read { db in try Int.fetchAll(db, sql: "SELECT count(*) FROM order_events GROUP BY order_id") }
+        #expect(perOrder == Array(repeating: 40, count: 100))
+    }
+
+    /// Index rows are sorted as SQLite orders the index's key: text by its
+    /// UTF-8 bytes (not by Unicode scalars or Swift's String order), then
+    /// version, origin, offset.
+    @Test func indexRowsAreSortedAsSQLiteOrdersTheKey() {
+        var random = SystemRandomNumberGenerator()
+        let alphabet = ["a", "b", "o", "-", "1", "9", "é", "€", "😀", "Z", "\u{7f}"]
+        let rows = (0..<2000).map { index -> UnindexedTail.Entry in
+            let id = (0..<Int.random(in: 0...6, using: &random)).map { _ in alphabet.randomElement(using: &random)! }.joined()
+            return UnindexedTail.Entry(
+                orderID: id, version: Int64.random(in: 1...3, using: &random), origin: ["api-1", "api-2", "api-10"].randomElement(using: &random)!,
+                offset: Int64(index))
+        }
+        var sorted = rows
+        GroupCommitWriter.sortByKey(&sorted)
+        let expected = rows.sorted { a, b in
+            if Array(a.orderID.utf8) != Array(b.orderID.utf8) { return a.orderID.utf8.lexicographicallyPrecedes(b.orderID.utf8) }
+            if a.version != b.version { return a.version < b.version }
+            if a.origin != b.origin { return a.origin.utf8.lexicographicallyPrecedes(b.origin.utf8) }
+            return a.offset < b.offset
+        }
+        #expect(sorted == expected)
+    }
+
     /// Reads of an order the log never held skip SQLite (`OrderPresence`).
     /// Once the filter holds what the file held at open, every order the
     /// file held still reads whole (own events, copies from a tail loop and
