@@ -133,6 +133,10 @@ extension GroupCommitWriter {
         guard through > indexedThrough || !copied.isEmpty else { return nil }
         var copyEnds: [String: Int64] = [:]
         for entry in copied { copyEnds[entry.origin] = max(copyEnds[entry.origin] ?? 0, entry.offset) }
+        // A watermark only moves forward: copies at or below it (indexed
+        // with an earlier batch's last chunk, see `late`) go in again and
+        // move nothing.
+        copyEnds = copyEnds.filter { $0.value > copyWatermarks[$0.key] ?? 0 }
         var rows = own
         // The writer's memory holds every own event after `indexedThrough`
         // (readers by order rely on it); should it ever not, the events

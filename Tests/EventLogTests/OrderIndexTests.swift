@@ -291,6 +291,13 @@ import Testing
         let expected = copied[0..<10].filter { $0.orderID == order }.map(\.offset)
         #expect(try await log.events(orderID: order).map(\.offset) == expected)
         #expect(try await EventLog.openReadOnly(path: log.path).events(orderID: order).map(\.offset) == expected)
+        // The next batch takes that copy again (it is still in the writer's
+        // memory): the watermark does not go back to it.
+        for version in Int64(8)...20 { _ = try await log.append(AppendRequest(events: [event("own", version)])) }
+        _ = try await log.append(AppendRequest(events: [], checkpoint: Checkpoint(orderID: "other", version: 2, state: "s")))
+        #expect(try await meta(log.path).indexed >= 8, "the next batch (own events 1...8 and that copy) ended")
+        #expect(try await indexedCopies(log.path).watermark == 10)
+        #expect(try await log.events(orderID: order).map(\.offset) == expected)
     }
 
     /// A crash in the middle of an index batch leaves some of its chunks
