@@ -257,6 +257,8 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
 
     public var departed: Set<String> { Set(members.filter { $0.status == .left }.map(\.id)) }
 
+    public var incarnation: UInt64 { core.withLock { $0.me.incarnation } }
+
     public func departedIncarnation(of id: String) -> UInt64? {
         routing.withLock { $0.members[id] }.flatMap { $0.status == .left ? $0.incarnation : nil }
     }

@@ -75,12 +75,17 @@ public protocol ReplicaDirectory: Sendable {
     /// This node is leaving (SIGTERM): it takes nothing over from another
     /// that leaves.
     var isLeaving: Bool { get }
+    /// This node's incarnation as its peers know it: above every
+    /// incarnation of its earlier lives once they have seen it alive, even
+    /// when its wall clock went back (it refutes what they knew).
+    var incarnation: UInt64 { get }
 }
 
 extension ReplicaDirectory {
     public func departedPeers() -> [String: String] { [:] }
     public func departedIncarnation(of id: String) -> UInt64? { nil }
     public var isLeaving: Bool { false }
+    public var incarnation: UInt64 { 0 }
 }
 
 /// What a transactor asks of replication. MUST be safe to call from any task.

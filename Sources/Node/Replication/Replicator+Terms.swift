@@ -391,12 +391,23 @@ extension Replicator {
         // node, and `placement()` keeps what the old one gives it), so an
         // origin on the new ring counts none of its copies before then.
         if let backfilled = state.withLock({ $0.follower.backfilledRing }) { view.ring = backfilled.sorted() }
+        // An origin keeps a follower's view with the highest sequence. A new
+        // life starts from its wall clock (`init`), which may have gone
+        // back since the last life; its incarnation, once its peers have
+        // seen it alive, is above every earlier one, so the sequence rises
+        // to it. (Found by seed 68179, `--nodes 5 --acks all`: a node whose
+        // clock went back 2.5 s restarted, the origins kept its last life's
+        // view, with the terms it had granted then, and ignored every later
+        // one: it never vouched for a new term, and writes that needed it
+        // were never acknowledged.)
+        let (floor, overflow) = directory.incarnation.multipliedReportingOverflow(by: 1 << 16)
         let (promises, sequence) = state.withLock { state -> ([String: Term], UInt64) in
             let full = VouchView(ring: view.ring, eligible: view.eligible, promises: state.promises)
             if full != state.lastView {
                 state.lastView = full
                 state.viewSequence += 1
             }
+            if !overflow && state.viewSequence < floor { state.viewSequence = floor }
             return (state.promises, state.viewSequence)
         }
         // The promises of the lists that hold `origin`, worked out again
