@@ -539,16 +539,19 @@ public final class EventLog: LogStore, Sendable {
     /// Adds `origin`'s events in (`after`, `through`] to `order_index` in
     /// key order and moves `indexed_through` to `through`.
     static func index(origin: String, after: Int64, through: Int64, _ db: Database) throws {
-        let insert = try db.cachedStatement(sql: """
+        try indexRange(of: origin, after: after, through: through, db)
+        try setIndexedThrough(through, db)
+    }
+
+    /// Adds `origin`'s events in (`after`, `through`] to `order_index`, in
+    /// key order (SQLite sorts them as it reads them back).
+    private static func indexRange(of origin: String, after: Int64, through: Int64, _ db: Database) throws {
+        try db.cachedStatement(sql: """
             INSERT OR IGNORE INTO order_index (order_id, version, origin, "offset")
             SELECT order_id, version, origin, "offset" FROM events
             WHERE origin = ? AND "offset" > ? AND "offset" <= ?
             ORDER BY order_id, version, origin, "offset"
-            """)
-        try insert.execute(arguments: [origin, after, through])
-        try db.execute(
-            sql: "INSERT INTO log_meta (key, value) VALUES ('indexed_through', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            arguments: [through])
+            """).execute(arguments: [origin, after, through])
     }
 
     static func setIndexedThrough(_ through: Int64, _ db: Database) throws {
@@ -572,15 +575,8 @@ public final class EventLog: LogStore, Sendable {
     /// Adds the copies of `origin`'s log in (`after`, `through`] to
     /// `order_index` in key order and moves that origin's watermark.
     static func index(copiesOf origin: String, after: Int64, through: Int64, _ db: Database) throws {
-        let insert = try db.cachedStatement(sql: """
-            INSERT OR IGNORE INTO order_index (order_id, version, origin, "offset")
-            SELECT order_id, version, origin, "offset" FROM events
-            WHERE origin = ? AND "offset" > ? AND "offset" <= ?
-            ORDER BY order_id, version, origin, "offset"
-            """)
-        try insert.execute(arguments: [origin, after, through])
-        try db.cachedStatement(sql: "INSERT INTO log_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-            .execute(arguments: [copyWatermarkPrefix + origin, through])
+        try indexRange(of: origin, after: after, through: through, db)
+        try setCopyWatermark(origin: origin, through, db)
     }
 
     /// The first copies of an origin that go to the index in the

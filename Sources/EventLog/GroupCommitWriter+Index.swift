@@ -54,9 +54,8 @@ extension GroupCommitWriter {
     /// chunks already committed in the index too, and count each once.
     /// Not synced here; the next fsync covers it, and after a crash
     /// `EventLog.open` indexes whatever the marks lack. Runs on the writer
-    /// thread between commits.
-    /// The rows are sorted on another thread while appends go on
-    /// (`waitForSort`: this call waits for them).
+    /// thread between commits; a large batch is sorted on another thread
+    /// while appends go on (`waitForSort`: this call waits for it).
     func indexStep(waitForSort: Bool = false) {
         if indexJob == nil {
             guard let job = startIndexJob() else { return }

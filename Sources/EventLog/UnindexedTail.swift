@@ -120,16 +120,6 @@ final class UnindexedTail: @unchecked Sendable {
         }
     }
 
-    /// The newest offset per origin among the entries no index commit has
-    /// covered yet.
-    var newestPendingOffsets: [String: Int64] {
-        lock.withLock {
-            var newest: [String: Int64] = [:]
-            for entry in newer.entries { newest[entry.origin] = max(newest[entry.origin] ?? 0, entry.offset) }
-            return newest
-        }
-    }
-
     /// Writer: the entries no index commit has covered yet, oldest first
     /// (what an index batch takes). MUST be called between transactions.
     var pendingEntries: [Entry] {
