@@ -168,7 +168,7 @@ extension Replicator {
                     // is reachable (a backfill done while one was away may
                     // have missed what only that one held).
                     state.withLock { $0.recoveryStatus = "\(Self.recoveringPrefix): copying its orders from its peers" }
-                    while !Task.isCancelled, !(await backfill(directory.ringMembers, afterDataLoss: true)) {
+                    while !Task.isCancelled, !(await backfill(directory.ringMembers)) {
                         try await clock.sleep(for: config.backfillRetryDelay)
                     }
                     try Task.checkCancellation()
@@ -266,6 +266,7 @@ extension Replicator {
             state.withLock { state in
                 state.promises[group] = max(state.promises[group] ?? .none, term)
                 state.highestTerm = max(state.highestTerm, term.number)
+                state.grantedBefore = max(state.grantedBefore, term)
                 if let held = state.held[group], held < term { state.held[group] = nil }
             }
             adopted += 1

@@ -53,6 +53,12 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         /// The terms this node granted, per preference list (durable).
         var promises: [String: Term] = [:]
         var promisesLoaded = false
+        /// The newest term this node granted in this life under each ring
+        /// (its members, sorted and joined), and the newest of the terms
+        /// it holds from before (its last lives, or adopted from its peers
+        /// in a recovery), whose rings it does not know.
+        var grantedUnderRing: [String: Term] = [:]
+        var grantedBefore: Term = .none
         /// The terms this node holds as leader, per preference list, and
         /// the view they were taken under.
         var held: [String: Term] = [:]
@@ -773,11 +779,10 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// costs a read and nothing more; positions do not move.
     /// With `pastPositions`, each log is read from this node's position in
     /// it only (what the tail loops have not copied yet).
-    /// With `afterDataLoss` (this node's own log went back: a replaced
-    /// disk, a restore), an origin that is recovering must be read once it
-    /// has recovered: its copies are not enough.
+    /// An origin that is recovering with its disk intact (it restarted) is
+    /// read once it has recovered: its copies are not enough.
     @discardableResult
-    func backfill(_ ring: Set<String>, pastPositions: Bool = false, afterDataLoss: Bool = false) async -> Bool {
+    func backfill(_ ring: Set<String>, pastPositions: Bool = false) async -> Bool {
         guard let directory else { return false }
         state.withLock { $0.backfillFinished = false }
         defer { state.withLock { $0.backfillFinished = true } }
@@ -805,7 +810,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 logger.info("not read again: the log of a member that left, read whole for this ring", metadata: ["origin": "\(origin)"])
                 continue
             }
-            guard let (count, whole) = await backfillLog(origin, pastPositions ? positions[origin] ?? 0 : 0, afterDataLoss: afterDataLoss)
+            guard let (count, whole) = await backfillLog(origin, pastPositions ? positions[origin] ?? 0 : 0)
             else { return false }
             copied += count
             if !whole {
@@ -838,7 +843,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// that this node's orders lack: from the origin when it answers, else
     /// from every other member's copy. Returns what it copied and whether it
     /// read the log whole (false: `run` tries again); nil when cancelled.
-    private func backfillLog(_ origin: String, _ start: Int64, afterDataLoss: Bool) async -> (copied: Int, whole: Bool)? {
+    private func backfillLog(_ origin: String, _ start: Int64) async -> (copied: Int, whole: Bool)? {
         guard let directory else { return nil }
         var copied = 0
         var whole = true
@@ -862,20 +867,23 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 // the origin, took it as whole, and led an order on the
                 // new ring as absent that the origin and a node now off
                 // its list had acknowledged.)
-                // But when this node lost its own data, the disk of an
-                // origin that restarted may hold what no copy does (the
-                // other holder was this node): that backfill is not
-                // done until the origin has recovered and its log is
-                // read. (Found by seed 5, `--nodes 4 --faults
-                // churn,upgrade,crash,disk,restore,partition,messages`,
-                // a release build of 496a76b: a replaced disk took its
-                // ring as backfilled from the copies while the origin,
-                // restarted after a power cut, was recovering; the
-                // origin's log was then put back from a backup, and
-                // acknowledged payments and a shipment were lost.) An
-                // origin that lost its own data too takes it back from
-                // the copies: neither waits for the other.
-                if afterDataLoss && recovering.holdsOwnLog { whole = false }
+                // But an origin that restarted on its own disk holds every
+                // event it acknowledged, and the copies may not: the other
+                // holder of a write may have lost it since (a replaced
+                // disk, a restore: this node, or the peer whose copies are
+                // read). That backfill is not done until the origin has
+                // recovered and its log is read (its recovery never
+                // waits for this node's backfill). (Found by seed 5, `--nodes 4 --faults
+                // churn,upgrade,crash,disk,restore,partition,messages`, a
+                // release build of 496a76b, where this node had lost its
+                // data; and by seed 71321, `--customers-per-second 40`, a
+                // release build of a97d067, where the only other holder of
+                // a held payment had been restored from a backup: the log
+                // read from its copies lacked the payment, and this node
+                // led the order on a ring of two as absent.) An origin that
+                // lost its own data takes it back from the copies: it is
+                // not waited for.
+                if recovering.holdsOwnLog { whole = false }
             } catch _ where reachable[origin] == nil {
                 // A member that left and stopped meanwhile: its copies.
             } catch {

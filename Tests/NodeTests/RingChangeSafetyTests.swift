@@ -1,0 +1,151 @@
+import LogStorage
+import Logging
+import NodeRuntime
+import OrderDomain
+import Replication
+import Synchronization
+import Testing
+import Wire
+
+@testable import Node
+
+/// What a replica must get right when an order's preference list changes
+/// with the ring: the backfill that makes it hold the orders of the new
+/// ring reads the log of an origin that restarted from the origin, not
+/// from copies another node may have lost; and a term it grants under the
+/// new ring outranks every term it granted under another one.
+@Suite struct RingChangeSafetyTests {
+    /// api-2 and api-3 answer fetches of logs. api-2 wrote `write` at
+    /// offset 1 of its own log; while `recovering` is set it refuses to
+    /// serve its log, with the reason `refusal`. api-3 serves its copies of
+    /// api-2's log, which lack the write (its disk was restored from a
+    /// backup taken before it), and its own log, which is empty.
+    final class Peers: PeerNetwork {
+        let filter = PeerFilter()
+        let write: EventRecord
+        let recovering: Mutex<String?>
+
+        init(write: EventRecord, refusal: String) {
+            self.write = write
+            self.recovering = Mutex(refusal)
+        }
+
+        func send(_ message: PeerMessage, to address: String, timeout: Duration) async {}
+        func call(_ request: PeerRequest, to address: String, timeout: Duration) async throws -> PeerReply {
+            guard case .fetch(let fetch) = request, case .log(let origin, let fromOffset, _, _, _, _, _) = fetch.scope else {
+                throw EngineError.unavailable("not in this test")
+            }
+            if address == "a2" && origin == "api-2" {
+                if let refusal = recovering.withLock({ $0 }) {
+                    return .fetch(FetchReply(events: [], throughOffset: 0, holderLastOffset: 1, refusal: refusal))
+                }
+                let events = fromOffset <= 1 ? [write] : []
+                return .fetch(FetchReply(events: events, throughOffset: 1, holderLastOffset: 1, refusal: nil))
+            }
+            return .fetch(FetchReply(events: [], throughOffset: 0, holderLastOffset: 0, refusal: nil))
+        }
+        func closeAll() async {}
+    }
+
+    static func replicator(
+        for node: String, ring: Set<String>, network: any PeerNetwork, log: InMemoryLogStore? = nil
+    ) -> (Replicator, RingChangeVouchingTests.Directory, InMemoryLogStore) {
+        let directory = RingChangeVouchingTests.Directory(nodeID: node, ring: ring, replicationFactor: 3)
+        let clock = ManualClock()
+        let log = log ?? InMemoryLogStore(origin: node, disk: nil, newLogID: "test", clock: { clock.wallMs }) { $0() }
+        var config = ReplicationConfig()
+        config.partitionMode = .consistent
+        let replicator = Replicator(
+            log: log, network: network, config: config,
+            environment: NodeEnvironment(clock: clock, spawner: GlobalTaskSpawner(), randomSeed: 1), logger: Logger(label: "test"))
+        replicator.attach(directory)
+        replicator.state.withLock { $0.recovered = true }
+        return (replicator, directory, log)
+    }
+
+    static let write = EventRecord(
+        origin: "api-2", offset: 1, orderID: "o-1", version: 1, type: "PaymentReceived", payload: #"{"v":1}"#, eventID: "api-2-x-1",
+        recordedAt: 0, term: 50)
+
+    /// Seed 71321 (`--customers-per-second 40`, a release build of
+    /// a97d067): api-2 and api-3 acknowledged a write of api-2's; api-3's
+    /// disk was then restored from an older backup, and api-2 restarted on
+    /// its own disk. While api-2 recovered, api-1 read api-2's log from
+    /// api-3's copies, took it as whole, and led the order on a ring of two
+    /// as absent. This node lost nothing here: the origin is waited for all
+    /// the same.
+    @Test func aBackfillWaitsForAnOriginThatRestartedOnItsDiskEvenWhenThisNodeLostNothing() async throws {
+        let ring: Set<String> = ["api-1", "api-2", "api-3"]
+        let peers = Peers(write: Self.write, refusal: Replicator.recoveringWithOwnLogPrefix + ": it has not asked its peers yet")
+        let (replicator, directory, log) = Self.replicator(for: "api-1", ring: ring, network: peers)
+        directory.peers.withLock { $0 = ["api-2": "a2", "api-3": "a3"] }
+
+        #expect(await replicator.backfill(ring) == false, "api-3's copies lack what api-2's disk holds: not done while api-2 recovers")
+        #expect(!replicator.backfilled(ring: ring))
+
+        peers.recovering.withLock { $0 = nil }
+        #expect(await replicator.backfill(ring), "api-2 recovered: its log is read from it")
+        #expect(try await log.events(orderID: "o-1", afterVersion: 0).map(\.eventID) == ["api-2-x-1"])
+    }
+
+    /// An origin whose own log went back (a replaced disk, a restore) takes
+    /// it back from the copies: its log is read from them, and it is not
+    /// waited for (it may be waiting for this node's copies itself).
+    @Test func aBackfillReadsTheCopiesOfAnOriginThatLostItsOwnLog() async throws {
+        let ring: Set<String> = ["api-1", "api-2", "api-3"]
+        let peers = Peers(write: Self.write, refusal: Replicator.recoveringPrefix + ": it has not asked its peers yet")
+        let (replicator, directory, _) = Self.replicator(for: "api-1", ring: ring, network: peers)
+        directory.peers.withLock { $0 = ["api-2": "a2", "api-3": "a3"] }
+        #expect(await replicator.backfill(ring))
+    }
+
+    /// No peer in this test: grants are made locally.
+    struct Silence: PeerNetwork {
+        let filter = PeerFilter()
+        func send(_ message: PeerMessage, to address: String, timeout: Duration) async {}
+        func call(_ request: PeerRequest, to address: String, timeout: Duration) async throws -> PeerReply {
+            throw EngineError.unavailable("no peer in this test")
+        }
+        func closeAll() async {}
+    }
+
+    /// Seed 75467 (`--customers-per-second 40 --faults
+    /// restore,upgrade,crash,partition,disk`, a release build of a97d067):
+    /// api-2 placed an order in term 15 of the list api-2,api-1 (api-3 was
+    /// off the ring for an upgrade), on its own disk only, and crashed. Back
+    /// on the ring of three, api-3 led the order in term 13 of its new list,
+    /// granted by api-1, and acknowledged its placement, payment and
+    /// cancellation. When api-2 came back, its placement in term 15
+    /// overruled them all in every fold. Terms of different lists are
+    /// compared there: one granted under a new ring must rank above every
+    /// term its granters granted under another.
+    @Test func aTermGrantedUnderANewRingRanksAboveEveryTermGrantedUnderAnother() async throws {
+        let three: Set<String> = ["api-1", "api-2", "api-3"]
+        let (replicator, directory, log) = Self.replicator(for: "api-1", ring: three, network: Silence())
+        func grant(_ group: String, _ number: Int64, by leader: String) async -> GrantReply {
+            await replicator.grant(GrantRequest(group: group, term: Term(number: number, leader: leader)), from: leader)
+        }
+        // Under one ring an order's list does not change: the lists of one
+        // ring are not held to each other's terms.
+        #expect(await grant("api-3,api-1,api-2", 5, by: "api-3").granted)
+        #expect(await grant("api-2,api-3,api-1", 3, by: "api-2").granted)
+
+        // api-3 leaves for an upgrade: a term of the ring of two ranks above them.
+        directory.ring.withLock { $0 = ["api-1", "api-2"] }
+        let low = await grant("api-2,api-1", 4, by: "api-2")
+        #expect(!low.granted)
+        #expect(low.promise == Term(number: 5, leader: "api-3"), "the refusal names the term to rank above")
+        #expect(await grant("api-2,api-1", 15, by: "api-2").granted)
+
+        // Back on the ring of three.
+        directory.ring.withLock { $0 = three }
+        #expect(!(await grant("api-3,api-1,api-2", 13, by: "api-3").granted), "term 13 ranks below term 15 of the ring of two")
+        #expect(await grant("api-3,api-1,api-2", 16, by: "api-3").granted)
+
+        // The next life does not know under which rings its last life
+        // granted: it ranks new terms above all of them.
+        let (next, _, _) = Self.replicator(for: "api-1", ring: three, network: Silence(), log: log)
+        #expect(!(await next.grant(GrantRequest(group: "api-1,api-2,api-3", term: Term(number: 4, leader: "api-1")), from: "api-1").granted))
+        #expect(await next.grant(GrantRequest(group: "api-1,api-2,api-3", term: Term(number: 17, leader: "api-1")), from: "api-1").granted)
+    }
+}
