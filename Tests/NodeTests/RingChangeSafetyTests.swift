@@ -17,13 +17,15 @@ import Wire
 @Suite struct RingChangeSafetyTests {
     /// api-2 and api-3 answer fetches of logs. api-2 wrote `write` at
     /// offset 1 of its own log; while `recovering` is set it refuses to
-    /// serve its log, with the reason `refusal`. api-3 serves its copies of
-    /// api-2's log, which lack the write (its disk was restored from a
-    /// backup taken before it), and its own log, which is empty.
+    /// serve its log, with the reason `refusal`. api-3 refuses to serve its
+    /// copies while `holderRecovering` is set (its disk was restored from a
+    /// backup older than the write), then serves them, the write included
+    /// (its recovery copied it back); its own log is empty.
     final class Peers: PeerNetwork {
         let filter = PeerFilter()
         let write: EventRecord
         let recovering: Mutex<String?>
+        let holderRecovering = Mutex(false)
 
         init(write: EventRecord, refusal: String) {
             self.write = write
@@ -35,11 +37,17 @@ import Wire
             guard case .fetch(let fetch) = request, case .log(let origin, let fromOffset, _, _, _, _, _) = fetch.scope else {
                 throw EngineError.unavailable("not in this test")
             }
+            let events = fromOffset <= 1 ? [write] : []
             if address == "a2" && origin == "api-2" {
                 if let refusal = recovering.withLock({ $0 }) {
                     return .fetch(FetchReply(events: [], throughOffset: 0, holderLastOffset: 1, refusal: refusal))
                 }
-                let events = fromOffset <= 1 ? [write] : []
+                return .fetch(FetchReply(events: events, throughOffset: 1, holderLastOffset: 1, refusal: nil))
+            }
+            if address == "a3" && origin == "api-2" {
+                if holderRecovering.withLock({ $0 }) {
+                    return .fetch(FetchReply(events: [], throughOffset: 0, holderLastOffset: 0, refusal: Replicator.copiesWentBackPrefix + " (test)"))
+                }
                 return .fetch(FetchReply(events: events, throughOffset: 1, holderLastOffset: 1, refusal: nil))
             }
             return .fetch(FetchReply(events: [], throughOffset: 0, holderLastOffset: 0, refusal: nil))
@@ -72,31 +80,92 @@ import Wire
     /// disk was then restored from an older backup, and api-2 restarted on
     /// its own disk. While api-2 recovered, api-1 read api-2's log from
     /// api-3's copies, took it as whole, and led the order on a ring of two
-    /// as absent. This node lost nothing here: the origin is waited for all
-    /// the same.
-    @Test func aBackfillWaitsForAnOriginThatRestartedOnItsDiskEvenWhenThisNodeLostNothing() async throws {
+    /// as absent. A node whose log went back serves no copies of another
+    /// log until it has recovered, and a backfill that cannot read a
+    /// holder's copies is not done.
+    @Test func aBackfillIsNotDoneFromTheCopiesOfAHolderWhoseLogWentBack() async throws {
         let ring: Set<String> = ["api-1", "api-2", "api-3"]
         let peers = Peers(write: Self.write, refusal: Replicator.recoveringWithOwnLogPrefix + ": it has not asked its peers yet")
+        peers.holderRecovering.withLock { $0 = true }
         let (replicator, directory, log) = Self.replicator(for: "api-1", ring: ring, network: peers)
         directory.peers.withLock { $0 = ["api-2": "a2", "api-3": "a3"] }
 
-        #expect(await replicator.backfill(ring) == false, "api-3's copies lack what api-2's disk holds: not done while api-2 recovers")
+        #expect(await replicator.backfill(ring) == false, "api-2 recovers, and api-3 serves no copies until it has recovered")
         #expect(!replicator.backfilled(ring: ring))
 
+        peers.holderRecovering.withLock { $0 = false }
+        #expect(await replicator.backfill(ring), "api-3 recovered: its copies hold what it held again")
+        #expect(try await log.events(orderID: "o-1", afterVersion: 0).map(\.eventID) == ["api-2-x-1"])
+    }
+
+    /// The seed's own schedule: api-3 was leaving (an upgrade) when api-1
+    /// backfilled the ring of two. A member that left is read while it
+    /// answers and never waited for, unless it says its log went back.
+    @Test func aBackfillIsNotDoneFromTheCopiesOfALeavingHolderWhoseLogWentBack() async throws {
+        let ring: Set<String> = ["api-1", "api-2"]
+        let peers = Peers(write: Self.write, refusal: Replicator.recoveringWithOwnLogPrefix + ": it has not asked its peers yet")
+        peers.holderRecovering.withLock { $0 = true }
+        let (replicator, directory, log) = Self.replicator(for: "api-1", ring: ring, network: peers)
+        directory.peers.withLock { $0 = ["api-2": "a2"] }
+        directory.left.withLock { $0 = ["api-3": "a3"] }
+
+        #expect(await replicator.backfill(ring) == false, "api-3 left, but its copies may lack what only api-2's disk holds")
         peers.recovering.withLock { $0 = nil }
         #expect(await replicator.backfill(ring), "api-2 recovered: its log is read from it")
         #expect(try await log.events(orderID: "o-1", afterVersion: 0).map(\.eventID) == ["api-2-x-1"])
     }
 
+    /// The serving side: a node whose log went back refuses to serve its
+    /// copies of another log until it has recovered, but an origin that
+    /// reads its own events back (its own recovery) gets them.
+    @Test func aNodeWhoseLogWentBackServesNoCopiesUntilItHasRecovered() async throws {
+        let (replicator, _, log) = Self.replicator(for: "api-3", ring: ["api-1", "api-2", "api-3"], network: Silence())
+        _ = try await log.replicate(ReplicatedBatch(origin: "api-2", events: [Self.write], throughOffset: 1, deadlines: [:]))
+        replicator.state.withLock {
+            $0.recovered = false
+            $0.lostData = true
+        }
+        let scope = FetchScope.log(origin: "api-2", fromOffset: 1, eventsMax: 100, waitMs: 0)
+        let toAPeer = await replicator.serve(FetchRequest(follower: "api-1", scope: scope))
+        #expect(toAPeer.refusal?.hasPrefix(Replicator.copiesWentBackPrefix) == true)
+        #expect(toAPeer.events.isEmpty)
+        let toTheOrigin = await replicator.serve(FetchRequest(follower: "api-2", scope: scope))
+        #expect(toTheOrigin.refusal == nil)
+        #expect(toTheOrigin.events.map(\.eventID) == ["api-2-x-1"])
+
+        replicator.state.withLock { $0.recovered = true }
+        #expect(await replicator.serve(FetchRequest(follower: "api-1", scope: scope)).events.map(\.eventID) == ["api-2-x-1"])
+    }
+
     /// An origin whose own log went back (a replaced disk, a restore) takes
     /// it back from the copies: its log is read from them, and it is not
-    /// waited for (it may be waiting for this node's copies itself).
+    /// waited for (it may be waiting for this node's copies itself). Nor is
+    /// a holder whose log went back waited for by a node that lost its own
+    /// data too: each takes its log back from the others' copies.
     @Test func aBackfillReadsTheCopiesOfAnOriginThatLostItsOwnLog() async throws {
         let ring: Set<String> = ["api-1", "api-2", "api-3"]
         let peers = Peers(write: Self.write, refusal: Replicator.recoveringPrefix + ": it has not asked its peers yet")
         let (replicator, directory, _) = Self.replicator(for: "api-1", ring: ring, network: peers)
         directory.peers.withLock { $0 = ["api-2": "a2", "api-3": "a3"] }
         #expect(await replicator.backfill(ring))
+
+        peers.holderRecovering.withLock { $0 = true }
+        #expect(await replicator.backfill(ring) == false, "api-3's copies are not served: not done")
+        #expect(await replicator.backfill(ring, afterDataLoss: true), "this node lost its data too: it does not wait for api-3")
+    }
+
+    /// Seed 79342 (`--customers-per-second 40 --faults
+    /// restore,upgrade,crash,partition,disk`): after this node lost its
+    /// data, the log of an origin that is away is read from the origin once
+    /// it is back, not from the copies: the other copy of one of its writes
+    /// may have been here. A node that lost nothing reads the copies.
+    @Test func aNodeThatLostItsDataWaitsForAnOriginThatIsAway() async throws {
+        let ring: Set<String> = ["api-1", "api-2", "api-3"]
+        let peers = Peers(write: Self.write, refusal: Replicator.recoveringWithOwnLogPrefix + ": it has not asked its peers yet")
+        let (replicator, directory, _) = Self.replicator(for: "api-1", ring: ring, network: peers)
+        directory.peers.withLock { $0 = ["api-3": "a3"] }
+        #expect(await replicator.backfill(ring, afterDataLoss: true) == false, "api-2 is away: its log is not read whole")
+        #expect(await replicator.backfill(ring), "this node lost nothing: every other member's copies are enough")
     }
 
     /// No peer in this test: grants are made locally.

@@ -45,7 +45,10 @@ import Wire
         var vouchView: VouchView { VouchView(ring: ringNodes, eligible: ringMembers) }
         var settled: Bool { true }
         var released: Set<String> { [] }
-        var departed: Set<String> { [] }
+        /// Members that left and still beat, by id (none unless a test says).
+        let left = Mutex<[String: String]>([:])
+        var departed: Set<String> { Set(left.withLock { $0 }.keys) }
+        func departedPeers() -> [String: String] { left.withLock { $0 } }
     }
 
     /// No peer answers (none is reachable in this view anyway).

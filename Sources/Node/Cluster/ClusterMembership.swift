@@ -62,6 +62,8 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
     private let departureRecorder = Mutex<(@Sendable ([String: Bool]) async -> Bool)?>(nil)
     private let recordedRing: Mutex<[String: Bool]?>
     private let deadAfterMs: Int64
+    /// When this life's membership began (monotonic).
+    private let startedMs: Int64
     private let network: any PeerNetwork
     private let clock: any NodeClock
     private let spawner: any TaskSpawner
@@ -99,6 +101,7 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         self.recordedRing = Mutex(remembered.isEmpty ? nil : remembered.merging([member.id: false]) { $1 })
         self.network = network
         self.clock = environment.clock
+        self.startedMs = environment.clock.monotonicMs
         self.spawner = environment.spawner
         self.random = Mutex(SplitMix64(seed: environment.randomSeed))
         self.logger = logger
@@ -274,6 +277,17 @@ public final class ClusterMembership: Service, ReplicaDirectory, Sendable {
         let now = clock.monotonicMs
         let left = peers(.left)
         return core.withLock { core in left.filter { id, _ in core.heardFrom(id, withinMs: deadAfterMs, nowMs: now) } }
+    }
+
+    /// Members that left and have stopped: not heard from here for
+    /// `--dead-after`, over a whole such window of this life. A handover
+    /// they ran has ended: done, or taken back, and then they are members
+    /// again. One that still beats may take its departure back.
+    public func departedAndStopped() -> Set<String> {
+        let now = clock.monotonicMs
+        guard now - startedMs >= deadAfterMs else { return [] }
+        let left = departed
+        return core.withLock { core in left.filter { !core.heardFrom($0, withinMs: deadAfterMs, nowMs: now) } }
     }
 
     /// Members in `status`, not cut off and with a peer address, by id.

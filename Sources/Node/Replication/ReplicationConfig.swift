@@ -69,6 +69,9 @@ public protocol ReplicaDirectory: Sendable {
     /// Those of `departed` not cut off, with their peer addresses: a
     /// graceful stop runs on for a while, and a restarted node comes back.
     func departedPeers() -> [String: String]
+    /// Those of `departed` that have stopped (silent for a whole
+    /// `--dead-after`): a handover they ran has ended.
+    func departedAndStopped() -> Set<String>
     /// The incarnation a member of `departed` left in (nil: not known to
     /// have left): it writes nothing more in it.
     func departedIncarnation(of id: String) -> UInt64?
@@ -83,6 +86,7 @@ public protocol ReplicaDirectory: Sendable {
 
 extension ReplicaDirectory {
     public func departedPeers() -> [String: String] { [:] }
+    public func departedAndStopped() -> Set<String> { departed }
     public func departedIncarnation(of id: String) -> UInt64? { nil }
     public var isLeaving: Bool { false }
     public var incarnation: UInt64 { 0 }

@@ -80,6 +80,12 @@ extension Replicator {
         // A log without own events counts as empty (copies and terms may
         // be left of a recovery that did not finish: it starts over).
         let wasEmpty = log.committedOffset == 0
+        // A log without own events that holds copies or terms was put back
+        // from a backup: it lost data. An empty one may be a new node's:
+        // it lost data only if its peers hold anything (below).
+        if wasEmpty, (try? await log.replicaPositions())?.values.contains(where: { $0 > 0 }) == true || !state.withLock({ $0.promises.isEmpty }) {
+            state.withLock { $0.lostData = true }
+        }
         var waitingFor: Set<String> = []
         // Nodes the peers know of (their logs and terms name them), though
         // no live view may show them.
@@ -87,10 +93,19 @@ extension Replicator {
         // Nodes that left (SIGTERM) are not waited for once every peer
         // that answered holds its whole ring: what they held is there too.
         // Until then (a peer still copying the orders a node that left
-        // handed over), they are, like any other.
+        // handed over), they are, like any other. So is one that still
+        // beats: its handover has not ended, and the peers' rings may be
+        // held without its copies, the only ones of this node's writes
+        // once this node's log went back (found by seed 75176,
+        // `--customers-per-second 40 --faults
+        // restore,upgrade,crash,partition,disk`, a release build of
+        // 633fa07: a log restored from a backup during another node's
+        // handover took back only what the third node held, and wrote
+        // other events at offsets the leaving node held; that node then
+        // took its departure back).
         var skipDeparted = false
         while !Task.isCancelled {
-            let departed = skipDeparted ? directory.departed : []
+            let departed = skipDeparted ? directory.departedAndStopped() : []
             let ring = directory.ringMembers.union(known).subtracting([selfID]).subtracting(departed)
             // Members that left are asked too while they still answer (a
             // graceful stop runs on for a while, an upgraded node comes
@@ -163,12 +178,13 @@ extension Replicator {
                 let terms = try await adopt(found.promises)
                 let wentBack = found.floor > log.committedOffset
                 if (wasEmpty && answers.values.contains { $0.holdsAnything }) || wentBack {
+                    state.withLock { $0.lostData = true }
                     // Everything this node held of its orders may be gone: it
                     // reads every log of the ring again, now that every peer
                     // is reachable (a backfill done while one was away may
                     // have missed what only that one held).
                     state.withLock { $0.recoveryStatus = "\(Self.recoveringPrefix): copying its orders from its peers" }
-                    while !Task.isCancelled, !(await backfill(directory.ringMembers)) {
+                    while !Task.isCancelled, !(await backfill(directory.ringMembers, afterDataLoss: true)) {
                         try await clock.sleep(for: config.backfillRetryDelay)
                     }
                     try Task.checkCancellation()

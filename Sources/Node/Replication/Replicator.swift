@@ -59,6 +59,10 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         /// in a recovery), whose rings it does not know.
         var grantedUnderRing: [String: Term] = [:]
         var grantedBefore: Term = .none
+        /// This node's log went back (it started empty, or its peers held
+        /// more of it than its disk): until it has recovered, its copies of
+        /// the other logs may lack what it held before.
+        var lostData = false
         /// The terms this node holds as leader, per preference list, and
         /// the view they were taken under.
         var held: [String: Term] = [:]
@@ -279,7 +283,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                         follower: request.follower, view: request.view, fromOffset: fromOffset, eventsMax: eventsMax, waitMs: waitMs,
                         previous: previousEventID.map { ($0, previousChecksum, previousHeld) })
                 }
-                return try await serveCopy(origin: origin, fromOffset: fromOffset, eventsMax: eventsMax)
+                return try await serveCopy(origin: origin, follower: request.follower, fromOffset: fromOffset, eventsMax: eventsMax)
             }
         } catch {
             logger.warning("fetch refused", metadata: ["follower": "\(request.follower)", "error": "\(error)"])
@@ -340,7 +344,20 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         return (events, complete, committed)
     }
 
-    private func serveCopy(origin: String, fromOffset: Int64, eventsMax: UInt32) async throws -> FetchReply {
+    private func serveCopy(origin: String, follower: String, fromOffset: Int64, eventsMax: UInt32) async throws -> FetchReply {
+        // A node whose log went back (a replaced disk, a restore) holds,
+        // until it has recovered, copies that may lack what it held before:
+        // a backfill that read them while the origin was away or recovering
+        // would take the log as whole without a write only the origin's
+        // disk still holds. (Found by seed 71321, `--customers-per-second
+        // 40`, a release build of a97d067: a peer restored from a backup
+        // older than a held payment served its copies; the reader took its
+        // ring of two as held and answered a read of the order without the
+        // payment.) The refusal makes that backfill wait. An origin reading
+        // its own log back (its recovery) still gets what is here.
+        if origin != follower, let reason = state.withLock({ $0.lostData && !$0.recovered ? $0.recoveryStatus : nil }) {
+            return FetchReply(events: [], throughOffset: 0, holderLastOffset: 0, refusal: "\(Self.copiesWentBackPrefix) (\(reason))")
+        }
         let position = try await log.replicaPositions()[origin] ?? 0
         let limit = Int(min(eventsMax, ReplicationCodec.eventsPerBatchMax))
         let scanned = try await log.scan(origin: origin, fromOffset: fromOffset, limit: limit)
@@ -779,10 +796,11 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// costs a read and nothing more; positions do not move.
     /// With `pastPositions`, each log is read from this node's position in
     /// it only (what the tail loops have not copied yet).
-    /// An origin that is recovering with its disk intact (it restarted) is
-    /// read once it has recovered: its copies are not enough.
+    /// With `afterDataLoss` (this node's own log went back: a replaced
+    /// disk, a restore), an origin that is recovering must be read once it
+    /// has recovered: its copies are not enough.
     @discardableResult
-    func backfill(_ ring: Set<String>, pastPositions: Bool = false) async -> Bool {
+    func backfill(_ ring: Set<String>, pastPositions: Bool = false, afterDataLoss: Bool = false) async -> Bool {
         guard let directory else { return false }
         state.withLock { $0.backfillFinished = false }
         defer { state.withLock { $0.backfillFinished = true } }
@@ -810,7 +828,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 logger.info("not read again: the log of a member that left, read whole for this ring", metadata: ["origin": "\(origin)"])
                 continue
             }
-            guard let (count, whole) = await backfillLog(origin, pastPositions ? positions[origin] ?? 0 : 0)
+            guard let (count, whole) = await backfillLog(origin, pastPositions ? positions[origin] ?? 0 : 0, afterDataLoss: afterDataLoss)
             else { return false }
             copied += count
             if !whole {
@@ -843,7 +861,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// that this node's orders lack: from the origin when it answers, else
     /// from every other member's copy. Returns what it copied and whether it
     /// read the log whole (false: `run` tries again); nil when cancelled.
-    private func backfillLog(_ origin: String, _ start: Int64) async -> (copied: Int, whole: Bool)? {
+    private func backfillLog(_ origin: String, _ start: Int64, afterDataLoss: Bool) async -> (copied: Int, whole: Bool)? {
         guard let directory else { return nil }
         var copied = 0
         var whole = true
@@ -851,7 +869,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         // Members that left and still beat are handing over (see
         // `ClusterMembership.handOver`): one may hold the only other
         // copy of a write, so it is read while it answers, never
-        // waited for.
+        // waited for, unless its log went back (below).
         let departed = directory.departedPeers()
         if let address = reachable[origin] ?? departed[origin] {
             do {
@@ -867,23 +885,22 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 // the origin, took it as whole, and led an order on the
                 // new ring as absent that the origin and a node now off
                 // its list had acknowledged.)
-                // But an origin that restarted on its own disk holds every
-                // event it acknowledged, and the copies may not: the other
-                // holder of a write may have lost it since (a replaced
-                // disk, a restore: this node, or the peer whose copies are
-                // read). That backfill is not done until the origin has
-                // recovered and its log is read (its recovery never
-                // waits for this node's backfill). (Found by seed 5, `--nodes 4 --faults
-                // churn,upgrade,crash,disk,restore,partition,messages`, a
-                // release build of 496a76b, where this node had lost its
-                // data; and by seed 71321, `--customers-per-second 40`, a
-                // release build of a97d067, where the only other holder of
-                // a held payment had been restored from a backup: the log
-                // read from its copies lacked the payment, and this node
-                // led the order on a ring of two as absent.) An origin that
-                // lost its own data takes it back from the copies: it is
-                // not waited for.
-                if recovering.holdsOwnLog { whole = false }
+                // But when this node lost its own data, the disk of an
+                // origin that restarted may hold what no copy does (the
+                // other holder was this node): that backfill is not
+                // done until the origin has recovered and its log is
+                // read. (Found by seed 5, `--nodes 4 --faults
+                // churn,upgrade,crash,disk,restore,partition,messages`,
+                // a release build of 496a76b: a replaced disk took its
+                // ring as backfilled from the copies while the origin,
+                // restarted after a power cut, was recovering; the
+                // origin's log was then put back from a backup, and
+                // acknowledged payments and a shipment were lost.) When
+                // another holder lost its data, it does not serve its
+                // copies until it has recovered (`serveCopy`). An
+                // origin that lost its own data too takes it back from
+                // the copies: neither waits for the other.
+                if afterDataLoss && recovering.holdsOwnLog { whole = false }
             } catch _ where reachable[origin] == nil {
                 // A member that left and stopped meanwhile: its copies.
             } catch {
@@ -892,6 +909,19 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 if Task.isCancelled { return nil }
                 return (copied, whole)
             }
+        }
+        // After this node lost its data, an origin that is away (not one
+        // that left) may hold a write whose other copy was here: its log
+        // is read from it once it is back, not from the copies. (Found by
+        // seed 79342, `--customers-per-second 40 --faults
+        // restore,upgrade,crash,partition,disk`, a release build of this
+        // change: a log restored from a backup read the log of an origin
+        // cut off by a partition from the third node's copies, which
+        // lacked writes only the origin and this node had held; the
+        // origin's disk was then replaced, and acknowledged payments and
+        // shipments were gone.)
+        if afterDataLoss && reachable[origin] == nil && departed[origin] == nil && !directory.departed.contains(origin) {
+            whole = false
         }
         // Without the origin, each peer holds its own orders of the log
         // only: every other member of the ring must be read. A member out
@@ -906,6 +936,15 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 copied += try await backfill(origin, from: holder, at: address, after: start)
             } catch is CancellationError {
                 return nil
+            } catch is HolderLostData where afterDataLoss {
+                // Both lost their data: each takes its log back from the
+                // others' copies, and neither waits for the other.
+            } catch let lost as HolderLostData {
+                // Its copies may lack a write only the origin's disk holds
+                // now: not done until it has recovered, though it left
+                // (it still beats, so it may hold the only other copy).
+                logger.warning("backfill failed", metadata: ["origin": "\(origin)", "holder": "\(holder)", "error": "\(lost)"])
+                whole = false
             } catch _ where reachable[holder] == nil {
                 // A member that left is read while it answers, never waited for.
             } catch {
@@ -978,6 +1017,7 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
                 if holder == origin, refusal.hasPrefix(Self.recoveringPrefix) {
                     throw OriginRecovering(holdsOwnLog: refusal.hasPrefix(Self.recoveringWithOwnLogPrefix))
                 }
+                if holder != origin, refusal.hasPrefix(Self.copiesWentBackPrefix) { throw HolderLostData(reason: refusal) }
                 throw EngineError.unavailable("\(holder) refused: \(refusal)")
             }
             if target == nil { target = reply.holderLastOffset }
@@ -1000,6 +1040,16 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     /// How the reason of a recovering node whose disk still holds its own
     /// log begins (it restarted; its disk was not replaced or restored).
     static let recoveringWithOwnLogPrefix = "this node is recovering its log, which its disk still holds"
+
+    /// How the refusal of a holder whose log went back begins: it serves
+    /// no copies of other logs until it has recovered (see `serveCopy`).
+    static let copiesWentBackPrefix = "this node's log went back and it is recovering: its copies may lack what it held"
+
+    /// A holder refused to serve its copies: its log went back.
+    struct HolderLostData: Error, CustomStringConvertible {
+        var reason: String
+        var description: String { reason }
+    }
 
     /// The origin refused to serve its own log: it is recovering it;
     /// `holdsOwnLog`: its disk still holds it.
