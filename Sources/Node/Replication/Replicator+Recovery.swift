@@ -99,7 +99,7 @@ extension Replicator {
         // once this node's log went back (found by seed 75176,
         // `--customers-per-second 40 --faults
         // restore,upgrade,crash,partition,disk`, a release build of
-        // 633fa07: a log restored from a backup during another node's
+        // a97d067: a log restored from a backup during another node's
         // handover took back only what the third node held, and wrote
         // other events at offsets the leaving node held; that node then
         // took its departure back).

@@ -205,8 +205,6 @@ extension Replicator {
             if request.term <= bar {
                 return GrantReply(granted: false, promise: bar, reason: "it granted \(bar) under another ring or an earlier life")
             }
-        }
-        if request.term > known {
             do {
                 _ = try await log.append(AppendRequest(
                     events: [], promise: Promise(group: request.group, term: request.term.number, leader: request.term.leader)))

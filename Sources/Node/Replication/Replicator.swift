@@ -59,9 +59,10 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         /// in a recovery), whose rings it does not know.
         var grantedUnderRing: [String: Term] = [:]
         var grantedBefore: Term = .none
-        /// This node's log went back (it started empty, or its peers held
-        /// more of it than its disk): until it has recovered, its copies of
-        /// the other logs may lack what it held before.
+        /// This node's log went back (a restore; a replaced disk in a
+        /// cluster that holds anything; its peers held more of it than its
+        /// disk): until it has recovered, its copies of the other logs may
+        /// lack what it held before (`serveCopy`).
         var lostData = false
         /// The terms this node holds as leader, per preference list, and
         /// the view they were taken under.
@@ -914,12 +915,12 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         // that left) may hold a write whose other copy was here: its log
         // is read from it once it is back, not from the copies. (Found by
         // seed 79342, `--customers-per-second 40 --faults
-        // restore,upgrade,crash,partition,disk`, a release build of this
-        // change: a log restored from a backup read the log of an origin
-        // cut off by a partition from the third node's copies, which
-        // lacked writes only the origin and this node had held; the
-        // origin's disk was then replaced, and acknowledged payments and
-        // shipments were gone.)
+        // restore,upgrade,crash,partition,disk`, a release build between
+        // 633fa07 and its successor: a log restored from a backup read
+        // the log of an origin cut off by a partition from the third
+        // node's copies, which lacked writes only the origin and this
+        // node had held; the origin's disk was then replaced, and
+        // acknowledged payments and shipments were gone.)
         if afterDataLoss && reachable[origin] == nil && departed[origin] == nil && !directory.departed.contains(origin) {
             whole = false
         }
