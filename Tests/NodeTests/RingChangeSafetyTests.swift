@@ -119,7 +119,7 @@ import Wire
     /// copies of another log until it has recovered, but an origin that
     /// reads its own events back (its own recovery) gets them.
     @Test func aNodeWhoseLogWentBackServesNoCopiesUntilItHasRecovered() async throws {
-        let (replicator, _, log) = Self.replicator(for: "api-3", ring: ["api-1", "api-2", "api-3"], network: Silence())
+        let (replicator, _, log) = Self.replicator(for: "api-3", ring: ["api-1", "api-2", "api-3"], network: RingChangeVouchingTests.Silence())
         _ = try await log.replicate(ReplicatedBatch(origin: "api-2", events: [Self.write], throughOffset: 1, deadlines: [:]))
         replicator.state.withLock {
             $0.recovered = false
@@ -168,16 +168,6 @@ import Wire
         #expect(await replicator.backfill(ring), "this node lost nothing: every other member's copies are enough")
     }
 
-    /// No peer in this test: grants are made locally.
-    struct Silence: PeerNetwork {
-        let filter = PeerFilter()
-        func send(_ message: PeerMessage, to address: String, timeout: Duration) async {}
-        func call(_ request: PeerRequest, to address: String, timeout: Duration) async throws -> PeerReply {
-            throw EngineError.unavailable("no peer in this test")
-        }
-        func closeAll() async {}
-    }
-
     /// Seed 75467 (`--customers-per-second 40 --faults
     /// restore,upgrade,crash,partition,disk`, a release build of a97d067):
     /// api-2 placed an order in term 15 of the list api-2,api-1 (api-3 was
@@ -190,7 +180,7 @@ import Wire
     /// term its granters granted under another.
     @Test func aTermGrantedUnderANewRingRanksAboveEveryTermGrantedUnderAnother() async throws {
         let three: Set<String> = ["api-1", "api-2", "api-3"]
-        let (replicator, directory, log) = Self.replicator(for: "api-1", ring: three, network: Silence())
+        let (replicator, directory, log) = Self.replicator(for: "api-1", ring: three, network: RingChangeVouchingTests.Silence())
         func grant(_ group: String, _ number: Int64, by leader: String) async -> GrantReply {
             await replicator.grant(GrantRequest(group: group, term: Term(number: number, leader: leader)), from: leader)
         }
@@ -213,7 +203,7 @@ import Wire
 
         // The next life does not know under which rings its last life
         // granted: it ranks new terms above all of them.
-        let (next, _, _) = Self.replicator(for: "api-1", ring: three, network: Silence(), log: log)
+        let (next, _, _) = Self.replicator(for: "api-1", ring: three, network: RingChangeVouchingTests.Silence(), log: log)
         #expect(!(await next.grant(GrantRequest(group: "api-1,api-2,api-3", term: Term(number: 4, leader: "api-1")), from: "api-1").granted))
         #expect(await next.grant(GrantRequest(group: "api-1,api-2,api-3", term: Term(number: 17, leader: "api-1")), from: "api-1").granted)
     }
