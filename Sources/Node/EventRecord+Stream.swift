@@ -10,6 +10,7 @@ extension EventRecord {
 
     /// The event as an order's stream holds it, decoded.
     public func streamEvent() throws -> StreamEvent {
-        StreamEvent(version: version, eventID: eventID, event: try OrderEvent.decode(typeName: type, payload: payload), term: decidedIn)
+        let stored = try OrderEvent.decodeStored(typeName: type, payload: payload)
+        return StreamEvent(version: version, eventID: eventID, event: stored.event, term: decidedIn, after: stored.after)
     }
 }

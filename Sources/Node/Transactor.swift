@@ -186,7 +186,10 @@ actor Transactor {
     /// out as a deposed leader's: the acknowledged shipment was overruled.)
     private func folded(_ events: [OrderEvent]) -> OrderState {
         var next = OrderDecider.fold(state, events)
-        if !events.isEmpty, let term { next.newestTerm = max(next.newestTerm, term) }
+        if !events.isEmpty {
+            if let term { next.newestTerm = max(next.newestTerm, term) }
+            next.headTerm = term
+        }
         return next
     }
 
@@ -220,9 +223,14 @@ actor Transactor {
         guard !events.isEmpty || deadlineChange != nil else { return }
         var version = state.version
         let number = term?.number ?? 0
+        // The first event names the term of the one it follows when another
+        // term wrote it (OrderMerge.superseded follows the newest term's
+        // events down through these).
+        var after = term != nil && state.headTerm != term ? state.headTerm : nil
         let records = events.map { event -> NewEvent in
             version += 1
-            return NewEvent(orderID: orderID.rawValue, version: version, type: event.typeName, payload: event.payloadJSON(), term: number)
+            defer { after = nil }
+            return NewEvent(orderID: orderID.rawValue, version: version, type: event.typeName, payload: event.payloadJSON(after: after), term: number)
         }
         let wantsCheckpoint = !events.isEmpty && next.version - checkpointVersion >= config.checkpointEveryEvents
         let held = eventsHeld.map { $0 + Int64(records.count) }

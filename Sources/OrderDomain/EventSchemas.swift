@@ -83,6 +83,7 @@ extension OrderEvent {
         if let current = schemas.current(of: typeName), payload.utf8.starts(with: "{\"v\":\(current),".utf8) || payload == "{\"v\":\(current)}" {
             return payload
         }
-        return try decode(typeName: typeName, payload: payload, schemas: schemas).payloadJSON(schemas: schemas)
+        let stored = try decodeStored(typeName: typeName, payload: payload, schemas: schemas)
+        return stored.event.payloadJSON(schemas: schemas, after: stored.after)
     }
 }

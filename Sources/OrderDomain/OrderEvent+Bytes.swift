@@ -12,13 +12,20 @@ extension OrderEvent {
     public static func decode(
         typeName: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, schemas: EventSchemas = .orderly
     ) throws(EventDecodingError) -> OrderEvent {
-        if let event = canonical(typeName: typeName, payload: payload, schemas: schemas) { return event }
-        return try decode(typeName: String(decoding: typeName, as: UTF8.self), payload: String(decoding: payload, as: UTF8.self), schemas: schemas)
+        try decodeStored(typeName: typeName, payload: payload, schemas: schemas).event
+    }
+
+    /// `decodeStored(typeName:payload:)` from a row's bytes.
+    public static func decodeStored(
+        typeName: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, schemas: EventSchemas = .orderly
+    ) throws(EventDecodingError) -> (event: OrderEvent, after: Term?) {
+        if let stored = canonical(typeName: typeName, payload: payload, schemas: schemas) { return stored }
+        return try decodeStored(typeName: String(decoding: typeName, as: UTF8.self), payload: String(decoding: payload, as: UTF8.self), schemas: schemas)
     }
 
     /// The event when the payload is in canonical form at its type's current
     /// schema version, else nil (an older version goes to the upcasters).
-    static func canonical(typeName: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, schemas: EventSchemas) -> OrderEvent? {
+    static func canonical(typeName: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, schemas: EventSchemas) -> (event: OrderEvent, after: Term?)? {
         var reader = CanonicalReader(payload)
         guard reader.literal("{\"v\":"), let version = reader.integer() else { return nil }
         let event: OrderEvent
@@ -70,9 +77,14 @@ extension OrderEvent {
             // ConflictRecorded is rare, and its detail is free text.
             return nil
         }
+        var after: Term?
+        if reader.literal(",\"after_term\":") {
+            guard let number = reader.integer(), number > 0, reader.literal(",\"after_leader\":"), let leader = reader.string() else { return nil }
+            after = Term(number: number, leader: leader)
+        }
         guard reader.literal("}"), reader.atEnd else { return nil }
         guard version == schemas.uniformCurrent.map(Int64.init) ?? schemas.current(of: event.typeName).map(Int64.init) else { return nil }
-        return event
+        return (event, after)
     }
 
     private static func equal(_ bytes: UnsafeRawBufferPointer, _ text: StaticString) -> Bool {

@@ -3,7 +3,10 @@
 /// when nil. `decode(typeName:payload:)` is the exact inverse.
 extension OrderEvent {
     /// The payload at its type's current schema version in `schemas`.
-    public func payloadJSON(schemas: EventSchemas = .orderly) -> String {
+    /// `after`: the term of the event at the version before, on which this
+    /// one was decided, when it differs from the event's own term (see
+    /// `StreamEvent.after`); written as `after_term` and `after_leader`.
+    public func payloadJSON(schemas: EventSchemas = .orderly, after: Term? = nil) -> String {
         var fields: [(String, JSONValue)] = [("v", .integer(Int64(schemas.current(of: typeName) ?? 1)))]
         switch self {
         case .orderPlaced(let customer, let lines, let total):
@@ -24,6 +27,9 @@ extension OrderEvent {
         case .conflictRecorded(let code, let detail):
             fields += [("code", .string(code)), ("detail", .string(detail))]
         }
+        if let after, after != .none {
+            fields += [("after_term", .integer(after.number)), ("after_leader", .string(after.leader))]
+        }
         return JSONValue.object(fields).serialized()
     }
 
@@ -35,7 +41,22 @@ extension OrderEvent {
     /// version: an older payload is upcast first (`EventSchemas`), a newer
     /// one refused.
     public static func decode(typeName: String, payload: String, schemas: EventSchemas = .orderly) throws(EventDecodingError) -> OrderEvent {
-        let json = try schemas.upcast(typeName: typeName, payload: try JSONValue.parse(payload))
+        try decode(typeName: typeName, json: try JSONValue.parse(payload), schemas: schemas)
+    }
+
+    /// The event a stored payload holds and the term it names as the one
+    /// it was decided after (`after_term`, `after_leader`; nil when absent).
+    public static func decodeStored(typeName: String, payload: String, schemas: EventSchemas = .orderly) throws(EventDecodingError) -> (event: OrderEvent, after: Term?) {
+        let json = try JSONValue.parse(payload)
+        var after: Term?
+        if case .integer(let number)? = json["after_term"], number > 0, case .string(let leader)? = json["after_leader"] {
+            after = Term(number: number, leader: leader)
+        }
+        return (try decode(typeName: typeName, json: json, schemas: schemas), after)
+    }
+
+    static func decode(typeName: String, json parsed: JSONValue, schemas: EventSchemas) throws(EventDecodingError) -> OrderEvent {
+        let json = try schemas.upcast(typeName: typeName, payload: parsed)
         let fields = PayloadFields(json: json, typeName: typeName)
         switch typeName {
         case "OrderPlaced":

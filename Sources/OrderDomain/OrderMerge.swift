@@ -1,17 +1,26 @@
 /// One event of an order's stream as a log holds it: its stream version,
-/// its cluster-wide id (origin, log and offset; see EventLog) and the term
-/// its leader decided it in.
+/// its cluster-wide id (origin, log and offset; see EventLog), the term its
+/// leader decided it in, and the term of the event it was decided after.
 public struct StreamEvent: Sendable, Equatable {
     public let version: Int64
     public let eventID: String
     public let event: OrderEvent
     public let term: Term
+    /// The term of the event at `version - 1` that its leader decided this
+    /// one after, when that is another term than `term`: a leader's first
+    /// event of the order in a new term. Nil for an event that follows one
+    /// of its own term, the first event of a stream, an event written
+    /// without a term, or one written before events named it (a leader of
+    /// one term writes one event per version, so the event of `term` at
+    /// `version - 1`, when there is one, is the one it followed).
+    public let after: Term?
 
-    public init(version: Int64, eventID: String, event: OrderEvent, term: Term = .none) {
+    public init(version: Int64, eventID: String, event: OrderEvent, term: Term = .none, after: Term? = nil) {
         self.version = version
         self.eventID = eventID
         self.event = event
         self.term = term
+        self.after = after
     }
 }
 
@@ -67,33 +76,61 @@ public enum OrderMerge {
             }
             OrderDecider.evolve(&state, stored.event)
             version = max(version, stored.version)
+            state.headTerm = stored.term == .none ? nil : stored.term
         }
         state.version = version
         state.newestTerm = max(base.newestTerm, events.map(\.term).max() ?? .none)
         return state
     }
 
-    /// The events a newer term overrules: those of an older term written
-    /// at or after the version where the newer term began (its first event
-    /// of the order, or before `base`'s version for a term `base` folded).
-    /// A leader writes in a term only after a majority of the order's
-    /// replicas granted it and promised to acknowledge nothing of older
-    /// terms, so such an event was never acknowledged: a deposed leader's
-    /// write that reached the logs all the same. Every node computes the
-    /// same set from the same events; with no terms (available mode) it is
-    /// empty and the merge rules apply.
+    /// The events a newer term overrules. A leader writes in a term only
+    /// after a majority of the order's replicas granted it and promised to
+    /// acknowledge nothing of older terms, so such an event was never
+    /// acknowledged: a deposed leader's write that reached the logs all the
+    /// same. Every node computes the same set from the same events; with no
+    /// terms (available mode) it is empty and the merge rules apply.
+    ///
+    /// 1. The newest term's chain: from the newest term's last event, each
+    ///    event's predecessor is the event at the version before of the
+    ///    term it names (`StreamEvent.after`, else its own). At each version
+    ///    the chain reaches, every other event is overruled, whatever its
+    ///    term: the newest leader decided on the chain's event. (Found by
+    ///    seed 80383, `--customers-per-second 40 --faults restore,upgrade,
+    ///    crash,partition,disk`, a release build of 583f8cb: term 29's
+    ///    leader went on after a term-17 placement at version 1; a leader of
+    ///    term 26, deposed but cut off, then wrote a held payment at version
+    ///    1, and rule 2 alone kept it over the placement.)
+    /// 2. Below where the chain stops (an event not copied here yet, or one
+    ///    written before events named their predecessor's term), and above
+    ///    it: an event of an older term at or after the version where a
+    ///    newer term began (its first event of the order, or before
+    ///    `base`'s version for a term `base` folded).
     public static func superseded(base: OrderState, _ events: [StreamEvent]) -> Set<String> {
         var dropped: Set<String> = []
         var newest = base.newestTerm
         var index = 0
         let ordered = canonical(events)
+        var tip: StreamEvent?
         while index < ordered.count {
             let version = ordered[index].version
             var end = index
             while end < ordered.count && ordered[end].version == version { end += 1 }
             for event in ordered[index..<end] { newest = max(newest, event.term) }
             for event in ordered[index..<end] where event.term < newest { dropped.insert(event.eventID) }
+            for event in ordered[index..<end] where event.term != .none && event.term >= (tip?.term ?? .none) { tip = event }
             index = end
+        }
+        guard var link = tip, link.term == newest else { return dropped }
+        var byVersion: [Int64: [StreamEvent]] = [:]
+        for event in ordered where event.version < link.version && event.version > base.version {
+            byVersion[event.version, default: []].append(event)
+        }
+        while let before = byVersion[link.version - 1] {
+            let wanted = link.after ?? link.term
+            guard let parent = before.first(where: { $0.term == wanted }) else { break }
+            dropped.remove(parent.eventID)
+            for other in before where other.eventID != parent.eventID { dropped.insert(other.eventID) }
+            link = parent
         }
         return dropped
     }

@@ -25,6 +25,10 @@ extension OrderState {
             fields.append(("term", .integer(newestTerm.number)))
             fields.append(("term_leader", .string(newestTerm.leader)))
         }
+        if let headTerm {
+            fields.append(("head_term", .integer(headTerm.number)))
+            fields.append(("head_leader", .string(headTerm.leader)))
+        }
         if let eventsHeld { fields.append(("events_held", .integer(eventsHeld))) }
         if !conflicts.isEmpty {
             fields.append(("conflicts", .array(conflicts.map {
@@ -72,6 +76,9 @@ extension OrderState {
         state.cancelReason = try fields.optionalString("cancel_reason")
         if let number = try fields.optionalInteger("term") {
             state.newestTerm = Term(number: number, leader: try fields.optionalString("term_leader") ?? "")
+        }
+        if let number = try fields.optionalInteger("head_term") {
+            state.headTerm = Term(number: number, leader: try fields.optionalString("head_leader") ?? "")
         }
         guard case .array(let lines)? = json["lines"], case .array(let payments)? = json["payments"] else {
             throw fields.missing("lines/payments")

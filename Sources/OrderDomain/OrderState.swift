@@ -72,6 +72,11 @@ public struct OrderState: Sendable, Equatable {
     /// The newest term among the events folded (see `OrderMerge.superseded`):
     /// an event of an older term after them is a deposed leader's.
     public var newestTerm: Term = .none
+    /// The term of the event at `version`, the one the next event is
+    /// decided after (`StreamEvent.after`); nil when it has none (an empty
+    /// stream, an event written without a term) or it is unknown (a
+    /// checkpoint written before it was kept).
+    public var headTerm: Term?
 
     public init(orderID: ClientID) {
         self.orderID = orderID

@@ -108,15 +108,16 @@ public enum StatsRebuild {
                         while let row = try rows.next() {
                             let orderID = String(decoding: row.orderID, as: UTF8.self)
                             let event: OrderEvent
+                            let after: Term?
                             do {
-                                event = try OrderEvent.decode(typeName: row.type, payload: row.payload)
+                                (event, after) = try OrderEvent.decodeStored(typeName: row.type, payload: row.payload)
                             } catch {
                                 throw StatsError.badInput("\(unit.file): event \(unit.origin):\(row.offset) of order \(orderID): \(error)")
                             }
                             let partition = Int(StableHash.hash64(bytes: row.orderID) % UInt64(workers))
                             read.partitions[partition][orderID, default: []].append(StatsEvent(
                                 orderID: orderID, version: row.version, eventID: String(decoding: row.eventID, as: UTF8.self),
-                                recordedAtMs: row.recordedAt, event: event, term: StatsEvent.term(row.term, origin: unit.origin)))
+                                recordedAtMs: row.recordedAt, event: event, term: StatsEvent.term(row.term, origin: unit.origin), after: after))
                             read.rows += 1
                             newest = row.offset
                             unreported += 1

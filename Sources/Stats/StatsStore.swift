@@ -83,9 +83,10 @@ public final class StatsStore: LogSink, Sendable {
     }
 
     static func statsEvent(_ record: EventRecord) throws -> StatsEvent {
-        StatsEvent(
+        let stored = try OrderEvent.decodeStored(typeName: record.type, payload: record.payload)
+        return StatsEvent(
             orderID: record.orderID, version: record.version, eventID: record.eventID, recordedAtMs: record.recordedAt,
-            event: try OrderEvent.decode(typeName: record.type, payload: record.payload), term: StatsEvent.term(record.term, origin: record.origin))
+            event: stored.event, term: StatsEvent.term(record.term, origin: record.origin), after: stored.after)
     }
 
     /// Folds events into the tables inside the caller's transaction.
@@ -98,9 +99,10 @@ public final class StatsStore: LogSink, Sendable {
             for row in try Row.fetchAll(select, arguments: [order]) {
                 let type: String = row[3]
                 let payload: String = row[4]
+                let stored = try OrderEvent.decodeStored(typeName: type, payload: payload)
                 held[order, default: []].append(StatsEvent(
                     orderID: order, version: row[1], eventID: row[0], recordedAtMs: row[2],
-                    event: try OrderEvent.decode(typeName: type, payload: payload), term: StatsEvent.term(row[5], origin: row[6])))
+                    event: stored.event, term: StatsEvent.term(row[5], origin: row[6]), after: stored.after))
             }
         }
         let (fresh, delta) = StatsFold.apply(events, held: held)
@@ -109,7 +111,7 @@ public final class StatsStore: LogSink, Sendable {
             """)
         for event in fresh {
             try insert.execute(arguments: [
-                event.eventID, event.orderID, event.version, event.recordedAtMs, event.event.typeName, event.event.payloadJSON(),
+                event.eventID, event.orderID, event.version, event.recordedAtMs, event.event.typeName, event.event.payloadJSON(after: event.after),
                 event.term.number, event.term.leader,
             ])
         }
@@ -253,7 +255,7 @@ public final class StatsStore: LogSink, Sendable {
                 sqlite3_bind_int64(handle, 3, event.version)
                 sqlite3_bind_int64(handle, 4, event.recordedAtMs)
                 sqlite3_bind_text(handle, 5, event.event.typeName, -1, transient)
-                sqlite3_bind_text(handle, 6, event.event.payloadJSON(), -1, transient)
+                sqlite3_bind_text(handle, 6, event.event.payloadJSON(after: event.after), -1, transient)
                 sqlite3_bind_int64(handle, 7, event.term.number)
                 sqlite3_bind_text(handle, 8, event.term.leader, -1, transient)
                 let code = sqlite3_step(handle)

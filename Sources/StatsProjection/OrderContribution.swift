@@ -48,7 +48,7 @@ public struct OrderContribution: Sendable, Equatable {
         var paidAt: Int64?
         let superseded = canonical.contains { $0.term != .none }
             ? OrderMerge.superseded(
-                base: state, canonical.map { StreamEvent(version: $0.version, eventID: $0.eventID, event: $0.event, term: $0.term) })
+                base: state, canonical.map { StreamEvent(version: $0.version, eventID: $0.eventID, event: $0.event, term: $0.term, after: $0.after) })
             : []
         for stored in canonical where !superseded.contains(stored.eventID) {
             OrderDecider.evolve(&state, stored.event)

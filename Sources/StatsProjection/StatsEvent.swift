@@ -12,14 +12,20 @@ public struct StatsEvent: Sendable, Equatable {
     /// term at or after the version where a newer term began is superseded
     /// and counts for nothing, as the engine's fold leaves it out.
     public let term: Term
+    /// The term of the event it was decided after (`StreamEvent.after`).
+    public let after: Term?
 
-    public init(orderID: String, version: Int64, eventID: String, recordedAtMs: Int64, event: OrderEvent, term: Term = .none) {
+    public init(
+        orderID: String, version: Int64, eventID: String, recordedAtMs: Int64, event: OrderEvent, term: Term = .none,
+        after: Term? = nil
+    ) {
         self.orderID = orderID
         self.version = version
         self.eventID = eventID
         self.recordedAtMs = recordedAtMs
         self.event = event
         self.term = term
+        self.after = after
     }
 
     /// The term of an event written by `origin` in term number `number`.

@@ -219,8 +219,15 @@ import Testing
         let shipment = try #require(records.first { $0.type == "OrderShipped" })
         #expect(payments.allSatisfy { shipment.term > $0 }, "shipped in term \(shipment.term) after events in terms \(payments)")
         // What every node folds from the log is what the client was told.
-        let folded = OrderMerge.fold(OrderState(orderID: order), try records.map { try $0.streamEvent() })
+        let stream = try records.map { try $0.streamEvent() }
+        let folded = OrderMerge.fold(OrderState(orderID: order), stream)
         #expect(folded.status == .shipped)
+        // The first event of the new term names the term it went on from
+        // (kept through the checkpoint), so a fold follows the newest term's
+        // events down (OrderMerge.superseded); the others follow their own.
+        let paidTerm = Term(number: 23, leader: "api-1")
+        #expect(stream.map(\.after) == [nil, nil, nil, paidTerm])
+        #expect(stream.dropLast().allSatisfy { $0.term == paidTerm })
         await engine.shutdown()
     }
 
