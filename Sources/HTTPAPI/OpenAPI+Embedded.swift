@@ -819,7 +819,7 @@ components:
           enum: [OrderPlaced, PaymentReceived, PaymentApplied, PaymentRefunded, OrderPaid, OrderCancelled, OrderShipped, ConflictRecorded]
         payload:
           type: object
-          description: The event's fields in its type's current schema version (an older payload upcast; see docs/events.md).
+          description: The event's fields in its type's current schema version (an older payload upcast; see docs/events.md). A leader's first event of an order in a new term also names the term of the event before it, `after_term` and `after_leader`.
         origin:
           type: string
           description: The node whose log holds it as its own.
