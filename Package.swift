@@ -202,7 +202,7 @@ let package = Package(
         ),
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "OrderDomain", "HashRing", "Replication"]),
         .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", "EventLog", "TestSupport"]),
-        .testTarget(name: "EventLogTests", dependencies: ["EventLog", "Checksum", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "EventLogTests", dependencies: ["EventLog", "Checksum", "OrderDomain", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "WireTests",
             dependencies: [

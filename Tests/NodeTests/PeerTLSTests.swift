@@ -74,10 +74,17 @@ struct TestAuthority {
     /// After a refusal the server still admits a good peer, and frames flow.
     func expectStillServing(_ port: Int, _ serverSide: PeerRecorder) async throws {
         let goodSide = PeerRecorder()
-        let good = try await connect(port, as: "api-2", tls: try cluster.tls("api-2"), recorder: goodSide)
+        var good = try await connect(port, as: "api-2", tls: try cluster.tls("api-2"), recorder: goodSide)
         defer { try? good.close().wait() }
         try await waitFor("a good peer to be admitted") {
-            serverSide.established.withLock { $0 } == ["api-2"] && goodSide.established.withLock { $0 } == ["api-1"]
+            if serverSide.established.withLock({ $0 }) == ["api-2"] && goodSide.established.withLock({ $0 }) == ["api-1"] { return true }
+            // A server with a short handshake deadline closes a good peer
+            // too when the loaded machine does not finish the handshake in
+            // time (seen in a full `swift test`): such a peer connects again.
+            if !good.isActive && goodSide.established.withLock({ $0 }).isEmpty {
+                good = try await connect(port, as: "api-2", tls: try cluster.tls("api-2"), recorder: goodSide)
+            }
+            return false
         }
         try await good.writeAndFlush(Frame(type: 16, payload: ByteBuffer(string: "ping")))
         try await waitFor("its frame to arrive") { serverSide.frames.withLock { $0.count } == 1 }
