@@ -47,7 +47,11 @@ struct SimulatedCluster {
         }
     }
 
+    /// Messages from a node to a peer address that are dropped (a one-way cut).
+    var cut: Set<String> = []
+
     mutating func send(_ digest: GossipDigest, from sender: String, to peer: String) {
+        guard !cut.contains("\(sender)>\(peer)") else { return }
         let delay = maxDelayMs == 0 ? 0 : Int64(random.next() % UInt64(maxDelayMs + 1))
         inFlight.append((nowMs + delay, sender, peer, digest))
     }
@@ -160,6 +164,38 @@ struct SimulatedCluster {
         #expect(took != nil)
         for _ in 0..<30 { cluster.step() }
         #expect(cluster.everyone { $0.member("n1")?.status == .left }, "left is final, never turned into dead")
+    }
+
+    /// A recovery after a restored disk waits for a member that left while
+    /// it is still heard from (`ClusterMembership.departedAndStopped`): a
+    /// leaving member cut off from the recovering node alone is still
+    /// heard there, through the others' gossip.
+    @Test func aLeavingMemberCutOffFromOneNodeIsStillHeardThereThroughTheOthers() {
+        var cluster = SimulatedCluster(nodes: 3, seed: 11)
+        _ = cluster.run(until: 5000) { $0.everyone { $0.view.count == 3 } }
+        cluster.cut = ["n2>\(SimulatedCluster.peer("n0"))", "n0>\(SimulatedCluster.peer("n2"))"]
+        let window = cluster.config.deadAfterMs
+        let start = cluster.nowMs
+        while cluster.nowMs - start < 3 * window {
+            // It hands over: each round it beats once more (`leave`).
+            for directive in cluster.cores["n2"]!.leave() {
+                if case .sendGossip(let to, let digest) = directive { cluster.send(digest, from: "n2", to: to) }
+            }
+            cluster.step()
+            if cluster.nowMs - start >= window {
+                #expect(cluster.cores["n0"]!.member("n2")?.status == .left)
+                #expect(cluster.cores["n0"]!.heardFrom("n2", withinMs: window, nowMs: cluster.nowMs), "at \(cluster.nowMs - start) ms")
+            }
+        }
+        // Cut off from every other member, it falls silent everywhere.
+        cluster.cut.insert("n2>\(SimulatedCluster.peer("n1"))")
+        for _ in 0..<Int(2 * window / cluster.config.heartbeatIntervalMs) {
+            for directive in cluster.cores["n2"]!.leave() {
+                if case .sendGossip(let to, let digest) = directive { cluster.send(digest, from: "n2", to: to) }
+            }
+            cluster.step()
+        }
+        #expect(!cluster.cores["n0"]!.heardFrom("n2", withinMs: window, nowMs: cluster.nowMs))
     }
 
     @Test func aNewIncarnationIsReportedEvenIfTheStatusStaysAlive() {
