@@ -121,6 +121,34 @@ import Testing
         #expect(GatherRule.repliesNeeded(replicas: 3) == 2)
         #expect(GatherRule.repliesNeeded(replicas: 5) == 3)
         #expect(GatherRule.repliesNeeded(replicas: 1) == 1)
+        // An even list, one member fewer than the list before it: every
+        // write a majority of the old list acknowledged without this node
+        // is on the others only (seed 92443: a list of two after a leave).
+        #expect(GatherRule.repliesNeeded(replicas: 2) == 2)
+        #expect(GatherRule.repliesNeeded(replicas: 4) == 3)
+        for count in 1...9 {
+            let needed = GatherRule.repliesNeeded(replicas: count)
+            // The smallest set that can hold an acknowledged write: a
+            // majority of this list, or of the list with one more member
+            // less that member.
+            let smallest = min(count / 2 + 1, (count + 1) / 2 + 1 - 1)
+            #expect(needed + smallest > count, "\(count) replicas: \(needed) answers may miss a write held by \(smallest)")
+            #expect(needed - 1 + smallest <= count, "\(count) replicas: \(needed) answers is more than needed")
+        }
+    }
+
+    /// Seed 92443's shape: a list of two left by the third member; the other
+    /// replica granted the term holding more of its own log than this node
+    /// copied. This node may not decide alone that an order is absent.
+    @Test func aTermOfAListOfTwoCoversNothingUntilTheCopiesReachTheOtherReplica() {
+        let term = Term(number: 102, leader: "api-1")
+        var positions: [String: Int64] = ["api-2": 89, "api-3": 126]
+        var frontier = TermFrontier(
+            term: term, held: ["api-2": ["api-1": 123, "api-2": 318, "api-3": 336]], own: "api-1", positions: positions)
+        #expect(!frontier.covers(replicas: 2) { positions[$0] })
+        positions["api-2"] = 318
+        positions["api-3"] = 336
+        #expect(frontier.covers(replicas: 2) { positions[$0] })
     }
 
     @Test func backfillReadsALogThroughTheEndItFirstSaw() {
