@@ -4,6 +4,7 @@ import Metrics
 import NodeRuntime
 import OrderDomain
 import ServiceLifecycle
+import Synchronization
 
 /// Why a command could not be answered with a decision.
 public enum EngineError: Error, Sendable, CustomStringConvertible {
@@ -41,6 +42,8 @@ public final class OrderEngine: Service, OrderService, Sendable {
     private let clock: any NodeClock
     private let logger: Logger
     private let commandTimer = Metrics.Timer(label: "orderly_command_seconds")
+    /// The replication view's epoch at the last timer scan.
+    private let scannedEpoch = Mutex<UInt64?>(nil)
 
     public init(
         log: any LogStore, catalog: Catalog, config: EngineConfig, replication: (any ReplicationCoordinator)? = nil,
@@ -132,11 +135,26 @@ public final class OrderEngine: Service, OrderService, Sendable {
     /// node leads (set by a copy) is looked at again later, or cleared once
     /// the order holds no payment. A timer that fails is retried at the next
     /// scan and keeps no other from firing.
+    ///
+    /// Once the view has moved since the last scan, the timer of every
+    /// order this node now leads fires too, due or not: one looked at while
+    /// another node led the order was put off by `timerRecheckMs`, and the
+    /// node that took the order over (here: this one, done recovering its
+    /// log) would otherwise wait that long to refund what was due (seed
+    /// 93600). Firing early is harmless: only holds past their end are
+    /// refunded, and the timer is set again to the next one's end.
     public func fireDueDeadlines() async {
         let now = clock.wallMs
+        let epoch = replication?.epoch
+        let viewMoved = epoch != nil && scannedEpoch.withLock { scanned in
+            defer { scanned = epoch }
+            return scanned != nil && scanned != epoch
+        }
         let due: [(orderID: String, dueAt: Int64)]
         do {
-            due = try await log.deadlines(limit: config.deadlinesPerScanMax).filter { $0.dueAt <= now }
+            due = try await log.deadlines(limit: config.deadlinesPerScanMax).filter { deadline in
+                deadline.dueAt <= now || (viewMoved && ClientID(deadline.orderID).map { replication?.leads($0) ?? false } == true)
+            }
         } catch {
             logger.warning("timer scan failed", metadata: ["error": "\(error)"])
             return

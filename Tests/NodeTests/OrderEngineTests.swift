@@ -281,6 +281,67 @@ import Testing
         await second.shutdown()
     }
 
+    /// Leads nothing until `lead()`, which moves the view (as a node done
+    /// recovering its log does once every live peer has seen it).
+    final class LeadsOnceSettled: ReplicationCoordinator, @unchecked Sendable {
+        let state = Mutex<(leads: Bool, epoch: UInt64)>((false, 1))
+        func lead() { state.withLock { $0 = (true, $0.epoch + 1) } }
+        func admit(_ orderID: ClientID) throws {}
+        func term(for orderID: ClientID, above floor: Term) async throws -> Term? { Term(number: floor.number + 1, leader: "api-1") }
+        func gather(_ orderID: ClientID, term: Term?) async throws -> Bool { false }
+        func awaitReplicas(_ orderID: ClientID, through offset: Int64, term: Term?) async throws {}
+        func confirmLeadership(_ orderID: ClientID, term: Term?) throws {}
+        func confirmRead(_ orderID: ClientID, term: Term?) async throws {}
+        func checkLeadership(_ orderID: ClientID) throws {
+            guard leads(orderID) else { throw EngineError.unavailable("not the leader") }
+        }
+        func commitCheck(_ orderID: ClientID, term: Term?) -> CommitCheck? { nil }
+        func holds(_ term: Term?, for orderID: ClientID) -> Bool { leads(orderID) }
+        func leads(_ orderID: ClientID) -> Bool { state.withLock { $0.leads } }
+        var epoch: UInt64 { state.withLock { $0.epoch } }
+    }
+
+    /// Seed 93600 (`--customers-per-second 40 --faults restore,upgrade,
+    /// crash,partition,disk`, a release build of 44c665f): a node that got
+    /// its log back from its peers after a replaced disk scanned its timers
+    /// in the moment before it led its orders, so it put off a held
+    /// payment's timer, long due, by `timerRecheckMs` as for an order led
+    /// elsewhere, and refunded the payment 2 s after it took the order
+    /// over: past the bound the simulator checks. Once the view moves, a
+    /// timer of an order this node now leads fires at the next scan.
+    @Test func aTimerPutOffWhileAnotherNodeLedFiresOnceThisNodeLeads() async throws {
+        let folder = try TemporaryFolder()
+        let clock = ManualClock()
+        let order = id("never-comes")
+        let first = try makeEngine(folder, clock: clock) { $0.holdTimeoutMs = 1000 }
+        _ = try await first.execute(order, .pay(paymentID: id("p-1"), amountCents: 500))
+        let written = try await first.log.events(orderID: order.rawValue, afterVersion: 0)
+        await first.shutdown()
+        let log = try EventLog.open(data: folder.path, node: "api-2")
+        _ = try await log.replicate(ReplicatedBatch(origin: "api-1", events: written, throughOffset: written.last!.offset, deadlines: Replicator.heldUntil(written)))
+        let replication = LeadsOnceSettled()
+        let engine = OrderEngine(
+            log: log, catalog: .standard, config: { var config = EngineConfig(nodeID: "api-2"); config.holdTimeoutMs = 1000; return config }(),
+            replication: replication, clock: clock)
+        clock.advance(ms: 1000)
+        await engine.fireDueDeadlines()
+        let putOff = try await log.deadlines(limit: 10)
+        #expect(putOff.map(\.dueAt) == [clock.wallMs + engine.config.timerRecheckMs], "led elsewhere: looked at again later")
+        replication.lead()
+        await engine.fireDueDeadlines()
+        #expect(try await engine.state(of: order).payment(id("p-1"))?.status == .refunded, "refunded at the first scan once this node leads")
+        #expect(try await log.deadlines(limit: 10).isEmpty)
+        // A timer not due yet, fired early by a move of the view, is set
+        // again to its end and refunds nothing before it.
+        let later = id("comes-later")
+        _ = try await engine.execute(later, .pay(paymentID: id("p-2"), amountCents: 500))
+        replication.lead()
+        await engine.fireDueDeadlines()
+        #expect(try await engine.state(of: later).payment(id("p-2"))?.status == .held)
+        #expect(try await log.deadlines(limit: 10).map(\.dueAt) == [clock.wallMs + 1000])
+        await engine.shutdown()
+    }
+
     @Test func aHeldPaymentIsAppliedWhenItsOrderArrivesAndItsTimerCleared() async throws {
         let folder = try TemporaryFolder()
         let engine = try makeEngine(folder)
