@@ -253,6 +253,25 @@ import Testing
         await engine.shutdown()
     }
 
+    /// `api-2`'s log holding a copy of a payment of `order` that `api-1`
+    /// held (its order not placed), as a follower copies it, with its timer
+    /// (hold timeout 1 s).
+    private func copyOfAHeldPayment(of order: ClientID, _ folder: borrowing TemporaryFolder, clock: ManualClock) async throws -> EventLog {
+        let first = try makeEngine(folder, clock: clock) { $0.holdTimeoutMs = 1000 }
+        _ = try await first.execute(order, .pay(paymentID: id("p-1"), amountCents: 500))
+        let written = try await first.log.events(orderID: order.rawValue, afterVersion: 0)
+        await first.shutdown()
+        let log = try EventLog.open(data: folder.path, node: "api-2")
+        _ = try await log.replicate(ReplicatedBatch(origin: "api-1", events: written, throughOffset: written.last!.offset, deadlines: Replicator.heldUntil(written)))
+        return log
+    }
+
+    private func engineOfTheCopy(_ log: EventLog, replication: (any ReplicationCoordinator)? = nil, clock: ManualClock) -> OrderEngine {
+        var config = EngineConfig(nodeID: "api-2")
+        config.holdTimeoutMs = 1000
+        return OrderEngine(log: log, catalog: .standard, config: config, replication: replication, clock: clock)
+    }
+
     /// The timer of a held payment lives with its copies too: a node that
     /// took the order over (its first leader gone) refunds the payment when
     /// its order never comes. (Before, only the node that wrote the payment
@@ -261,16 +280,8 @@ import Testing
         let folder = try TemporaryFolder()
         let clock = ManualClock()
         let order = id("never-comes")
-        let first = try makeEngine(folder, clock: clock) { $0.holdTimeoutMs = 1000 }
-        _ = try await first.execute(order, .pay(paymentID: id("p-1"), amountCents: 500))
-        let written = try await first.log.events(orderID: order.rawValue, afterVersion: 0)
-        await first.shutdown()
-        // The second node copied the payment as a follower does.
-        let log = try EventLog.open(data: folder.path, node: "api-2")
-        _ = try await log.replicate(ReplicatedBatch(origin: "api-1", events: written, throughOffset: written.last!.offset, deadlines: Replicator.heldUntil(written)))
-        let second = OrderEngine(
-            log: log, catalog: .standard, config: { var config = EngineConfig(nodeID: "api-2"); config.holdTimeoutMs = 1000; return config }(),
-            clock: clock)
+        let log = try await copyOfAHeldPayment(of: order, folder, clock: clock)
+        let second = engineOfTheCopy(log, clock: clock)
         #expect(try await log.deadlines(limit: 10).map(\.orderID) == [order.rawValue])
         clock.advance(ms: 1000)
         await second.fireDueDeadlines()
@@ -313,16 +324,9 @@ import Testing
         let folder = try TemporaryFolder()
         let clock = ManualClock()
         let order = id("never-comes")
-        let first = try makeEngine(folder, clock: clock) { $0.holdTimeoutMs = 1000 }
-        _ = try await first.execute(order, .pay(paymentID: id("p-1"), amountCents: 500))
-        let written = try await first.log.events(orderID: order.rawValue, afterVersion: 0)
-        await first.shutdown()
-        let log = try EventLog.open(data: folder.path, node: "api-2")
-        _ = try await log.replicate(ReplicatedBatch(origin: "api-1", events: written, throughOffset: written.last!.offset, deadlines: Replicator.heldUntil(written)))
+        let log = try await copyOfAHeldPayment(of: order, folder, clock: clock)
         let replication = LeadsOnceSettled()
-        let engine = OrderEngine(
-            log: log, catalog: .standard, config: { var config = EngineConfig(nodeID: "api-2"); config.holdTimeoutMs = 1000; return config }(),
-            replication: replication, clock: clock)
+        let engine = engineOfTheCopy(log, replication: replication, clock: clock)
         clock.advance(ms: 1000)
         await engine.fireDueDeadlines()
         let putOff = try await log.deadlines(limit: 10)
