@@ -203,7 +203,11 @@ struct Checker {
             }
             let skew: Int64 = config.faults.contains(.skew) ? 3_000 : 0
             let latestMs: Int64 = cluster.world.epochWallMs + (readyNs + boundNs) / 1_000_000 + skew
-            if let refund = refunds.first(where: { $0.payload.contains("\"\(id)\"") }), refund.recordedAt > latestMs {
+            // The first time the refund was recorded: a leader that later
+            // answers from it writes the same fact again in its own term
+            // (`Transactor.anchorHead`), recorded then.
+            let recorded = refunds.filter { $0.payload.contains("\"\(id)\"") }.min { $0.recordedAt < $1.recordedAt }
+            if let refund = recorded, refund.recordedAt > latestMs {
                 report.add("money", "payment \(id) of \(order) was refunded \(refund.recordedAt - latestMs) ms later than the hold timeout plus \(config.refundBoundMs) ms (after the faults then in force)")
             }
         }

@@ -47,6 +47,10 @@ actor Transactor {
     /// log and in the state, so an answer built on that state waits for it
     /// to reach the replicas first.
     private var unacknowledged: Int64?
+    /// The own offset of an event written again in this node's term
+    /// (`anchorHead`) that a majority has not confirmed yet: a reload folds
+    /// it as the order's last event, so the next answer waits for it.
+    private var unanchored: Int64?
     /// Events of the order at or below `state.version` the log held when the
     /// state was loaded, plus those appended since (nil: unknown, from a
     /// checkpoint written without the count).
@@ -132,11 +136,65 @@ actor Transactor {
                 try await replication?.awaitReplicas(orderID, through: pending, term: term)
                 unacknowledged = nil
             }
+            try await anchorHead()
             try await replication?.confirmRead(orderID, term: term)
         } catch {
             loaded = false
             throw error
         }
+    }
+
+    /// Before an answer that writes nothing, from a state whose last event
+    /// another term wrote: that event written again, the same fact at the
+    /// same version, in this node's term, on a majority of the replicas. Counting the replicas that hold an older term's event does not
+    /// make it stay (as in Raft, a leader commits an older term's entry
+    /// only through one of its own): a leader of a term between that one
+    /// and this node's, deposed and cut off, may still write that version,
+    /// and every fold keeps the newer-numbered of two events at a version
+    /// that no newer term's event goes on from (`OrderMerge.superseded`).
+    /// Written in this term, the event stands over both. (Found by seed
+    /// 98425, `--customers-per-second 60 --faults restore,upgrade,crash,
+    /// partition,disk,oneway,bridge`, a release build of 835ec24: term 28's
+    /// leader answered a repeated place from a term-6 placement; a leader
+    /// of term 23, cut off, then stored a held payment at version 1, and
+    /// every node read the acknowledged order as absent.)
+    private func anchorHead() async throws {
+        if let pending = unanchored {
+            try await replication?.awaitMajority(orderID, through: pending, term: term)
+            unanchored = nil
+        }
+        guard let term, state.version > 0, state.headTerm != term else { return }
+        // The whole stream: the versions below decide which event the fold
+        // keeps at the last two.
+        var stream: [StreamEvent] = []
+        for record in try await log.events(orderID: orderID.rawValue, afterVersion: 0) {
+            stream.append(try record.streamEvent())
+        }
+        let dropped = OrderMerge.superseded(base: OrderState(orderID: orderID), stream)
+        let kept = OrderMerge.canonical(stream).filter { !dropped.contains($0.eventID) }
+        let atHead = kept.filter { $0.version == state.version }
+        guard atHead.count == 1, let head = atHead.first, state.headTerm == nil || head.term == state.headTerm else {
+            logger.warning("the order's last event could not be written again in this term", metadata: [
+                "version": "\(state.version)", "events_there": "\(atHead.count)",
+            ])
+            return
+        }
+        let before = kept.last { $0.version == state.version - 1 }?.term
+        let after = before == term ? nil : before
+        try replication?.checkLeadership(orderID)
+        let request = AppendRequest(
+            events: [NewEvent(orderID: orderID.rawValue, version: state.version, type: head.event.typeName, payload: head.event.payloadJSON(after: after), term: term.number)],
+            check: replication?.commitCheck(orderID, term: term))
+        try await append(request)
+        eventsHeld = eventsHeld.map { $0 + 1 }
+        state.headTerm = term
+        state.newestTerm = max(state.newestTerm, term)
+        // A majority, not `--acks`: the event only restates one the
+        // replicas hold, and under `all` a replica that did not grant this
+        // term (a majority did) would hold every answer up.
+        unanchored = ownOffset
+        try await replication?.awaitMajority(orderID, through: ownOffset, term: term)
+        unanchored = nil
     }
 
     /// The current state, after every command that arrived before this call.
@@ -239,18 +297,23 @@ actor Transactor {
             checkpoint: wantsCheckpoint ? checkpoint(of: next, eventsHeld: held) : nil,
             deadline: deadlineChange.map { (orderID.rawValue, $0) },
             check: events.isEmpty ? nil : replication?.commitCheck(orderID, term: term))
+        try await append(request)
+        if wantsCheckpoint { checkpointVersion = next.version }
+        eventsHeld = held
+        storedDeadline = deadline
+    }
+
+    /// Appends this transactor's events. Whether a failed commit reached
+    /// the disk is unknown: the state is loaded again from the log before
+    /// the next command rather than trusted.
+    private func append(_ request: AppendRequest) async throws {
         do {
             let stored = try await log.append(request)
             if let last = stored.last { ownOffset = last.offset }
         } catch {
-            // Whether the commit reached the disk is unknown: reload from the
-            // log before the next command rather than trust memory.
             loaded = false
             throw error
         }
-        if wantsCheckpoint { checkpointVersion = next.version }
-        eventsHeld = held
-        storedDeadline = deadline
     }
 
     /// A checkpoint of `state` that the log writes only if it holds exactly

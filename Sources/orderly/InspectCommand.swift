@@ -45,7 +45,7 @@ enum TimelineFormat {
         let time = Date(timeIntervalSince1970: Double(record.recordedAt) / 1000)
         let stamp = time.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
         var mark = record.isIntact ? "" : "   !! CORRUPT: checksum mismatch"
-        if superseded { mark += "   (superseded: a newer term decided without it; left out of the order)" }
+        if superseded { mark += "   (superseded: a newer term decided this version; left out of the order)" }
         let term = record.term > 0 ? "  term \(record.term)" : ""
         return "\(record.origin)#\(record.offset)  v\(record.version)\(term)  \(stamp)  \(record.orderID)  \(record.type)  \(record.payload)\(mark)"
     }

@@ -170,16 +170,11 @@ import Testing
         await again.shutdown()
     }
 
-    /// Terms by the view: before it moves, the order's list grants term
-    /// 23; after, another list holds term 15 and grants a newer one only
-    /// when asked above a floor (as `Replicator.term(for:above:)` does).
-    final class TermsByView: ReplicationCoordinator, @unchecked Sendable {
-        let view = Mutex<UInt64>(1)
+    /// Replication that grants and confirms everything, at once: each fake
+    /// below changes what its test is about.
+    class AgreeingReplication: ReplicationCoordinator, @unchecked Sendable {
         func admit(_ orderID: ClientID) throws {}
-        func term(for orderID: ClientID, above floor: Term) async throws -> Term? {
-            let held: Int64 = view.withLock { $0 } == 1 ? 23 : 15
-            return Term(number: max(held, floor.number + 1), leader: "api-1")
-        }
+        func term(for orderID: ClientID, above floor: Term) async throws -> Term? { Term(number: floor.number + 1, leader: "api-1") }
         func gather(_ orderID: ClientID, term: Term?) async throws -> Bool { false }
         func awaitReplicas(_ orderID: ClientID, through offset: Int64, term: Term?) async throws {}
         func confirmLeadership(_ orderID: ClientID, term: Term?) throws {}
@@ -188,7 +183,68 @@ import Testing
         func commitCheck(_ orderID: ClientID, term: Term?) -> CommitCheck? { nil }
         func holds(_ term: Term?, for orderID: ClientID) -> Bool { true }
         func leads(_ orderID: ClientID) -> Bool { true }
-        var epoch: UInt64 { view.withLock { $0 } }
+        var epoch: UInt64 { 1 }
+    }
+
+    /// Terms by the view: before it moves, the order's list grants term
+    /// 23; after, another list holds term 15 and grants a newer one only
+    /// when asked above a floor (as `Replicator.term(for:above:)` does).
+    final class TermsByView: AgreeingReplication, @unchecked Sendable {
+        let view = Mutex<UInt64>(1)
+        override func term(for orderID: ClientID, above floor: Term) async throws -> Term? {
+            let held: Int64 = view.withLock { $0 } == 1 ? 23 : 15
+            return Term(number: max(held, floor.number + 1), leader: "api-1")
+        }
+        override var epoch: UInt64 { view.withLock { $0 } }
+    }
+
+    /// Grants `api-1` the term `grant` holds (or a newer one when asked
+    /// above a floor); setting it moves the view.
+    final class GrantedTerm: AgreeingReplication, @unchecked Sendable {
+        let state = Mutex<(number: Int64, epoch: UInt64)>((6, 1))
+        func grant(_ number: Int64) { state.withLock { $0 = (number, $0.epoch + 1) } }
+        override func term(for orderID: ClientID, above floor: Term) async throws -> Term? {
+            Term(number: max(state.withLock { $0.number }, floor.number + 1), leader: "api-1")
+        }
+        override func holds(_ term: Term?, for orderID: ClientID) -> Bool { term?.number == state.withLock { $0.number } }
+        override var epoch: UInt64 { state.withLock { $0.epoch } }
+    }
+
+    /// Seed 98425 (`--customers-per-second 60 --faults restore,upgrade,
+    /// crash,partition,disk,oneway,bridge`, a release build of 835ec24):
+    /// `api-1` placed an order in term 6, unacknowledged. Leading it again in
+    /// term 28, it answered the client's retry as a repeat, from the
+    /// placement its replicas held, and wrote nothing. `api-2`, a leader of
+    /// term 23 deposed and cut off, then stored a held payment at version 1;
+    /// every fold kept the newer-numbered event there, and the acknowledged
+    /// order read as absent. An answer from an older term's event now first
+    /// writes that event again in the leader's own term.
+    @Test func anAnswerFromAnOlderTermsEventWritesItAgainInThisTermSoADeposedWriteThereLoses() async throws {
+        let folder = try TemporaryFolder()
+        let log = try EventLog.open(data: folder.path, node: "api-1")
+        let terms = GrantedTerm()
+        let engine = OrderEngine(log: log, catalog: .standard, config: EngineConfig(nodeID: "api-1"), replication: terms, clock: ManualClock())
+        let order = id("o-94")
+        let place = OrderCommand.place(customer: "c", lines: [OrderLineRequest(sku: someSKU, qty: 1)])
+        #expect(try await engine.execute(order, place).value?.outcome == .created)
+        terms.grant(28)
+        #expect(try await engine.execute(order, place).value?.outcome == .replayed)
+        // The deposed leader's write reaches this log after the answer.
+        let deposed = OrderEvent.paymentReceived(paymentID: id("p-94-1"), amountCents: 500, heldUntilMs: 60_000)
+        _ = try await log.replicate(ReplicatedBatch(origin: "api-2", events: [
+            EventRecord(
+                origin: "api-2", offset: 1, orderID: order.rawValue, version: 1, type: deposed.typeName, payload: deposed.payloadJSON(),
+                eventID: EventID.make(prefix: "api-2-beef-", offset: 1), recordedAt: 1, term: 23)
+        ], throughOffset: 1))
+        let stream = try await log.events(orderID: order.rawValue, afterVersion: 0).map { try $0.streamEvent() }
+        #expect(stream.map(\.term.number).sorted() == [6, 23, 28])
+        let folded = OrderMerge.fold(OrderState(orderID: order), stream)
+        #expect(folded.status == .placed, "every node's fold keeps the acknowledged placement")
+        #expect(folded.payments.isEmpty)
+        #expect(folded.version == 1)
+        terms.grant(29)
+        #expect(try await engine.state(of: order).status == .placed)
+        await engine.shutdown()
     }
 
     /// Seed 99 (`--nodes 4 --faults churn,upgrade,crash,disk,restore,
@@ -294,22 +350,15 @@ import Testing
 
     /// Leads nothing until `lead()`, which moves the view (as a node done
     /// recovering its log does once every live peer has seen it).
-    final class LeadsOnceSettled: ReplicationCoordinator, @unchecked Sendable {
+    final class LeadsOnceSettled: AgreeingReplication, @unchecked Sendable {
         let state = Mutex<(leads: Bool, epoch: UInt64)>((false, 1))
         func lead() { state.withLock { $0 = (true, $0.epoch + 1) } }
-        func admit(_ orderID: ClientID) throws {}
-        func term(for orderID: ClientID, above floor: Term) async throws -> Term? { Term(number: floor.number + 1, leader: "api-1") }
-        func gather(_ orderID: ClientID, term: Term?) async throws -> Bool { false }
-        func awaitReplicas(_ orderID: ClientID, through offset: Int64, term: Term?) async throws {}
-        func confirmLeadership(_ orderID: ClientID, term: Term?) throws {}
-        func confirmRead(_ orderID: ClientID, term: Term?) async throws {}
-        func checkLeadership(_ orderID: ClientID) throws {
+        override func checkLeadership(_ orderID: ClientID) throws {
             guard leads(orderID) else { throw EngineError.unavailable("not the leader") }
         }
-        func commitCheck(_ orderID: ClientID, term: Term?) -> CommitCheck? { nil }
-        func holds(_ term: Term?, for orderID: ClientID) -> Bool { leads(orderID) }
-        func leads(_ orderID: ClientID) -> Bool { state.withLock { $0.leads } }
-        var epoch: UInt64 { state.withLock { $0.epoch } }
+        override func holds(_ term: Term?, for orderID: ClientID) -> Bool { leads(orderID) }
+        override func leads(_ orderID: ClientID) -> Bool { state.withLock { $0.leads } }
+        override var epoch: UInt64 { state.withLock { $0.epoch } }
     }
 
     /// Seed 93600 (`--customers-per-second 40 --faults restore,upgrade,

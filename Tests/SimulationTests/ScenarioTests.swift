@@ -365,8 +365,15 @@ import Wire
         guard run(until: { cluster.ids.allSatisfy { ready($0, on: all) } }, within: 40) else {
             return fail("the cluster never settled after the restore")
         }
-        guard let read = scenario.wait(for: scenario.call(via: origin, order, .read), within: 10) else { return fail("reading \(order) never ended") }
-        guard case .ok(_, let state) = read, state.version >= 1 else {
+        // A read answered 503 (unknown) is retried, as a client does.
+        var read: ClientAnswer?
+        for _ in 0..<5 {
+            guard let answer = scenario.wait(for: scenario.call(via: origin, order, .read), within: 10) else { return fail("reading \(order) never ended") }
+            read = answer
+            if case .unknown = answer { continue }
+            break
+        }
+        guard case .ok(_, let state)? = read, state.version >= 1 else {
             return fail("\(order), acknowledged by \(origin) and \(replica), is lost: \(String(describing: read))")
         }
         return scenario.outcome()

@@ -114,6 +114,11 @@ public protocol ReplicationCoordinator: Sendable {
     /// `offset`, as `--acks` requires, each vouching for `term`; throws
     /// `EngineError.unavailable` when they do not in time.
     func awaitReplicas(_ orderID: ClientID, through offset: Int64, term: Term?) async throws
+    /// The same for a majority of the order's replicas at the most (`--acks
+    /// all` asks no more than `quorum` does): for an event written again in
+    /// this node's term (`Transactor.anchorHead`), which a later leader
+    /// must find wherever it gathers, as any acknowledged write.
+    func awaitMajority(_ orderID: ClientID, through offset: Int64, term: Term?) async throws
     /// Throws `EngineError.unavailable` when this node no longer leads the
     /// order or holds `term`: a write it finished replicating meanwhile is
     /// not acknowledged.
@@ -135,4 +140,10 @@ public protocol ReplicationCoordinator: Sendable {
     /// Whether this node leads the order now (its timers fire here).
     func leads(_ orderID: ClientID) -> Bool
     var epoch: UInt64 { get }
+}
+
+extension ReplicationCoordinator {
+    public func awaitMajority(_ orderID: ClientID, through offset: Int64, term: Term?) async throws {
+        try await awaitReplicas(orderID, through: offset, term: term)
+    }
 }

@@ -162,9 +162,9 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
         }
     }
 
-    private func requirement(_ orderID: ClientID, _ directory: any ReplicaDirectory) -> AckRequirement {
+    private func requirement(_ orderID: ClientID, _ directory: any ReplicaDirectory, policy: AckPolicy? = nil) -> AckRequirement {
         AckRules.requirement(
-            policy: config.acks, mode: config.partitionMode, preferenceList: directory.preferenceList(for: orderID),
+            policy: policy ?? config.acks, mode: config.partitionMode, preferenceList: directory.preferenceList(for: orderID),
             leader: directory.nodeID, reachable: Set(directory.reachablePeers().keys))
     }
 
@@ -184,10 +184,18 @@ public final class Replicator: Service, ReplicationCoordinator, Sendable {
     }
 
     public func awaitReplicas(_ orderID: ClientID, through offset: Int64, term: Term?) async throws {
+        try await awaitReplicas(orderID, through: offset, term: term, policy: config.acks)
+    }
+
+    public func awaitMajority(_ orderID: ClientID, through offset: Int64, term: Term?) async throws {
+        try await awaitReplicas(orderID, through: offset, term: term, policy: config.acks == .leader ? .leader : .quorum)
+    }
+
+    private func awaitReplicas(_ orderID: ClientID, through offset: Int64, term: Term?, policy: AckPolicy) async throws {
         guard let directory, offset > 0 else { return }
         let followers: Set<String>
         let needed: Int
-        switch requirement(orderID, directory) {
+        switch requirement(orderID, directory, policy: policy) {
         case .refuse(let reason):
             throw EngineError.unavailable("order \(orderID): the write is not acknowledged: \(reason)")
         case .followers(let set, let count):
