@@ -258,7 +258,16 @@ extension Replicator {
                     }
                     return
                 }
-                if !reply.granted { noteTerm(reply.promise) }
+                guard !reply.granted else { return }
+                // It promised a newer term (under another ring, or in an
+                // earlier life): it never vouches for this one, and under
+                // `all` every write of the list would wait for it for as
+                // long as the term lasts. The term ends here; the next
+                // command takes one above the promise.
+                noteTerm(reply.promise)
+                state.withLock { state in
+                    if state.held[key] == term { state.held[key] = nil }
+                }
             }
         }
     }
