@@ -146,9 +146,10 @@ actor Transactor {
 
     /// Before an answer that writes nothing, from a state whose last event
     /// another term wrote: that event written again, the same fact at the
-    /// same version, in this node's term, on a majority of the replicas. Counting the replicas that hold an older term's event does not
-    /// make it stay (as in Raft, a leader commits an older term's entry
-    /// only through one of its own): a leader of a term between that one
+    /// same version, in this node's term, on a majority of the replicas.
+    /// Counting the replicas that hold an older term's event does not make
+    /// it stay (as in Raft, a leader commits an older term's entry only
+    /// through one of its own): a leader of a term between that one
     /// and this node's, deposed and cut off, may still write that version,
     /// and every fold keeps the newer-numbered of two events at a version
     /// that no newer term's event goes on from (`OrderMerge.superseded`).
