@@ -72,7 +72,7 @@ struct Checker {
             if config.mode == .available { checkConflictsAreReal(order, final, &report) }
             checkMoney(order, final, &report)
             if let answer = probes[order], case .unknown(let reason) = answer {
-                report.add("liveness", "\(order) took no write in the \((config.endMs - config.quietEndMs) / 1000) s after the heal and the quiet period (last answer: \(reason))")
+                report.add("liveness", "\(order) was not answered, or took no write, in the \(Double(config.operatorRestartMs - config.quietEndMs) / 1000) s after the heal and the quiet period (last answer: \(reason))")
             }
         }
         if config.mode == .consistent {

@@ -217,9 +217,14 @@ final class Workload: @unchecked Sendable {
 
     // MARK: Liveness
 
-    /// After the heal, every order must take a write again: each is sent
-    /// its first command again (a place, or a payment if it never had one),
-    /// through random nodes, until a definite answer or `deadlineNs`.
+    /// After the heal, every order must be answered again and take a write
+    /// again: each is sent its first command again (a place, or a payment
+    /// if it never had one), through random nodes, until a definite answer
+    /// or `deadlineNs`. A repeat is mostly answered from what the log holds,
+    /// so an order that can still change (placed or paid) is then
+    /// cancelled: a new event through the whole commit path, which under
+    /// `--acks all` every replica of its list must vouch for. The answer
+    /// kept is the cancel's when one was sent.
     func probe(until deadlineNs: Int64) async -> [ClientID: ClientAnswer] {
         let client = newClient()
         var answers: [ClientID: ClientAnswer] = [:]
@@ -234,6 +239,13 @@ final class Workload: @unchecked Sendable {
                     var answer = ClientAnswer.unknown("no answer before the end of the run")
                     while world.nowNs < deadlineNs {
                         answer = await send(order, first.call, client: client, draws: draws, attempts: 1)
+                        if case .unknown = answer { await sleep(250_000_000) } else { break }
+                    }
+                    guard case .ok(_, let state) = answer, state.status == .placed || state.status == .paid else { return (order, answer) }
+                    let cancel = ForwardedCall.command(.cancel(reason: "probe"))
+                    answer = .unknown("the cancel got no answer before the end of the run")
+                    while world.nowNs < deadlineNs {
+                        answer = await send(order, cancel, client: client, draws: draws, attempts: 1)
                         if case .unknown = answer { await sleep(250_000_000) } else { break }
                     }
                     return (order, answer)
