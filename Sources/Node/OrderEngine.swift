@@ -134,7 +134,9 @@ public final class OrderEngine: Service, OrderService, Sendable {
     /// this node leads fires (`expireHeldPayments`); one of an order another
     /// node leads (set by a copy) is looked at again later, or cleared once
     /// the order holds no payment. A timer that fails is retried at the next
-    /// scan and keeps no other from firing.
+    /// scan and keeps no other from firing; timers fire concurrently, so
+    /// one that waits (its order's replicas not answering) holds up none of
+    /// the others. The scan returns once every timer it started is done.
     ///
     /// Once the view has moved since the last scan, the timer of every
     /// order this node now leads fires too, due or not: one looked at while
@@ -159,18 +161,39 @@ public final class OrderEngine: Service, OrderService, Sendable {
             logger.warning("timer scan failed", metadata: ["error": "\(error)"])
             return
         }
-        for deadline in due {
-            guard !Task.isCancelled else { return }
-            guard let orderID = ClientID(deadline.orderID) else { continue }
-            do {
-                if replication?.leads(orderID) ?? true {
-                    _ = try await execute(orderID, .expireHeldPayments)
-                } else {
-                    try await reviewTimer(of: orderID, now: now)
+        // At most `timersInFlightMax` at once, each started as soon as
+        // another ends: one whose order cannot be written now (its replicas
+        // recovering, a term refused) waits out its timeouts while the
+        // others fire (seed 96047).
+        await withTaskGroup(of: Void.self) { group in
+            var inFlight = 0
+            for deadline in due {
+                guard !Task.isCancelled else { break }
+                guard let orderID = ClientID(deadline.orderID) else { continue }
+                if inFlight == Self.timersInFlightMax {
+                    await group.next()
+                    inFlight -= 1
                 }
-            } catch {
-                logger.warning("a timer failed; it is tried again at the next scan", metadata: ["order": "\(orderID)", "error": "\(error)"])
+                group.addTask { await self.fire(orderID, now: now) }
+                inFlight += 1
             }
+        }
+    }
+
+    /// Most timers fired at once by one scan.
+    static let timersInFlightMax = 64
+
+    /// One due timer: fired here if this node leads its order, else looked
+    /// at again later. A failure is logged; the timer stays for the next scan.
+    private func fire(_ orderID: ClientID, now: Int64) async {
+        do {
+            if replication?.leads(orderID) ?? true {
+                _ = try await execute(orderID, .expireHeldPayments)
+            } else {
+                try await reviewTimer(of: orderID, now: now)
+            }
+        } catch {
+            logger.warning("a timer failed; it is tried again at the next scan", metadata: ["order": "\(orderID)", "error": "\(error)"])
         }
     }
 

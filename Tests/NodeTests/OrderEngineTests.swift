@@ -3,6 +3,7 @@ import LogStorage
 import Foundation
 import OrderDomain
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import Node
@@ -403,6 +404,74 @@ import Testing
         let placed = try await engine.execute(order, .place(customer: "c", lines: [OrderLineRequest(sku: someSKU, qty: 1)]))
         #expect(placed.value?.state.status == .paid)
         #expect(try await engine.log.deadlines(limit: 100).isEmpty)
+        await engine.shutdown()
+    }
+
+    /// Confirms every write at once, except those of one order once
+    /// `stall()` is called: they wait until `release()`, as a write waits
+    /// while its order's replicas are recovering.
+    final class StallsOneOrder: AgreeingReplication, @unchecked Sendable {
+        let stalled: ClientID
+        private let gate = Mutex<(armed: Bool, waiting: [CheckedContinuation<Void, Never>])>((false, []))
+        init(stalling order: ClientID) { stalled = order }
+        func stall() { gate.withLock { $0.armed = true } }
+        func release() {
+            let waiting = gate.withLock { gate in
+                defer { gate = (false, []) }
+                return gate.waiting
+            }
+            for continuation in waiting { continuation.resume() }
+        }
+        var waiting: Int { gate.withLock { $0.waiting.count } }
+        override func awaitReplicas(_ orderID: ClientID, through offset: Int64, term: Term?) async throws {
+            guard orderID == stalled else { return }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let wait = gate.withLock { gate in
+                    if gate.armed { gate.waiting.append(continuation) }
+                    return gate.armed
+                }
+                if !wait { continuation.resume() }
+            }
+        }
+    }
+
+    /// Seed 96047 (`--nodes 5 --acks all --customers-per-second 40 --faults
+    /// restore,upgrade,crash,partition,disk`, a release build of b463143):
+    /// after the heal, a scan fired its timers one after the other, and two
+    /// orders whose replicas were still recovering took about 2 s each to
+    /// fail. The held payment of the order after them, due long before, was
+    /// refunded 0.5 s past the bound. Timers now fire concurrently: one
+    /// that waits holds up none of the others.
+    @Test func aTimerWhoseWriteWaitsHoldsUpNoOtherTimer() async throws {
+        let folder = try TemporaryFolder()
+        let clock = ManualClock()
+        let stuck = id("replicas-recovering")
+        let other = id("never-comes")
+        let replication = StallsOneOrder(stalling: stuck)
+        var config = EngineConfig(nodeID: "api-1")
+        config.holdTimeoutMs = 1000
+        let engine = OrderEngine(log: try EventLog.open(data: folder.path, node: "api-1"), catalog: .standard, config: config, replication: replication, clock: clock)
+        _ = try await engine.execute(stuck, .pay(paymentID: id("p-1"), amountCents: 500))
+        clock.advance(ms: 10)
+        _ = try await engine.execute(other, .pay(paymentID: id("p-2"), amountCents: 700))
+        #expect(try await engine.log.deadlines(limit: 10).map(\.orderID) == [stuck.rawValue, other.rawValue], "the stuck order's timer comes first")
+        clock.advance(ms: 1000)
+        replication.stall()
+        let scan = Task { await engine.fireDueDeadlines() }
+        var otherRefunded = true
+        do {
+            try await waitFor("the other order's payment refunded while the first timer waits", timeout: .seconds(10)) {
+                try await engine.state(of: other).payment(id("p-2"))?.status == .refunded
+            }
+        } catch {
+            otherRefunded = false
+        }
+        #expect(otherRefunded, "a timer whose write waits held up the next one")
+        #expect(replication.waiting == 1, "the first timer's write still waits")
+        replication.release()
+        await scan.value
+        #expect(try await engine.state(of: stuck).payment(id("p-1"))?.status == .refunded)
+        #expect(try await engine.log.deadlines(limit: 10).isEmpty)
         await engine.shutdown()
     }
 
