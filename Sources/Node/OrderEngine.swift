@@ -203,10 +203,7 @@ public final class OrderEngine: Service, OrderService, Sendable {
     /// again after `timerRecheckMs` (its leader fires it meanwhile; should
     /// this node lead it by then, it fires it itself).
     private func reviewTimer(of orderID: ClientID, now: Int64) async throws {
-        var stream: [StreamEvent] = []
-        for record in try await log.events(orderID: orderID.rawValue, afterVersion: 0) {
-            stream.append(try record.streamEvent())
-        }
+        let stream = try await log.events(orderID: orderID.rawValue, afterVersion: 0).map { try $0.streamEvent() }
         let state = OrderMerge.fold(OrderState(orderID: orderID), stream)
         // A merged state its leader has not repaired yet keeps the timer too.
         let due = OrderMerge.reconcile(state).isEmpty ? state.nextHoldDeadlineMs : now

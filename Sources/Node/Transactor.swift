@@ -167,10 +167,7 @@ actor Transactor {
         guard let term, state.version > 0, state.headTerm != term else { return }
         // The whole stream: the versions below decide which event the fold
         // keeps at the last two.
-        var stream: [StreamEvent] = []
-        for record in try await log.events(orderID: orderID.rawValue, afterVersion: 0) {
-            stream.append(try record.streamEvent())
-        }
+        let stream = try await log.events(orderID: orderID.rawValue, afterVersion: 0).map { try $0.streamEvent() }
         let dropped = OrderMerge.superseded(base: OrderState(orderID: orderID), stream)
         let kept = OrderMerge.canonical(stream).filter { !dropped.contains($0.eventID) }
         let atHead = kept.filter { $0.version == state.version }

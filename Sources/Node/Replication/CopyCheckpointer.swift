@@ -68,11 +68,7 @@ public actor CopyCheckpointer {
         guard let orderID = ClientID(order) else { return }
         let records = try await log.events(orderID: order, afterVersion: 0)
         guard !records.isEmpty else { return }
-        var stream: [StreamEvent] = []
-        stream.reserveCapacity(records.count)
-        for record in records {
-            stream.append(try record.streamEvent())
-        }
+        let stream = try records.map { try $0.streamEvent() }
         let state = OrderMerge.fold(OrderState(orderID: orderID), stream)
         _ = try await log.append(AppendRequest(
             events: [], checkpoint: Checkpoint(orderID: order, version: state.version, state: state.snapshotJSON(eventsHeld: Int64(records.count)), coveredEvents: Int64(records.count))))
