@@ -268,6 +268,10 @@ final class GroupCommitWriter: @unchecked Sendable {
         while !stopped && thread != nil {
             condition.wait()
         }
+        // Each thread's closure holds this writer: without these the
+        // writer, its database pool and their files would outlive the log.
+        thread = nil
+        syncThread = nil
         condition.unlock()
         if walDescriptor >= 0 {
             // SQLite's own hook again: ours points at this writer.

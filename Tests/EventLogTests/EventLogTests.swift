@@ -399,6 +399,31 @@ import Testing
     @Test func crc32cMatchesTheStandardCheckValue() {
         #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
     }
+
+    /// The files of this process that are under `folder`.
+    static func openFiles(under folder: String) -> [String] {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)") }
+            .filter { $0.hasPrefix(folder) }
+    }
+
+    /// A process that opens logs one after another (a tool, the test
+    /// suite) must not keep the closed ones' files: the writer's threads
+    /// held the writer, and through it the database and its descriptors,
+    /// for as long as the process ran (the test process had 1,200 of them
+    /// open to deleted files, past the point where Foundation's
+    /// `Process.run()` crashes).
+    @Test func aClosedLogOnceReleasedKeepsNoFileOpen() async throws {
+        let folder = try TemporaryFolder()
+        do {
+            let log = try EventLog.open(data: folder.path, node: "api-1")
+            _ = try await log.append(AppendRequest(events: [event("o1", 1)]))
+            #expect(try await log.scan(fromOffset: 1, limit: 10).count == 1)
+            #expect(!Self.openFiles(under: folder.path).isEmpty)
+            log.close()
+        }
+        try await waitFor("the closed log's files to be closed", timeout: .seconds(10)) { Self.openFiles(under: folder.path).isEmpty }
+    }
 }
 
 @Suite struct CRC32CTests {
