@@ -57,7 +57,6 @@ public enum APIServer {
             return JSONResponse.make(status: .serviceUnavailable, json: .object([("reason", .string(reason)), ("status", .string(status))]))
         }
         OpenAPI.addRoute(to: router)
-        router.add(middleware: RouteNotFoundMiddleware.on(router))
         router.get("metrics") { _, _ in
             var buffer: [UInt8] = []
             registry.emit(into: &buffer)
@@ -66,5 +65,7 @@ public enum APIServer {
                 headers: [.contentType: "text/plain; version=0.0.4"],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: buffer)))
         }
+        // Last: it answers from the routes the router has now.
+        router.add(middleware: RouteNotFoundMiddleware.on(router))
     }
 }

@@ -5,16 +5,15 @@ import Hummingbird
 /// (The router answers both with an empty 404.)
 struct RouteNotFoundMiddleware: RouterMiddleware {
     typealias Context = BasicRequestContext
-    /// The router's routes, read when a request finds none (all are added
-    /// by then).
-    let routes: @Sendable () -> [(method: String, path: String)]
+    /// The router's routes (this middleware is added after the last).
+    let routes: [(method: String, path: String)]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as HTTPError where error.status == .notFound {
             let path = request.uri.path
-            let methods = Set(routes().filter { Self.matches(pattern: $0.path, path) }.map(\.method)).sorted()
+            let methods = Set(routes.filter { Self.matches(pattern: $0.path, path) }.map(\.method)).sorted()
             if methods.contains(request.method.rawValue) { throw error }
             if methods.isEmpty {
                 return APIError(.notFound, "not_found", "no route \(path)").response()
@@ -36,9 +35,11 @@ struct RouteNotFoundMiddleware: RouterMiddleware {
 }
 
 extension RouteNotFoundMiddleware {
-    /// The middleware for `router`: answers from its routes.
+    /// The middleware for `router`, once it has all its routes: it keeps a
+    /// copy of them, not the router (which holds its middleware: the two
+    /// would keep each other, and the services the routes use, for as long
+    /// as the process ran).
     static func on(_ router: Router<BasicRequestContext>) -> RouteNotFoundMiddleware {
-        nonisolated(unsafe) let router = router
-        return RouteNotFoundMiddleware { router.routes.map { (method: $0.method.rawValue, path: "\($0.path)") } }
+        RouteNotFoundMiddleware(routes: router.routes.map { (method: $0.method.rawValue, path: "\($0.path)") })
     }
 }

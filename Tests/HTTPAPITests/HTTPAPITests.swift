@@ -215,10 +215,32 @@ let sharedRegistry: PrometheusCollectorRegistry = {
             #expect(try errorCode(wrong) == "method_not_allowed")
             let orders = try await client.execute(uri: "/orders/o-1", method: .put)
             #expect(orders.status == .methodNotAllowed && orders.headers[.allow] == "GET", "\(orders.status) \(String(buffer: orders.body))")
+            let metrics = try await client.execute(uri: "/metrics", method: .post)
+            #expect(metrics.status == .methodNotAllowed && metrics.headers[.allow] == "GET")
             let unknown = try await client.execute(uri: "/nothing/here", method: .get)
             #expect(unknown.status == .notFound)
             #expect(try errorCode(unknown) == "not_found")
         }
+    }
+
+    /// The router held its not-found middleware and the middleware the
+    /// router: every router ever built, its routes' engine and the engine's
+    /// log (its SQLite files) stayed for as long as the process ran.
+    @Test func aRouterNoLongerUsedLetsGoOfItsService() async throws {
+        let folder = try TemporaryFolder()
+        weak var released: OrderEngine?
+        do {
+            let log = try EventLog.open(data: folder.path, node: "api-1")
+            let engine = OrderEngine(log: log, catalog: .standard, config: EngineConfig(nodeID: "api-1"), clock: SystemClock())
+            released = engine
+            let app = Application(router: APIServer.router(service: engine, registry: sharedRegistry))
+            try await app.test(.router) { client in
+                let status = try await client.execute(uri: "/orders/o-1", method: .put).status
+                #expect(status == .methodNotAllowed)
+            }
+            await engine.shutdown()
+        }
+        try await waitFor("the engine to be released", timeout: .seconds(10)) { released == nil }
     }
 
     @Test func productsArePagedOverTheWholeCatalog() async throws {
