@@ -46,7 +46,7 @@ struct SimtestCommand: ParsableCommand {
     @Option(help: "consistent or available.")
     var mode: PartitionMode = .consistent
 
-    @Option(help: "leader, quorum or all.")
+    @Option(help: "leader, quorum or all. Under leader, a write only its leader held when it failed over is superseded by the next term, by design (README, 'What a 2xx promises'), and the checker reports it: such seeds fail.")
     var acks: AckPolicy = .quorum
 
     @Option(help: "Faults the seeds may pick: all, none, or a list of \(FaultKind.allCases.map(\.rawValue).joined(separator: ",")).")

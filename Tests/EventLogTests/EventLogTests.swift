@@ -7,7 +7,11 @@ import Testing
 @testable import EventLog
 @testable import Checksum
 
-@Suite struct EventLogTests {
+/// One test at a time: run side by side with every other suite at the
+/// start of `swift test`, this suite's SQLite logs (a few descriptors each)
+/// took the test process near the ~1,350 open descriptors at which Swift
+/// 6.3's `Process.run()` crashes (see the README).
+@Suite(.serialized) struct EventLogTests {
     func event(_ order: String, _ version: Int64, type: String = "OrderPlaced", payload: String = #"{"v":1}"#) -> NewEvent {
         NewEvent(orderID: order, version: version, type: type, payload: payload)
     }

@@ -73,7 +73,11 @@ func peerEvent(_ origin: String, _ offset: Int64, order: String, version: Int64,
         eventID: EventID.make(origin: origin, logID: "feed", offset: offset), recordedAt: 1_600_000_000_000)
 }
 
-@Suite struct LogStoreContractTests {
+/// One test at a time: run side by side with every other suite at the
+/// start of `swift test`, this suite's SQLite logs (a few descriptors each)
+/// took the test process near the ~1,350 open descriptors at which Swift
+/// 6.3's `Process.run()` crashes (see the README).
+@Suite(.serialized) struct LogStoreContractTests {
     @Test(arguments: StoreKind.allCases)
     func appendAssignsDenseOffsetsIdsAndTheClocksTime(kind: StoreKind) async throws {
         let folder = try TemporaryFolder()
