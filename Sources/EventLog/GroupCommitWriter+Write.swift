@@ -7,7 +7,17 @@ extension GroupCommitWriter {
         if let checkpoint = request.checkpoint { presence.insert(CollectionOfOne(checkpoint.orderID)) }
         var records: [EventRecord] = []
         records.reserveCapacity(request.events.count)
+        // An event at or below a checkpoint's version (a leader writing an
+        // order's last event again in its term) was not folded into it, and
+        // may supersede what the checkpoint holds above it: it goes, as for
+        // copies. Events of one order in a request rise from the first.
+        let dropStaleCheckpoint = try db.cachedStatement(sql: "DELETE FROM checkpoints WHERE order_id = ? AND version >= ?")
+        var lastOrder: String?
         for event in request.events {
+            if event.orderID != lastOrder {
+                try dropStaleCheckpoint.execute(arguments: [event.orderID, event.version])
+                lastOrder = event.orderID
+            }
             let record = EventRecord(
                 origin: origin, offset: offset, orderID: event.orderID, version: event.version,
                 type: event.type, payload: event.payload, eventID: EventLog.eventID(prefix: eventIDPrefix, offset: offset),

@@ -412,7 +412,14 @@ public struct LogImage: Sendable, Equatable {
             if floor > lastOffsets[origin] ?? 0 { lastOffsets[origin] = floor }
             return inserted
         case .append(let records, let checkpoint, let deadline, let promise, let ring, let read):
-            for record in records { insert(record) }
+            for record in records {
+                insert(record)
+                // An own event at or below a checkpoint (an order's last
+                // event written again in a new term) was not folded into it.
+                if let checkpoint = checkpoints[record.orderID], checkpoint.version >= record.version {
+                    checkpoints[record.orderID] = nil
+                }
+            }
             if let ring { ringMembers = ring }
             departedLogsRead.formUnion(read)
             if let promise {
