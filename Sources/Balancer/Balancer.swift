@@ -7,6 +7,7 @@ import Membership
 import Metrics
 import NIOCore
 import Node
+import OrderDomain
 import ServiceLifecycle
 import Synchronization
 
@@ -135,14 +136,17 @@ public final class Balancer: Service, Sendable {
         path.hasPrefix("/stats/") || path == "/stats"
     }
 
-    /// The order a request is about, for the ring strategy.
+    /// The order a request is about, for the ring strategy: the path's, or
+    /// a new order's `id` (read with the API nodes' own strict parser; a
+    /// body they would refuse routes like any request without an order).
     static func orderID(path: String, body: ByteBuffer?) -> String? {
         let parts = path.split(separator: "?", maxSplits: 1)[0].split(separator: "/")
         if parts.count >= 2 && parts[0] == "orders" { return String(parts[1]) }
-        if parts == ["orders"], let body, let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] {
-            return object["id"] as? String
-        }
-        return nil
+        guard parts == ["orders"], let body, let text = String(validating: body.readableBytesView, as: UTF8.self),
+            case .object(let fields)? = try? JSONValue.parse(text),
+            case .string(let id)? = fields.first(where: { $0.0 == "id" })?.1
+        else { return nil }
+        return id
     }
 
     /// Forwards a request to a backend; on a connection failure, a backend
