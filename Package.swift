@@ -138,7 +138,7 @@ let package = Package(
         .target(
             name: "Balancer",
             dependencies: [
-                "BalancerCore", "Node", "HTTPAPI", "Membership", "OrderDomain",
+                "BalancerCore", "Node", "HTTPAPI", "Membership",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

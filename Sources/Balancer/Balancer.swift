@@ -6,8 +6,8 @@ import Logging
 import Membership
 import Metrics
 import NIOCore
+import HTTPAPI
 import Node
-import OrderDomain
 import ServiceLifecycle
 import Synchronization
 
@@ -137,15 +137,12 @@ public final class Balancer: Service, Sendable {
     }
 
     /// The order a request is about, for the ring strategy: the path's, or
-    /// a new order's `id` (read with the API nodes' own strict parser; a
-    /// body they would refuse routes like any request without an order).
+    /// a new order's `id`, read as the API node reads it (`RequestBody`); a
+    /// body it would refuse routes like any request without an order.
     static func orderID(path: String, body: ByteBuffer?) -> String? {
         let parts = path.split(separator: "?", maxSplits: 1)[0].split(separator: "/")
         if parts.count >= 2 && parts[0] == "orders" { return String(parts[1]) }
-        guard parts == ["orders"], let body, let text = String(validating: body.readableBytesView, as: UTF8.self),
-            case .object(let fields)? = try? JSONValue.parse(text),
-            case .string(let id)? = fields.first(where: { $0.0 == "id" })?.1
-        else { return nil }
+        guard parts == ["orders"], let body, let id = try? RequestBody.parse(body).string("id") else { return nil }
         return id
     }
 

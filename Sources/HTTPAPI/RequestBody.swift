@@ -6,7 +6,8 @@ import OrderDomain
 /// `1.5` is not an integer, a repeated key is refused, so a wrong type is
 /// reported as such instead of coerced. (Foundation's JSONDecoder took about
 /// 20 µs of a 2-core machine's time a request, most of a command's parsing.)
-struct RequestBody {
+/// The balancer reads a new order's id with it too, as the API node does.
+public struct RequestBody {
     static let bytesMax = 64 * 1024
 
     let fields: [String: JSONValue]
@@ -33,7 +34,7 @@ struct RequestBody {
         return bytes.readableBytes == 0 ? nil : try parse(bytes)
     }
 
-    static func parse(_ bytes: ByteBuffer) throws(APIError) -> RequestBody {
+    public static func parse(_ bytes: ByteBuffer) throws(APIError) -> RequestBody {
         guard bytes.readableBytes > 0 else { throw .badRequest("malformed_json", "the request body is empty; a JSON object is expected") }
         // Invalid UTF-8 is refused, not repaired: the parser reads bytes that
         // came from a String.
@@ -71,7 +72,7 @@ struct RequestBody {
         return false
     }
 
-    func string(_ key: String) throws(APIError) -> String {
+    public func string(_ key: String) throws(APIError) -> String {
         let value = try required(key)
         guard case .string(let text) = value else {
             throw .badRequest("wrong_type", "field '\(name(key))' must be a string, not \(Self.typeName(value))")
